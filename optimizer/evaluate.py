@@ -1,0 +1,103 @@
+"""Numpy evaluation of an allocation: metrics, move costs, the objective, and every limit re-checked.
+
+Independent of cvxpy: the solver's answer is trusted only after `violations` finds nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.plan import Metrics
+from optimizer.problem import ModelShape, ParameterValues
+from optimizer.scenarios import ScenarioLosses, weighted_cvar
+from optimizer.structure import FloatArray, Structure
+
+TOLERANCE = 1e-7
+
+
+def flows(structure: Structure, x0: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(p, q): capital entering and leaving each subtree to go from x0 to x."""
+    f = structure.subtree @ (x - x0)
+    return np.maximum(f, 0.0), np.maximum(-f, 0.0)
+
+
+def amortised_cost(structure: Structure, values: ParameterValues, x: FloatArray) -> float:
+    """Move costs of x0 → x as a yearly rate (what the LP charges)."""
+    p, q = flows(structure, values.x0, x)
+    return float(values.c_in @ p + values.c_out @ q)
+
+
+def metrics(losses: ScenarioLosses, values: ParameterValues, beta: float, x: FloatArray) -> Metrics:
+    scen = losses.losses(x)
+    cvar = weighted_cvar(scen, losses.probabilities, beta)
+    net = float(values.yields @ x)
+    exp_loss = float(values.expected_loss @ x)
+    stress = {
+        s.name.removeprefix("stress: "): float(scen[i])
+        for i, s in enumerate(losses.scenarios)
+        if s.name.startswith("stress: ")
+    }
+    return Metrics(
+        net_yield=net,
+        expected_loss=exp_loss,
+        cvar=cvar,
+        risk_adjusted=net - exp_loss - values.risk_aversion * cvar,
+        stress_losses=stress,
+    )
+
+
+def violations(
+    structure: Structure,
+    losses: ScenarioLosses,
+    shape: ModelShape,
+    values: ParameterValues,
+    x: FloatArray,
+    *,
+    check_turnover: bool = True,
+    tol: float = TOLERANCE,
+) -> list[str]:
+    """Every limit x breaks by more than `tol`, in words."""
+    out: list[str] = []
+    ids = structure.venue_ids
+    if abs(x.sum() - 1.0) > tol:
+        out.append(f"weights sum to {x.sum():.9f}, not 1")
+    for i in np.flatnonzero(x < values.lo - tol):
+        out.append(f"{ids[i]}: share {x[i]:.6f} below its minimum {values.lo[i]:.6f}")
+    for i in np.flatnonzero(x > values.hi + tol):
+        out.append(f"{ids[i]}: share {x[i]:.6f} above its maximum {values.hi[i]:.6f}")
+    exposure = structure.exposure @ x
+    for j in np.flatnonzero(exposure > values.node_cap + tol):
+        out.append(
+            f"risk node {structure.node_ids[j]}: exposure {exposure[j]:.6f} above its cap {values.node_cap[j]:.6f}"
+        )
+    if shape.layer_kinds:
+        held = structure.kind_matrix(shape.layer_kinds) @ x
+        for k in np.flatnonzero(held > values.layer_cap + tol):
+            out.append(f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}")
+    if shape.ladder_days:
+        liquid = structure.ladder_matrix(shape.ladder_days) @ x
+        for r in np.flatnonzero(liquid < values.ladder_min - tol):
+            out.append(
+                f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "
+                f"below the floor {values.ladder_min[r]:.6f}"
+            )
+    scen = losses.losses(x)
+    cvar = weighted_cvar(scen, losses.probabilities, shape.cvar_beta)
+    if cvar > values.cvar_budget + tol:
+        out.append(f"CVaR {cvar:.6f} above the budget {values.cvar_budget:.6f}")
+    for k, i in enumerate(losses.stress_limited):
+        if scen[i] > values.stress_max[k] + tol:
+            name = losses.scenarios[i].name
+            out.append(f"{name}: loss {scen[i]:.6f} above its max {values.stress_max[k]:.6f}")
+    if check_turnover:
+        turn = 0.5 * float(np.abs(x - values.x0).sum())
+        if turn > values.max_turnover + tol:
+            out.append(f"turnover {turn:.6f} above the cap {values.max_turnover:.6f}")
+    return out
+
+
+def clean(x: FloatArray) -> FloatArray:
+    """Drop solver dust (tiny negatives and near-zeros) and renormalise."""
+    out = np.where(x < 1e-10, 0.0, x)
+    out = out / out.sum()
+    return out + 0.0

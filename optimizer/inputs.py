@@ -1,0 +1,219 @@
+"""Typed inputs of the allocation model: the universe (venues, risk nodes, stress scenarios), limits, holdings, yields.
+
+Units: yields, costs, probabilities, shares and losses are fractions (0.031 = 3.1 %); amounts are ETH; times are days.
+Everything is frozen and validated on construction, so the model never sees a malformed universe.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VenueKind(StrEnum):
+    """What a venue is, for the layer caps."""
+
+    IDLE = "idle"
+    LIQUID_STAKING = "liquid_staking"
+    RESTAKING = "restaking"
+    LIQUID_RESTAKING = "liquid_restaking"
+
+
+class YieldComponent(_Frozen):
+    """One yield component a venue adds on top of its parent (base staking, restaking rewards, points…).
+
+    `haircut` is the share of the quoted value the model does not believe: 0 for protocol-paid ETH yield,
+    large for rewards paid in a speculative token, 1 for points with no market.
+    """
+
+    name: str = Field(min_length=1)
+    haircut: Fraction = 0.0
+
+
+class Venue(_Frozen):
+    """A place capital can sit, on the position tree rooted at idle ETH (the one venue without a parent).
+
+    `exit_days` is the time to get back from this venue into its parent; `entry_cost` / `exit_cost` are one-off
+    costs as a fraction of the amount moved (fees, slippage). Shares are of the whole portfolio, exclusive of children.
+    """
+
+    id: str = Field(min_length=1)
+    parent: str | None = None
+    kind: VenueKind
+    components: tuple[YieldComponent, ...] = ()
+    risk_nodes: tuple[str, ...] = ()
+    exit_days: NonNegative = 0.0
+    entry_cost: Fraction = 0.0
+    exit_cost: Fraction = 0.0
+    min_share: Fraction = 0.0
+    max_share: Fraction = 1.0
+
+    @model_validator(mode="after")
+    def _shares_ordered(self) -> Venue:
+        if self.min_share > self.max_share:
+            raise ValueError(
+                f"venue {self.id!r}: min_share {self.min_share} exceeds max_share {self.max_share}"
+            )
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"venue {self.id!r}: duplicate yield component names {names}")
+        return self
+
+
+class RiskNode(_Frozen):
+    """Something that can fail and take money with it: annual event probability `p`, loss given event `lgd`.
+
+    A failure of a node also fails every node that names it in `parents` (an LRT fails with the layer it
+    restakes into). `cap` bounds the portfolio share exposed to the node.
+    """
+
+    id: str = Field(min_length=1)
+    p: Fraction
+    lgd: Fraction
+    parents: tuple[str, ...] = ()
+    cap: Fraction | None = None
+
+
+class StressScenario(_Frozen):
+    """A named failure of several nodes at once, from the operator.
+
+    With `probability` > 0 it joins the scenario set (the enumerated scenarios keep the remaining mass);
+    with `max_loss` the portfolio's loss in it is a hard limit. `lgd` overrides the nodes' loss given event.
+    """
+
+    name: str = Field(min_length=1)
+    nodes: tuple[str, ...] = Field(min_length=1)
+    probability: Fraction = 0.0
+    max_loss: Fraction | None = None
+    lgd: dict[str, Fraction] = Field(default_factory=dict)
+
+
+class LadderRung(_Frozen):
+    """At least `min_share` of the portfolio must be back as ETH within `days`."""
+
+    days: NonNegative
+    min_share: Fraction
+
+
+class Limits(_Frozen):
+    """The operator's risk budgets and trading rules."""
+
+    cvar_beta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
+    cvar_budget: Fraction | None = None
+    risk_aversion: NonNegative = 1.0
+    max_turnover: Fraction | None = None
+    ladder: tuple[LadderRung, ...] = ()
+    layer_caps: dict[VenueKind, Fraction] = Field(default_factory=dict)
+    horizon_days: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 365.0
+    min_move_eth: NonNegative = 0.0
+    min_improvement_bps: NonNegative = 0.0
+    gas_cost_eth: NonNegative = 0.0
+
+
+class Universe(_Frozen):
+    """Venues on their position tree, risk nodes on theirs, and the named stress scenarios."""
+
+    venues: tuple[Venue, ...] = Field(min_length=1)
+    nodes: tuple[RiskNode, ...] = ()
+    stress: tuple[StressScenario, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Universe:
+        ids = [v.id for v in self.venues]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate venue ids: {dupes}")
+        roots = [v.id for v in self.venues if v.parent is None]
+        if len(roots) != 1:
+            raise ValueError(f"exactly one root venue (without parent) is needed, found {roots or 'none'}")
+        known = set(ids)
+        for v in self.venues:
+            if v.parent is not None and v.parent not in known:
+                raise ValueError(f"venue {v.id!r}: parent {v.parent!r} is not a venue; valid: {sorted(known)}")
+        _check_acyclic({v.id: (v.parent,) if v.parent else () for v in self.venues}, "venue")
+        node_ids = [n.id for n in self.nodes]
+        dupes = sorted({i for i in node_ids if node_ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate risk node ids: {dupes}")
+        nodes = set(node_ids)
+        for n in self.nodes:
+            bad = [p for p in n.parents if p not in nodes]
+            if bad:
+                raise ValueError(f"risk node {n.id!r}: parents {bad} are not risk nodes; valid: {sorted(nodes)}")
+        _check_acyclic({n.id: n.parents for n in self.nodes}, "risk node")
+        for v in self.venues:
+            bad = [r for r in v.risk_nodes if r not in nodes]
+            if bad:
+                raise ValueError(f"venue {v.id!r}: risk_nodes {bad} are not risk nodes; valid: {sorted(nodes)}")
+        for s in self.stress:
+            bad = [r for r in (*s.nodes, *s.lgd) if r not in nodes]
+            if bad:
+                raise ValueError(f"stress scenario {s.name!r}: {bad} are not risk nodes; valid: {sorted(nodes)}")
+        if sum(s.probability for s in self.stress) >= 1.0:
+            raise ValueError("stress scenario probabilities must sum to less than 1")
+        return self
+
+    @property
+    def root(self) -> Venue:
+        return next(v for v in self.venues if v.parent is None)
+
+
+class OptimizationInputs(_Frozen):
+    """Everything one solve depends on. A plan records it, so the same problem can be rebuilt and re-solved.
+
+    `holdings_eth` is the current book (venue → ETH; venues not listed hold nothing). `yields` maps venue →
+    component → fraction per year; a venue with a component missing along its path is held at its current weight.
+    """
+
+    universe: Universe
+    limits: Limits = Limits()
+    portfolio_eth: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    holdings_eth: dict[str, NonNegative]
+    yields: dict[str, dict[str, float]]
+
+    @model_validator(mode="after")
+    def _holdings_match(self) -> OptimizationInputs:
+        known = {v.id for v in self.universe.venues}
+        bad = sorted(set(self.holdings_eth) - known)
+        if bad:
+            raise ValueError(f"holdings name unknown venues {bad}; valid: {sorted(known)}")
+        total = sum(self.holdings_eth.values())
+        if not math.isclose(total, self.portfolio_eth, rel_tol=1e-6, abs_tol=1e-9):
+            raise ValueError(f"holdings sum to {total} ETH but portfolio_eth is {self.portfolio_eth} ETH")
+        bad = sorted(set(self.yields) - known)
+        if bad:
+            raise ValueError(f"yields name unknown venues {bad}; valid: {sorted(known)}")
+        for venue, comps in self.yields.items():
+            for name, value in comps.items():
+                if not math.isfinite(value):
+                    raise ValueError(f"yield {venue}.{name} is not finite: {value}")
+        return self
+
+
+def _check_acyclic(edges: dict[str, tuple[str, ...]], what: str) -> None:
+    """Raise naming the cycle if following `edges` (child → parents) ever returns to a start."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            cycle = [*path[path.index(node) :], node]
+            raise ValueError(f"{what} cycle: {' -> '.join(cycle)}")
+        state[node] = 1
+        for parent in edges.get(node, ()):
+            visit(parent, [*path, node])
+        state[node] = 2
+
+    for start in edges:
+        visit(start, [])

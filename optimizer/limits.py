@@ -1,0 +1,124 @@
+"""Each limit of the model as a small function returning named constraints.
+
+All take the problem's variables and parameters (`Terms`) and an optional slack: with a slack the limit is elastic,
+which is how an infeasible problem is diagnosed (minimise the slack needed to meet every limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cvxpy as cp
+
+Slack = cp.Variable | None
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Variables, parameters and expressions one problem is built from."""
+
+    x: cp.Variable
+    p: cp.Variable
+    q: cp.Variable
+    t: cp.Variable
+    zeta: cp.Variable
+    z: cp.Variable
+    x0: cp.Parameter
+    lo: cp.Parameter
+    hi: cp.Parameter
+    node_cap: cp.Parameter | None
+    layer_cap: cp.Parameter | None
+    ladder_min: cp.Parameter | None
+    cvar_budget: cp.Parameter
+    max_turnover: cp.Parameter
+    stress_max: cp.Parameter | None
+    subtree: object
+    node_exposure: cp.Expression
+    scenario_loss: cp.Expression
+    stress_loss: cp.Expression | None
+    cvar: cp.Expression
+    kind_rows: object
+    ladder_rows: object
+
+
+Constraints = dict[str, list[cp.Constraint]]
+LimitFn = Callable[[Terms, Slack], Constraints]
+
+
+def _relax(expr: cp.Expression, slack: Slack) -> cp.Expression:
+    return expr if slack is None else expr + slack
+
+
+def fully_invested(v: Terms, _: Slack = None) -> Constraints:
+    """Weights sum to one."""
+    return {"budget": [cp.sum(v.x) == 1]}
+
+
+def share_bounds(v: Terms, _: Slack = None) -> Constraints:
+    """Per-venue min/max share (held venues have lo = hi = current weight)."""
+    return {"max_share": [v.x <= v.hi], "min_share": [v.x >= v.lo]}
+
+
+def tree_moves(v: Terms, _: Slack = None) -> Constraints:
+    """Capital entering (p) and leaving (q) each subtree of the position tree."""
+    return {"moves": [v.subtree @ v.x - v.subtree @ v.x0 == v.p - v.q]}  # type: ignore[operator]
+
+
+def node_caps(v: Terms, slack: Slack = None) -> Constraints:
+    """Share exposed to each risk node at most its cap."""
+    if v.node_cap is None:
+        return {}
+    return {"node_cap": [v.node_exposure <= _relax(v.node_cap, slack)]}
+
+
+def layer_caps(v: Terms, slack: Slack = None) -> Constraints:
+    """Share held in each capped venue kind (liquid staking, restaking, LRT) at most its cap."""
+    if v.layer_cap is None:
+        return {}
+    return {"layer_cap": [v.kind_rows @ v.x <= _relax(v.layer_cap, slack)]}  # type: ignore[operator]
+
+
+def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
+    """Rockafellar–Uryasev: z_s ≥ L_s x − ζ, z ≥ 0, and CVaR_β ≤ budget."""
+    return {
+        "cvar_tail": [v.z >= v.scenario_loss - v.zeta],
+        "cvar_budget": [v.cvar <= _relax(v.cvar_budget, slack)],
+    }
+
+
+def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
+    """At least the rung's share is back as ETH within the rung's days."""
+    if v.ladder_min is None:
+        return {}
+    floor = v.ladder_min if slack is None else v.ladder_min - slack
+    return {"ladder": [v.ladder_rows @ v.x >= floor]}  # type: ignore[operator]
+
+
+def turnover(v: Terms, slack: Slack = None) -> Constraints:
+    """½·Σ|x − x0| at most the turnover cap."""
+    return {
+        "turnover_abs": [v.t >= v.x - v.x0, v.t >= v.x0 - v.x],
+        "turnover": [0.5 * cp.sum(v.t) <= _relax(v.max_turnover, slack)],
+    }
+
+
+def stress_limits(v: Terms, slack: Slack = None) -> Constraints:
+    """Loss in each operator stress scenario that has a max_loss at most that."""
+    if v.stress_max is None or v.stress_loss is None:
+        return {}
+    return {"stress_max_loss": [v.stress_loss <= _relax(v.stress_max, slack)]}
+
+
+HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves)
+"""Structural constraints: never relaxed."""
+
+ELASTIC: dict[str, LimitFn] = {
+    "node_cap": node_caps,
+    "layer_cap": layer_caps,
+    "cvar_budget": cvar_limit,
+    "ladder": liquidity_ladder,
+    "turnover": turnover,
+    "stress_max_loss": stress_limits,
+}
+"""The operator's limits, by name; each can take a slack when diagnosing infeasibility."""

@@ -1,0 +1,355 @@
+"""`optimize(inputs) -> Plan`: the model end to end, pure (no I/O, no clock, no logging).
+
+Steps: prepare parameter values (venues without a fresh yield are held), pre-check, solve on the compiled problem,
+re-validate x in numpy, apply the minimum-move heuristic, apply the no-trade band, explain (binding limits with
+shadow prices), or diagnose. Any failure returns a "hold" plan with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimizer.diagnose import elastic, prechecks
+from optimizer.evaluate import amortised_cost, clean, metrics, violations
+from optimizer.inputs import OptimizationInputs, Universe, VenueKind
+from optimizer.moves import one_off_cost_share, tree_moves
+from optimizer.plan import (
+    BindingLimit,
+    Costs,
+    Diagnosis,
+    HeldVenue,
+    Plan,
+    RecordedProblem,
+    RecordedScenario,
+    SolverInfo,
+)
+from optimizer.problem import DEFAULT_SOLVERS, AllocationModel, ModelShape, ParameterValues, RiskForm, SolveResult
+from optimizer.scenarios import RESIDUAL_NAME
+from optimizer.structure import FloatArray
+
+MAX_MIN_MOVE_ROUNDS = 5
+SCENARIO_NOTE = (
+    "exact enumeration of no failure, every single and every pair failure; the mass of 3+ failures is one "
+    "scenario where every node fails (an upper bound on their loss); stress scenarios from config"
+)
+
+
+def shape_for(inputs: OptimizationInputs, risk_form: RiskForm = "factored", include_pairs: bool = True) -> ModelShape:
+    lim = inputs.limits
+    return ModelShape(
+        cvar_beta=lim.cvar_beta,
+        ladder_days=tuple(r.days for r in lim.ladder),
+        layer_kinds=tuple(sorted(lim.layer_caps, key=str)),
+        include_pairs=include_pairs,
+        risk_form=risk_form,
+    )
+
+
+@dataclass
+class ModelCache:
+    """Compiled problems by universe and shape, so each cycle re-solves instead of rebuilding."""
+
+    models: dict[tuple[str, ModelShape], AllocationModel] = field(default_factory=dict)
+
+    def get(self, universe: Universe, shape: ModelShape) -> AllocationModel:
+        key = (hashlib.sha256(universe.model_dump_json().encode()).hexdigest(), shape)
+        if key not in self.models:
+            self.models[key] = AllocationModel(universe, shape)
+        return self.models[key]
+
+
+def prepare(model: AllocationModel, inputs: OptimizationInputs) -> tuple[ParameterValues, list[HeldVenue], FloatArray]:
+    """Parameter values for this cycle, the venues held at their weight, and each venue's own net yield."""
+    st, lim = model.structure, inputs.limits
+    x0 = np.array([inputs.holdings_eth.get(v, 0.0) for v in st.venue_ids]) / inputs.portfolio_eth
+    own, missing = st.component_arrays(inputs.yields)
+    yields = st.path @ own
+    lo = np.array([v.min_share for v in inputs.universe.venues])
+    hi = np.array([v.max_share for v in inputs.universe.venues])
+    held: list[HeldVenue] = []
+    for i in np.flatnonzero(missing):
+        lo[i] = hi[i] = x0[i]
+        yields[i] = 0.0
+        held.append(HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no fresh, valid yield"))
+    amort = 365.0 / lim.horizon_days
+    wait = st.exit_days / 365.0 * np.maximum(own, 0.0)
+    node_cap = np.array([1.0 if n.cap is None else n.cap for n in inputs.universe.nodes])
+    layer_cap = np.array([lim.layer_caps[k] for k in model.shape.layer_kinds])
+    stress = [model.scenarios[i].stress_max_loss for i in model.losses.stress_limited]
+    values = ParameterValues(
+        yields=yields,
+        expected_loss=model.losses.expected_loss,
+        x0=x0,
+        lo=lo,
+        hi=hi,
+        c_in=st.entry_cost * amort,
+        c_out=(st.exit_cost + wait) * amort,
+        node_cap=node_cap,
+        layer_cap=layer_cap,
+        ladder_min=np.array([r.min_share for r in lim.ladder]),
+        cvar_budget=1.0 if lim.cvar_budget is None else lim.cvar_budget,
+        risk_aversion=lim.risk_aversion,
+        max_turnover=1.0 if lim.max_turnover is None else lim.max_turnover,
+        stress_max=np.array([1.0 if s is None else s for s in stress]),
+    )
+    return values, held, own
+
+
+def optimize(
+    inputs: OptimizationInputs,
+    *,
+    cache: ModelCache | None = None,
+    solvers: tuple[str, ...] = DEFAULT_SOLVERS,
+    risk_form: RiskForm = "factored",
+) -> Plan:
+    """Propose the allocation with the best risk-adjusted yield under the limits, or say why to hold."""
+    model = (cache or ModelCache()).get(inputs.universe, shape_for(inputs, risk_form))
+    values, held, own = prepare(model, inputs)
+    return _Run(model, inputs, values, held, own, solvers).plan()
+
+
+@dataclass
+class _Run:
+    model: AllocationModel
+    inputs: OptimizationInputs
+    values: ParameterValues
+    held: list[HeldVenue]
+    own: FloatArray
+    solvers: tuple[str, ...]
+    heuristics: list[str] = field(default_factory=list)
+    solves: int = 0
+    seconds: float = 0.0
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+
+    def _solve(self) -> SolveResult:
+        res = self.model.solve(self.values, self.solvers)
+        self.solves += 1
+        self.seconds += res.seconds
+        self.attempts.extend(res.attempts)
+        return res
+
+    def plan(self) -> Plan:
+        st, v = self.model.structure, self.values
+        problems = prechecks(st, self.model.shape, v)
+        if problems:
+            return self._hold("the limits cannot all be met", None, diagnosis=problems)
+        res = self._solve()
+        if res.infeasible:
+            found, why = elastic(self.model, v, self.solvers)
+            return self._hold(why or "the limits cannot all be met", res, diagnosis=found)
+        if not res.ok or res.x is None:
+            return self._hold(f"solver failed: {res.status}", res)
+        x = clean(res.x)
+        bad = violations(st, self.model.losses, self.model.shape, v, x)
+        if bad:
+            return self._hold("the solver's answer breaks limits: " + "; ".join(bad), res)
+        x, res = self._min_move(x, res)
+        moves = tree_moves(st, v.x0, x, self.inputs.portfolio_eth, self.own)
+        hold_ok = not violations(st, self.model.losses, self.model.shape, v, v.x0, check_turnover=False)
+        lim = self.inputs.limits
+        gas_share = len(moves) * lim.gas_cost_eth / self.inputs.portfolio_eth
+        gain = self._objective(x) - self._objective(v.x0) - gas_share * 365.0 / lim.horizon_days
+        gain_bps = gain * 1e4
+        if not moves:
+            return self._hold("the current allocation is already optimal", res, x=v.x0)
+        if hold_ok and gain_bps < lim.min_improvement_bps:
+            short = lim.min_improvement_bps - gain_bps
+            return self._hold(
+                f"net gain {gain_bps:.2f} bp/yr after costs and gas is below the no-trade band of "
+                f"{lim.min_improvement_bps:g} bp/yr (short by {short:.2f} bp/yr)",
+                res,
+                x=v.x0,
+                gain_bps=gain_bps,
+            )
+        reason = f"net gain {gain_bps:.2f} bp/yr after amortised costs and gas"
+        if not hold_ok:
+            reason += "; the current allocation breaks limits, so moving is required"
+        return self._build("rebalance", reason, res, x, gain_bps=gain_bps)
+
+    def _objective(self, x: FloatArray) -> float:
+        m = metrics(self.model.losses, self.values, self.model.shape.cvar_beta, x)
+        return m.risk_adjusted - amortised_cost(self.model.structure, self.values, x)
+
+    def _min_move(self, x: FloatArray, res: SolveResult) -> tuple[FloatArray, SolveResult]:
+        """Moves below the minimum size are dropped (venue fixed at its weight) and the LP re-solved."""
+        v, lim = self.values, self.inputs.limits
+        threshold = lim.min_move_eth / self.inputs.portfolio_eth
+        if threshold <= 0.0:
+            return x, res
+        fixed: list[str] = []
+        for _ in range(MAX_MIN_MOVE_ROUNDS):
+            delta = np.abs(x - v.x0)
+            small = np.flatnonzero((delta > 1e-9) & (delta < threshold))
+            if small.size == 0:
+                break
+            saved = (v.lo.copy(), v.hi.copy())
+            v.lo[small] = v.x0[small]
+            v.hi[small] = v.x0[small]
+            again = self._solve()
+            if not again.ok or again.x is None:
+                v.lo, v.hi = saved
+                self.heuristics.append(
+                    f"minimum move {lim.min_move_eth:g} ETH: fixing "
+                    f"{', '.join(self.model.structure.venue_ids[i] for i in small)} made the problem "
+                    f"{again.status}; their small moves are kept"
+                )
+                return x, res
+            fixed += [self.model.structure.venue_ids[i] for i in small]
+            x, res = clean(again.x), again
+        if fixed:
+            self.heuristics.append(
+                f"minimum move {lim.min_move_eth:g} ETH: dropped moves at {', '.join(fixed)} and re-solved "
+                "with those venues fixed at their current weight"
+            )
+        return x, res
+
+    def _hold(
+        self,
+        reason: str,
+        res: SolveResult | None,
+        *,
+        diagnosis: list[Diagnosis] | None = None,
+        x: FloatArray | None = None,
+        gain_bps: float = 0.0,
+    ) -> Plan:
+        return self._build("hold", reason, res, self.values.x0 if x is None else x, gain_bps, diagnosis or [])
+
+    def _build(
+        self,
+        status: str,
+        reason: str,
+        res: SolveResult | None,
+        x: FloatArray,
+        gain_bps: float = 0.0,
+        diagnosis: list[Diagnosis] | None = None,
+    ) -> Plan:
+        st, v, inp = self.model.structure, self.values, self.inputs
+        beta = self.model.shape.cvar_beta
+        moves = tree_moves(st, v.x0, x, inp.portfolio_eth, self.own) if status == "rebalance" else []
+        target = x if status == "rebalance" else v.x0
+        total_share = one_off_cost_share(st, v.x0, target, self.own)
+        gas = len(moves) * inp.limits.gas_cost_eth
+        ids = st.venue_ids
+        return Plan(
+            status="rebalance" if status == "rebalance" else "hold",
+            reason=reason,
+            portfolio_eth=inp.portfolio_eth,
+            current_weights={ids[i]: float(v.x0[i]) for i in range(st.n_venues)},
+            target_weights={ids[i]: float(target[i]) for i in range(st.n_venues)},
+            target_eth={ids[i]: float(target[i] * inp.portfolio_eth) for i in range(st.n_venues)},
+            moves=moves,
+            before=metrics(self.model.losses, v, beta, v.x0),
+            after=metrics(self.model.losses, v, beta, target),
+            costs=Costs(
+                total_eth=total_share * inp.portfolio_eth,
+                total_share=total_share,
+                amortised_per_year=total_share * 365.0 / inp.limits.horizon_days,
+                gas_eth=gas,
+            ),
+            turnover=0.5 * float(np.abs(target - v.x0).sum()),
+            gain_bps=gain_bps,
+            binding=self._binding(res, x) if res is not None and res.ok else [],
+            held=self.held,
+            heuristics=self.heuristics,
+            diagnosis=diagnosis or [],
+            solver=SolverInfo(
+                name=res.solver if res else None,
+                status=res.status if res else "not solved",
+                seconds=self.seconds,
+                solves=self.solves,
+                attempts=self.attempts,
+                risk_form=self.model.shape.risk_form,
+                scenarios=len(self.model.scenarios),
+                scenario_note=SCENARIO_NOTE,
+            ),
+            problem=self._record(res),
+        )
+
+    def _binding(self, res: SolveResult, x: FloatArray) -> list[BindingLimit]:
+        """Limits with a positive shadow price, in words: what 1 percentage point more room is worth."""
+        st, v, shape = self.model.structure, self.values, self.model.shape
+        held = {h.venue for h in self.held}
+        out: list[BindingLimit] = []
+
+        def add(limit: str, subject: str, value: float, dual: float, verb: str) -> None:
+            bp = dual * 100.0  # objective is a fraction per year: 0.01 more room × dual × 1e4 bp
+            out.append(
+                BindingLimit(
+                    limit=limit,
+                    subject=subject,
+                    value=value,
+                    shadow_price=dual,
+                    bp_per_pct=bp,
+                    explanation=f"{verb} by 1 % would add {bp:.2f} bp/yr of risk-adjusted yield",
+                )
+            )
+
+        d = res.duals
+        for name, verb_fmt, subjects, vals in (
+            ("max_share", "raising the max share of {}", st.venue_ids, v.hi),
+            ("min_share", "lowering the min share of {}", st.venue_ids, v.lo),
+            ("node_cap", "raising the {} exposure cap", st.node_ids, v.node_cap),
+            ("layer_cap", "raising the {} layer cap", tuple(str(k) for k in shape.layer_kinds), v.layer_cap),
+            ("ladder", "lowering the {}-day liquidity floor", tuple(f"{x:g}" for x in shape.ladder_days),
+             v.ladder_min),
+            ("stress_max_loss", "allowing 1 % more loss in {}", tuple(
+                self.model.scenarios[i].name for i in self.model.losses.stress_limited), v.stress_max),
+        ):
+            if name not in d:
+                continue
+            duals = np.abs(d[name][0])
+            for k in np.flatnonzero(duals > 1e-9):
+                if name in ("max_share", "min_share") and subjects[k] in held:
+                    continue
+                if name == "node_cap" and vals[k] >= 1.0:
+                    continue
+                verb = verb_fmt.format(subjects[k]) if "{}" in verb_fmt else verb_fmt
+                add(name, subjects[k], float(vals[k]), float(duals[k]), verb)
+        if "cvar_budget" in d and abs(d["cvar_budget"][0][0]) > 1e-9 and v.cvar_budget < 1.0:
+            add("cvar_budget", "portfolio", v.cvar_budget, float(abs(d["cvar_budget"][0][0])),
+                "raising the CVaR budget")
+        if "turnover" in d and abs(d["turnover"][0][0]) > 1e-9 and v.max_turnover < 1.0:
+            add("turnover", "portfolio", v.max_turnover, float(abs(d["turnover"][0][0])),
+                "allowing more turnover")
+        return sorted(out, key=lambda b: -b.shadow_price)
+
+    def _record(self, res: SolveResult | None) -> RecordedProblem:
+        st, v, shape, lim = self.model.structure, self.values, self.model.shape, self.inputs.limits
+        return RecordedProblem(
+            inputs=self.inputs,
+            venue_order=list(st.venue_ids),
+            node_order=list(st.node_ids),
+            x0=v.x0.tolist(),
+            lower=v.lo.tolist(),
+            upper=v.hi.tolist(),
+            net_yield=v.yields.tolist(),
+            expected_loss=v.expected_loss.tolist(),
+            entry_cost_amortised=v.c_in.tolist(),
+            exit_cost_amortised=v.c_out.tolist(),
+            days_to_eth=st.days_to_eth.tolist(),
+            exposure=[sorted(st.node_ids[j] for j in s) for s in st.venue_exposure_sets],
+            node_caps=v.node_cap.tolist(),
+            layer_caps={str(k): float(lim.layer_caps[VenueKind(k)]) for k in shape.layer_kinds},
+            ladder=[(r.days, r.min_share) for r in lim.ladder],
+            cvar_beta=shape.cvar_beta,
+            cvar_budget=v.cvar_budget,
+            risk_aversion=v.risk_aversion,
+            max_turnover=v.max_turnover,
+            scenarios=[
+                RecordedScenario(
+                    name=s.name,
+                    probability=s.probability,
+                    failed=[st.node_ids[j] for j in sorted(s.failed)],
+                    lgd={st.node_ids[j]: g for j, g in s.lgd},
+                    max_loss=s.stress_max_loss,
+                )
+                for s in self.model.scenarios
+            ],
+            objective=res.objective if res is not None and res.ok else None,
+        )
+
+
+__all__ = ["RESIDUAL_NAME", "ModelCache", "optimize", "prepare", "shape_for"]

@@ -1,0 +1,141 @@
+"""What the optimizer returns: a plan with its explanation and the exact inputs it was solved from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from optimizer.inputs import OptimizationInputs
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Move(_Out):
+    """One concrete step on the position tree. Exits come before entries."""
+
+    step: int
+    action: Literal["withdraw", "deposit"]
+    venue: str
+    from_venue: str
+    to_venue: str
+    amount_eth: float
+    share: float
+    cost_eth: float
+    days: float
+
+
+class Metrics(_Out):
+    """Risk and return of one allocation, fractions per year."""
+
+    net_yield: float
+    expected_loss: float
+    cvar: float
+    risk_adjusted: float
+    stress_losses: dict[str, float]
+
+
+class Costs(_Out):
+    """One-off costs of the moves and their yearly rate over the holding horizon."""
+
+    total_eth: float
+    total_share: float
+    amortised_per_year: float
+    gas_eth: float
+
+
+class BindingLimit(_Out):
+    """A limit that stops the plan from doing better, with what relaxing it is worth."""
+
+    limit: str
+    subject: str
+    value: float
+    shadow_price: float
+    bp_per_pct: float
+    explanation: str
+
+
+class Diagnosis(_Out):
+    """A limit that cannot be met and the least value that could be."""
+
+    limit: str
+    subject: str
+    configured: float
+    least_feasible: float
+    message: str
+
+
+class HeldVenue(_Out):
+    venue: str
+    weight: float
+    reason: str
+
+
+class SolverInfo(_Out):
+    name: str | None
+    status: str
+    seconds: float
+    solves: int
+    attempts: list[tuple[str, str]]
+    risk_form: str
+    scenarios: int
+    scenario_note: str
+
+
+class RecordedScenario(_Out):
+    name: str
+    probability: float
+    failed: list[str]
+    lgd: dict[str, float]
+    max_loss: float | None
+
+
+class RecordedProblem(_Out):
+    """The exact problem that produced the plan, complete enough for another solver to rebuild it."""
+
+    inputs: OptimizationInputs
+    venue_order: list[str]
+    node_order: list[str]
+    x0: list[float]
+    lower: list[float]
+    upper: list[float]
+    net_yield: list[float]
+    expected_loss: list[float]
+    entry_cost_amortised: list[float]
+    exit_cost_amortised: list[float]
+    days_to_eth: list[float]
+    exposure: list[list[str]]
+    node_caps: list[float]
+    layer_caps: dict[str, float]
+    ladder: list[tuple[float, float]]
+    cvar_beta: float
+    cvar_budget: float
+    risk_aversion: float
+    max_turnover: float
+    scenarios: list[RecordedScenario]
+    objective: float | None
+
+
+class Plan(_Out):
+    """The optimizer's answer. `status` is "rebalance" (the moves are worth it) or "hold" (with the reason)."""
+
+    status: Literal["rebalance", "hold"]
+    reason: str
+    portfolio_eth: float
+    current_weights: dict[str, float]
+    target_weights: dict[str, float]
+    target_eth: dict[str, float]
+    moves: list[Move]
+    before: Metrics
+    after: Metrics
+    costs: Costs
+    turnover: float
+    gain_bps: float
+    binding: list[BindingLimit]
+    held: list[HeldVenue]
+    heuristics: list[str]
+    diagnosis: list[Diagnosis]
+    solver: SolverInfo
+    problem: RecordedProblem

@@ -1,0 +1,281 @@
+"""The LP of DESIGN.md, compiled once per universe and re-solved with new parameter values each cycle.
+
+    maximize   ŷᵀx − ℓᵀx − λ·CVaR_β − (c_inᵀp + c_outᵀq)        (costs already amortised to a yearly rate)
+    subject to the limits in `optimizer.limits`.
+
+Two ways to write the scenario losses (equal numbers, see `optimizer.scenarios`): "factored" goes through the joint
+node exposures m = A x (short rows, the default) and "dense" multiplies the scenario-by-venue matrix L x, the
+textbook way (PyPortfolioOpt, Riskfolio-Lib); the benchmark compares them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cvxpy as cp
+import numpy as np
+
+from optimizer.inputs import Universe, VenueKind
+from optimizer.limits import ELASTIC, HARD, Constraints, Terms
+from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
+from optimizer.structure import FloatArray, Structure
+
+RiskForm = Literal["factored", "dense"]
+
+DEFAULT_SOLVERS: tuple[str, ...] = ("HIGHS", "CLARABEL")
+"""LP first to HiGHS, then Clarabel (interior point, also handles the conic variants)."""
+
+SOLVER_OPTIONS: dict[str, dict[str, object]] = {
+    "HIGHS": {"output_flag": False, "primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9},
+    "CLARABEL": {"tol_feas": 1e-9, "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9},
+}
+"""Tight tolerances: the plan's limits are re-checked in numpy to 1e-7."""
+
+_OK = {cp.OPTIMAL, cp.OPTIMAL_INACCURATE}
+_INFEASIBLE = {cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What fixes the compiled problem; anything else is a parameter."""
+
+    cvar_beta: float
+    ladder_days: tuple[float, ...]
+    layer_kinds: tuple[VenueKind, ...]
+    include_pairs: bool = True
+    risk_form: RiskForm = "factored"
+
+
+@dataclass
+class ParameterValues:
+    """One cycle's numbers. Costs are amortised (fraction per year); unset limits take values that never bind."""
+
+    yields: FloatArray
+    expected_loss: FloatArray
+    x0: FloatArray
+    lo: FloatArray
+    hi: FloatArray
+    c_in: FloatArray
+    c_out: FloatArray
+    node_cap: FloatArray
+    layer_cap: FloatArray
+    ladder_min: FloatArray
+    cvar_budget: float
+    risk_aversion: float
+    max_turnover: float
+    stress_max: FloatArray
+
+
+@dataclass
+class SolveResult:
+    """What one solve returned, solver by solver."""
+
+    status: str
+    solver: str | None
+    x: FloatArray | None
+    objective: float | None
+    seconds: float
+    duals: dict[str, list[FloatArray]] = field(default_factory=dict)
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.x is not None
+
+    @property
+    def infeasible(self) -> bool:
+        return self.x is None and any(status in _INFEASIBLE for _, status in self.attempts)
+
+
+@functools.cache
+def _absorb_highs_banner() -> None:
+    """HiGHS prints a copyright banner to file descriptor 1 the first time a solver object is made in a process,
+    which would corrupt machine-readable stdout (`--json`). Make that first object with fd 1 pointed elsewhere."""
+    try:
+        import highspy
+    except ImportError:  # pragma: no cover - HiGHS is a dependency; Clarabel still works without it
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class AllocationModel:
+    """The compiled problem of one universe and shape; `solve` re-uses it with new parameter values."""
+
+    def __init__(self, universe: Universe, shape: ModelShape, *, elastic: bool = False) -> None:
+        _absorb_highs_banner()
+        self.universe = universe
+        self.shape = shape
+        self.structure = Structure(universe)
+        self.scenarios = enumerate_scenarios(self.structure, universe.stress, shape.include_pairs)
+        self.losses = ScenarioLosses(self.structure, self.scenarios)
+        self.elastic = elastic
+        self._build()
+
+    def _build(self) -> None:
+        st, sl, shape = self.structure, self.losses, self.shape
+        n, j = st.n_venues, st.n_nodes
+        weighted = list(sl.weighted)
+        stressed = list(sl.stress_limited)
+        self.p_yields = cp.Parameter(n, name="yields")
+        self.p_expected_loss = cp.Parameter(n, name="expected_loss")
+        self.p_c_in = cp.Parameter(n, nonneg=True, name="c_in")
+        self.p_c_out = cp.Parameter(n, nonneg=True, name="c_out")
+        self.p_risk_aversion = cp.Parameter(nonneg=True, name="risk_aversion")
+        x = cp.Variable(n, nonneg=True, name="x")
+        zeta = cp.Variable(name="zeta")
+        z = cp.Variable(len(weighted), nonneg=True, name="z")
+        if shape.risk_form == "factored":
+            m = cp.Variable(len(sl.terms), name="m")
+            self._exposure_def: list[cp.Constraint] = [m == sl.term_incidence @ x]
+            h = sl.term_coefficients
+            node_exposure = m[:j] if j else cp.Constant(np.zeros(0))
+            scenario_loss = h[weighted, :] @ m
+            stress_loss = h[stressed, :] @ m if stressed else None
+        else:
+            self._exposure_def = []
+            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
+            scenario_loss = sl.dense[weighted, :] @ x
+            stress_loss = sl.dense[stressed, :] @ x if stressed else None
+        tail_weights = sl.probabilities[weighted] / (1.0 - shape.cvar_beta)
+        cvar = zeta + tail_weights @ z
+        self.terms = Terms(
+            x=x,
+            p=cp.Variable(n, nonneg=True, name="p"),
+            q=cp.Variable(n, nonneg=True, name="q"),
+            t=cp.Variable(n, nonneg=True, name="t"),
+            zeta=zeta,
+            z=z,
+            x0=cp.Parameter(n, nonneg=True, name="x0"),
+            lo=cp.Parameter(n, nonneg=True, name="lo"),
+            hi=cp.Parameter(n, nonneg=True, name="hi"),
+            node_cap=cp.Parameter(j, nonneg=True, name="node_cap") if j else None,
+            layer_cap=cp.Parameter(len(shape.layer_kinds), nonneg=True, name="layer_cap")
+            if shape.layer_kinds
+            else None,
+            ladder_min=cp.Parameter(len(shape.ladder_days), nonneg=True, name="ladder_min")
+            if shape.ladder_days
+            else None,
+            cvar_budget=cp.Parameter(nonneg=True, name="cvar_budget"),
+            max_turnover=cp.Parameter(nonneg=True, name="max_turnover"),
+            stress_max=cp.Parameter(len(stressed), nonneg=True, name="stress_max") if stressed else None,
+            subtree=st.subtree,
+            node_exposure=node_exposure,
+            scenario_loss=scenario_loss,
+            stress_loss=stress_loss,
+            cvar=cvar,
+            kind_rows=st.kind_matrix(shape.layer_kinds),
+            ladder_rows=st.ladder_matrix(shape.ladder_days),
+        )
+        v = self.terms
+        self.named: Constraints = {}
+        for fn in HARD:
+            self.named.update(fn(v, None))
+        self.slacks: dict[str, cp.Variable] = {}
+        widths: dict[str, int | None] = {  # None: one scalar slack
+            "node_cap": j,
+            "layer_cap": len(shape.layer_kinds),
+            "cvar_budget": None,
+            "ladder": len(shape.ladder_days),
+            "turnover": None,
+            "stress_max_loss": len(stressed),
+        }
+        for name, limit in ELASTIC.items():
+            slack = None
+            width = widths[name]
+            if self.elastic and width != 0:
+                slack = cp.Variable(() if width is None else width, nonneg=True, name=f"slack_{name}")
+                self.slacks[name] = slack
+            self.named.update(limit(v, slack))
+        net_yield = (self.p_yields - self.p_expected_loss) @ x
+        costs = self.p_c_in @ v.p + self.p_c_out @ v.q
+        if self.elastic:
+            objective: cp.Minimize | cp.Maximize = cp.Minimize(sum(cp.sum(s) for s in self.slacks.values()))
+        else:
+            objective = cp.Maximize(net_yield - self.p_risk_aversion * cvar - costs)
+        constraints = [c for group in self.named.values() for c in group] + self._exposure_def
+        self.problem = cp.Problem(objective, constraints)
+        if not self.problem.is_dpp():  # pragma: no cover - guards the formulation
+            raise AssertionError("allocation problem is not DPP: re-solves would recompile")
+
+    def set(self, values: ParameterValues) -> None:
+        """Load one cycle's numbers into the parameters."""
+        v = self.terms
+        self.p_yields.value = values.yields
+        self.p_expected_loss.value = values.expected_loss
+        self.p_c_in.value = values.c_in
+        self.p_c_out.value = values.c_out
+        self.p_risk_aversion.value = values.risk_aversion
+        v.x0.value = values.x0
+        v.lo.value = values.lo
+        v.hi.value = values.hi
+        if v.node_cap is not None:
+            v.node_cap.value = values.node_cap
+        if v.layer_cap is not None:
+            v.layer_cap.value = values.layer_cap
+        if v.ladder_min is not None:
+            v.ladder_min.value = values.ladder_min
+        v.cvar_budget.value = values.cvar_budget
+        v.max_turnover.value = values.max_turnover
+        if v.stress_max is not None:
+            v.stress_max.value = values.stress_max
+
+    def solve(self, values: ParameterValues, solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> SolveResult:
+        """Solve with the first solver that succeeds; never raises for solver trouble."""
+        self.set(values)
+        attempts: list[tuple[str, str]] = []
+        start = time.perf_counter()
+        for solver in solvers:
+            try:
+                self.problem.solve(solver=solver, **SOLVER_OPTIONS.get(solver, {}))
+            except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+                attempts.append((solver, f"error: {type(exc).__name__}: {exc}"))
+                continue
+            status = str(self.problem.status)
+            attempts.append((solver, status))
+            if status in _OK and self.terms.x.value is not None:
+                duals = {
+                    name: [np.atleast_1d(np.asarray(c.dual_value, dtype=float)) for c in group]
+                    for name, group in self.named.items()
+                    if all(c.dual_value is not None for c in group)
+                }
+                return SolveResult(
+                    status=status,
+                    solver=solver,
+                    x=np.asarray(self.terms.x.value, dtype=float).copy(),
+                    objective=float(self.problem.value),
+                    seconds=time.perf_counter() - start,
+                    duals=duals,
+                    attempts=attempts,
+                )
+            if status in _INFEASIBLE:
+                break
+        return SolveResult(
+            status=attempts[-1][1] if attempts else "no solver",
+            solver=None,
+            x=None,
+            objective=None,
+            seconds=time.perf_counter() - start,
+            attempts=attempts,
+        )
+
+    def slack_values(self) -> dict[str, FloatArray]:
+        """After an elastic solve: how much each limit had to give."""
+        return {
+            name: np.atleast_1d(np.asarray(s.value, dtype=float))
+            for name, s in self.slacks.items()
+            if s.value is not None
+        }
+

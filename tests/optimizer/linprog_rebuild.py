@@ -1,0 +1,107 @@
+"""Rebuild a plan's LP from its recorded inputs with scipy.optimize.linprog: an independent formulation (dense
+scenario losses, yields and costs recomputed from the raw inputs) to cross-check the optimal objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from optimizer import Plan
+from tests.optimizer.invariants import dense_losses
+
+
+def rebuild_objective(plan: Plan) -> float:
+    rec = plan.problem
+    inp = rec.inputs
+    venues = {v.id: v for v in inp.universe.venues}
+    order = rec.venue_order
+    n = len(order)
+    idx = {v: i for i, v in enumerate(order)}
+    path = np.zeros((n, n))
+    for v in order:
+        a: str | None = v
+        while a is not None:
+            path[idx[v], idx[a]] = 1.0
+            a = venues[a].parent
+    own = np.zeros(n)
+    missing = np.zeros(n, dtype=bool)
+    for v in order:
+        for c in venues[v].components:
+            if c.name in inp.yields.get(v, {}):
+                own[idx[v]] += (1 - c.haircut) * inp.yields[v][c.name]
+            else:
+                missing[idx[v]] = True
+    yields = path @ own
+    yields[(path @ missing) > 0] = 0.0
+    loss, probs = dense_losses(plan)
+    exp_loss = loss.T @ probs
+    amort = 365.0 / inp.limits.horizon_days
+    exit_days = np.array([venues[v].exit_days for v in order])
+    c_in = np.array([venues[v].entry_cost for v in order]) * amort
+    c_out = (np.array([venues[v].exit_cost for v in order]) + exit_days / 365 * np.maximum(own, 0)) * amort
+    weighted = np.flatnonzero(probs > 0)
+    s = len(weighted)
+    beta, lam = rec.cvar_beta, rec.risk_aversion
+    # variables: x, p, q, t (n each), zeta, z (s)
+    nv = 4 * n + 1 + s
+    cx, cp_, cq, ct, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
+    c = np.zeros(nv)
+    c[cx:cx + n] = -(yields - exp_loss)
+    c[cp_:cp_ + n] = c_in
+    c[cq:cq + n] = c_out
+    c[cz0] = lam
+    c[cz:] = lam * probs[weighted] / (1 - beta)
+    x0 = np.array(rec.x0)
+    subtree = path.T
+    eye = np.eye(n)
+    a_eq = [np.concatenate([np.ones(n), np.zeros(nv - n)])]
+    b_eq = [1.0]
+    for r in range(n):
+        row = np.zeros(nv)
+        row[cx:cx + n] = subtree[r]
+        row[cp_ + r] = -1.0
+        row[cq + r] = 1.0
+        a_eq.append(row)
+        b_eq.append(subtree[r] @ x0)
+    ub_rows: list[np.ndarray] = []
+    b_ub: list[float] = []
+
+    def add(coef_x: np.ndarray, rhs: float, extra: dict[int, float] | None = None) -> None:
+        row = np.zeros(nv)
+        row[cx:cx + n] = coef_x
+        for k, val in (extra or {}).items():
+            row[k] += val
+        ub_rows.append(row)
+        b_ub.append(rhs)
+
+    for j, cap in zip(rec.node_order, rec.node_caps, strict=True):
+        add(np.array([1.0 if j in e else 0.0 for e in rec.exposure]), cap)
+    for kind, cap in rec.layer_caps.items():
+        add(np.array([1.0 if str(venues[v].kind) == kind else 0.0 for v in order]), cap)
+    days = np.array(rec.days_to_eth)
+    for d, floor in rec.ladder:
+        add(-(days <= d + 1e-12).astype(float), -floor)
+    for k, sidx in enumerate(weighted):
+        add(loss[sidx], 0.0, {cz0: -1.0, cz + k: -1.0})
+    cvar_row = {cz0: 1.0} | {cz + k: probs[sidx] / (1 - beta) for k, sidx in enumerate(weighted)}
+    add(np.zeros(n), rec.cvar_budget, cvar_row)
+    for r in range(n):
+        add(eye[r], x0[r], {ct + r: -1.0})
+        add(-eye[r], -x0[r], {ct + r: -1.0})
+    add(np.zeros(n), rec.max_turnover, {ct + r: 0.5 for r in range(n)})
+    for sidx, sc in enumerate(rec.scenarios):
+        if sc.max_loss is not None:
+            add(loss[sidx], sc.max_loss)
+    bounds = (
+        list(zip(rec.lower, rec.upper, strict=True))
+        + [(0, None)] * (3 * n)
+        + [(None, None)]
+        + [(0, None)] * s
+    )
+    res = linprog(
+        c, A_ub=sp.csr_matrix(np.array(ub_rows)), b_ub=b_ub, A_eq=sp.csr_matrix(np.array(a_eq)), b_eq=b_eq,
+        bounds=bounds, method="highs",
+    )
+    assert res.status == 0, res.message
+    return float(-res.fun)

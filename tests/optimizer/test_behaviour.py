@@ -1,0 +1,239 @@
+"""Behaviour pins of the allocation model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe, optimize
+from optimizer.problem import AllocationModel
+from optimizer.scenarios import RESIDUAL_NAME, ScenarioLosses, enumerate_scenarios
+from optimizer.structure import Structure
+from optimizer.synthetic import synthetic_universe
+from tests.optimizer.invariants import check_invariants
+from tests.optimizer.linprog_rebuild import rebuild_objective
+from tests.optimizer.universes import YIELDS, small_inputs, small_universe
+
+
+def test_plan_from_idle_eth_respects_every_limit_and_matches_linprog() -> None:
+    """A first allocation out of idle ETH is valid and its optimum equals an independent linprog rebuild."""
+    plan = optimize(small_inputs())
+    assert plan.status == "rebalance"
+    check_invariants(plan)
+    assert plan.problem.objective == pytest.approx(rebuild_objective(plan), abs=1e-6)
+    assert all(m.action == "deposit" for m in plan.moves)
+    assert sum(m.amount_eth for m in plan.moves if m.from_venue == "eth") == pytest.approx(
+        1000.0 * (1 - plan.target_weights["eth"]), rel=1e-9
+    )
+
+
+def test_steth_into_eigenlayer_costs_only_the_eigenlayer_deposit() -> None:
+    """Moving stETH into EigenLayer is one deposit from stETH, charged EigenLayer's entry cost, no Lido exit."""
+    inputs = small_inputs(
+        holdings={"lido-steth": 600.0, "eth": 400.0},
+        yields={**YIELDS, "eigenlayer-steth": {"restaking": 0.06}},
+        risk_aversion=0.0, cvar_budget=None, ladder=(),
+    )
+    plan = optimize(inputs)
+    assert plan.status == "rebalance"
+    el = [m for m in plan.moves if m.venue == "eigenlayer-steth"]
+    assert len(el) == 1 and el[0].action == "deposit" and el[0].from_venue == "lido-steth"
+    assert not [m for m in plan.moves if m.venue == "lido-steth" and m.action == "withdraw"]
+    assert el[0].cost_eth == pytest.approx(el[0].amount_eth * 0.0002)
+
+
+def test_exits_come_before_entries_and_amounts_add_up() -> None:
+    """Withdrawals are listed first; ETH leaving a venue equals ETH arriving elsewhere."""
+    inputs = small_inputs(holdings={"rocketpool-reth": 600.0, "eth": 400.0},
+                          yields={**YIELDS, "rocketpool-reth": {"base": 0.01}})
+    plan = optimize(inputs)
+    actions = [m.action for m in plan.moves]
+    assert "withdraw" in actions and actions == sorted(actions, key=lambda a: a != "withdraw")
+    for v, w in plan.target_weights.items():
+        assert plan.target_eth[v] == pytest.approx(w * 1000.0)
+
+
+def test_unchanged_inputs_after_applying_a_plan_hold() -> None:
+    """Re-solving from the plan's own target with the same inputs proposes nothing."""
+    first = optimize(small_inputs())
+    again = optimize(small_inputs(holdings={k: v for k, v in first.target_eth.items() if v > 0}))
+    assert again.status == "hold"
+    assert again.moves == []
+    assert abs(again.gain_bps) < 0.01
+
+
+def test_tighter_cvar_budget_never_raises_cvar() -> None:
+    """CVaR of the plan is non-increasing as the budget tightens, and each plan stays within its budget."""
+    cache = ModelCache()
+    cvars = []
+    for budget in (0.3, 0.1, 0.05, 0.02, 0.01, 0.005):
+        plan = optimize(small_inputs(cvar_budget=budget, risk_aversion=0.0), cache=cache)
+        check_invariants(plan)
+        cvars.append(plan.after.cvar)
+        assert plan.after.cvar <= budget + 1e-7
+    assert all(b <= a + 1e-9 for a, b in zip(cvars, cvars[1:], strict=False))
+
+
+def test_infeasible_cvar_budget_is_diagnosed_with_the_least_feasible_value() -> None:
+    """With idle ETH capped at 5 %, a tiny CVaR budget is infeasible; the plan holds and names min-CVaR."""
+    u = small_universe()
+    venues = tuple(v.model_copy(update={"max_share": 0.05}) if v.id == "eth" else v for v in u.venues)
+    universe = Universe(venues=venues, nodes=u.nodes)
+
+    def run(budget: float) -> object:
+        return optimize(OptimizationInputs(
+            universe=universe, limits=Limits(cvar_budget=budget, risk_aversion=0.0),
+            portfolio_eth=100.0, holdings_eth={"eth": 100.0}, yields=YIELDS))
+
+    plan = run(0.001)
+    assert plan.status == "hold"
+    diag = [d for d in plan.diagnosis if d.limit == "cvar_budget"]
+    assert len(diag) == 1 and "smallest feasible CVaR budget" in diag[0].message
+    least = diag[0].least_feasible
+    assert least > 0.001
+    assert run(least + 1e-6).status == "rebalance"
+    assert run(least - 1e-4).status == "hold"
+
+
+def test_shares_that_cannot_sum_to_one_are_prechecked() -> None:
+    """Max shares summing below 1 are reported with the shortfall, before any solve."""
+    u = small_universe()
+    venues = tuple(v.model_copy(update={"max_share": 0.1}) for v in u.venues)
+    plan = optimize(OptimizationInputs(universe=Universe(venues=venues, nodes=u.nodes), portfolio_eth=1.0,
+                                       holdings_eth={"eth": 1.0}, yields=YIELDS))
+    assert plan.status == "hold" and plan.solver.solves == 0
+    assert plan.diagnosis[0].limit == "max_share" and "0.5000 < 1" in plan.diagnosis[0].message
+
+
+def test_unreachable_liquidity_floor_is_prechecked() -> None:
+    """A 1-day floor above what 1-day venues can hold names the largest feasible floor."""
+    u = small_universe()
+    venues = tuple(v.model_copy(update={"max_share": 0.2}) if v.id == "eth" else v for v in u.venues)
+    plan = optimize(OptimizationInputs(universe=Universe(venues=venues, nodes=u.nodes),
+                                       limits=Limits(ladder=(LadderRung(days=1, min_share=0.5),)),
+                                       portfolio_eth=1.0, holdings_eth={"eth": 1.0}, yields=YIELDS))
+    assert plan.status == "hold"
+    assert plan.diagnosis[0].limit == "ladder" and plan.diagnosis[0].least_feasible == pytest.approx(0.2)
+
+
+def test_venue_without_fresh_yield_is_held_not_bought() -> None:
+    """A venue missing a yield component (and its children) stays at its current weight."""
+    yields = {k: v for k, v in YIELDS.items() if k != "lido-steth"}
+    plan = optimize(small_inputs(holdings={"eth": 900.0, "lido-steth": 100.0}, yields=yields))
+    assert plan.target_weights["lido-steth"] == pytest.approx(0.1)
+    assert plan.target_weights["eigenlayer-steth"] == pytest.approx(0.0)
+    assert {h.venue for h in plan.held} == {"lido-steth", "eigenlayer-steth"}
+    check_invariants(plan)
+
+
+def test_no_trade_band_holds_and_says_by_how_much() -> None:
+    """A gain below min_improvement_bps gives "hold" with the shortfall in the reason."""
+    plan = optimize(small_inputs(min_improvement_bps=10_000.0))
+    assert plan.status == "hold" and "short by" in plan.reason and plan.gain_bps > 0
+    assert plan.target_weights == plan.current_weights
+
+
+def test_gas_per_move_counts_against_the_gain() -> None:
+    """A fixed gas cost per move lowers the reported gain by moves × gas, annualised."""
+    free = optimize(small_inputs())
+    paid = optimize(small_inputs(gas_cost_eth=0.5))
+    expected = len(free.moves) * 0.5 / 1000.0 * 365.0 / 180.0 * 1e4
+    assert free.gain_bps - paid.gain_bps == pytest.approx(expected, rel=1e-6)
+    assert paid.costs.gas_eth == pytest.approx(len(paid.moves) * 0.5)
+
+
+def test_minimum_move_size_drops_small_moves() -> None:
+    """Moves below min_move_eth are dropped, the LP re-solved, and the heuristic named in the plan."""
+    base = optimize(small_inputs(holdings={"eth": 500.0, "lido-steth": 300.0, "rocketpool-reth": 200.0}))
+    smallest = min(m.amount_eth for m in base.moves)
+    plan = optimize(small_inputs(holdings={"eth": 500.0, "lido-steth": 300.0, "rocketpool-reth": 200.0},
+                                 min_move_eth=smallest + 1.0))
+    check_invariants(plan)
+    deltas = [abs(plan.target_eth[v] - plan.current_weights[v] * 1000.0) for v in plan.target_eth]
+    assert all(d < 1e-6 or d >= smallest + 1.0 - 1e-6 for d in deltas)
+    assert plan.heuristics and "minimum move" in plan.heuristics[0]
+
+
+def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
+    """The reported bp/yr for 1 % more room on a binding node cap is what re-solving with 1 % more gives."""
+    u = small_universe()
+    nodes = tuple(n.model_copy(update={"cap": 0.2}) if n.id == "lido" else n for n in u.nodes)
+    universe = Universe(venues=u.venues, nodes=nodes)
+
+    def run(cap: float) -> object:
+        nn = tuple(n.model_copy(update={"cap": cap}) if n.id == "lido" else n for n in nodes)
+        return optimize(OptimizationInputs(universe=Universe(venues=u.venues, nodes=nn),
+                                           limits=Limits(risk_aversion=0.0), portfolio_eth=1.0,
+                                           holdings_eth={"eth": 1.0}, yields=YIELDS))
+
+    plan = run(0.2)
+    del universe
+    bind = [b for b in plan.binding if b.limit == "node_cap" and b.subject == "lido"]
+    assert bind, plan.binding
+    bumped = run(0.2001)
+    finite = (bumped.problem.objective - plan.problem.objective) / 0.0001 * 100.0
+    assert bind[0].bp_per_pct == pytest.approx(finite, rel=1e-4)
+    assert "raising the lido exposure cap by 1 %" in bind[0].explanation
+
+
+def test_stress_scenario_max_loss_is_a_hard_limit() -> None:
+    """An operator stress scenario with max_loss bounds the plan's loss in it."""
+    u = small_universe()
+    stress = (StressScenario(name="restaking crisis", nodes=("eigenlayer", "lido"), max_loss=0.02),)
+    inputs = OptimizationInputs(universe=Universe(venues=u.venues, nodes=u.nodes, stress=stress),
+                                limits=Limits(risk_aversion=0.0), portfolio_eth=1.0,
+                                holdings_eth={"eth": 1.0}, yields=YIELDS)
+    plan = optimize(inputs)
+    check_invariants(plan)
+    assert plan.after.stress_losses["restaking crisis"] <= 0.02 + 1e-7
+    assert any(b.limit == "stress_max_loss" for b in plan.binding)
+
+
+def test_failed_solver_holds_with_the_reason() -> None:
+    """When every solver errors, the plan is "hold" and says so."""
+    plan = optimize(small_inputs(), solvers=("NO_SUCH_SOLVER",))
+    assert plan.status == "hold" and "solver failed" in plan.reason
+    assert plan.solver.attempts[0][0] == "NO_SUCH_SOLVER"
+
+
+def test_clarabel_fallback_agrees_with_highs() -> None:
+    """Clarabel alone reaches the same optimum as HiGHS (1e-6)."""
+    a = optimize(small_inputs(), solvers=("HIGHS",))
+    b = optimize(small_inputs(), solvers=("CLARABEL",))
+    assert b.solver.name == "CLARABEL"
+    assert a.problem.objective == pytest.approx(b.problem.objective, abs=1e-6)
+
+
+def test_scenarios_are_exact_up_to_pairs_and_keep_the_residual_mass() -> None:
+    """Probabilities sum to 1; the residual is one all-fail scenario; propagation fails children with parents."""
+    st = Structure(small_universe())
+    scen = enumerate_scenarios(st)
+    assert sum(s.probability for s in scen) == pytest.approx(1.0, abs=1e-12)
+    assert scen[-1].name == RESIDUAL_NAME and scen[-1].failed == frozenset(range(st.n_nodes))
+    el = next(s for s in scen if s.name == "eigenlayer fails")
+    assert el.failed == {st.node_index["eigenlayer"], st.node_index["etherfi"]}
+    p = st.node_p
+    assert el.probability == pytest.approx(p[2] * np.prod(1 - np.delete(p, 2)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factored_losses_equal_the_dense_matrix(seed: int) -> None:
+    """H @ A reproduces L exactly, and both LP forms reach the same optimum."""
+    universe, yields = synthetic_universe(40, 25, seed=seed)
+    sl = ScenarioLosses(Structure(universe), enumerate_scenarios(Structure(universe)))
+    np.testing.assert_allclose((sl.term_coefficients @ sl.term_incidence).toarray(), sl.dense, atol=1e-12)
+    inputs = OptimizationInputs(universe=universe, limits=Limits(cvar_budget=0.05, risk_aversion=0.2),
+                                portfolio_eth=10.0, holdings_eth={"eth": 10.0}, yields=yields)
+    f = optimize(inputs, risk_form="factored")
+    d = optimize(inputs, risk_form="dense")
+    assert f.problem.objective == pytest.approx(d.problem.objective, abs=1e-7)
+
+
+def test_problem_is_dpp_and_resolves_without_recompiling() -> None:
+    """The compiled problem is DPP; a second cycle re-uses the cached model."""
+    cache = ModelCache()
+    optimize(small_inputs(), cache=cache)
+    optimize(small_inputs(yields={**YIELDS, "lido-steth": {"base": 0.03}}), cache=cache)
+    assert len(cache.models) == 1
+    model: AllocationModel = next(iter(cache.models.values()))
+    assert model.problem.is_dpp()
