@@ -1,0 +1,20 @@
+"""Source errors. httpx errors never leave `adapters/`: they are translated here at the boundary."""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """A source failed this cycle."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class TemporarySourceError(SourceError):
+    """Timeout, connection error, 429 or 5xx: worth retrying later."""
+
+
+class SourceDataError(SourceError):
+    """The source answered with something we cannot trust (malformed, renamed fields, wrong units)."""

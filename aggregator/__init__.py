@@ -1,0 +1,1 @@
+"""The service: settings, rates, the rebalance cycle, CLI, daemon."""

@@ -1,0 +1,155 @@
+"""`aggregator`: the operator's command line. Thin: each command loads settings, calls the service, renders.
+
+Exit codes (also in the README):
+    0  success (a plan was proposed, or a deliberate hold)
+    1  unexpected internal error
+    2  command-line usage error
+    3  configuration error (missing file, invalid or infeasible limits)
+    4  no usable yield from any source
+    5  the plan holds because of a problem: limits cannot be met, or the solver failed
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from aggregator import render
+from aggregator.cycle import run_cycle
+from aggregator.daemon import Daemon, utc_now
+from aggregator.errors import ConfigError, NoRatesError
+from aggregator.logs import configure_logging
+from aggregator.rates import collect_sync
+from aggregator.settings import ENV_PREFIX, Settings, load_settings
+from optimizer import Limits, ModelCache, OptimizationInputs, optimize
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_CONFIG, EXIT_NO_RATES, EXIT_PLAN_PROBLEM = 0, 1, 2, 3, 4, 5
+
+app = typer.Typer(
+    help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar=f"{ENV_PREFIX}CONFIG", help="operator TOML file", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+DEFAULT_CONFIG = Path("config/demo.toml")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
+    """Our exceptions become exit codes here, in one place (Typer owns usage errors: exit 2)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_CONFIG) from exc
+        except NoRatesError as exc:
+            print(f"no rates: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_NO_RATES) from exc
+
+    return wrapper
+
+
+def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
+    settings = load_settings(config)
+    configure_logging(settings.logging.level, settings.logging.format, log_stream)  # type: ignore[arg-type]
+    return settings
+
+
+@app.command()
+@exit_codes
+def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run the daemon: pull rates and propose rebalances on the configured schedule (dry-run)."""
+    settings = load_settings(config)
+    configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
+    raise typer.Exit(Daemon(settings).run())
+
+
+@app.command()
+@exit_codes
+def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Fetch every source once and show the yield of each venue component, its sources and age."""
+    settings = _load(config)
+    book = collect_sync(settings, utc_now)
+    if as_json:
+        typer.echo(_json_dump({
+            "fetched_at": book.fetched_at.isoformat(),
+            "rates": [
+                {"venue": r.venue, "component": r.component, "value": r.value, "sources": list(r.sources),
+                 "observed_at": r.observed_at.isoformat(), "notes": list(r.notes)}
+                for r in book.rates
+            ],
+            "rejected": [vars(r) for r in book.rejected],
+            "failed_sources": book.failed_sources,
+            "missing": [{"venue": v, "component": c} for v, c in book.missing],
+        }))
+    else:
+        render.rates_table(Console(), book)
+    if not book.rates:
+        raise typer.Exit(EXIT_NO_RATES)
+
+
+@app.command()
+@exit_codes
+def rebalance(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Propose a rebalance now and log it. Dry-run: nothing is moved, nothing outside the log changes."""
+    settings = _load(config)
+    book = collect_sync(settings, utc_now)
+    result = run_cycle(settings, book, cache=ModelCache(), trigger="cli", now=utc_now)
+    plan = result.plan
+    if as_json:
+        typer.echo(plan.model_dump_json(indent=2))
+    else:
+        render.plan_report(Console(), plan)
+    if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
+        raise typer.Exit(EXIT_PLAN_PROBLEM)
+
+
+@app.command("check-config")
+@exit_codes
+def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the config, print a summary of the universe, and check the limits can all be met."""
+    settings = _load(config)
+    console = Console()
+    render.config_summary(console, settings, str(config))
+    # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
+    zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
+    limits = Limits.model_validate(settings.optimizer_limits().model_dump() | {"max_turnover": None})
+    plan = optimize(OptimizationInputs(universe=settings.universe(), limits=limits,
+                                       portfolio_eth=settings.portfolio_eth,
+                                       holdings_eth=dict(settings.portfolio.holdings_eth), yields=zero))
+    if plan.diagnosis or plan.problem.objective is None:
+        for d in plan.diagnosis:
+            console.print(f"[red]error[/]: {d.message}")
+        what = f"{len(plan.diagnosis)} limit(s) cannot be met (listed above)" if plan.diagnosis else plan.reason
+        raise ConfigError(f"{config}: {what}")
+    console.print("[green]ok[/]: the tree, risk nodes, sources and limits are consistent and feasible")
+
+
+def _json_dump(obj: object) -> str:
+    return json.dumps(obj, indent=2, default=str)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

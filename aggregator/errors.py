@@ -1,0 +1,41 @@
+"""The errors the service acts on, named for what the daemon does about them.
+
+    AggregatorError
+    ├── ConfigError            stop: bad or missing configuration (exit code 3)
+    ├── SourceError            a data source let us down this cycle       (defined in adapters.errors)
+    │   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
+    │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
+    ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
+    └── CycleBusyError         another rebalance is running: wait or refuse
+"""
+
+from __future__ import annotations
+
+from adapters.errors import SourceDataError, SourceError, TemporarySourceError
+
+
+class AggregatorError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """Configuration cannot be used; start-up stops."""
+
+
+class NoRatesError(AggregatorError):
+    """Every source failed or was rejected: nothing to optimise on."""
+
+
+class CycleBusyError(AggregatorError):
+    """Another rebalance holds the lock."""
+
+
+__all__ = [
+    "AggregatorError",
+    "ConfigError",
+    "CycleBusyError",
+    "NoRatesError",
+    "SourceDataError",
+    "SourceError",
+    "TemporarySourceError",
+]

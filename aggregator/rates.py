@@ -1,0 +1,144 @@
+"""From sources to venue yields: fetch every source concurrently, reject bad quotes with a logged reason, and take
+the median of the valid quotes of each venue component. Nothing invalid reaches the optimizer: a component with no
+valid quote is missing, and the optimizer holds that venue at its current weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import structlog
+
+from adapters import REGISTRY, Quote, SourceError
+from adapters.base import Clock
+from aggregator.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ComponentRate:
+    """One venue component's yield this cycle and what it rests on."""
+
+    venue: str
+    component: str
+    value: float
+    sources: tuple[str, ...]
+    observed_at: datetime
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    source: str
+    key: str
+    value: float | None
+    reason: str
+
+
+@dataclass
+class RateBook:
+    """The outcome of one collection: the rates, what was rejected, which sources failed, what is missing."""
+
+    fetched_at: datetime
+    rates: list[ComponentRate] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+    def yields(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = defaultdict(dict)
+        for r in self.rates:
+            out[r.venue][r.component] = r.value
+        return dict(out)
+
+
+def validate(quote: Quote, settings: Settings, now: datetime) -> str | None:
+    """Why a quote cannot be used, or None."""
+    src = settings.sources[quote.source]
+    if not math.isfinite(quote.value):
+        return f"value is not a finite number ({quote.value})"
+    if quote.value < 0:
+        return f"negative yield {quote.value} (yields are fractions per year, >= 0)"
+    if quote.value > src.max_yield:
+        return f"yield {quote.value} above max_yield {src.max_yield} of source {quote.source} (wrong units?)"
+    age_h = (now - quote.observed_at).total_seconds() / 3600.0
+    if age_h > src.max_age_hours:
+        return f"stale: observed {age_h:.1f} h ago, max_age_hours is {src.max_age_hours:g}"
+    if age_h < -1.0:
+        return f"observed {-age_h:.1f} h in the future (clock skew or bad timestamp)"
+    return None
+
+
+async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> RateBook:
+    """Fetch every source once, concurrently; one failing source never stops the others."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    targets: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for venue in settings.venues:
+        for comp in venue.components:
+            for ref in comp.quotes:
+                wanted[ref.source].add(ref.key)
+                targets[(ref.source, ref.key)].append((venue.id, comp.name))
+    names = sorted(wanted)
+
+    async def one(name: str) -> list[Quote]:
+        src = settings.sources[name]
+        return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+
+    results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+    book = RateBook(fetched_at=now())
+    valid: dict[tuple[str, str], list[Quote]] = defaultdict(list)
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, SourceError):
+            book.failed_sources[name] = result.reason
+            log.warning("source_failed", source=name, reason=result.reason, error=type(result).__name__)
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        seen = set()
+        for q in result:
+            seen.add(q.key)
+            reason = validate(q, settings, book.fetched_at)
+            if reason:
+                book.rejected.append(Rejection(q.source, q.key, q.value, reason))
+                log.warning("quote_rejected", source=q.source, key=q.key, value=q.value, reason=reason)
+                continue
+            for target in targets[(name, q.key)]:
+                valid[target].append(q)
+        for key in sorted(wanted[name] - seen):
+            book.rejected.append(Rejection(name, key, None, "not in the source's answer"))
+            log.warning("quote_rejected", source=name, key=key, value=None, reason="not in the source's answer")
+    for venue in settings.venues:
+        for comp in venue.components:
+            quotes = valid.get((venue.id, comp.name), [])
+            if not quotes:
+                book.missing.append((venue.id, comp.name))
+                log.warning("yield_missing", venue=venue.id, component=comp.name)
+                continue
+            book.rates.append(
+                ComponentRate(
+                    venue=venue.id,
+                    component=comp.name,
+                    value=statistics.median(q.value for q in quotes),
+                    sources=tuple(sorted({q.source for q in quotes})),
+                    observed_at=min(q.observed_at for q in quotes),
+                    notes=tuple(q.note for q in quotes if q.note),
+                )
+            )
+    return book
+
+
+def collect_sync(settings: Settings, now: Clock, transport: httpx.AsyncBaseTransport | None = None) -> RateBook:
+    """`collect` with its own client, for the CLI and the scheduler's worker threads."""
+
+    async def run() -> RateBook:
+        async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
+            return await collect(settings, client, now)
+
+    return asyncio.run(run())

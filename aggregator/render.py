@@ -1,0 +1,116 @@
+"""Tables for people (rich). Percent only here: inside the code yields are fractions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.rates import RateBook
+from aggregator.settings import Settings
+from optimizer import Plan
+
+
+def pct(x: float, digits: int = 3) -> str:
+    return f"{x * 100:.{digits}f} %"
+
+
+def age(now: datetime, then: datetime) -> str:
+    hours = (now - then).total_seconds() / 3600.0
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.0f} d"
+
+
+def rates_table(console: Console, book: RateBook) -> None:
+    table = Table(title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)")
+    for col in ("venue", "component", "yield", "sources", "age"):
+        table.add_column(col, justify="right" if col in ("yield", "age") else "left")
+    for r in book.rates:
+        table.add_row(r.venue, r.component, pct(r.value), ", ".join(r.sources), age(book.fetched_at, r.observed_at))
+    console.print(table)
+    for v, c in book.missing:
+        console.print(f"[yellow]missing[/]: {v}.{c} has no valid quote (the venue is held, never bought)")
+    for rej in book.rejected:
+        console.print(f"[yellow]rejected[/]: {rej.source} {rej.key}: {rej.reason}")
+    for name, reason in sorted(book.failed_sources.items()):
+        console.print(f"[red]source failed[/]: {name}: {reason}")
+
+
+def plan_report(console: Console, plan: Plan) -> None:
+    colour = "green" if plan.status == "rebalance" else "yellow"
+    console.print(f"[bold {colour}]{plan.status.upper()}[/] (dry run): {plan.reason}")
+    summary = Table(title=f"Portfolio {plan.portfolio_eth:,.2f} ETH")
+    for col in ("", "before", "after"):
+        summary.add_column(col, justify="right" if col else "left")
+    b, a = plan.before, plan.after
+    summary.add_row("net yield", pct(b.net_yield), pct(a.net_yield))
+    summary.add_row("expected loss", pct(b.expected_loss), pct(a.expected_loss))
+    summary.add_row("CVaR", pct(b.cvar), pct(a.cvar))
+    summary.add_row("risk-adjusted", pct(b.risk_adjusted), pct(a.risk_adjusted))
+    for name in a.stress_losses:
+        summary.add_row(f"loss in '{name}'", pct(b.stress_losses[name]), pct(a.stress_losses[name]))
+    console.print(summary)
+    weights = Table(title="Allocation")
+    for col in ("venue", "current", "target", "target ETH"):
+        weights.add_column(col, justify="left" if col == "venue" else "right")
+    for v, w in plan.target_weights.items():
+        cur = plan.current_weights[v]
+        if cur > 0 or w > 0:
+            weights.add_row(v, pct(cur, 2), pct(w, 2), f"{plan.target_eth[v]:,.2f}")
+    console.print(weights)
+    if plan.moves:
+        moves = Table(title="Moves (exits first)")
+        for col in ("#", "action", "from", "to", "ETH", "cost ETH", "exit days"):
+            moves.add_column(col, justify="right" if col in ("#", "ETH", "cost ETH", "exit days") else "left")
+        for m in plan.moves:
+            moves.add_row(str(m.step), m.action, m.from_venue, m.to_venue, f"{m.amount_eth:,.4f}",
+                          f"{m.cost_eth:,.4f}", f"{m.days:g}")
+        console.print(moves)
+        console.print(
+            f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH "
+            f"({pct(plan.costs.amortised_per_year)} per year over the horizon) + gas {plan.costs.gas_eth:g} ETH; "
+            f"net gain {plan.gain_bps:.2f} bp/yr"
+        )
+    for bl in plan.binding:
+        console.print(f"[cyan]binding[/] {bl.limit} ({bl.subject}) at {bl.value:g}: {bl.explanation}")
+    for h in plan.held:
+        console.print(f"[yellow]held[/] {h.venue} at {pct(h.weight, 2)}: {h.reason}")
+    for note in plan.heuristics:
+        console.print(f"[magenta]heuristic[/] {note}")
+    for d in plan.diagnosis:
+        console.print(f"[red]cannot meet[/] {d.message}")
+    s = plan.solver
+    console.print(
+        f"solver {s.name or '-'} {s.status} in {s.seconds * 1000:.1f} ms ({s.solves} solve(s), {s.scenarios} "
+        f"scenarios, {s.risk_form} risk form)"
+    )
+
+
+def config_summary(console: Console, settings: Settings, path: str) -> None:
+    console.print(f"[bold]{path}[/]: portfolio {settings.portfolio_eth:,.2f} ETH across {len(settings.venues)} venues")
+    tree = Table(title="Venues (position tree)")
+    for col in ("venue", "parent", "kind", "risk nodes", "exit d", "max share", "holding ETH", "yield sources"):
+        tree.add_column(col)
+    for v in settings.venues:
+        srcs = "; ".join(f"{c.name}<-{'+'.join(q.source for q in c.quotes)}" for c in v.components) or "-"
+        tree.add_row(v.id, v.parent or "-", str(v.kind), ", ".join(v.risk_nodes) or "-", f"{v.exit_days:g}",
+                     f"{v.max_share:g}", f"{settings.portfolio.holdings_eth.get(v.id, 0.0):,.2f}", srcs)
+    console.print(tree)
+    nodes = Table(title="Risk nodes")
+    for col in ("node", "p / yr", "loss given event", "parents", "cap"):
+        nodes.add_column(col)
+    for n in settings.risk_nodes:
+        nodes.add_row(n.id, pct(n.p, 2), pct(n.lgd, 1), ", ".join(n.parents) or "-",
+                      "-" if n.cap is None else pct(n.cap, 1))
+    console.print(nodes)
+    lim = settings.limits
+    console.print(
+        f"limits: CVaR{lim.cvar_beta:g} budget {'-' if lim.cvar_budget is None else pct(lim.cvar_budget, 2)}, "
+        f"risk aversion {lim.risk_aversion:g}, turnover cap "
+        f"{'-' if lim.max_turnover is None else pct(lim.max_turnover, 1)}, ladder "
+        f"{', '.join(f'{pct(r.min_share, 1)} within {r.days:g} d' for r in lim.ladder) or '-'}, horizon "
+        f"{lim.horizon_days:g} d, min move {lim.min_move_eth:g} ETH, no-trade band {lim.min_improvement_bps:g} bp"
+    )
+    console.print("sources: " + ", ".join(f"{n} ({s.adapter})" for n, s in sorted(settings.sources.items())))

@@ -1,0 +1,288 @@
+"""Settings: one TOML file from `config/` plus `AGGREGATOR_…` environment overrides (`__` nests:
+`AGGREGATOR_LIMITS__CVAR_BUDGET=0.04`). Loaded once at the edge with `load_settings(path)` and passed down.
+
+Every error names the key, the bad value and what would be valid; a percent written where a fraction belongs
+(cvar_budget = 5 instead of 0.05) is called out as such.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from adapters import AnySourceSettings, StaticSettings
+from aggregator.errors import ConfigError
+from optimizer import (
+    LadderRung,
+    Limits,
+    RiskNode,
+    StressScenario,
+    Universe,
+    Venue,
+    VenueKind,
+    YieldComponent,
+)
+
+ENV_PREFIX = "AGGREGATOR_"
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QuoteRef(_Section):
+    """Where one yield component is read: a source name and the key that source knows it by."""
+
+    source: str
+    key: str
+
+
+class ComponentSettings(_Section):
+    name: str = Field(min_length=1)
+    haircut: Fraction = 0.0
+    quotes: tuple[QuoteRef, ...] = Field(min_length=1)
+    note: str = ""
+
+
+class VenueSettings(_Section):
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    parent: str | None = None
+    kind: VenueKind
+    name: str = ""
+    risk_nodes: tuple[str, ...] = ()
+    components: tuple[ComponentSettings, ...] = ()
+    exit_days: float = Field(default=0.0, ge=0.0, le=365.0)
+    entry_cost: Fraction = 0.0
+    exit_cost: Fraction = 0.0
+    min_share: Fraction = 0.0
+    max_share: Fraction = 1.0
+
+
+class RiskNodeSettings(_Section):
+    id: str = Field(min_length=1)
+    p: Fraction
+    lgd: Fraction
+    parents: tuple[str, ...] = ()
+    cap: Fraction | None = None
+    note: str = ""
+
+
+class StressSettings(_Section):
+    name: str = Field(min_length=1)
+    nodes: tuple[str, ...] = Field(min_length=1)
+    probability: Fraction = 0.0
+    max_loss: Fraction | None = None
+    lgd: dict[str, Fraction] = Field(default_factory=dict)
+
+
+class LimitsSettings(_Section):
+    cvar_beta: float = Field(default=0.99, gt=0.0, lt=1.0)
+    cvar_budget: Fraction | None = None
+    risk_aversion: float = Field(default=1.0, ge=0.0, le=1000.0)
+    max_turnover: Fraction | None = None
+    ladder: tuple[LadderRung, ...] = ()
+    layer_caps: dict[VenueKind, Fraction] = Field(default_factory=dict)
+    horizon_days: float = Field(default=365.0, gt=0.0, le=3650.0)
+    min_move_eth: float = Field(default=0.0, ge=0.0)
+    min_improvement_bps: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    gas_cost_eth: float = Field(default=0.0, ge=0.0)
+
+
+class PortfolioSettings(_Section):
+    holdings_eth: dict[str, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(min_length=1)
+    size_eth: float | None = Field(default=None, gt=0.0)
+
+
+class ScheduleSettings(_Section):
+    rates_every_minutes: float = Field(default=15.0, gt=0.0, le=1440.0)
+    rebalance_cron: str = "0 */6 * * *"
+    rebalance_on_start: bool = True
+    misfire_grace_seconds: int = Field(default=300, ge=1)
+
+
+    @field_validator("rebalance_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a valid crontab expression ({exc}); use five fields: minute hour day month weekday, "
+                "e.g. '0 */6 * * *'"
+            ) from exc
+        return value
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    portfolio: PortfolioSettings
+    venues: tuple[VenueSettings, ...] = Field(min_length=1)
+    risk_nodes: tuple[RiskNodeSettings, ...] = ()
+    stress: tuple[StressSettings, ...] = ()
+    limits: LimitsSettings = LimitsSettings()
+    sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(min_length=1)
+    schedule: ScheduleSettings = ScheduleSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (the file's values arrive as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        venues = {v.id for v in self.venues}
+        for v in self.venues:
+            for c in v.components:
+                for ref in c.quotes:
+                    if ref.source not in self.sources:
+                        raise ValueError(
+                            f"venues[{v.id}].components[{c.name}].quotes: source {ref.source!r} is not defined; "
+                            f"defined sources: {sorted(self.sources)}"
+                        )
+                    src = self.sources[ref.source]
+                    if isinstance(src, StaticSettings) and ref.key not in src.values:
+                        raise ValueError(
+                            f"venues[{v.id}].components[{c.name}].quotes: static source {ref.source!r} has no "
+                            f"value {ref.key!r}; it has {sorted(src.values)}"
+                        )
+        unknown = sorted(set(self.portfolio.holdings_eth) - venues)
+        if unknown:
+            raise ValueError(f"portfolio.holdings_eth: unknown venues {unknown}; valid: {sorted(venues)}")
+        total = sum(self.portfolio.holdings_eth.values())
+        if total <= 0:
+            raise ValueError("portfolio.holdings_eth: holdings sum to 0 ETH; at least one must be positive")
+        size = self.portfolio.size_eth
+        if size is not None and abs(size - total) > 1e-6 * max(size, 1.0):
+            raise ValueError(
+                f"portfolio.size_eth = {size} but holdings_eth sum to {total}; make them agree or drop size_eth"
+            )
+        self.universe()  # tree, node and stress consistency, with the optimizer's own checks
+        return self
+
+    @property
+    def portfolio_eth(self) -> float:
+        return sum(self.portfolio.holdings_eth.values())
+
+    def universe(self) -> Universe:
+        try:
+            return Universe(
+                venues=tuple(
+                    Venue(
+                        id=v.id,
+                        parent=v.parent,
+                        kind=v.kind,
+                        components=tuple(YieldComponent(name=c.name, haircut=c.haircut) for c in v.components),
+                        risk_nodes=v.risk_nodes,
+                        exit_days=v.exit_days,
+                        entry_cost=v.entry_cost,
+                        exit_cost=v.exit_cost,
+                        min_share=v.min_share,
+                        max_share=v.max_share,
+                    )
+                    for v in self.venues
+                ),
+                nodes=tuple(
+                    RiskNode(id=n.id, p=n.p, lgd=n.lgd, parents=n.parents, cap=n.cap) for n in self.risk_nodes
+                ),
+                stress=tuple(
+                    StressScenario(name=s.name, nodes=s.nodes, probability=s.probability, max_loss=s.max_loss,
+                                   lgd=s.lgd)
+                    for s in self.stress
+                ),
+            )
+        except ValidationError as exc:
+            raise ValueError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from exc
+
+    def optimizer_limits(self) -> Limits:
+        return Limits.model_validate(self.limits.model_dump())
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {ENV_PREFIX}CONFIG)") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"config path is a directory, not a TOML file: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _resolve_paths(raw, path.parent)
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid configuration\n" + format_errors(exc, raw)) from exc
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Snapshot paths in the file are relative to the file's folder."""
+    for src in (raw.get("sources") or {}).values():
+        if isinstance(src, dict) and src.get("adapter") == "snapshot":
+            p = src.get("path")
+            if isinstance(p, str) and not Path(p).is_absolute():
+                src["path"] = str((base / p).resolve())
+
+
+def format_errors(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """One line per error: the key (venues by id, not index), the bad value, what would be valid."""
+    lines = []
+    for err in exc.errors():
+        loc = _key(err["loc"], raw)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) or err["type"] == "missing" else f" = {value!r}"
+        hint = ""
+        ctx = err.get("ctx") or {}
+        if (
+            err["type"] == "less_than_equal"
+            and ctx.get("le") == 1.0
+            and isinstance(value, int | float)
+            and 1.0 < value <= 100.0
+        ):
+            hint = f" (looks like a percent: fractions are used, write {value / 100:g} for {value:g} %)"
+        if err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  - {loc or '(top level)'}{shown}: {msg}{hint}")
+    return "\n".join(lines)
+
+
+def _key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int) and isinstance(node, list) and item < len(node):
+            entry = node[item]
+            ident = entry.get("id") or entry.get("name") if isinstance(entry, dict) else None
+            parts[-1:] = [f"{parts[-1]}[{ident if ident else item}]"] if parts else [f"[{item}]"]
+            node = entry
+            continue
+        if isinstance(item, str) and item in ("function-after[_cross_checks(), Settings]",):
+            continue
+        parts.append(str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)

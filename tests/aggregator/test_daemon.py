@@ -1,0 +1,56 @@
+"""The daemon as a real subprocess: it proposes on start, logs JSON lines, and stops cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AGGREGATOR
+
+
+def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
+    lines: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(json.loads(line))
+        if lines[-1]["event"] == event:
+            return lines
+    raise AssertionError(f"no {event} within {timeout}s; got {[x['event'] for x in lines]}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_daemon_proposes_on_start_and_stops_cleanly(demo_config: Callable[..., Path], sig: signal.Signals) -> None:
+    """`aggregator run` logs a real proposal from the snapshot, then exits 0 on the signal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    with subprocess.Popen([AGGREGATOR, "run", "--config", str(demo_config())], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env=env) as proc:
+        _check(proc, sig)
+
+
+def _check(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    try:
+        lines = _read_until(proc, "rebalance_completed")
+        events = [x["event"] for x in lines]
+        assert events[0] == "daemon_started"
+        assert "move_proposed" in events
+        summary = lines[-1]
+        assert summary["status"] == "rebalance" and summary["trigger"] == "start" and summary["dry_run"] is True
+        proc.send_signal(sig)
+        rest = _read_until(proc, "daemon_stopped", timeout=30)
+        assert rest[0]["event"] == "daemon_stopping" and rest[0]["signal"] == sig.name
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
