@@ -47,9 +47,16 @@ class DefiLlamaAdapter:
     settings_model: ClassVar[type[SourceSettings]] = DefiLlamaSettings
 
     async def fetch(
-        self, client: httpx.AsyncClient, name: str, settings: DefiLlamaSettings, keys: Sequence[str], now: Clock
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        settings: DefiLlamaSettings,
+        keys: Sequence[str],
+        now: Clock,
     ) -> list[Quote]:
-        payload = await get_json(client, name, f"{settings.base_url.rstrip('/')}/pools", settings.timeout_seconds)
+        payload = await get_json(
+            client, name, f"{settings.base_url.rstrip('/')}/pools", settings.timeout_seconds
+        )
         fetched = now()
         try:
             pools = _Pools.model_validate(payload)
@@ -68,7 +75,13 @@ class DefiLlamaAdapter:
             if value is None:
                 continue
             out.append(
-                Quote(source=name, key=pool.pool, value=float(value) / 100.0, observed_at=fetched,
-                      fetched_at=fetched, note=f"{pool.project} {pool.symbol} {settings.field} {value} %")
+                Quote(
+                    source=name,
+                    key=pool.pool,
+                    value=float(value) / 100.0,
+                    observed_at=fetched,
+                    fetched_at=fetched,
+                    note=f"{pool.project} {pool.symbol} {settings.field} {value} %",
+                )
             )
         return out

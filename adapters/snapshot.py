@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -58,7 +57,12 @@ class SnapshotAdapter:
     settings_model: ClassVar[type[SourceSettings]] = SnapshotSettings
 
     async def fetch(
-        self, client: httpx.AsyncClient, name: str, settings: SnapshotSettings, keys: Sequence[str], now: Clock
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        settings: SnapshotSettings,
+        keys: Sequence[str],
+        now: Clock,
     ) -> list[Quote]:
         del client  # a file, not a request
         snap = load_snapshot(settings.path, name)
@@ -77,5 +81,3 @@ class SnapshotAdapter:
             for q in snap.quotes
             if q.key in wanted
         ]
-
-

@@ -32,8 +32,14 @@ class StaticAdapter:
         del client
         t = now()
         return [
-            Quote(source=name, key=k, value=settings.values[k].value, observed_at=t, fetched_at=t,
-                  note=settings.values[k].note)
+            Quote(
+                source=name,
+                key=k,
+                value=settings.values[k].value,
+                observed_at=t,
+                fetched_at=t,
+                note=settings.values[k].note,
+            )
             for k in keys
             if k in settings.values
         ]

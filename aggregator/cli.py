@@ -41,7 +41,9 @@ app = typer.Typer(
 
 ConfigOpt = Annotated[
     Path,
-    typer.Option("--config", "-c", envvar=f"{ENV_PREFIX}CONFIG", help="operator TOML file", show_default=True),
+    typer.Option(
+        "--config", "-c", envvar=f"{ENV_PREFIX}CONFIG", help="operator TOML file", show_default=True
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 DEFAULT_CONFIG = Path("config/demo.toml")
@@ -88,17 +90,27 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     settings = _load(config)
     book = collect_sync(settings, utc_now)
     if as_json:
-        typer.echo(_json_dump({
-            "fetched_at": book.fetched_at.isoformat(),
-            "rates": [
-                {"venue": r.venue, "component": r.component, "value": r.value, "sources": list(r.sources),
-                 "observed_at": r.observed_at.isoformat(), "notes": list(r.notes)}
-                for r in book.rates
-            ],
-            "rejected": [vars(r) for r in book.rejected],
-            "failed_sources": book.failed_sources,
-            "missing": [{"venue": v, "component": c} for v, c in book.missing],
-        }))
+        typer.echo(
+            _json_dump(
+                {
+                    "fetched_at": book.fetched_at.isoformat(),
+                    "rates": [
+                        {
+                            "venue": r.venue,
+                            "component": r.component,
+                            "value": r.value,
+                            "sources": list(r.sources),
+                            "observed_at": r.observed_at.isoformat(),
+                            "notes": list(r.notes),
+                        }
+                        for r in book.rates
+                    ],
+                    "rejected": [vars(r) for r in book.rejected],
+                    "failed_sources": book.failed_sources,
+                    "missing": [{"venue": v, "component": c} for v, c in book.missing],
+                }
+            )
+        )
     else:
         render.rates_table(Console(), book)
     if not book.rates:
@@ -131,13 +143,21 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
     zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
     limits = Limits.model_validate(settings.optimizer_limits().model_dump() | {"max_turnover": None})
-    plan = optimize(OptimizationInputs(universe=settings.universe(), limits=limits,
-                                       portfolio_eth=settings.portfolio_eth,
-                                       holdings_eth=dict(settings.portfolio.holdings_eth), yields=zero))
+    plan = optimize(
+        OptimizationInputs(
+            universe=settings.universe(),
+            limits=limits,
+            portfolio_eth=settings.portfolio_eth,
+            holdings_eth=dict(settings.portfolio.holdings_eth),
+            yields=zero,
+        )
+    )
     if plan.diagnosis or plan.problem.objective is None:
         for d in plan.diagnosis:
             console.print(f"[red]error[/]: {d.message}")
-        what = f"{len(plan.diagnosis)} limit(s) cannot be met (listed above)" if plan.diagnosis else plan.reason
+        what = (
+            f"{len(plan.diagnosis)} limit(s) cannot be met (listed above)" if plan.diagnosis else plan.reason
+        )
         raise ConfigError(f"{config}: {what}")
     console.print("[green]ok[/]: the tree, risk nodes, sources and limits are consistent and feasible")
 

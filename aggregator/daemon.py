@@ -42,7 +42,11 @@ class Daemon:
         sched = settings.schedule
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": sched.misfire_grace_seconds},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": sched.misfire_grace_seconds,
+            },
         )
 
     def rates_job(self) -> None:

@@ -1,12 +1,12 @@
 """The errors the service acts on, named for what the daemon does about them.
 
-    AggregatorError
-    ├── ConfigError            stop: bad or missing configuration (exit code 3)
-    ├── SourceError            a data source let us down this cycle       (defined in adapters.errors)
-    │   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
-    │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
-    ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
-    └── CycleBusyError         another rebalance is running: wait or refuse
+AggregatorError
+├── ConfigError            stop: bad or missing configuration (exit code 3)
+├── SourceError            a data source let us down this cycle       (defined in adapters.errors)
+│   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
+│   └── SourceDataError        malformed or implausible data: skip and alert, never retry
+├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
+└── CycleBusyError         another rebalance is running: wait or refuse
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> 
                 valid[target].append(q)
         for key in sorted(wanted[name] - seen):
             book.rejected.append(Rejection(name, key, None, "not in the source's answer"))
-            log.warning("quote_rejected", source=name, key=key, value=None, reason="not in the source's answer")
+            log.warning(
+                "quote_rejected", source=name, key=key, value=None, reason="not in the source's answer"
+            )
     for venue in settings.venues:
         for comp in venue.components:
             quotes = valid.get((venue.id, comp.name), [])
@@ -134,7 +136,9 @@ async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> 
     return book
 
 
-def collect_sync(settings: Settings, now: Clock, transport: httpx.AsyncBaseTransport | None = None) -> RateBook:
+def collect_sync(
+    settings: Settings, now: Clock, transport: httpx.AsyncBaseTransport | None = None
+) -> RateBook:
     """`collect` with its own client, for the CLI and the scheduler's worker threads."""
 
     async def run() -> RateBook:

@@ -24,11 +24,15 @@ def age(now: datetime, then: datetime) -> str:
 
 
 def rates_table(console: Console, book: RateBook) -> None:
-    table = Table(title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)")
+    table = Table(
+        title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)"
+    )
     for col in ("venue", "component", "yield", "sources", "age"):
         table.add_column(col, justify="right" if col in ("yield", "age") else "left")
     for r in book.rates:
-        table.add_row(r.venue, r.component, pct(r.value), ", ".join(r.sources), age(book.fetched_at, r.observed_at))
+        table.add_row(
+            r.venue, r.component, pct(r.value), ", ".join(r.sources), age(book.fetched_at, r.observed_at)
+        )
     console.print(table)
     for v, c in book.missing:
         console.print(f"[yellow]missing[/]: {v}.{c} has no valid quote (the venue is held, never bought)")
@@ -65,8 +69,15 @@ def plan_report(console: Console, plan: Plan) -> None:
         for col in ("#", "action", "from", "to", "ETH", "cost ETH", "exit days"):
             moves.add_column(col, justify="right" if col in ("#", "ETH", "cost ETH", "exit days") else "left")
         for m in plan.moves:
-            moves.add_row(str(m.step), m.action, m.from_venue, m.to_venue, f"{m.amount_eth:,.4f}",
-                          f"{m.cost_eth:,.4f}", f"{m.days:g}")
+            moves.add_row(
+                str(m.step),
+                m.action,
+                m.from_venue,
+                m.to_venue,
+                f"{m.amount_eth:,.4f}",
+                f"{m.cost_eth:,.4f}",
+                f"{m.days:g}",
+            )
         console.print(moves)
         console.print(
             f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH "
@@ -89,21 +100,45 @@ def plan_report(console: Console, plan: Plan) -> None:
 
 
 def config_summary(console: Console, settings: Settings, path: str) -> None:
-    console.print(f"[bold]{path}[/]: portfolio {settings.portfolio_eth:,.2f} ETH across {len(settings.venues)} venues")
+    console.print(
+        f"[bold]{path}[/]: portfolio {settings.portfolio_eth:,.2f} ETH across {len(settings.venues)} venues"
+    )
     tree = Table(title="Venues (position tree)")
-    for col in ("venue", "parent", "kind", "risk nodes", "exit d", "max share", "holding ETH", "yield sources"):
+    for col in (
+        "venue",
+        "parent",
+        "kind",
+        "risk nodes",
+        "exit d",
+        "max share",
+        "holding ETH",
+        "yield sources",
+    ):
         tree.add_column(col)
     for v in settings.venues:
         srcs = "; ".join(f"{c.name}<-{'+'.join(q.source for q in c.quotes)}" for c in v.components) or "-"
-        tree.add_row(v.id, v.parent or "-", str(v.kind), ", ".join(v.risk_nodes) or "-", f"{v.exit_days:g}",
-                     f"{v.max_share:g}", f"{settings.portfolio.holdings_eth.get(v.id, 0.0):,.2f}", srcs)
+        tree.add_row(
+            v.id,
+            v.parent or "-",
+            str(v.kind),
+            ", ".join(v.risk_nodes) or "-",
+            f"{v.exit_days:g}",
+            f"{v.max_share:g}",
+            f"{settings.portfolio.holdings_eth.get(v.id, 0.0):,.2f}",
+            srcs,
+        )
     console.print(tree)
     nodes = Table(title="Risk nodes")
     for col in ("node", "p / yr", "loss given event", "parents", "cap"):
         nodes.add_column(col)
     for n in settings.risk_nodes:
-        nodes.add_row(n.id, pct(n.p, 2), pct(n.lgd, 1), ", ".join(n.parents) or "-",
-                      "-" if n.cap is None else pct(n.cap, 1))
+        nodes.add_row(
+            n.id,
+            pct(n.p, 2),
+            pct(n.lgd, 1),
+            ", ".join(n.parents) or "-",
+            "-" if n.cap is None else pct(n.cap, 1),
+        )
     console.print(nodes)
     lim = settings.limits
     console.print(

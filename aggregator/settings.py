@@ -106,7 +106,6 @@ class ScheduleSettings(_Section):
     rebalance_on_start: bool = True
     misfire_grace_seconds: int = Field(default=300, ge=1)
 
-
     @field_validator("rebalance_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
@@ -196,7 +195,9 @@ class Settings(BaseSettings):
                         id=v.id,
                         parent=v.parent,
                         kind=v.kind,
-                        components=tuple(YieldComponent(name=c.name, haircut=c.haircut) for c in v.components),
+                        components=tuple(
+                            YieldComponent(name=c.name, haircut=c.haircut) for c in v.components
+                        ),
                         risk_nodes=v.risk_nodes,
                         exit_days=v.exit_days,
                         entry_cost=v.entry_cost,
@@ -210,13 +211,16 @@ class Settings(BaseSettings):
                     RiskNode(id=n.id, p=n.p, lgd=n.lgd, parents=n.parents, cap=n.cap) for n in self.risk_nodes
                 ),
                 stress=tuple(
-                    StressScenario(name=s.name, nodes=s.nodes, probability=s.probability, max_loss=s.max_loss,
-                                   lgd=s.lgd)
+                    StressScenario(
+                        name=s.name, nodes=s.nodes, probability=s.probability, max_loss=s.max_loss, lgd=s.lgd
+                    )
                     for s in self.stress
                 ),
             )
         except ValidationError as exc:
-            raise ValueError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from exc
+            raise ValueError(
+                "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            ) from exc
 
     def optimizer_limits(self) -> Limits:
         return Limits.model_validate(self.limits.model_dump())
@@ -227,7 +231,9 @@ def load_settings(path: Path) -> Settings:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {ENV_PREFIX}CONFIG)") from exc
+        raise ConfigError(
+            f"config file not found: {path} (pass --config PATH or set {ENV_PREFIX}CONFIG)"
+        ) from exc
     except IsADirectoryError as exc:
         raise ConfigError(f"config path is a directory, not a TOML file: {path}") from exc
     except tomllib.TOMLDecodeError as exc:

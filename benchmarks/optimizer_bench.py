@@ -24,7 +24,9 @@ from optimizer.synthetic import synthetic_universe
 
 def _inputs(n_venues: int, n_nodes: int, rng: np.random.Generator, seed: int = 7) -> OptimizationInputs:
     universe, yields = synthetic_universe(n_venues, n_nodes, seed=seed)
-    jitter = {v: {c: val * float(rng.uniform(0.9, 1.1)) for c, val in comps.items()} for v, comps in yields.items()}
+    jitter = {
+        v: {c: val * float(rng.uniform(0.9, 1.1)) for c, val in comps.items()} for v, comps in yields.items()
+    }
     ids = [v.id for v in universe.venues]
     # 60 % idle ETH and 10 % in each of four random venues: always feasible (idle ETH carries no risk).
     pick = rng.choice(np.arange(1, len(ids)), size=min(4, len(ids) - 1), replace=False)
@@ -55,13 +57,17 @@ def bench_default(repeats: int) -> None:
         assert p.problem.objective is not None, p.reason
         plan_times.append(time.perf_counter() - t0)
         solve_times.append(p.solver.seconds / max(p.solver.solves, 1))
-    print(f"default universe: {model.structure.n_venues} venues, {model.structure.n_nodes} nodes, "
-          f"{len(model.scenarios)} scenarios (status of first plan: {plan.status})")
+    print(
+        f"default universe: {model.structure.n_venues} venues, {model.structure.n_nodes} nodes, "
+        f"{len(model.scenarios)} scenarios (status of first plan: {plan.status})"
+    )
     print("| measure | seconds |")
     print("|---|---|")
     print(f"| first build + solve (whole plan) | {first_s:.3f} |")
     print(f"| re-solve, solver call (median of {repeats}) | {statistics.median(solve_times):.4f} |")
-    print(f"| re-solve, whole plan incl. checks (median of {repeats}) | {statistics.median(plan_times):.4f} |")
+    print(
+        f"| re-solve, whole plan incl. checks (median of {repeats}) | {statistics.median(plan_times):.4f} |"
+    )
     print()
 
 
@@ -100,13 +106,17 @@ def bench_large(repeats: int) -> None:
     for name, (first, resolve, _, nnz) in rows.items():
         print(f"| {name} | {first:.2f} | {resolve:.3f} | {nnz:,} |")
     gap = max(abs(a - b) for a, b in zip(fac[2], den[2], strict=True))
-    print(f"\nre-solve speed-up factored vs dense: {den[1] / fac[1]:.1f}x; "
-          f"largest optimal-value difference over {len(fac[2])} solves: {gap:.2e}")
+    print(
+        f"\nre-solve speed-up factored vs dense: {den[1] / fac[1]:.1f}x; "
+        f"largest optimal-value difference over {len(fac[2])} solves: {gap:.2e}"
+    )
     print()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["default", "large"])
     parser.add_argument("--repeats", type=int, default=0, help="re-solves per measurement (default 50 / 3)")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """The allocation model: a pure function from typed inputs to an explained plan (no I/O, no clock, no logging).
 
-    plan = optimize(OptimizationInputs(universe=..., limits=..., portfolio_eth=..., holdings_eth=..., yields=...))
+plan = optimize(OptimizationInputs(universe=..., limits=..., portfolio_eth=..., holdings_eth=..., yields=...))
 """
 
 from __future__ import annotations

@@ -63,7 +63,10 @@ def elastic(
     relaxed = AllocationModel(model.universe, model.shape, elastic=True)
     result = relaxed.solve(values, solvers)
     if not result.ok:
-        return [], f"even with every limit relaxed the problem is {result.status} (check min shares and holdings)"
+        return (
+            [],
+            f"even with every limit relaxed the problem is {result.status} (check min shares and holdings)",
+        )
     st, shape = model.structure, model.shape
     subjects: dict[str, tuple[str, ...]] = {
         "node_cap": st.node_ids,

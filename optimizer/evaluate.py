@@ -73,7 +73,9 @@ def violations(
     if shape.layer_kinds:
         held = structure.kind_matrix(shape.layer_kinds) @ x
         for k in np.flatnonzero(held > values.layer_cap + tol):
-            out.append(f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}")
+            out.append(
+                f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}"
+            )
     if shape.ladder_days:
         liquid = structure.ladder_matrix(shape.ladder_days) @ x
         for r in np.flatnonzero(liquid < values.ladder_min - tol):
@@ -85,10 +87,9 @@ def violations(
     cvar = weighted_cvar(scen, losses.probabilities, shape.cvar_beta)
     if cvar > values.cvar_budget + tol:
         out.append(f"CVaR {cvar:.6f} above the budget {values.cvar_budget:.6f}")
-    for k, i in enumerate(losses.stress_limited):
-        if scen[i] > values.stress_max[k] + tol:
-            name = losses.scenarios[i].name
-            out.append(f"{name}: loss {scen[i]:.6f} above its max {values.stress_max[k]:.6f}")
+    for limit, s in zip(values.stress_max, losses.stress_limited, strict=True):
+        if scen[s] > limit + tol:
+            out.append(f"{losses.scenarios[s].name}: loss {scen[s]:.6f} above its max {limit:.6f}")
     if check_turnover:
         turn = 0.5 * float(np.abs(x - values.x0).sum())
         if turn > values.max_turnover + tol:
@@ -98,6 +99,6 @@ def violations(
 
 def clean(x: FloatArray) -> FloatArray:
     """Drop solver dust (tiny negatives and near-zeros) and renormalise."""
-    out = np.where(x < 1e-10, 0.0, x)
-    out = out / out.sum()
-    return out + 0.0
+    kept: FloatArray = np.where(x < 1e-10, 0.0, x)
+    out: FloatArray = kept / kept.sum() + 0.0
+    return out

@@ -139,7 +139,9 @@ class Universe(_Frozen):
         known = set(ids)
         for v in self.venues:
             if v.parent is not None and v.parent not in known:
-                raise ValueError(f"venue {v.id!r}: parent {v.parent!r} is not a venue; valid: {sorted(known)}")
+                raise ValueError(
+                    f"venue {v.id!r}: parent {v.parent!r} is not a venue; valid: {sorted(known)}"
+                )
         _check_acyclic({v.id: (v.parent,) if v.parent else () for v in self.venues}, "venue")
         node_ids = [n.id for n in self.nodes]
         dupes = sorted({i for i in node_ids if node_ids.count(i) > 1})
@@ -149,16 +151,22 @@ class Universe(_Frozen):
         for n in self.nodes:
             bad = [p for p in n.parents if p not in nodes]
             if bad:
-                raise ValueError(f"risk node {n.id!r}: parents {bad} are not risk nodes; valid: {sorted(nodes)}")
+                raise ValueError(
+                    f"risk node {n.id!r}: parents {bad} are not risk nodes; valid: {sorted(nodes)}"
+                )
         _check_acyclic({n.id: n.parents for n in self.nodes}, "risk node")
         for v in self.venues:
             bad = [r for r in v.risk_nodes if r not in nodes]
             if bad:
-                raise ValueError(f"venue {v.id!r}: risk_nodes {bad} are not risk nodes; valid: {sorted(nodes)}")
+                raise ValueError(
+                    f"venue {v.id!r}: risk_nodes {bad} are not risk nodes; valid: {sorted(nodes)}"
+                )
         for s in self.stress:
             bad = [r for r in (*s.nodes, *s.lgd) if r not in nodes]
             if bad:
-                raise ValueError(f"stress scenario {s.name!r}: {bad} are not risk nodes; valid: {sorted(nodes)}")
+                raise ValueError(
+                    f"stress scenario {s.name!r}: {bad} are not risk nodes; valid: {sorted(nodes)}"
+                )
         if sum(s.probability for s in self.stress) >= 1.0:
             raise ValueError("stress scenario probabilities must sum to less than 1")
         return self

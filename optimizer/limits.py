@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import cvxpy as cp
 
-Slack = cp.Variable | None
+Slack: TypeAlias = "cp.Variable | None"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def share_bounds(v: Terms, _: Slack = None) -> Constraints:
 
 def tree_moves(v: Terms, _: Slack = None) -> Constraints:
     """Capital entering (p) and leaving (q) each subtree of the position tree."""
-    return {"moves": [v.subtree @ v.x - v.subtree @ v.x0 == v.p - v.q]}  # type: ignore[operator]
+    return {"moves": [v.subtree @ v.x - v.subtree @ v.x0 == v.p - v.q]}
 
 
 def node_caps(v: Terms, slack: Slack = None) -> Constraints:
@@ -76,7 +77,7 @@ def layer_caps(v: Terms, slack: Slack = None) -> Constraints:
     """Share held in each capped venue kind (liquid staking, restaking, LRT) at most its cap."""
     if v.layer_cap is None:
         return {}
-    return {"layer_cap": [v.kind_rows @ v.x <= _relax(v.layer_cap, slack)]}  # type: ignore[operator]
+    return {"layer_cap": [v.kind_rows @ v.x <= _relax(v.layer_cap, slack)]}
 
 
 def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
@@ -92,7 +93,7 @@ def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
     if v.ladder_min is None:
         return {}
     floor = v.ladder_min if slack is None else v.ladder_min - slack
-    return {"ladder": [v.ladder_rows @ v.x >= floor]}  # type: ignore[operator]
+    return {"ladder": [v.ladder_rows @ v.x >= floor]}
 
 
 def turnover(v: Terms, slack: Slack = None) -> Constraints:

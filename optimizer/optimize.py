@@ -26,7 +26,14 @@ from optimizer.plan import (
     RecordedScenario,
     SolverInfo,
 )
-from optimizer.problem import DEFAULT_SOLVERS, AllocationModel, ModelShape, ParameterValues, RiskForm, SolveResult
+from optimizer.problem import (
+    DEFAULT_SOLVERS,
+    AllocationModel,
+    ModelShape,
+    ParameterValues,
+    RiskForm,
+    SolveResult,
+)
 from optimizer.scenarios import RESIDUAL_NAME
 from optimizer.structure import FloatArray
 
@@ -37,7 +44,9 @@ SCENARIO_NOTE = (
 )
 
 
-def shape_for(inputs: OptimizationInputs, risk_form: RiskForm = "factored", include_pairs: bool = True) -> ModelShape:
+def shape_for(
+    inputs: OptimizationInputs, risk_form: RiskForm = "factored", include_pairs: bool = True
+) -> ModelShape:
     lim = inputs.limits
     return ModelShape(
         cvar_beta=lim.cvar_beta,
@@ -61,7 +70,9 @@ class ModelCache:
         return self.models[key]
 
 
-def prepare(model: AllocationModel, inputs: OptimizationInputs) -> tuple[ParameterValues, list[HeldVenue], FloatArray]:
+def prepare(
+    model: AllocationModel, inputs: OptimizationInputs
+) -> tuple[ParameterValues, list[HeldVenue], FloatArray]:
     """Parameter values for this cycle, the venues held at their weight, and each venue's own net yield."""
     st, lim = model.structure, inputs.limits
     x0 = np.array([inputs.holdings_eth.get(v, 0.0) for v in st.venue_ids]) / inputs.portfolio_eth
@@ -215,7 +226,8 @@ class _Run:
         x: FloatArray | None = None,
         gain_bps: float = 0.0,
     ) -> Plan:
-        return self._build("hold", reason, res, self.values.x0 if x is None else x, gain_bps, diagnosis or [])
+        x_hold = self.values.x0 if x is None else x
+        return self._build("hold", reason, res, x_hold, gain_bps=gain_bps, diagnosis=diagnosis or [])
 
     def _build(
         self,
@@ -223,6 +235,7 @@ class _Run:
         reason: str,
         res: SolveResult | None,
         x: FloatArray,
+        *,
         gain_bps: float = 0.0,
         diagnosis: list[Diagnosis] | None = None,
     ) -> Plan:
@@ -293,10 +306,18 @@ class _Run:
             ("min_share", "lowering the min share of {}", st.venue_ids, v.lo),
             ("node_cap", "raising the {} exposure cap", st.node_ids, v.node_cap),
             ("layer_cap", "raising the {} layer cap", tuple(str(k) for k in shape.layer_kinds), v.layer_cap),
-            ("ladder", "lowering the {}-day liquidity floor", tuple(f"{x:g}" for x in shape.ladder_days),
-             v.ladder_min),
-            ("stress_max_loss", "allowing 1 % more loss in {}", tuple(
-                self.model.scenarios[i].name for i in self.model.losses.stress_limited), v.stress_max),
+            (
+                "ladder",
+                "lowering the {}-day liquidity floor",
+                tuple(f"{x:g}" for x in shape.ladder_days),
+                v.ladder_min,
+            ),
+            (
+                "stress_max_loss",
+                "allowing 1 % more loss in {}",
+                tuple(self.model.scenarios[i].name for i in self.model.losses.stress_limited),
+                v.stress_max,
+            ),
         ):
             if name not in d:
                 continue
@@ -309,11 +330,21 @@ class _Run:
                 verb = verb_fmt.format(subjects[k]) if "{}" in verb_fmt else verb_fmt
                 add(name, subjects[k], float(vals[k]), float(duals[k]), verb)
         if "cvar_budget" in d and abs(d["cvar_budget"][0][0]) > 1e-9 and v.cvar_budget < 1.0:
-            add("cvar_budget", "portfolio", v.cvar_budget, float(abs(d["cvar_budget"][0][0])),
-                "raising the CVaR budget")
+            add(
+                "cvar_budget",
+                "portfolio",
+                v.cvar_budget,
+                float(abs(d["cvar_budget"][0][0])),
+                "raising the CVaR budget",
+            )
         if "turnover" in d and abs(d["turnover"][0][0]) > 1e-9 and v.max_turnover < 1.0:
-            add("turnover", "portfolio", v.max_turnover, float(abs(d["turnover"][0][0])),
-                "allowing more turnover")
+            add(
+                "turnover",
+                "portfolio",
+                v.max_turnover,
+                float(abs(d["turnover"][0][0])),
+                "allowing more turnover",
+            )
         return sorted(out, key=lambda b: -b.shadow_price)
 
     def _record(self, res: SolveResult | None) -> RecordedProblem:

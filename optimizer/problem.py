@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import cvxpy as cp
+import highspy
 import numpy as np
 
 from optimizer.inputs import Universe, VenueKind
@@ -96,10 +97,6 @@ class SolveResult:
 def _absorb_highs_banner() -> None:
     """HiGHS prints a copyright banner to file descriptor 1 the first time a solver object is made in a process,
     which would corrupt machine-readable stdout (`--json`). Make that first object with fd 1 pointed elsewhere."""
-    try:
-        import highspy
-    except ImportError:  # pragma: no cover - HiGHS is a dependency; Clarabel still works without it
-        return
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -278,4 +275,3 @@ class AllocationModel:
             for name, s in self.slacks.items()
             if s.value is not None
         }
-

@@ -65,7 +65,9 @@ def enumerate_scenarios(
             out |= closure[j]
         return frozenset(out)
 
-    def lgd_of(failed: frozenset[int], overrides: dict[int, float] | None = None) -> tuple[tuple[int, float], ...]:
+    def lgd_of(
+        failed: frozenset[int], overrides: dict[int, float] | None = None
+    ) -> tuple[tuple[int, float], ...]:
         return tuple((j, (overrides or {}).get(j, float(lgd[j]))) for j in sorted(failed))
 
     def prob(initiators: tuple[int, ...]) -> float:
@@ -188,9 +190,7 @@ class ScenarioLosses:
                 if term <= nodes:
                     t_rows.append(i)
                     t_cols.append(n)
-        incidence = sp.csr_matrix(
-            (np.ones(len(t_rows)), (t_rows, t_cols)), shape=(len(ordered), st.n_venues)
-        )
+        incidence = sp.csr_matrix((np.ones(len(t_rows)), (t_rows, t_cols)), shape=(len(ordered), st.n_venues))
         return tuple(ordered), coef, incidence
 
     @property

@@ -87,7 +87,8 @@ class Structure:
     def days_to_eth(self) -> FloatArray:
         """Days from each venue back to idle ETH: exit delays added along the path."""
         own = np.array([v.exit_days for v in self.universe.venues], dtype=float)
-        return self.path @ own
+        out: FloatArray = self.path @ own
+        return out
 
     @cached_property
     def entry_cost(self) -> FloatArray:

@@ -12,7 +12,9 @@ import numpy as np
 from optimizer.inputs import RiskNode, Universe, Venue, VenueKind, YieldComponent
 
 
-def synthetic_universe(n_venues: int, n_nodes: int, seed: int = 0) -> tuple[Universe, dict[str, dict[str, float]]]:
+def synthetic_universe(
+    n_venues: int, n_nodes: int, seed: int = 0
+) -> tuple[Universe, dict[str, dict[str, float]]]:
     """A universe with about `n_venues` venues and exactly `n_nodes` risk nodes, and yields for every venue."""
     rng = np.random.default_rng(seed)
     n_layers = max(1, n_nodes // 20)
@@ -21,9 +23,14 @@ def synthetic_universe(n_venues: int, n_nodes: int, seed: int = 0) -> tuple[Univ
     n_ops = max(0, n_nodes - n_layers - n_lst - n_lrt - 1)
     nodes: list[RiskNode] = [RiskNode(id="ethereum", p=0.001, lgd=0.05)]
     layers = [f"layer{i}" for i in range(n_layers)]
-    nodes += [RiskNode(id=l, p=float(rng.uniform(0.005, 0.02)), lgd=float(rng.uniform(0.1, 0.3))) for l in layers]
+    nodes += [
+        RiskNode(id=layer, p=float(rng.uniform(0.005, 0.02)), lgd=float(rng.uniform(0.1, 0.3)))
+        for layer in layers
+    ]
     lsts = [f"lst{i}" for i in range(n_lst)]
-    nodes += [RiskNode(id=t, p=float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4))) for t in lsts]
+    nodes += [
+        RiskNode(id=t, p=float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4))) for t in lsts
+    ]
     lrts = [f"lrt{i}" for i in range(n_lrt)]
     nodes += [
         RiskNode(
@@ -35,7 +42,9 @@ def synthetic_universe(n_venues: int, n_nodes: int, seed: int = 0) -> tuple[Univ
         for i, t in enumerate(lrts)
     ]
     ops = [f"ops{i}" for i in range(n_ops)]
-    nodes += [RiskNode(id=o, p=float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2))) for o in ops]
+    nodes += [
+        RiskNode(id=o, p=float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2))) for o in ops
+    ]
 
     venues: list[Venue] = [Venue(id="eth", kind=VenueKind.IDLE)]
     yields: dict[str, dict[str, float]] = {}
@@ -44,17 +53,34 @@ def synthetic_universe(n_venues: int, n_nodes: int, seed: int = 0) -> tuple[Univ
     for i, t in enumerate(lsts):
         vid = f"{t}-token"
         venues.append(
-            Venue(id=vid, parent="eth", kind=VenueKind.LIQUID_STAKING, components=(base,), risk_nodes=(t, "ethereum"),
-                  exit_days=float(rng.integers(1, 8)), entry_cost=0.0005, exit_cost=0.0005, max_share=0.5)
+            Venue(
+                id=vid,
+                parent="eth",
+                kind=VenueKind.LIQUID_STAKING,
+                components=(base,),
+                risk_nodes=(t, "ethereum"),
+                exit_days=float(rng.integers(1, 8)),
+                entry_cost=0.0005,
+                exit_cost=0.0005,
+                max_share=0.5,
+            )
         )
         yields[vid] = {"base": float(rng.uniform(0.025, 0.035))}
         del i
-    for i, t in enumerate(lrts):
+    for _i, t in enumerate(lrts):
         vid = f"{t}-token"
         venues.append(
-            Venue(id=vid, parent="eth", kind=VenueKind.LIQUID_RESTAKING, components=(base, reward),
-                  risk_nodes=(t, "ethereum"), exit_days=float(rng.integers(7, 22)), entry_cost=0.001,
-                  exit_cost=0.002, max_share=0.3)
+            Venue(
+                id=vid,
+                parent="eth",
+                kind=VenueKind.LIQUID_RESTAKING,
+                components=(base, reward),
+                risk_nodes=(t, "ethereum"),
+                exit_days=float(rng.integers(7, 22)),
+                entry_cost=0.001,
+                exit_cost=0.002,
+                max_share=0.3,
+            )
         )
         yields[vid] = {"base": float(rng.uniform(0.02, 0.032)), "reward": float(rng.uniform(0.0, 0.03))}
     remaining = max(0, n_venues - len(venues))
@@ -64,8 +90,17 @@ def synthetic_universe(n_venues: int, n_nodes: int, seed: int = 0) -> tuple[Univ
         own = (layer,) + ((ops[k % n_ops],) if n_ops else ())
         vid = f"{layer}-{lst}-{k}"
         venues.append(
-            Venue(id=vid, parent=f"{lst}-token", kind=VenueKind.RESTAKING, components=(reward,), risk_nodes=own,
-                  exit_days=14.0, entry_cost=0.0002, exit_cost=0.0002, max_share=0.2)
+            Venue(
+                id=vid,
+                parent=f"{lst}-token",
+                kind=VenueKind.RESTAKING,
+                components=(reward,),
+                risk_nodes=own,
+                exit_days=14.0,
+                entry_cost=0.0002,
+                exit_cost=0.0002,
+                max_share=0.2,
+            )
         )
         yields[vid] = {"reward": float(rng.uniform(0.0, 0.04))}
     return Universe(venues=tuple(venues), nodes=tuple(nodes)), yields

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +19,9 @@ from tests.optimizer.linprog_rebuild import rebuild_objective
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | (env or {})
-    return subprocess.run([AGGREGATOR, *args], capture_output=True, text=True, timeout=120, env=full_env, cwd=cwd)
+    return subprocess.run(
+        [AGGREGATOR, *args], check=False, capture_output=True, text=True, timeout=120, env=full_env, cwd=cwd
+    )
 
 
 def test_rebalance_json_is_a_consistent_plan_that_resolves_independently() -> None:
@@ -33,10 +35,15 @@ def test_rebalance_json_is_a_consistent_plan_that_resolves_independently() -> No
     assert plan.problem.inputs.yields["lido-steth"]["base"] == pytest.approx(0.02235)
     assert plan.portfolio_eth == pytest.approx(10_000.0)
     moved = sum(m.amount_eth for m in plan.moves if m.action == "deposit" and m.from_venue == "eth")
-    assert moved == pytest.approx(sum(plan.target_eth[v] - plan.current_weights[v] * 1e4
-                                      for v in plan.target_eth if plan.problem.inputs.universe.venues[
-                                          plan.problem.venue_order.index(v)].parent == "eth"
-                                      and plan.target_eth[v] > plan.current_weights[v] * 1e4), rel=1e-6)
+    assert moved == pytest.approx(
+        sum(
+            plan.target_eth[v] - plan.current_weights[v] * 1e4
+            for v in plan.target_eth
+            if plan.problem.inputs.universe.venues[plan.problem.venue_order.index(v)].parent == "eth"
+            and plan.target_eth[v] > plan.current_weights[v] * 1e4
+        ),
+        rel=1e-6,
+    )
     events = [json.loads(line)["event"] for line in out.stderr.splitlines() if line.startswith("{")]
     assert events.count("move_proposed") == len(plan.moves) and events[-1] == "rebalance_completed"
 
@@ -73,17 +80,38 @@ def test_missing_config_file_exits_3() -> None:
 
 
 BAD_CONFIGS = [
-    ('parent = "lido-steth"\nkind = "restaking"\nname = "stETH restaked',
-     'parent = "lidoo-steth"\nkind = "restaking"\nname = "stETH restaked', "parent 'lidoo-steth' is not a venue"),
-    ('id = "kelp"\np = 0.04', 'id = "kelp"\np = 4', "p = 4: Input should be less than or equal to 1 (looks like a percent"),
+    (
+        'parent = "lido-steth"\nkind = "restaking"\nname = "stETH restaked',
+        'parent = "lidoo-steth"\nkind = "restaking"\nname = "stETH restaked',
+        "parent 'lidoo-steth' is not a venue",
+    ),
+    (
+        'id = "kelp"\np = 0.04',
+        'id = "kelp"\np = 4',
+        "p = 4: Input should be less than or equal to 1 (looks like a percent",
+    ),
     ("cvar_budget = 0.04", "cvar_budget = 1.5", "limits.cvar_budget = 1.5"),
-    ('parents = ["eigenlayer"]   # an LRT', 'parents = ["etherfi"]   # an LRT', "risk node cycle: etherfi -> etherfi"),
-    ('kind = "liquid_staking"\nname = "Lido stETH"', 'kind = "liquid-staking"\nname = "Lido stETH"',
-     "venues[lido-steth].kind = 'liquid-staking'"),
+    (
+        'parents = ["eigenlayer"]   # an LRT',
+        'parents = ["etherfi"]   # an LRT',
+        "risk node cycle: etherfi -> etherfi",
+    ),
+    (
+        'kind = "liquid_staking"\nname = "Lido stETH"',
+        'kind = "liquid-staking"\nname = "Lido stETH"',
+        "venues[lido-steth].kind = 'liquid-staking'",
+    ),
     ('rebalance_cron = "0 */6 * * *"', 'rebalance_cron = "every 6 hours"', "not a valid crontab expression"),
-    ('{ source = "demo", key = "lido-steth.base" }', '{ source = "dem", key = "lido-steth.base" }',
-     "source 'dem' is not defined; defined sources: ['assumptions', 'demo']"),
-    ("size_eth = 10000.0", "size_eth = 9000.0", "portfolio.size_eth = 9000.0 but holdings_eth sum to 10000.0"),
+    (
+        '{ source = "demo", key = "lido-steth.base" }',
+        '{ source = "dem", key = "lido-steth.base" }',
+        "source 'dem' is not defined; defined sources: ['assumptions', 'demo']",
+    ),
+    (
+        "size_eth = 10000.0",
+        "size_eth = 9000.0",
+        "portfolio.size_eth = 9000.0 but holdings_eth sum to 10000.0",
+    ),
     ("holdings_eth = { eth = 1000.0,", "holdings_eth = { ether = 1000.0,", "unknown venues ['ether']"),
     ('adapter = "snapshot"', 'adapter = "snapshots"', "does not match any of the expected tags"),
 ]
@@ -103,8 +131,11 @@ def test_bad_config_is_rejected_naming_the_key(
 
 def test_shares_that_cannot_sum_to_one_fail_check_config(demo_config: Callable[..., Path]) -> None:
     """A universe whose max shares sum below 1 fails check-config with the shortfall."""
-    path = demo_config(lambda t: re.sub(r"max_share = [0-9.]+", "max_share = 0.05", t)
-                       .replace('kind = "idle"', 'kind = "idle"\nmax_share = 0.05'))
+    path = demo_config(
+        lambda t: re.sub(r"max_share = [0-9.]+", "max_share = 0.05", t).replace(
+            'kind = "idle"', 'kind = "idle"\nmax_share = 0.05'
+        )
+    )
     out = run("check-config", "--config", str(path), env={"COLUMNS": "250"})
     assert out.returncode == 3
     assert "cannot be met" in out.stderr and "sum to 0.5500 < 1; raise them by 0.4500" in out.stdout
@@ -112,7 +143,9 @@ def test_shares_that_cannot_sum_to_one_fail_check_config(demo_config: Callable[.
 
 def test_environment_overrides_the_file() -> None:
     """AGGREGATOR_LIMITS__CVAR_BUDGET overrides the file's budget."""
-    out = run("rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.045"})
+    out = run(
+        "rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.045"}
+    )
     assert out.returncode == 0, out.stderr
     plan = Plan.model_validate_json(out.stdout)
     assert plan.problem.cvar_budget == 0.045 and plan.after.cvar <= 0.045 + 1e-7
@@ -120,7 +153,9 @@ def test_environment_overrides_the_file() -> None:
 
 def test_infeasible_budget_holds_with_diagnosis_and_exits_5() -> None:
     """A CVaR budget the turnover cap cannot reach: hold, the least feasible budget named, exit 5."""
-    out = run("rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.02"})
+    out = run(
+        "rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.02"}
+    )
     assert out.returncode == 5, out.stderr
     plan = Plan.model_validate_json(out.stdout)
     assert plan.status == "hold" and plan.moves == []
@@ -129,10 +164,14 @@ def test_infeasible_budget_holds_with_diagnosis_and_exits_5() -> None:
 
 def test_no_usable_rates_exits_4(demo_config: Callable[..., Path]) -> None:
     """When every source fails, the rebalance proposes nothing and exits 4."""
-    path = demo_config(lambda t: t.replace("demo-2026-09-14.json", "missing.json")
-                       .replace('source = "assumptions", key = "eigenlayer-rewards"', 'source = "demo", key = "x"')
-                       .replace('source = "assumptions", key = "symbiotic-rewards"', 'source = "demo", key = "y"')
-                       .replace('source = "assumptions", key = "karak-rewards"', 'source = "demo", key = "z"'))
+    path = demo_config(
+        lambda t: (
+            t.replace("demo-2026-09-14.json", "missing.json")
+            .replace('source = "assumptions", key = "eigenlayer-rewards"', 'source = "demo", key = "x"')
+            .replace('source = "assumptions", key = "symbiotic-rewards"', 'source = "demo", key = "y"')
+            .replace('source = "assumptions", key = "karak-rewards"', 'source = "demo", key = "z"')
+        )
+    )
     out = run("rebalance", "--config", str(path))
     assert out.returncode == 4, out.stdout + out.stderr
     assert "rebalance_skipped" in out.stderr and "source_failed" in out.stderr

@@ -30,11 +30,18 @@ def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_daemon_proposes_on_start_and_stops_cleanly(demo_config: Callable[..., Path], sig: signal.Signals) -> None:
+def test_daemon_proposes_on_start_and_stops_cleanly(
+    demo_config: Callable[..., Path], sig: signal.Signals
+) -> None:
     """`aggregator run` logs a real proposal from the snapshot, then exits 0 on the signal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    with subprocess.Popen([AGGREGATOR, "run", "--config", str(demo_config())], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True, env=env) as proc:
+    with subprocess.Popen(
+        [AGGREGATOR, "run", "--config", str(demo_config())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as proc:
         _check(proc, sig)
 
 
@@ -45,7 +52,9 @@ def _check(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
         assert events[0] == "daemon_started"
         assert "move_proposed" in events
         summary = lines[-1]
-        assert summary["status"] == "rebalance" and summary["trigger"] == "start" and summary["dry_run"] is True
+        assert (
+            summary["status"] == "rebalance" and summary["trigger"] == "start" and summary["dry_run"] is True
+        )
         proc.send_signal(sig)
         rest = _read_until(proc, "daemon_stopped", timeout=30)
         assert rest[0]["event"] == "daemon_stopping" and rest[0]["signal"] == sig.name

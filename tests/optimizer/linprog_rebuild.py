@@ -47,9 +47,9 @@ def rebuild_objective(plan: Plan) -> float:
     nv = 4 * n + 1 + s
     cx, cp_, cq, ct, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
     c = np.zeros(nv)
-    c[cx:cx + n] = -(yields - exp_loss)
-    c[cp_:cp_ + n] = c_in
-    c[cq:cq + n] = c_out
+    c[cx : cx + n] = -(yields - exp_loss)
+    c[cp_ : cp_ + n] = c_in
+    c[cq : cq + n] = c_out
     c[cz0] = lam
     c[cz:] = lam * probs[weighted] / (1 - beta)
     x0 = np.array(rec.x0)
@@ -59,7 +59,7 @@ def rebuild_objective(plan: Plan) -> float:
     b_eq = [1.0]
     for r in range(n):
         row = np.zeros(nv)
-        row[cx:cx + n] = subtree[r]
+        row[cx : cx + n] = subtree[r]
         row[cp_ + r] = -1.0
         row[cq + r] = 1.0
         a_eq.append(row)
@@ -69,7 +69,7 @@ def rebuild_objective(plan: Plan) -> float:
 
     def add(coef_x: np.ndarray, rhs: float, extra: dict[int, float] | None = None) -> None:
         row = np.zeros(nv)
-        row[cx:cx + n] = coef_x
+        row[cx : cx + n] = coef_x
         for k, val in (extra or {}).items():
             row[k] += val
         ub_rows.append(row)
@@ -100,8 +100,13 @@ def rebuild_objective(plan: Plan) -> float:
         + [(0, None)] * s
     )
     res = linprog(
-        c, A_ub=sp.csr_matrix(np.array(ub_rows)), b_ub=b_ub, A_eq=sp.csr_matrix(np.array(a_eq)), b_eq=b_eq,
-        bounds=bounds, method="highs",
+        c,
+        A_ub=sp.csr_matrix(np.array(ub_rows)),
+        b_ub=b_ub,
+        A_eq=sp.csr_matrix(np.array(a_eq)),
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
     )
     assert res.status == 0, res.message
     return float(-res.fun)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,9 @@ def test_steth_into_eigenlayer_costs_only_the_eigenlayer_deposit() -> None:
     inputs = small_inputs(
         holdings={"lido-steth": 600.0, "eth": 400.0},
         yields={**YIELDS, "eigenlayer-steth": {"restaking": 0.06}},
-        risk_aversion=0.0, cvar_budget=None, ladder=(),
+        risk_aversion=0.0,
+        cvar_budget=None,
+        ladder=(),
     )
     plan = optimize(inputs)
     assert plan.status == "rebalance"
@@ -44,8 +48,10 @@ def test_steth_into_eigenlayer_costs_only_the_eigenlayer_deposit() -> None:
 
 def test_exits_come_before_entries_and_amounts_add_up() -> None:
     """Withdrawals are listed first; ETH leaving a venue equals ETH arriving elsewhere."""
-    inputs = small_inputs(holdings={"rocketpool-reth": 600.0, "eth": 400.0},
-                          yields={**YIELDS, "rocketpool-reth": {"base": 0.01}})
+    inputs = small_inputs(
+        holdings={"rocketpool-reth": 600.0, "eth": 400.0},
+        yields={**YIELDS, "rocketpool-reth": {"base": 0.01}},
+    )
     plan = optimize(inputs)
     actions = [m.action for m in plan.moves]
     assert "withdraw" in actions and actions == sorted(actions, key=lambda a: a != "withdraw")
@@ -71,7 +77,7 @@ def test_tighter_cvar_budget_never_raises_cvar() -> None:
         check_invariants(plan)
         cvars.append(plan.after.cvar)
         assert plan.after.cvar <= budget + 1e-7
-    assert all(b <= a + 1e-9 for a, b in zip(cvars, cvars[1:], strict=False))
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(cvars))
 
 
 def test_infeasible_cvar_budget_is_diagnosed_with_the_least_feasible_value() -> None:
@@ -81,9 +87,15 @@ def test_infeasible_cvar_budget_is_diagnosed_with_the_least_feasible_value() -> 
     universe = Universe(venues=venues, nodes=u.nodes)
 
     def run(budget: float) -> object:
-        return optimize(OptimizationInputs(
-            universe=universe, limits=Limits(cvar_budget=budget, risk_aversion=0.0),
-            portfolio_eth=100.0, holdings_eth={"eth": 100.0}, yields=YIELDS))
+        return optimize(
+            OptimizationInputs(
+                universe=universe,
+                limits=Limits(cvar_budget=budget, risk_aversion=0.0),
+                portfolio_eth=100.0,
+                holdings_eth={"eth": 100.0},
+                yields=YIELDS,
+            )
+        )
 
     plan = run(0.001)
     assert plan.status == "hold"
@@ -99,8 +111,14 @@ def test_shares_that_cannot_sum_to_one_are_prechecked() -> None:
     """Max shares summing below 1 are reported with the shortfall, before any solve."""
     u = small_universe()
     venues = tuple(v.model_copy(update={"max_share": 0.1}) for v in u.venues)
-    plan = optimize(OptimizationInputs(universe=Universe(venues=venues, nodes=u.nodes), portfolio_eth=1.0,
-                                       holdings_eth={"eth": 1.0}, yields=YIELDS))
+    plan = optimize(
+        OptimizationInputs(
+            universe=Universe(venues=venues, nodes=u.nodes),
+            portfolio_eth=1.0,
+            holdings_eth={"eth": 1.0},
+            yields=YIELDS,
+        )
+    )
     assert plan.status == "hold" and plan.solver.solves == 0
     assert plan.diagnosis[0].limit == "max_share" and "0.5000 < 1" in plan.diagnosis[0].message
 
@@ -109,9 +127,15 @@ def test_unreachable_liquidity_floor_is_prechecked() -> None:
     """A 1-day floor above what 1-day venues can hold names the largest feasible floor."""
     u = small_universe()
     venues = tuple(v.model_copy(update={"max_share": 0.2}) if v.id == "eth" else v for v in u.venues)
-    plan = optimize(OptimizationInputs(universe=Universe(venues=venues, nodes=u.nodes),
-                                       limits=Limits(ladder=(LadderRung(days=1, min_share=0.5),)),
-                                       portfolio_eth=1.0, holdings_eth={"eth": 1.0}, yields=YIELDS))
+    plan = optimize(
+        OptimizationInputs(
+            universe=Universe(venues=venues, nodes=u.nodes),
+            limits=Limits(ladder=(LadderRung(days=1, min_share=0.5),)),
+            portfolio_eth=1.0,
+            holdings_eth={"eth": 1.0},
+            yields=YIELDS,
+        )
+    )
     assert plan.status == "hold"
     assert plan.diagnosis[0].limit == "ladder" and plan.diagnosis[0].least_feasible == pytest.approx(0.2)
 
@@ -146,8 +170,12 @@ def test_minimum_move_size_drops_small_moves() -> None:
     """Moves below min_move_eth are dropped, the LP re-solved, and the heuristic named in the plan."""
     base = optimize(small_inputs(holdings={"eth": 500.0, "lido-steth": 300.0, "rocketpool-reth": 200.0}))
     smallest = min(m.amount_eth for m in base.moves)
-    plan = optimize(small_inputs(holdings={"eth": 500.0, "lido-steth": 300.0, "rocketpool-reth": 200.0},
-                                 min_move_eth=smallest + 1.0))
+    plan = optimize(
+        small_inputs(
+            holdings={"eth": 500.0, "lido-steth": 300.0, "rocketpool-reth": 200.0},
+            min_move_eth=smallest + 1.0,
+        )
+    )
     check_invariants(plan)
     deltas = [abs(plan.target_eth[v] - plan.current_weights[v] * 1000.0) for v in plan.target_eth]
     assert all(d < 1e-6 or d >= smallest + 1.0 - 1e-6 for d in deltas)
@@ -162,9 +190,15 @@ def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
 
     def run(cap: float) -> object:
         nn = tuple(n.model_copy(update={"cap": cap}) if n.id == "lido" else n for n in nodes)
-        return optimize(OptimizationInputs(universe=Universe(venues=u.venues, nodes=nn),
-                                           limits=Limits(risk_aversion=0.0), portfolio_eth=1.0,
-                                           holdings_eth={"eth": 1.0}, yields=YIELDS))
+        return optimize(
+            OptimizationInputs(
+                universe=Universe(venues=u.venues, nodes=nn),
+                limits=Limits(risk_aversion=0.0),
+                portfolio_eth=1.0,
+                holdings_eth={"eth": 1.0},
+                yields=YIELDS,
+            )
+        )
 
     plan = run(0.2)
     del universe
@@ -180,9 +214,13 @@ def test_stress_scenario_max_loss_is_a_hard_limit() -> None:
     """An operator stress scenario with max_loss bounds the plan's loss in it."""
     u = small_universe()
     stress = (StressScenario(name="restaking crisis", nodes=("eigenlayer", "lido"), max_loss=0.02),)
-    inputs = OptimizationInputs(universe=Universe(venues=u.venues, nodes=u.nodes, stress=stress),
-                                limits=Limits(risk_aversion=0.0), portfolio_eth=1.0,
-                                holdings_eth={"eth": 1.0}, yields=YIELDS)
+    inputs = OptimizationInputs(
+        universe=Universe(venues=u.venues, nodes=u.nodes, stress=stress),
+        limits=Limits(risk_aversion=0.0),
+        portfolio_eth=1.0,
+        holdings_eth={"eth": 1.0},
+        yields=YIELDS,
+    )
     plan = optimize(inputs)
     check_invariants(plan)
     assert plan.after.stress_losses["restaking crisis"] <= 0.02 + 1e-7
@@ -222,8 +260,13 @@ def test_factored_losses_equal_the_dense_matrix(seed: int) -> None:
     universe, yields = synthetic_universe(40, 25, seed=seed)
     sl = ScenarioLosses(Structure(universe), enumerate_scenarios(Structure(universe)))
     np.testing.assert_allclose((sl.term_coefficients @ sl.term_incidence).toarray(), sl.dense, atol=1e-12)
-    inputs = OptimizationInputs(universe=universe, limits=Limits(cvar_budget=0.05, risk_aversion=0.2),
-                                portfolio_eth=10.0, holdings_eth={"eth": 10.0}, yields=yields)
+    inputs = OptimizationInputs(
+        universe=universe,
+        limits=Limits(cvar_budget=0.05, risk_aversion=0.2),
+        portfolio_eth=10.0,
+        holdings_eth={"eth": 10.0},
+        yields=yields,
+    )
     f = optimize(inputs, risk_form="factored")
     d = optimize(inputs, risk_form="dense")
     assert f.problem.objective == pytest.approx(d.problem.objective, abs=1e-7)

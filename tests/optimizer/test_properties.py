@@ -18,7 +18,9 @@ _CACHE = ModelCache()
 @st.composite
 def problems(draw: st.DrawFn) -> OptimizationInputs:
     n_nodes = draw(st.integers(6, 20))
-    universe, yields = synthetic_universe(draw(st.integers(8, 30)), n_nodes, seed=draw(st.integers(0, 10_000)))
+    universe, yields = synthetic_universe(
+        draw(st.integers(8, 30)), n_nodes, seed=draw(st.integers(0, 10_000))
+    )
     ids = [v.id for v in universe.venues]
     weights = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=len(ids), max_size=len(ids))))
     weights[0] += 0.01
@@ -32,8 +34,9 @@ def problems(draw: st.DrawFn) -> OptimizationInputs:
         ladder=(LadderRung(days=1, min_share=draw(st.sampled_from([0.0, 0.05]))),),
         horizon_days=draw(st.sampled_from([90.0, 365.0])),
     )
-    return OptimizationInputs(universe=universe, limits=limits, portfolio_eth=total, holdings_eth=holdings,
-                              yields=yields)
+    return OptimizationInputs(
+        universe=universe, limits=limits, portfolio_eth=total, holdings_eth=holdings, yields=yields
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

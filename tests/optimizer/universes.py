@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from optimizer import LadderRung, Limits, OptimizationInputs, RiskNode, Universe, Venue, VenueKind, YieldComponent
+from optimizer import (
+    LadderRung,
+    Limits,
+    OptimizationInputs,
+    RiskNode,
+    Universe,
+    Venue,
+    VenueKind,
+    YieldComponent,
+)
 
 BASE = YieldComponent(name="base")
 RESTAKING = YieldComponent(name="restaking", haircut=0.5)
@@ -12,14 +21,50 @@ def small_universe() -> Universe:
     return Universe(
         venues=(
             Venue(id="eth", kind=VenueKind.IDLE),
-            Venue(id="lido-steth", parent="eth", kind=VenueKind.LIQUID_STAKING, components=(BASE,),
-                  risk_nodes=("lido",), exit_days=5, entry_cost=0.0005, exit_cost=0.0005, max_share=0.6),
-            Venue(id="rocketpool-reth", parent="eth", kind=VenueKind.LIQUID_STAKING, components=(BASE,),
-                  risk_nodes=("rocketpool",), exit_days=3, entry_cost=0.001, exit_cost=0.001, max_share=0.6),
-            Venue(id="eigenlayer-steth", parent="lido-steth", kind=VenueKind.RESTAKING, components=(RESTAKING,),
-                  risk_nodes=("eigenlayer",), exit_days=14, entry_cost=0.0002, exit_cost=0.0002, max_share=0.5),
-            Venue(id="etherfi-weeth", parent="eth", kind=VenueKind.LIQUID_RESTAKING, components=(BASE, RESTAKING),
-                  risk_nodes=("etherfi",), exit_days=10, entry_cost=0.002, exit_cost=0.003, max_share=0.3),
+            Venue(
+                id="lido-steth",
+                parent="eth",
+                kind=VenueKind.LIQUID_STAKING,
+                components=(BASE,),
+                risk_nodes=("lido",),
+                exit_days=5,
+                entry_cost=0.0005,
+                exit_cost=0.0005,
+                max_share=0.6,
+            ),
+            Venue(
+                id="rocketpool-reth",
+                parent="eth",
+                kind=VenueKind.LIQUID_STAKING,
+                components=(BASE,),
+                risk_nodes=("rocketpool",),
+                exit_days=3,
+                entry_cost=0.001,
+                exit_cost=0.001,
+                max_share=0.6,
+            ),
+            Venue(
+                id="eigenlayer-steth",
+                parent="lido-steth",
+                kind=VenueKind.RESTAKING,
+                components=(RESTAKING,),
+                risk_nodes=("eigenlayer",),
+                exit_days=14,
+                entry_cost=0.0002,
+                exit_cost=0.0002,
+                max_share=0.5,
+            ),
+            Venue(
+                id="etherfi-weeth",
+                parent="eth",
+                kind=VenueKind.LIQUID_RESTAKING,
+                components=(BASE, RESTAKING),
+                risk_nodes=("etherfi",),
+                exit_days=10,
+                entry_cost=0.002,
+                exit_cost=0.003,
+                max_share=0.3,
+            ),
         ),
         nodes=(
             RiskNode(id="lido", p=0.005, lgd=0.3),
@@ -39,10 +84,16 @@ YIELDS = {
 
 
 def small_inputs(
-    holdings: dict[str, float] | None = None, yields: dict[str, dict[str, float]] | None = None, **limits: object
+    holdings: dict[str, float] | None = None,
+    yields: dict[str, dict[str, float]] | None = None,
+    **limits: object,
 ) -> OptimizationInputs:
-    lim = {"cvar_budget": 0.25, "risk_aversion": 0.05, "horizon_days": 180.0,
-           "ladder": (LadderRung(days=1, min_share=0.05), LadderRung(days=7, min_share=0.3))}
+    lim = {
+        "cvar_budget": 0.25,
+        "risk_aversion": 0.05,
+        "horizon_days": 180.0,
+        "ladder": (LadderRung(days=1, min_share=0.05), LadderRung(days=7, min_share=0.3)),
+    }
     lim.update(limits)
     held = holdings or {"eth": 1000.0}
     return OptimizationInputs(
