@@ -296,7 +296,7 @@ class _Run:
                     value=value,
                     shadow_price=dual,
                     bp_per_pct=bp,
-                    explanation=f"{verb} by 1 % would add {bp:.2f} bp/yr of risk-adjusted yield",
+                    explanation=f"{verb} by 1 percentage point would add {bp:.2f} bp/yr of risk-adjusted yield",
                 )
             )
 

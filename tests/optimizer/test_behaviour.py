@@ -207,7 +207,7 @@ def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
     bumped = run(0.2001)
     finite = (bumped.problem.objective - plan.problem.objective) / 0.0001 * 100.0
     assert bind[0].bp_per_pct == pytest.approx(finite, rel=1e-4)
-    assert "raising the lido exposure cap by 1 %" in bind[0].explanation
+    assert "raising the lido exposure cap by 1 percentage point" in bind[0].explanation
 
 
 def test_stress_scenario_max_loss_is_a_hard_limit() -> None:
