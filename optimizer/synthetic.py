@@ -15,27 +15,33 @@ from optimizer.inputs import RiskNode, Universe, Venue, VenueKind, YieldComponen
 def synthetic_universe(
     n_venues: int, n_nodes: int, seed: int = 0
 ) -> tuple[Universe, dict[str, dict[str, float]]]:
-    """A universe with about `n_venues` venues and exactly `n_nodes` risk nodes, and yields for every venue."""
+    """A universe with about `n_venues` venues and exactly `n_nodes` risk nodes, and yields for every venue.
+
+    Node probabilities are scaled so that their sum stays near 0.2 a year whatever the node count (a universe with
+    many nodes has many small ones): otherwise hundreds of 1 %-a-year nodes would put a third of the probability
+    in the 3+-failure residual and every optimum would be idle ETH.
+    """
     rng = np.random.default_rng(seed)
+    scale = min(1.0, 20.0 / n_nodes)
     n_layers = max(1, n_nodes // 20)
     n_lst = max(1, n_nodes // 5)
     n_lrt = max(1, n_nodes // 5)
     n_ops = max(0, n_nodes - n_layers - n_lst - n_lrt - 1)
-    nodes: list[RiskNode] = [RiskNode(id="ethereum", p=0.001, lgd=0.05)]
+    nodes: list[RiskNode] = [RiskNode(id="ethereum", p=0.001 * scale, lgd=0.05)]
     layers = [f"layer{i}" for i in range(n_layers)]
     nodes += [
-        RiskNode(id=layer, p=float(rng.uniform(0.005, 0.02)), lgd=float(rng.uniform(0.1, 0.3)))
+        RiskNode(id=layer, p=scale * float(rng.uniform(0.005, 0.02)), lgd=float(rng.uniform(0.1, 0.3)))
         for layer in layers
     ]
     lsts = [f"lst{i}" for i in range(n_lst)]
     nodes += [
-        RiskNode(id=t, p=float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4))) for t in lsts
+        RiskNode(id=t, p=scale * float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4))) for t in lsts
     ]
     lrts = [f"lrt{i}" for i in range(n_lrt)]
     nodes += [
         RiskNode(
             id=t,
-            p=float(rng.uniform(0.005, 0.03)),
+            p=scale * float(rng.uniform(0.005, 0.03)),
             lgd=float(rng.uniform(0.1, 0.4)),
             parents=(layers[i % n_layers],),
         )
@@ -43,7 +49,7 @@ def synthetic_universe(
     ]
     ops = [f"ops{i}" for i in range(n_ops)]
     nodes += [
-        RiskNode(id=o, p=float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2))) for o in ops
+        RiskNode(id=o, p=scale * float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2))) for o in ops
     ]
 
     venues: list[Venue] = [Venue(id="eth", kind=VenueKind.IDLE)]
