@@ -35,7 +35,8 @@ def synthetic_universe(
     ]
     lsts = [f"lst{i}" for i in range(n_lst)]
     nodes += [
-        RiskNode(id=t, p=scale * float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4))) for t in lsts
+        RiskNode(id=t, p=scale * float(rng.uniform(0.002, 0.01)), lgd=float(rng.uniform(0.1, 0.4)))
+        for t in lsts
     ]
     lrts = [f"lrt{i}" for i in range(n_lrt)]
     nodes += [
@@ -49,7 +50,8 @@ def synthetic_universe(
     ]
     ops = [f"ops{i}" for i in range(n_ops)]
     nodes += [
-        RiskNode(id=o, p=scale * float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2))) for o in ops
+        RiskNode(id=o, p=scale * float(rng.uniform(0.002, 0.02)), lgd=float(rng.uniform(0.05, 0.2)))
+        for o in ops
     ]
 
     venues: list[Venue] = [Venue(id="eth", kind=VenueKind.IDLE)]
