@@ -142,7 +142,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     render.config_summary(console, settings, str(config))
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
     zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
-    limits = Limits.model_validate(settings.optimizer_limits().model_dump() | {"max_turnover": None})
+    limits = Limits.model_validate(settings.limits.model_dump() | {"max_turnover": None})
     plan = optimize(
         OptimizationInputs(
             universe=settings.universe(),

@@ -49,7 +49,7 @@ class CycleLock:
 def inputs_for(settings: Settings, book: RateBook) -> OptimizationInputs:
     return OptimizationInputs(
         universe=settings.universe(),
-        limits=settings.optimizer_limits(),
+        limits=settings.limits,
         portfolio_eth=settings.portfolio_eth,
         holdings_eth=dict(settings.portfolio.holdings_eth),
         yields=book.yields(),

@@ -19,7 +19,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from adapters import AnySourceSettings, StaticSettings
 from aggregator.errors import ConfigError
 from optimizer import (
-    LadderRung,
     Limits,
     RiskNode,
     StressScenario,
@@ -74,27 +73,6 @@ class RiskNodeSettings(_Section):
     note: str = ""
 
 
-class StressSettings(_Section):
-    name: str = Field(min_length=1)
-    nodes: tuple[str, ...] = Field(min_length=1)
-    probability: Fraction = 0.0
-    max_loss: Fraction | None = None
-    lgd: dict[str, Fraction] = Field(default_factory=dict)
-
-
-class LimitsSettings(_Section):
-    cvar_beta: float = Field(default=0.99, gt=0.0, lt=1.0)
-    cvar_budget: Fraction | None = None
-    risk_aversion: float = Field(default=1.0, ge=0.0, le=1000.0)
-    max_turnover: Fraction | None = None
-    ladder: tuple[LadderRung, ...] = ()
-    layer_caps: dict[VenueKind, Fraction] = Field(default_factory=dict)
-    horizon_days: float = Field(default=365.0, gt=0.0, le=3650.0)
-    min_move_eth: float = Field(default=0.0, ge=0.0)
-    min_improvement_bps: float = Field(default=0.0, ge=0.0, le=10_000.0)
-    gas_cost_eth: float = Field(default=0.0, ge=0.0)
-
-
 class PortfolioSettings(_Section):
     holdings_eth: dict[str, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(min_length=1)
     size_eth: float | None = Field(default=None, gt=0.0)
@@ -134,8 +112,8 @@ class Settings(BaseSettings):
     portfolio: PortfolioSettings
     venues: tuple[VenueSettings, ...] = Field(min_length=1)
     risk_nodes: tuple[RiskNodeSettings, ...] = ()
-    stress: tuple[StressSettings, ...] = ()
-    limits: LimitsSettings = LimitsSettings()
+    stress: tuple[StressScenario, ...] = ()
+    limits: Limits = Limits()
     sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(min_length=1)
     schedule: ScheduleSettings = ScheduleSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -210,20 +188,12 @@ class Settings(BaseSettings):
                 nodes=tuple(
                     RiskNode(id=n.id, p=n.p, lgd=n.lgd, parents=n.parents, cap=n.cap) for n in self.risk_nodes
                 ),
-                stress=tuple(
-                    StressScenario(
-                        name=s.name, nodes=s.nodes, probability=s.probability, max_loss=s.max_loss, lgd=s.lgd
-                    )
-                    for s in self.stress
-                ),
+                stress=self.stress,
             )
         except ValidationError as exc:
             raise ValueError(
                 "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             ) from exc
-
-    def optimizer_limits(self) -> Limits:
-        return Limits.model_validate(self.limits.model_dump())
 
 
 def load_settings(path: Path) -> Settings:
