@@ -9,8 +9,6 @@ from typing import Any, ClassVar, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.errors import SourceDataError, TemporarySourceError
-
 Clock = Callable[[], datetime]
 
 
@@ -32,8 +30,17 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="per request")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="tries per cycle for temporary failures")
+    backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
+    backoff_max_seconds: float = Field(default=8.0, ge=0, le=600)
+    max_retry_after_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="longer 429 waits: give up"
+    )
+    breaker_failures: int = Field(default=3, ge=1, le=100, description="failed cycles in a row that open it")
+    breaker_cooldown_minutes: float = Field(default=30.0, gt=0, le=1440)
     max_age_hours: float = Field(default=48.0, gt=0)
+    min_yield: float = Field(default=0.0, ge=-1, le=1, description="smaller yields are rejected")
     max_yield: float = Field(default=0.5, gt=0, le=10, description="larger yields are rejected as absurd")
 
 
@@ -41,26 +48,9 @@ class Adapter(Protocol):
     """What the registry holds: a settings model and an async fetch."""
 
     settings_model: ClassVar[type[SourceSettings]]
+    keys: ClassVar[frozenset[str] | None]
+    """The keys this source can quote, or None when any key may be asked for (pool ids, snapshot keys)."""
 
     async def fetch(
         self, client: httpx.AsyncClient, name: str, settings: Any, keys: Sequence[str], now: Clock
     ) -> list[Quote]: ...
-
-
-async def get_json(client: httpx.AsyncClient, source: str, url: str, timeout: float) -> Any:
-    """GET a JSON document, translating transport failures into source errors."""
-    try:
-        response = await client.get(url, timeout=timeout)
-    except httpx.TimeoutException as exc:
-        raise TemporarySourceError(source, f"timeout after {timeout:g}s: {url}") from exc
-    except httpx.TransportError as exc:
-        raise TemporarySourceError(source, f"connection failed: {type(exc).__name__}: {url}") from exc
-    if response.status_code == 429 or response.status_code >= 500:
-        raise TemporarySourceError(source, f"HTTP {response.status_code} from {url}")
-    if response.status_code >= 400:
-        raise SourceDataError(source, f"HTTP {response.status_code} from {url}")
-    try:
-        return response.json()
-    except ValueError as exc:
-        ctype = response.headers.get("content-type", "?")
-        raise SourceDataError(source, f"body is not JSON (content-type {ctype}): {url}") from exc

@@ -12,8 +12,9 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from adapters.base import Clock, Quote, SourceSettings, get_json
+from adapters.base import Clock, Quote, SourceSettings
 from adapters.errors import SourceDataError
+from adapters.http import get_json
 
 Field_ = Literal["apyBase", "apy", "apyMean30d", "apyBase7d"]
 
@@ -44,6 +45,7 @@ class _Pools(BaseModel):
 
 
 class DefiLlamaAdapter:
+    keys: ClassVar[frozenset[str] | None] = None
     settings_model: ClassVar[type[SourceSettings]] = DefiLlamaSettings
 
     async def fetch(
@@ -54,9 +56,7 @@ class DefiLlamaAdapter:
         keys: Sequence[str],
         now: Clock,
     ) -> list[Quote]:
-        payload = await get_json(
-            client, name, f"{settings.base_url.rstrip('/')}/pools", settings.timeout_seconds
-        )
+        payload = await get_json(client, name, f"{settings.base_url.rstrip('/')}/pools", settings)
         fetched = now()
         try:
             pools = _Pools.model_validate(payload)

@@ -15,6 +15,8 @@ class SourceError(Exception):
 class TemporarySourceError(SourceError):
     """Timeout, connection error, 429 or 5xx: worth retrying later."""
 
+    retry_after: float | None = None
+
 
 class SourceDataError(SourceError):
     """The source answered with something we cannot trust (malformed, renamed fields, wrong units)."""

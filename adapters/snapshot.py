@@ -54,6 +54,7 @@ def load_snapshot(path: Path, source: str = "snapshot") -> SnapshotFile:
 
 
 class SnapshotAdapter:
+    keys: ClassVar[frozenset[str] | None] = None
     settings_model: ClassVar[type[SourceSettings]] = SnapshotSettings
 
     async def fetch(

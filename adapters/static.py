@@ -24,6 +24,7 @@ class StaticSettings(SourceSettings):
 
 
 class StaticAdapter:
+    keys: ClassVar[frozenset[str] | None] = None
     settings_model: ClassVar[type[SourceSettings]] = StaticSettings
 
     async def fetch(

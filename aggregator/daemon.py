@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
+from adapters.breaker import SourceHealth
 from aggregator.cycle import CycleLock, Trigger, run_cycle
 from aggregator.errors import CycleBusyError, NoRatesError
 from aggregator.rates import collect_sync
@@ -37,6 +38,7 @@ class Daemon:
         self.settings = settings
         self.now = now
         self.cache = ModelCache()
+        self.health = SourceHealth()
         self.lock = CycleLock()
         self.stopping = threading.Event()
         sched = settings.schedule
@@ -51,7 +53,7 @@ class Daemon:
 
     def rates_job(self) -> None:
         try:
-            book = collect_sync(self.settings, self.now)
+            book = collect_sync(self.settings, self.now, self.health)
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rates_failed")
             return
@@ -72,7 +74,7 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
             return
         try:
-            book = collect_sync(self.settings, self.now)
+            book = collect_sync(self.settings, self.now, self.health)
             run_cycle(self.settings, book, cache=self.cache, trigger=trigger, now=self.now)
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped

@@ -17,6 +17,7 @@ import structlog
 
 from adapters import REGISTRY, Quote, SourceError
 from adapters.base import Clock
+from adapters.breaker import BreakerState, SourceHealth
 from aggregator.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -64,8 +65,8 @@ def validate(quote: Quote, settings: Settings, now: datetime) -> str | None:
     src = settings.sources[quote.source]
     if not math.isfinite(quote.value):
         return f"value is not a finite number ({quote.value})"
-    if quote.value < 0:
-        return f"negative yield {quote.value} (yields are fractions per year, >= 0)"
+    if quote.value < src.min_yield:
+        return f"yield {quote.value} below min_yield {src.min_yield:g} of source {quote.source}"
     if quote.value > src.max_yield:
         return f"yield {quote.value} above max_yield {src.max_yield} of source {quote.source} (wrong units?)"
     age_h = (now - quote.observed_at).total_seconds() / 3600.0
@@ -76,8 +77,14 @@ def validate(quote: Quote, settings: Settings, now: datetime) -> str | None:
     return None
 
 
-async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> RateBook:
-    """Fetch every source once, concurrently; one failing source never stops the others."""
+async def collect(
+    settings: Settings, client: httpx.AsyncClient, now: Clock, health: SourceHealth | None = None
+) -> RateBook:
+    """Fetch every source once, concurrently; one failing source never stops the others.
+
+    A source whose circuit breaker is open is skipped (logged as `source_skipped`) until its cooldown ends.
+    """
+    health = health or SourceHealth()
     wanted: dict[str, set[str]] = defaultdict(set)
     targets: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for venue in settings.venues:
@@ -85,22 +92,47 @@ async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> 
             for ref in comp.quotes:
                 wanted[ref.source].add(ref.key)
                 targets[(ref.source, ref.key)].append((venue.id, comp.name))
-    names = sorted(wanted)
+    start = now()
+    names = []
+    skipped: dict[str, str] = {}
+    for name in sorted(wanted):
+        src = settings.sources[name]
+        breaker = health.breaker(name, src.breaker_failures, src.breaker_cooldown_minutes)
+        if breaker.allows(start):
+            names.append(name)
+        else:
+            assert breaker.opened_at is not None
+            until = breaker.opened_at + breaker.cooldown
+            skipped[name] = (
+                f"circuit open after {breaker.consecutive} failed cycles, until {until.isoformat()}"
+            )
+            log.warning("source_skipped", source=name, reason=skipped[name])
 
     async def one(name: str) -> list[Quote]:
         src = settings.sources[name]
         return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
 
     results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-    book = RateBook(fetched_at=now())
+    book = RateBook(fetched_at=now(), failed_sources=dict(skipped))
     valid: dict[tuple[str, str], list[Quote]] = defaultdict(list)
     for name, result in zip(names, results, strict=True):
+        breaker = health.breakers[name]
         if isinstance(result, SourceError):
             book.failed_sources[name] = result.reason
-            log.warning("source_failed", source=name, reason=result.reason, error=type(result).__name__)
+            state = breaker.record(False, book.fetched_at)
+            log.warning(
+                "source_failed",
+                source=name,
+                reason=result.reason,
+                error=type(result).__name__,
+                breaker=str(state),
+            )
+            if state is BreakerState.OPEN:
+                log.error("circuit_opened", source=name, failed_cycles=breaker.consecutive)
             continue
         if isinstance(result, BaseException):
             raise result
+        breaker.record(True, book.fetched_at)
         seen = set()
         for q in result:
             seen.add(q.key)
@@ -137,12 +169,15 @@ async def collect(settings: Settings, client: httpx.AsyncClient, now: Clock) -> 
 
 
 def collect_sync(
-    settings: Settings, now: Clock, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    now: Clock,
+    health: SourceHealth | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> RateBook:
     """`collect` with its own client, for the CLI and the scheduler's worker threads."""
 
     async def run() -> RateBook:
         async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
-            return await collect(settings, client, now)
+            return await collect(settings, client, now, health)
 
     return asyncio.run(run())

@@ -16,7 +16,8 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from adapters import AnySourceSettings, StaticSettings
+from adapters import REGISTRY, AnySourceSettings
+from adapters.static import StaticSettings
 from aggregator.errors import ConfigError
 from optimizer import (
     Limits,
@@ -142,6 +143,12 @@ class Settings(BaseSettings):
                             f"defined sources: {sorted(self.sources)}"
                         )
                     src = self.sources[ref.source]
+                    supported = REGISTRY[src.adapter].keys
+                    if supported is not None and ref.key not in supported:
+                        raise ValueError(
+                            f"venues[{v.id}].components[{c.name}].quotes: source {ref.source!r} "
+                            f"({src.adapter}) has no key {ref.key!r}; it has {sorted(supported)}"
+                        )
                     if isinstance(src, StaticSettings) and ref.key not in src.values:
                         raise ValueError(
                             f"venues[{v.id}].components[{c.name}].quotes: static source {ref.source!r} has no "

@@ -1,0 +1,55 @@
+"""Swell swETH and rswETH APR endpoints: each answers a bare JSON number, in percent (SOURCES.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Literal
+
+import httpx
+from pydantic import RootModel, StrictFloat, StrictInt
+
+from adapters.base import Clock, Quote, SourceSettings
+from adapters.simple import PERCENT, fetch_one
+
+
+class SwellSettings(SourceSettings):
+    adapter: Literal["swell"]
+    base_url: str = "https://v3-public.svc.swellnetwork.io"
+    restaking_base_url: str = "https://v3-lrt.svc.swellnetwork.io"
+
+
+class _Doc(RootModel[StrictFloat | StrictInt]):
+    pass
+
+
+def _read(doc: _Doc) -> tuple[float, datetime | None]:
+    return float(doc.root), None
+
+
+class SwellAdapter:
+    settings_model: ClassVar[type[SourceSettings]] = SwellSettings
+    keys: ClassVar[frozenset[str] | None] = frozenset({"sweth", "rsweth"})
+
+    async def fetch(
+        self, client: httpx.AsyncClient, name: str, settings: SwellSettings, keys: Sequence[str], now: Clock
+    ) -> list[Quote]:
+        out = []
+        for key, base in (("sweth", settings.base_url), ("rsweth", settings.restaking_base_url)):
+            if key in keys:
+                url = f"{base.rstrip('/')}/api/tokens/{key}/apr"
+                out.append(
+                    await fetch_one(
+                        client,
+                        name,
+                        settings,
+                        url,
+                        model=_Doc,
+                        read=_read,
+                        unit=PERCENT,
+                        key=key,
+                        now=now,
+                        label=f"Swell {key} apr",
+                    )
+                )
+        return out
