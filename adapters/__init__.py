@@ -11,6 +11,7 @@ from adapters.etherfi import EtherfiAdapter, EtherfiSettings
 from adapters.frax import FraxAdapter, FraxSettings
 from adapters.kelp import KelpAdapter, KelpSettings
 from adapters.lido import LidoAdapter, LidoSettings
+from adapters.onchain import OnchainAdapter, OnchainSettings
 from adapters.renzo import RenzoAdapter, RenzoSettings
 from adapters.rocketpool import RocketpoolAdapter, RocketpoolSettings
 from adapters.snapshot import SnapshotAdapter, SnapshotSettings
@@ -25,6 +26,7 @@ REGISTRY: dict[str, Adapter] = {
     "frax": FraxAdapter(),
     "kelp": KelpAdapter(),
     "lido": LidoAdapter(),
+    "onchain": OnchainAdapter(),
     "renzo": RenzoAdapter(),
     "rocketpool": RocketpoolAdapter(),
     "snapshot": SnapshotAdapter(),
@@ -41,6 +43,7 @@ AnySourceSettings = (
     | FraxSettings
     | KelpSettings
     | LidoSettings
+    | OnchainSettings
     | RenzoSettings
     | RocketpoolSettings
     | SnapshotSettings

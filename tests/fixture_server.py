@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,23 @@ class FixtureServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, list[Reply]] = {}
+        self.rpc: dict[str, Callable[[Any], Reply]] = {}  # path -> reply computed from the JSON request body
         self.hits: dict[str, int] = defaultdict(int)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def _reply(self) -> None:
+            def _reply(self, body: bytes = b"") -> None:
                 path = self.path.split("?")[0]
                 replies = server.routes.get(path)
                 n = server.hits[path]
                 server.hits[path] += 1
-                if not replies:
+                if path in server.rpc:
+                    reply = server.rpc[path](json.loads(body))
+                elif not replies:
                     self.send_error(404)
                     return
-                reply = replies[min(n, len(replies) - 1)]
+                else:
+                    reply = replies[min(n, len(replies) - 1)]
                 if reply.delay:
                     time.sleep(reply.delay)
                 self.send_response(reply.status)
@@ -53,8 +60,7 @@ class FixtureServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                self.rfile.read(length)
-                self._reply()
+                self._reply(self.rfile.read(length))
 
             def log_message(self, format: str, *args: object) -> None:
                 return
