@@ -1,22 +1,29 @@
-"""DefiLlama yields API, `GET {base_url}/pools` (SOURCES.md §1.1): one request serves every pool id.
+"""DefiLlama yields API (SOURCES.md §1): `GET {base_url}/pools` for current yields, `GET {base_url}/chart/{pool}`
+for a pool's daily history.
 
-Values are percent in the API and a fraction here. `/pools` carries no per-pool timestamp; it is re-computed
-hourly (enrichment at :16), so the observation time is the fetch time.
+Keys are pool ids (configIDs, UUIDs) or `project/chain/symbol` (e.g. `lido/Ethereum/STETH`), resolved from the same
+`/pools` answer the way SOURCES.md advises: that project, chain and symbol, `poolMeta` null, largest TVL. One
+`/pools` request per cycle serves every key. Values are percent in the API and a fraction here. `/pools` carries no
+per-pool timestamp (it is recomputed hourly), so the observation time is the fetch time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from adapters.base import Clock, Quote, SourceSettings
 from adapters.errors import SourceDataError
 from adapters.http import get_json
+from adapters.simple import parse
 
 Field_ = Literal["apyBase", "apy", "apyMean30d", "apyBase7d"]
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
 class DefiLlamaSettings(SourceSettings):
@@ -31,6 +38,9 @@ class _Pool(BaseModel):
     pool: str
     project: str
     symbol: str
+    chain: str = ""
+    tvlUsd: StrictFloat | StrictInt | None = None  # noqa: N815
+    poolMeta: str | None = None  # noqa: N815
     apy: StrictFloat | StrictInt | None = None
     apyBase: StrictFloat | StrictInt | None = None  # noqa: N815 - the API's field names
     apyMean30d: StrictFloat | StrictInt | None = None  # noqa: N815
@@ -42,6 +52,70 @@ class _Pools(BaseModel):
 
     status: Literal["success"]
     data: list[dict[str, object]]
+
+
+def resolve(pools: list[dict[str, object]], key: str) -> str | None:
+    """The pool id a key names: the key itself if it is an id, else the canonical pool of project/chain/symbol."""
+    if _UUID.match(key):
+        return key
+    parts = key.split("/")
+    if len(parts) != 3:
+        return None
+    project, chain, symbol = parts
+    matches = [
+        p
+        for p in pools
+        if p.get("project") == project
+        and p.get("chain") == chain
+        and p.get("symbol") == symbol
+        and p.get("poolMeta") is None
+    ]
+    best = max(matches, key=lambda p: p.get("tvlUsd") or 0, default=None)  # type: ignore[arg-type,return-value]
+    return None if best is None else str(best.get("pool"))
+
+
+class ChartPoint(BaseModel):
+    """One day of a pool's history, fractions per year."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timestamp: datetime
+    apy: float
+    apy_base: float | None
+    tvl_usd: float | None
+
+
+class _ChartRow(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    timestamp: AwareDatetime
+    tvlUsd: StrictFloat | StrictInt | None = None  # noqa: N815
+    apy: StrictFloat | StrictInt
+    apyBase: StrictFloat | StrictInt | None = None  # noqa: N815
+
+
+class _Chart(BaseModel):
+    status: Literal["success"]
+    data: list[_ChartRow]
+
+
+async def chart(
+    client: httpx.AsyncClient, name: str, settings: DefiLlamaSettings, pool: str
+) -> list[ChartPoint]:
+    """A pool's daily history (`/chart/{pool}`), oldest first; the pool must be a configID (UUID)."""
+    if not _UUID.match(pool):
+        raise SourceDataError(name, f"/chart needs a pool configID (UUID), got {pool!r}")
+    url = f"{settings.base_url.rstrip('/')}/chart/{pool}"
+    doc = parse(name, _Chart, await get_json(client, name, url, settings), url)
+    return [
+        ChartPoint(
+            timestamp=r.timestamp,
+            apy=float(r.apy) / 100.0,
+            apy_base=None if r.apyBase is None else float(r.apyBase) / 100.0,
+            tvl_usd=None if r.tvlUsd is None else float(r.tvlUsd),
+        )
+        for r in sorted(doc.data, key=lambda r: r.timestamp)
+    ]
 
 
 class DefiLlamaAdapter:
@@ -62,7 +136,8 @@ class DefiLlamaAdapter:
             pools = _Pools.model_validate(payload)
         except ValidationError as exc:
             raise SourceDataError(name, f"/pools payload malformed: {exc.errors()[0]['msg']}") from exc
-        wanted = set(keys)
+        ids = {k: resolve(pools.data, k) for k in keys}
+        wanted = {pool_id: key for key, pool_id in ids.items() if pool_id is not None}
         out: list[Quote] = []
         for raw in pools.data:
             if raw.get("pool") not in wanted:
@@ -77,7 +152,7 @@ class DefiLlamaAdapter:
             out.append(
                 Quote(
                     source=name,
-                    key=pool.pool,
+                    key=wanted[pool.pool],
                     value=float(value) / 100.0,
                     observed_at=fetched,
                     fetched_at=fetched,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from adapters import REGISTRY, SourceDataError, TemporarySourceError
-from adapters.defillama import DefiLlamaSettings
+from adapters.defillama import DefiLlamaSettings, chart
 from adapters.snapshot import SnapshotSettings
 from adapters.static import StaticSettings, StaticValue
 
@@ -112,3 +112,41 @@ def test_static_returns_configured_values_with_their_note() -> None:
     quotes = _fetch("static", settings, ["a", "b"])
     assert [(q.key, q.value, q.note) for q in quotes] == [("a", 0.01, "from a report")]
     assert NOW - quotes[0].observed_at == timedelta(0)
+
+
+def test_defillama_resolves_project_chain_symbol_to_the_canonical_pool() -> None:
+    """`lido/Ethereum/STETH` resolves to Lido's configID from the same /pools answer; unknown names give nothing."""
+    settings = DefiLlamaSettings(adapter="defillama", base_url="http://llama.test")
+    quotes = _fetch("defillama", settings, ["lido/Ethereum/STETH", "nobody/Ethereum/XETH"], _serve())
+    assert [(q.key, q.value) for q in quotes] == [("lido/Ethereum/STETH", pytest.approx(0.02235))]
+
+
+def test_defillama_chart_history_in_fractions_oldest_first() -> None:
+    """/chart/{pool} gives the daily history as fractions per year, in time order."""
+
+    body = (FIXTURES / "defillama" / "chart_steth.json").read_bytes()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == f"/chart/{LIDO}"
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    async def go() -> list:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await chart(
+                client, "llama", DefiLlamaSettings(adapter="defillama", base_url="http://x"), LIDO
+            )
+
+    points = asyncio.run(go())
+    assert len(points) == 452 and points[0].timestamp < points[-1].timestamp
+    assert points[0].apy == pytest.approx(0.032) and points[-1].apy == pytest.approx(0.0279)
+
+
+def test_defillama_chart_needs_a_pool_id() -> None:
+    """A non-UUID pool is refused before any request, as the API would with 'invalid configID!'."""
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as client:
+            await chart(client, "llama", DefiLlamaSettings(adapter="defillama"), "lido")
+
+    with pytest.raises(SourceDataError, match="configID"):
+        asyncio.run(go())
