@@ -3,6 +3,7 @@ Percent, net of the 10 % protocol fee; the report time is the observation time."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
@@ -57,15 +58,14 @@ class LidoAdapter:
         self, client: httpx.AsyncClient, name: str, settings: LidoSettings, keys: Sequence[str], now: Clock
     ) -> list[Quote]:
         base = settings.base_url.rstrip("/")
-        out = []
+        calls = []
         if "apr_last" in keys:
-            url = f"{base}/v1/protocol/steth/apr/last"
-            out.append(
-                await fetch_one(
+            calls.append(
+                fetch_one(
                     client,
                     name,
                     settings,
-                    url,
+                    f"{base}/v1/protocol/steth/apr/last",
                     model=_Last,
                     read=_last,
                     unit=PERCENT,
@@ -75,13 +75,12 @@ class LidoAdapter:
                 )
             )
         if "apr_sma" in keys:
-            url = f"{base}/v1/protocol/steth/apr/sma"
-            out.append(
-                await fetch_one(
+            calls.append(
+                fetch_one(
                     client,
                     name,
                     settings,
-                    url,
+                    f"{base}/v1/protocol/steth/apr/sma",
                     model=_Sma,
                     read=_sma,
                     unit=PERCENT,
@@ -90,4 +89,4 @@ class LidoAdapter:
                     label="Lido stETH 7-day SMA APR",
                 )
             )
-        return out
+        return list(await asyncio.gather(*calls))

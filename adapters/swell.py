@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
@@ -34,22 +35,20 @@ class SwellAdapter:
     async def fetch(
         self, client: httpx.AsyncClient, name: str, settings: SwellSettings, keys: Sequence[str], now: Clock
     ) -> list[Quote]:
-        out = []
-        for key, base in (("sweth", settings.base_url), ("rsweth", settings.restaking_base_url)):
-            if key in keys:
-                url = f"{base.rstrip('/')}/api/tokens/{key}/apr"
-                out.append(
-                    await fetch_one(
-                        client,
-                        name,
-                        settings,
-                        url,
-                        model=_Doc,
-                        read=_read,
-                        unit=PERCENT,
-                        key=key,
-                        now=now,
-                        label=f"Swell {key} apr",
-                    )
-                )
-        return out
+        calls = [
+            fetch_one(
+                client,
+                name,
+                settings,
+                f"{base.rstrip('/')}/api/tokens/{key}/apr",
+                model=_Doc,
+                read=_read,
+                unit=PERCENT,
+                key=key,
+                now=now,
+                label=f"Swell {key} apr",
+            )
+            for key, base in (("sweth", settings.base_url), ("rsweth", settings.restaking_base_url))
+            if key in keys
+        ]
+        return list(await asyncio.gather(*calls))

@@ -102,6 +102,9 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
                             "sources": list(r.sources),
                             "observed_at": r.observed_at.isoformat(),
                             "notes": list(r.notes),
+                            "spread": r.spread,
+                            "disagree": r.disagree,
+                            "change": r.change,
                         }
                         for r in book.rates
                     ],

@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
 from adapters.breaker import SourceHealth
+from aggregator.crosscheck import RateMemory
 from aggregator.cycle import CycleLock, Trigger, run_cycle
 from aggregator.errors import CycleBusyError, NoRatesError
 from aggregator.rates import collect_sync
@@ -39,6 +40,7 @@ class Daemon:
         self.now = now
         self.cache = ModelCache()
         self.health = SourceHealth()
+        self.memory = RateMemory()
         self.lock = CycleLock()
         self.stopping = threading.Event()
         sched = settings.schedule
@@ -53,7 +55,7 @@ class Daemon:
 
     def rates_job(self) -> None:
         try:
-            book = collect_sync(self.settings, self.now, self.health)
+            book = collect_sync(self.settings, self.now, self.health, self.memory)
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rates_failed")
             return
@@ -74,7 +76,7 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
             return
         try:
-            book = collect_sync(self.settings, self.now, self.health)
+            book = collect_sync(self.settings, self.now, self.health, self.memory)
             run_cycle(self.settings, book, cache=self.cache, trigger=trigger, now=self.now)
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped

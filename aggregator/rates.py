@@ -1,13 +1,12 @@
-"""From sources to venue yields: fetch every source concurrently, reject bad quotes with a logged reason, and take
-the median of the valid quotes of each venue component. Nothing invalid reaches the optimizer: a component with no
-valid quote is missing, and the optimizer holds that venue at its current weight.
+"""From sources to venue yields: fetch every source concurrently, reject bad quotes with a logged reason, cross-check
+what is left (`aggregator.crosscheck`: median, disagreement flag, jump quarantine). Nothing invalid reaches the
+optimizer: a component with no usable quote is missing, and the optimizer holds that venue at its current weight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ import structlog
 from adapters import REGISTRY, Quote, SourceError
 from adapters.base import Clock
 from adapters.breaker import BreakerState, SourceHealth
+from aggregator.crosscheck import RateMemory, check_component
 from aggregator.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,9 @@ class ComponentRate:
     sources: tuple[str, ...]
     observed_at: datetime
     notes: tuple[str, ...]
+    spread: float | None = None
+    disagree: bool = False
+    change: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,18 @@ def validate(quote: Quote, settings: Settings, now: datetime) -> str | None:
 
 
 async def collect(
-    settings: Settings, client: httpx.AsyncClient, now: Clock, health: SourceHealth | None = None
+    settings: Settings,
+    client: httpx.AsyncClient,
+    now: Clock,
+    health: SourceHealth | None = None,
+    memory: RateMemory | None = None,
 ) -> RateBook:
     """Fetch every source once, concurrently; one failing source never stops the others.
 
     A source whose circuit breaker is open is skipped (logged as `source_skipped`) until its cooldown ends.
     """
     health = health or SourceHealth()
+    memory = memory or RateMemory()
     wanted: dict[str, set[str]] = defaultdict(set)
     targets: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for venue in settings.venues:
@@ -148,21 +156,49 @@ async def collect(
             log.warning(
                 "quote_rejected", source=name, key=key, value=None, reason="not in the source's answer"
             )
+    tol = settings.rates.disagreement_tolerance
     for venue in settings.venues:
         for comp in venue.components:
-            quotes = valid.get((venue.id, comp.name), [])
-            if not quotes:
+            checked = check_component(
+                (venue.id, comp.name), valid.get((venue.id, comp.name), []), memory, settings.rates
+            )
+            for q, last in checked.quarantined:
+                book.rejected.append(Rejection(q.source, q.key, q.value, f"quarantined jump from {last}"))
+                log.warning(
+                    "quote_quarantined",
+                    venue=venue.id,
+                    component=comp.name,
+                    source=q.source,
+                    value=q.value,
+                    last_accepted=last,
+                    reason="jump beyond jump_threshold seen by one source only; waiting for confirmation",
+                )
+            if checked.value is None:
                 book.missing.append((venue.id, comp.name))
                 log.warning("yield_missing", venue=venue.id, component=comp.name)
                 continue
+            disagree = checked.spread is not None and checked.spread > tol
+            if disagree:
+                log.warning(
+                    "rates_disagree",
+                    venue=venue.id,
+                    component=comp.name,
+                    spread=checked.spread,
+                    tolerance=tol,
+                    values={q.source: q.value for q in checked.used},
+                    used=checked.value,
+                )
             book.rates.append(
                 ComponentRate(
                     venue=venue.id,
                     component=comp.name,
-                    value=statistics.median(q.value for q in quotes),
-                    sources=tuple(sorted({q.source for q in quotes})),
-                    observed_at=min(q.observed_at for q in quotes),
-                    notes=tuple(q.note for q in quotes if q.note),
+                    value=checked.value,
+                    sources=tuple(sorted({q.source for q in checked.used})),
+                    observed_at=min(q.observed_at for q in checked.used),
+                    notes=tuple(q.note for q in checked.used if q.note),
+                    spread=checked.spread,
+                    disagree=disagree,
+                    change=checked.change,
                 )
             )
     return book
@@ -172,12 +208,13 @@ def collect_sync(
     settings: Settings,
     now: Clock,
     health: SourceHealth | None = None,
+    memory: RateMemory | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RateBook:
     """`collect` with its own client, for the CLI and the scheduler's worker threads."""
 
     async def run() -> RateBook:
         async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
-            return await collect(settings, client, now, health)
+            return await collect(settings, client, now, health, memory)
 
     return asyncio.run(run())

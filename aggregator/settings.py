@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
+from aggregator.crosscheck import CrossCheckSettings
 from aggregator.errors import ConfigError
 from optimizer import (
     Limits,
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     stress: tuple[StressScenario, ...] = ()
     limits: Limits = Limits()
     sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(min_length=1)
+    rates: CrossCheckSettings = CrossCheckSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     logging: LoggingSettings = LoggingSettings()
 

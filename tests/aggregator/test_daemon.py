@@ -63,3 +63,64 @@ def _check(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+DEAD_SOURCES = """
+[portfolio]
+holdings_eth = { eth = 100.0, lido-steth = 100.0 }
+
+[schedule]
+rates_every_minutes = 0.01
+rebalance_on_start = true
+
+[sources.llama]
+adapter = "defillama"
+base_url = "http://127.0.0.1:9"
+timeout_seconds = 0.5
+max_attempts = 2
+backoff_base_seconds = 0.01
+breaker_failures = 3
+
+[[venues]]
+id = "eth"
+kind = "idle"
+
+[[venues]]
+id = "lido-steth"
+parent = "eth"
+kind = "liquid_staking"
+risk_nodes = ["lido"]
+components = [{ name = "base", quotes = [{ source = "llama", key = "lido/Ethereum/STETH" }] }]
+
+[[risk_nodes]]
+id = "lido"
+p = 0.005
+lgd = 0.1
+"""
+
+
+def test_daemon_keeps_cycling_with_every_source_down_and_proposes_nothing(tmp_path: Path) -> None:
+    """All sources dead: each cycle is logged with the failure, the rebalance is skipped, the breaker opens,
+    the daemon keeps running and still stops cleanly."""
+    cfg = tmp_path / "dead.toml"
+    cfg.write_text(DEAD_SOURCES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    with subprocess.Popen(
+        [AGGREGATOR, "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as proc:
+        try:
+            lines = _read_until(proc, "source_skipped", timeout=60)
+            proc.send_signal(signal.SIGTERM)
+            lines += _read_until(proc, "daemon_stopped", timeout=30)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    events = [x["event"] for x in lines]
+    assert "rebalance_skipped" in events and "circuit_opened" in events
+    assert events.count("rates_collected") >= 2
+    assert "move_proposed" not in events and "rebalance_completed" not in events

@@ -1,0 +1,91 @@
+"""Cross-checking the valid quotes of each venue component, with memory across cycles.
+
+- Several sources: the component's yield is their median; a spread beyond `disagreement_tolerance` is flagged.
+- A jump: a source whose value moved more than `jump_threshold` from its last accepted value is quarantined
+  unless another source agrees with the new level (within the tolerance) or the same source shows the same level
+  again next cycle. A component whose every quote is quarantined has no yield this cycle: its venue is held.
+- Change since the last cycle is kept per component, for `rates` and for smoothing.
+
+`RateMemory` is what the daemon keeps between cycles; a one-off command starts with an empty one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters import Quote
+
+Component = tuple[str, str]  # (venue, component)
+
+
+class CrossCheckSettings(BaseModel):
+    """`[rates]` in the config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    disagreement_tolerance: float = Field(
+        default=0.005, gt=0, le=1, description="fraction per year (0.005 = 50 bp)"
+    )
+    jump_threshold: float = Field(default=0.01, gt=0, le=1, description="fraction per year (0.01 = 100 bp)")
+
+
+@dataclass
+class RateMemory:
+    accepted: dict[tuple[str, str, str], float] = field(
+        default_factory=dict
+    )  # (venue, comp, source) -> value
+    pending: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    previous: dict[Component, float] = field(default_factory=dict)  # last cycle's component yield
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A component's verdict this cycle."""
+
+    value: float | None
+    used: tuple[Quote, ...]
+    quarantined: tuple[tuple[Quote, float], ...]  # (quote, last accepted value of its source)
+    spread: float | None  # max − min of the used quotes when several
+    change: float | None  # value − last cycle's value
+
+
+def check_component(
+    component: Component, quotes: list[Quote], memory: RateMemory, settings: CrossCheckSettings
+) -> Checked:
+    """Apply the jump quarantine and take the median; updates `memory`."""
+    venue, comp = component
+    used: list[Quote] = []
+    held: list[tuple[Quote, float]] = []
+    for q in quotes:
+        key = (venue, comp, q.source)
+        last = memory.accepted.get(key)
+        jumped = last is not None and abs(q.value - last) > settings.jump_threshold
+        if jumped:
+            others = [o for o in quotes if o.source != q.source]
+            agreed = any(abs(o.value - q.value) <= settings.disagreement_tolerance for o in others)
+            pending = memory.pending.get(key)
+            repeated = pending is not None and abs(q.value - pending) <= settings.jump_threshold
+            if not (agreed or repeated):
+                memory.pending[key] = q.value
+                assert last is not None
+                held.append((q, last))
+                continue
+        memory.accepted[key] = q.value
+        memory.pending.pop(key, None)
+        used.append(q)
+    if not used:
+        return Checked(None, (), tuple(held), None, None)
+    values = [q.value for q in used]
+    value = statistics.median(values)
+    before = memory.previous.get(component)
+    memory.previous[component] = value
+    return Checked(
+        value=value,
+        used=tuple(used),
+        quarantined=tuple(held),
+        spread=max(values) - min(values) if len(values) > 1 else None,
+        change=None if before is None else value - before,
+    )
