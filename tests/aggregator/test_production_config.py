@@ -1,0 +1,69 @@
+"""config/production.toml end to end, offline: every source's URL pointed at recorded payloads on 127.0.0.1.
+
+The recorded payloads are real but old, and the RPC fixture only knows rETH, so this is also a degraded cycle:
+stale and failing sources are rejected and logged, and the plan rests on what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from optimizer import Plan
+from tests.adapters.cases import FIXTURES, HTTP_CASES
+from tests.adapters.test_onchain import answer
+from tests.conftest import AGGREGATOR, ROOT
+from tests.fixture_server import FixtureServer, Reply
+from tests.optimizer.invariants import check_invariants
+
+NATIVE = ["lido", "rocketpool", "coinbase", "binance", "etherfi", "renzo", "kelp", "defillama"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    with FixtureServer() as server:
+        for case in HTTP_CASES:
+            server.routes[f"/{case.adapter}{case.path}"] = [Reply((FIXTURES / case.fixture).read_bytes())]
+        server.routes["/lido/v1/protocol/steth/apr/sma"] = [
+            Reply((FIXTURES / "lido/apr_sma.json").read_bytes())
+        ]
+        server.rpc["/rpc"] = answer
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+        env |= {f"AGGREGATOR_SOURCES__{n.upper()}__BASE_URL": f"{server.url}/{n}" for n in NATIVE}
+        env["AGGREGATOR_SOURCES__ONCHAIN__RPC_URL"] = f"{server.url}/rpc"
+        env["AGGREGATOR_SOURCES__ONCHAIN__MAX_ATTEMPTS"] = "1"
+        return subprocess.run(
+            [AGGREGATOR, *args, "--json", "--config", "config/production.toml"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+
+
+def test_production_rates_offline_with_stale_and_failing_sources() -> None:
+    """Native APIs and DefiLlama answer; the stale Lido SMA and the partial RPC are rejected and logged."""
+    out = _run("rates")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    by_venue = {r["venue"]: r for r in data["rates"]}
+    assert by_venue["rocketpool-reth"]["sources"] == ["defillama", "rocketpool"]
+    assert by_venue["rocketpool-reth"]["value"] == pytest.approx(0.0217)
+    assert by_venue["kelp-rseth"]["sources"] == ["kelp"]  # the recorded /pools has no rsETH pool
+    assert by_venue["eigenlayer-steth"]["value"] == pytest.approx(0.01305)  # ether.fi's restaking APR, live
+    assert "onchain" in data["failed_sources"]
+    assert any(r["source"] == "lido" and r["reason"].startswith("stale") for r in data["rejected"])
+    assert "quote_rejected" in out.stderr and "source_failed" in out.stderr
+
+
+def test_production_rebalance_offline_gives_a_valid_plan() -> None:
+    """The same degraded cycle still yields a plan that meets every limit."""
+    out = _run("rebalance")
+    assert out.returncode == 0, out.stderr
+    plan = Plan.model_validate_json(out.stdout)
+    check_invariants(plan)
+    assert plan.problem.inputs.yields["binance-wbeth"]["base"] == pytest.approx(0.0314)
