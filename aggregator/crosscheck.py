@@ -2,8 +2,8 @@
 
 - Several sources: the component's yield is their median; a spread beyond `disagreement_tolerance` is flagged.
 - A jump: a source whose value moved more than `jump_threshold` from its last accepted value is quarantined
-  unless another source agrees with the new level (within the tolerance) or the same source shows the same level
-  again next cycle. A component whose every quote is quarantined has no yield this cycle: its venue is held.
+  unless another source agrees with the new level (within the tolerance) or the same source still shows that level
+  at least `confirm_after_minutes` later (a re-fetch of the same cached number a minute later confirms nothing). A component whose every quote is quarantined has no yield this cycle: its venue is held.
 - Change since the last cycle is kept per component, for `rates` and for smoothing.
 
 `RateMemory` is what the daemon keeps between cycles; a one-off command starts with an empty one.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,9 @@ class CrossCheckSettings(BaseModel):
         default=0.005, gt=0, le=1, description="fraction per year (0.005 = 50 bp)"
     )
     jump_threshold: float = Field(default=0.01, gt=0, le=1, description="fraction per year (0.01 = 100 bp)")
+    confirm_after_minutes: float = Field(
+        default=30.0, ge=0, le=10_080, description="a repeat this much later confirms"
+    )
 
 
 @dataclass
@@ -37,7 +41,9 @@ class RateMemory:
     accepted: dict[tuple[str, str, str], float] = field(
         default_factory=dict
     )  # (venue, comp, source) -> value
-    pending: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    pending: dict[tuple[str, str, str], tuple[float, datetime]] = field(
+        default_factory=dict
+    )  # value, first seen
     previous: dict[Component, float] = field(default_factory=dict)  # last cycle's component yield
 
 
@@ -53,7 +59,7 @@ class Checked:
 
 
 def check_component(
-    component: Component, quotes: list[Quote], memory: RateMemory, settings: CrossCheckSettings
+    component: Component, quotes: list[Quote], memory: RateMemory, settings: CrossCheckSettings, now: datetime
 ) -> Checked:
     """Apply the jump quarantine and take the median; updates `memory`."""
     venue, comp = component
@@ -67,9 +73,14 @@ def check_component(
             others = [o for o in quotes if o.source != q.source]
             agreed = any(abs(o.value - q.value) <= settings.disagreement_tolerance for o in others)
             pending = memory.pending.get(key)
-            repeated = pending is not None and abs(q.value - pending) <= settings.jump_threshold
+            repeated = (
+                pending is not None
+                and abs(q.value - pending[0]) <= settings.jump_threshold
+                and (now - pending[1]).total_seconds() >= settings.confirm_after_minutes * 60
+            )
             if not (agreed or repeated):
-                memory.pending[key] = q.value
+                if pending is None or abs(q.value - pending[0]) > settings.jump_threshold:
+                    memory.pending[key] = (q.value, now)
                 assert last is not None
                 held.append((q, last))
                 continue

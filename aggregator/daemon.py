@@ -21,7 +21,7 @@ from adapters.breaker import SourceHealth
 from aggregator.crosscheck import RateMemory
 from aggregator.cycle import CycleLock, Trigger, run_cycle
 from aggregator.errors import CycleBusyError, NoRatesError
-from aggregator.rates import collect_sync
+from aggregator.rates import RateBook, collect_sync
 from aggregator.settings import Settings
 from optimizer import ModelCache
 
@@ -41,6 +41,9 @@ class Daemon:
         self.cache = ModelCache()
         self.health = SourceHealth()
         self.memory = RateMemory()
+        self._collecting = (
+            threading.Lock()
+        )  # breakers and rate memory are shared by the rates and rebalance jobs
         self.lock = CycleLock()
         self.stopping = threading.Event()
         sched = settings.schedule
@@ -53,9 +56,13 @@ class Daemon:
             },
         )
 
+    def _collect(self) -> RateBook:
+        with self._collecting:
+            return collect_sync(self.settings, self.now, self.health, self.memory)
+
     def rates_job(self) -> None:
         try:
-            book = collect_sync(self.settings, self.now, self.health, self.memory)
+            book = self._collect()
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rates_failed")
             return
@@ -76,7 +83,7 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
             return
         try:
-            book = collect_sync(self.settings, self.now, self.health, self.memory)
+            book = self._collect()
             run_cycle(self.settings, book, cache=self.cache, trigger=trigger, now=self.now)
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped

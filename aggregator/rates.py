@@ -160,7 +160,11 @@ async def collect(
     for venue in settings.venues:
         for comp in venue.components:
             checked = check_component(
-                (venue.id, comp.name), valid.get((venue.id, comp.name), []), memory, settings.rates
+                (venue.id, comp.name),
+                valid.get((venue.id, comp.name), []),
+                memory,
+                settings.rates,
+                book.fetched_at,
             )
             for q, last in checked.quarantined:
                 book.rejected.append(Rejection(q.source, q.key, q.value, f"quarantined jump from {last}"))
