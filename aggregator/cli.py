@@ -22,13 +22,12 @@ import typer
 from rich.console import Console
 
 from aggregator import render
-from aggregator.cycle import run_cycle
-from aggregator.daemon import Daemon, utc_now
+from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, NoRatesError
 from aggregator.logs import configure_logging
-from aggregator.rates import collect_sync
+from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings
-from optimizer import Limits, ModelCache, OptimizationInputs, optimize
+from optimizer import Limits, OptimizationInputs, optimize
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_CONFIG, EXIT_NO_RATES, EXIT_PLAN_PROBLEM = 0, 1, 2, 3, 4, 5
 
@@ -88,7 +87,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Fetch every source once and show the yield of each venue component, its sources and age."""
     settings = _load(config)
-    book = collect_sync(settings, utc_now)
+    book = Service(settings).collect("cli")
     if as_json:
         typer.echo(
             _json_dump(
@@ -125,9 +124,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
 def rebalance(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Propose a rebalance now and log it. Dry-run: nothing is moved, nothing outside the log changes."""
     settings = _load(config)
-    book = collect_sync(settings, utc_now)
-    result = run_cycle(settings, book, cache=ModelCache(), trigger="cli", now=utc_now)
-    plan = result.plan
+    plan = Service(settings).rebalance("cli").plan
     if as_json:
         typer.echo(plan.model_dump_json(indent=2))
     else:

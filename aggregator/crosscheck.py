@@ -3,10 +3,12 @@
 - Several sources: the component's yield is their median; a spread beyond `disagreement_tolerance` is flagged.
 - A jump: a source whose value moved more than `jump_threshold` from its last accepted value is quarantined
   unless another source agrees with the new level (within the tolerance) or the same source still shows that level
-  at least `confirm_after_minutes` later (a re-fetch of the same cached number a minute later confirms nothing). A component whose every quote is quarantined has no yield this cycle: its venue is held.
-- Change since the last cycle is kept per component, for `rates` and for smoothing.
+  at least `confirm_after_minutes` later (a re-fetch of the same cached number a minute later confirms nothing).
+  A component whose every quote is quarantined has no yield this cycle: its venue is held.
+- Change since the last cycle is kept per component (seeded from the store), for `rates`.
+- `smooth`: with `smoothing_days`, the optimizer sees each component's mean over the stored window.
 
-`RateMemory` is what the daemon keeps between cycles; a one-off command starts with an empty one.
+`RateMemory` is what a service keeps between cycles.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ class CrossCheckSettings(BaseModel):
     confirm_after_minutes: float = Field(
         default=30.0, ge=0, le=10_080, description="a repeat this much later confirms"
     )
+    smoothing_days: float = Field(
+        default=0.0, ge=0, le=365, description="optimise on the mean of this window of stored yields; 0: off"
+    )
 
 
 @dataclass
 class RateMemory:
-    accepted: dict[tuple[str, str, str], float] = field(
-        default_factory=dict
-    )  # (venue, comp, source) -> value
+    # (venue, component, source) -> last accepted value; and a quarantined value with when it was first seen
+    accepted: dict[tuple[str, str, str], float] = field(default_factory=dict)
     pending: dict[tuple[str, str, str], tuple[float, datetime]] = field(
         default_factory=dict
     )  # value, first seen
@@ -100,3 +104,17 @@ def check_component(
         spread=max(values) - min(values) if len(values) > 1 else None,
         change=None if before is None else value - before,
     )
+
+
+def smooth(
+    yields: dict[str, dict[str, float]], history: dict[Component, list[tuple[datetime, float]]]
+) -> dict[str, dict[str, float]]:
+    """Each fresh component's mean over its stored window (which includes this cycle's value). Components without a
+    fresh value this cycle stay absent: history never stands in for a missing quote."""
+    out: dict[str, dict[str, float]] = {}
+    for venue, comps in yields.items():
+        out[venue] = {}
+        for comp, value in comps.items():
+            window = [v for _, v in history.get((venue, comp), [])]
+            out[venue][comp] = statistics.fmean(window) if window else value
+    return out

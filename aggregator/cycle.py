@@ -9,14 +9,17 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 import structlog
 
 from adapters.base import Clock
+from aggregator.crosscheck import smooth
 from aggregator.errors import CycleBusyError, NoRatesError
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
+from aggregator.store import Store
 from optimizer import ModelCache, OptimizationInputs, Plan, optimize
 
 log = structlog.get_logger(__name__)
@@ -46,13 +49,18 @@ class CycleLock:
         self._lock.release()
 
 
-def inputs_for(settings: Settings, book: RateBook) -> OptimizationInputs:
+def inputs_for(settings: Settings, book: RateBook, store: Store | None = None) -> OptimizationInputs:
+    """The optimizer's inputs; with `smoothing_days` the yields are window means from the stored history."""
+    yields = book.yields()
+    days = settings.rates.smoothing_days
+    if days > 0 and store is not None:
+        yields = smooth(yields, store.history(book.fetched_at - timedelta(days=days)))
     return OptimizationInputs(
         universe=settings.universe(),
         limits=settings.limits,
         portfolio_eth=settings.portfolio_eth,
         holdings_eth=dict(settings.portfolio.holdings_eth),
-        yields=book.yields(),
+        yields=yields,
     )
 
 
@@ -63,6 +71,7 @@ def run_cycle(
     cache: ModelCache,
     trigger: Trigger,
     now: Clock,
+    store: Store | None = None,
     run_id: str | None = None,
 ) -> CycleResult:
     """Propose a rebalance from this cycle's rates and log it. Raises NoRatesError when no yield is usable."""
@@ -77,7 +86,7 @@ def run_cycle(
                 rejected=len(book.rejected),
             )
             raise NoRatesError("no valid yield from any source this cycle")
-        plan = optimize(inputs_for(settings, book), cache=cache)
+        plan = optimize(inputs_for(settings, book, store), cache=cache)
         for move in plan.moves:
             log.info(
                 "move_proposed",

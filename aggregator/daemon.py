@@ -1,14 +1,14 @@
 """`aggregator run`: APScheduler pulls rates and proposes on the configured schedule until SIGTERM/SIGINT.
 
-The jobs only call the plain cycle functions; coalesce, one instance per job, misfire grace and UTC as the
-scheduler's defaults. A failing cycle is logged and the daemon keeps going.
+The jobs only call the service (`aggregator.service`); coalesce, one instance per job, misfire grace and UTC are
+the scheduler's defaults. A failing cycle is logged and the daemon keeps going.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC
 from types import FrameType
 
 import structlog
@@ -17,19 +17,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
-from adapters.breaker import SourceHealth
-from aggregator.crosscheck import RateMemory
-from aggregator.cycle import CycleLock, Trigger, run_cycle
+from aggregator.cycle import Trigger
 from aggregator.errors import CycleBusyError, NoRatesError
-from aggregator.rates import RateBook, collect_sync
+from aggregator.service import Service, utc_now
 from aggregator.settings import Settings
-from optimizer import ModelCache
 
 log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Daemon:
@@ -37,32 +30,20 @@ class Daemon:
 
     def __init__(self, settings: Settings, now: Clock = utc_now) -> None:
         self.settings = settings
-        self.now = now
-        self.cache = ModelCache()
-        self.health = SourceHealth()
-        self.memory = RateMemory()
-        self._collecting = (
-            threading.Lock()
-        )  # breakers and rate memory are shared by the rates and rebalance jobs
-        self.lock = CycleLock()
+        self.service = Service(settings, now)
         self.stopping = threading.Event()
-        sched = settings.schedule
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": sched.misfire_grace_seconds,
+                "misfire_grace_time": settings.schedule.misfire_grace_seconds,
             },
         )
 
-    def _collect(self) -> RateBook:
-        with self._collecting:
-            return collect_sync(self.settings, self.now, self.health, self.memory)
-
     def rates_job(self) -> None:
         try:
-            book = self._collect()
+            book = self.service.collect("rates")
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rates_failed")
             return
@@ -78,19 +59,18 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            self.lock.acquire(wait_seconds=0)
+            self.service.lock.acquire(wait_seconds=0)
         except CycleBusyError as exc:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
             return
         try:
-            book = self._collect()
-            run_cycle(self.settings, book, cache=self.cache, trigger=trigger, now=self.now)
+            self.service.rebalance(trigger)
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)
         finally:
-            self.lock.release()
+            self.service.lock.release()
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():

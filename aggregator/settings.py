@@ -99,6 +99,13 @@ class ScheduleSettings(_Section):
         return value
 
 
+class DatabaseSettings(_Section):
+    url: str = Field(
+        default="sqlite:///aggregator.sqlite",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder",
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -119,6 +126,7 @@ class Settings(BaseSettings):
     sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(min_length=1)
     rates: CrossCheckSettings = CrossCheckSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    database: DatabaseSettings = DatabaseSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod
@@ -225,7 +233,14 @@ def load_settings(path: Path) -> Settings:
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    """Snapshot paths in the file are relative to the file's folder."""
+    """Snapshot paths and relative SQLite paths in the file are relative to the file's folder."""
+    db = raw.setdefault("database", {})
+    if isinstance(db, dict):
+        url = db.get("url", DatabaseSettings.model_fields["url"].default)
+        if isinstance(url, str) and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            path = url.removeprefix("sqlite:///")
+            if not Path(path).is_absolute():
+                db["url"] = f"sqlite:///{(base / path).resolve()}"
     for src in (raw.get("sources") or {}).values():
         if isinstance(src, dict) and src.get("adapter") == "snapshot":
             p = src.get("path")

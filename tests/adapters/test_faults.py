@@ -242,3 +242,18 @@ def test_stale_timestamp_is_rejected(case: Case) -> None:
     book, logs, _, _ = _run(case, [Reply(_body(_set(case.payload(), case.timestamp_path, shifted)))])
     assert not book.rates
     _rejected(logs, "stale")
+
+
+@cases
+def test_nan_is_rejected(case: Case) -> None:
+    """A NaN (valid in Python's JSON parser) never becomes a rate: not finite, or not a numeric string."""
+    if case.string_valued:
+        body = _body(_set(case.payload(), case.value_path, "NaN"))
+    else:
+        body = _body(_set(case.payload(), case.value_path, "__NAN__")).replace(b'"__NAN__"', b"NaN")
+    book, logs, _, _ = _run(case, [Reply(body)])
+    assert not book.rates
+    if case.string_valued:
+        _failed(logs)
+    else:
+        _rejected(logs, "not a finite number")

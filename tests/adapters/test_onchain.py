@@ -11,7 +11,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from adapters import REGISTRY, Quote, SourceDataError
+from adapters import REGISTRY, Quote, SourceDataError, SourceError
 from adapters.onchain import OnchainSettings
 from aggregator.rates import collect
 from aggregator.settings import Settings
@@ -119,3 +119,29 @@ def test_rpc_error_is_logged_by_the_rates_layer() -> None:
             book = asyncio.run(go())
     assert not book.rates
     assert any(e["event"] == "source_failed" and "missing trie node" in e["reason"] for e in logs)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(b"{}", delay=1.0), "timeout"),
+        (Reply(b"oops", status=500, content_type="text/plain"), "HTTP 500"),
+        (Reply(b"<html>gateway</html>", content_type="text/html"), "expected JSON"),
+        (Reply(b'{"jsonrpc": "2.0", "id": 1, "result": "0x1'), "not valid JSON"),
+    ],
+    ids=["timeout", "500", "html", "truncated"],
+)
+def test_transport_faults_on_the_rpc(reply: Reply, message: str) -> None:
+    """The JSON-RPC endpoint fails like any HTTP source: timeouts and 5xx are temporary, bad bodies data errors."""
+    with FixtureServer() as server:
+        server.routes["/"] = [reply]
+        settings = OnchainSettings(
+            adapter="onchain", rpc_url=server.url + "/", max_attempts=1, timeout_seconds=0.3
+        )
+
+        async def go() -> list[Quote]:
+            async with httpx.AsyncClient() as client:
+                return await REGISTRY["onchain"].fetch(client, "chain", settings, ["reth"], lambda: NOW)
+
+        with pytest.raises(SourceError, match=message):
+            asyncio.run(go())

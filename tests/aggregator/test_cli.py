@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,13 @@ from tests.conftest import AGGREGATOR, ROOT
 from tests.optimizer.invariants import check_invariants
 from tests.optimizer.linprog_rebuild import rebuild_objective
 
+DB = tempfile.mkdtemp(prefix="aggregator-cli-")
+
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | (env or {})
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    full_env["AGGREGATOR_DATABASE__URL"] = f"sqlite:///{DB}/aggregator.sqlite"
+    full_env |= env or {}
     return subprocess.run(
         [AGGREGATOR, *args], check=False, capture_output=True, text=True, timeout=120, env=full_env, cwd=cwd
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 
 import pytest
 
@@ -23,6 +24,7 @@ NATIVE = ["lido", "rocketpool", "coinbase", "binance", "etherfi", "renzo", "kelp
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    db = tempfile.mkdtemp(prefix="aggregator-prod-")
     with FixtureServer() as server:
         for case in HTTP_CASES:
             server.routes[f"/{case.adapter}{case.path}"] = [Reply((FIXTURES / case.fixture).read_bytes())]
@@ -34,6 +36,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         env |= {f"AGGREGATOR_SOURCES__{n.upper()}__BASE_URL": f"{server.url}/{n}" for n in NATIVE}
         env["AGGREGATOR_SOURCES__ONCHAIN__RPC_URL"] = f"{server.url}/rpc"
         env["AGGREGATOR_SOURCES__ONCHAIN__MAX_ATTEMPTS"] = "1"
+        env["AGGREGATOR_DATABASE__URL"] = f"sqlite:///{db}/aggregator.sqlite"
         return subprocess.run(
             [AGGREGATOR, *args, "--json", "--config", "config/production.toml"],
             capture_output=True,

@@ -1,0 +1,84 @@
+"""The store on a real SQLite file: migrations, history, atomic writes; change across processes; smoothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from aggregator.cycle import inputs_for
+from aggregator.rates import ComponentRate, RateBook, Rejection
+from aggregator.settings import load_settings
+from aggregator.store import Store
+from tests.aggregator.test_cli import run
+
+T = datetime(2026, 9, 14, 23, tzinfo=UTC)
+
+
+def book(at: datetime, value: float, rejected: list[Rejection] | None = None) -> RateBook:
+    rate = ComponentRate("lido-steth", "base", value, ("demo",), at, ())
+    return RateBook(fetched_at=at, rates=[rate], rejected=rejected or [], failed_sources={"x": "down"})
+
+
+def test_migrations_create_the_schema_once(tmp_path: Path) -> None:
+    """A new file gets the schema at the latest revision; opening it again changes nothing."""
+    url = f"sqlite:///{tmp_path}/a.sqlite"
+    Store(url)
+    Store(url)
+    con = sqlite3.connect(tmp_path / "a.sqlite")
+    assert con.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert con.execute("pragma journal_mode").fetchone() == ("wal",)
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert {"collections", "rates", "rejections"} <= tables
+
+
+def test_history_round_trip_and_window(tmp_path: Path) -> None:
+    """Stored yields come back by component, in time order, within the asked window; latest wins."""
+    store = Store(f"sqlite:///{tmp_path}/a.sqlite")
+    for days, value in ((10, 0.020), (3, 0.022), (1, 0.024)):
+        store.record_rates(book(T - timedelta(days=days), value), "rates")
+    hist = store.history(T - timedelta(days=5))
+    assert hist[("lido-steth", "base")] == [(T - timedelta(days=3), 0.022), (T - timedelta(days=1), 0.024)]
+    assert store.latest_values() == {("lido-steth", "base"): 0.024}
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A write that fails after the collection and rates rows were inserted is rolled back whole."""
+    store = Store(f"sqlite:///{tmp_path}/a.sqlite")
+    bad = [Rejection("s", "k", None, None)]  # type: ignore[arg-type]  # reason is NOT NULL
+    with pytest.raises(IntegrityError):
+        store.record_rates(book(T, 0.02, bad), "rates")
+    con = sqlite3.connect(tmp_path / "a.sqlite")
+    assert con.execute("select count(*) from collections").fetchone() == (0,)
+    assert con.execute("select count(*) from rates").fetchone() == (0,)
+
+
+def test_rates_shows_change_since_the_last_run_across_processes(tmp_path: Path) -> None:
+    """Two separate `aggregator rates` runs on one database: the second reports the change (zero here)."""
+    env = {"AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/shared.sqlite"}
+    first = json.loads(run("rates", "--json", "--config", "config/demo.toml", env=env).stdout)
+    second = json.loads(run("rates", "--json", "--config", "config/demo.toml", env=env).stdout)
+    assert {r["change"] for r in first["rates"]} == {None}
+    assert {r["change"] for r in second["rates"]} == {0.0}
+
+
+def test_smoothing_uses_the_window_mean_but_never_stands_in_for_a_missing_quote(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """With smoothing_days = 7 the optimizer sees the mean of the stored week; older rows are outside it."""
+    settings = load_settings(
+        demo_config(lambda t: t.replace("[schedule]", "[rates]\nsmoothing_days = 7\n\n[schedule]"))
+    )
+    store = Store(f"sqlite:///{tmp_path}/s.sqlite")
+    store.record_rates(book(T - timedelta(days=20), 0.10), "rates")  # outside the window
+    store.record_rates(book(T - timedelta(days=2), 0.020), "rates")
+    current = book(T, 0.026)
+    store.record_rates(current, "rates")
+    inputs = inputs_for(settings, current, store)
+    assert inputs.yields["lido-steth"]["base"] == pytest.approx((0.020 + 0.026) / 2)
+    assert "rocketpool-reth" not in inputs.yields  # no fresh quote this cycle: stays missing, venue held
