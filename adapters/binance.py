@@ -2,57 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
 
-import httpx
 from pydantic import BaseModel, StrictFloat, StrictInt
 
-from adapters.base import Clock, Quote, SourceSettings
-from adapters.simple import FRACTION, fetch_one
-
-Number = StrictFloat | StrictInt
+from adapters.base import SourceSettings
+from adapters.simple import FRACTION, HttpSourceSettings, SingleEndpoint
 
 
-class BinanceSettings(SourceSettings):
+class BinanceSettings(HttpSourceSettings):
     adapter: Literal["binance"]
     base_url: str = "https://www.binance.com"
 
 
 class _Data(BaseModel):
-    annualInterestRate: Number  # noqa: N815
+    annualInterestRate: StrictFloat | StrictInt  # noqa: N815
 
 
 class _Doc(BaseModel):
     data: _Data
 
 
-class BinanceAdapter:
+class BinanceAdapter(SingleEndpoint):
     settings_model: ClassVar[type[SourceSettings]] = BinanceSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"apr"})
+    path: ClassVar[str] = "/bapi/earn/v1/public/pos/cftoken/project/getPurchasableProject"
+    model: ClassVar[type[BaseModel]] = _Doc
+    unit: ClassVar[float] = FRACTION
+    label: ClassVar[str] = "Binance wBETH annualInterestRate"
 
-    async def fetch(
-        self, client: httpx.AsyncClient, name: str, settings: BinanceSettings, keys: Sequence[str], now: Clock
-    ) -> list[Quote]:
-        if "apr" not in keys:
-            return []
-        url = f"{settings.base_url.rstrip('/')}/bapi/earn/v1/public/pos/cftoken/project/getPurchasableProject"
-        return [
-            await fetch_one(
-                client,
-                name,
-                settings,
-                url,
-                model=_Doc,
-                read=_read,
-                unit=FRACTION,
-                key="apr",
-                now=now,
-                label="Binance wBETH annualInterestRate",
-            )
-        ]
-
-
-def _read(doc: _Doc) -> tuple[float, datetime | None]:
-    return float(doc.data.annualInterestRate), None
+    @staticmethod
+    def read(doc: _Doc) -> tuple[float, datetime | None]:
+        return float(doc.data.annualInterestRate), None

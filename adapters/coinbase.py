@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
 
-import httpx
 from pydantic import BaseModel
 
-from adapters.base import Clock, Quote, SourceSettings
-from adapters.simple import FRACTION, NumericString, fetch_one
+from adapters.base import SourceSettings
+from adapters.simple import FRACTION, HttpSourceSettings, NumericString, SingleEndpoint
 
 
-class CoinbaseSettings(SourceSettings):
+class CoinbaseSettings(HttpSourceSettings):
     adapter: Literal["coinbase"]
     base_url: str = "https://api.exchange.coinbase.com"
 
@@ -22,36 +20,14 @@ class _Doc(BaseModel):
     apy: NumericString
 
 
-class CoinbaseAdapter:
+class CoinbaseAdapter(SingleEndpoint):
     settings_model: ClassVar[type[SourceSettings]] = CoinbaseSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"apy"})
+    path: ClassVar[str] = "/wrapped-assets/CBETH/"
+    model: ClassVar[type[BaseModel]] = _Doc
+    unit: ClassVar[float] = FRACTION
+    label: ClassVar[str] = "Coinbase cbETH apy"
 
-    async def fetch(
-        self,
-        client: httpx.AsyncClient,
-        name: str,
-        settings: CoinbaseSettings,
-        keys: Sequence[str],
-        now: Clock,
-    ) -> list[Quote]:
-        if "apy" not in keys:
-            return []
-        url = f"{settings.base_url.rstrip('/')}/wrapped-assets/CBETH/"
-        return [
-            await fetch_one(
-                client,
-                name,
-                settings,
-                url,
-                model=_Doc,
-                read=_read,
-                unit=FRACTION,
-                key="apy",
-                now=now,
-                label="Coinbase cbETH apy",
-            )
-        ]
-
-
-def _read(doc: _Doc) -> tuple[float, datetime | None]:
-    return float(doc.apy), None
+    @staticmethod
+    def read(doc: _Doc) -> tuple[float, datetime | None]:
+        return float(doc.apy), None

@@ -3,54 +3,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, StrictFloat, StrictInt
 
-from adapters.base import Clock, Quote, SourceSettings
-from adapters.simple import PERCENT, fetch_one
-
-Number = StrictFloat | StrictInt
+from adapters.base import SourceSettings
+from adapters.simple import PERCENT, HttpSourceSettings, SingleEndpoint
 
 
-class FraxSettings(SourceSettings):
+class FraxSettings(HttpSourceSettings):
     adapter: Literal["frax"]
     base_url: str = "https://api.frax.finance"
 
 
 class _Doc(BaseModel):
     intervalTimestamp: AwareDatetime  # noqa: N815
-    sfrxethApr: Number  # noqa: N815
+    sfrxethApr: StrictFloat | StrictInt  # noqa: N815
 
 
-class FraxAdapter:
+class FraxAdapter(SingleEndpoint):
     settings_model: ClassVar[type[SourceSettings]] = FraxSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"sfrxeth"})
+    path: ClassVar[str] = "/v2/frxeth/summary/latest"
+    model: ClassVar[type[BaseModel]] = _Doc
+    unit: ClassVar[float] = PERCENT
+    label: ClassVar[str] = "Frax sfrxETH sfrxethApr"
 
-    async def fetch(
-        self, client: httpx.AsyncClient, name: str, settings: FraxSettings, keys: Sequence[str], now: Clock
-    ) -> list[Quote]:
-        if "sfrxeth" not in keys:
-            return []
-        url = f"{settings.base_url.rstrip('/')}/v2/frxeth/summary/latest"
-        return [
-            await fetch_one(
-                client,
-                name,
-                settings,
-                url,
-                model=_Doc,
-                read=_read,
-                unit=PERCENT,
-                key="sfrxeth",
-                now=now,
-                label="Frax sfrxETH sfrxethApr",
-            )
-        ]
-
-
-def _read(doc: _Doc) -> tuple[float, datetime | None]:
-    return float(doc.sfrxethApr), doc.intervalTimestamp
+    @staticmethod
+    def read(doc: _Doc) -> tuple[float, datetime | None]:
+        return float(doc.sfrxethApr), doc.intervalTimestamp
