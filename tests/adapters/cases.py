@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aggregator.settings import Settings
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT = FIXTURES.parent.parent
 
@@ -92,3 +94,22 @@ HTTP_CASES = [
         ("data", 0, "apyBase"),
     ),
 ]
+
+
+def one_source_settings(source: dict[str, Any], key: str) -> Settings:
+    """Settings with idle ETH and one venue whose yield is quoted by `source` under `key` (named "src")."""
+    return Settings.model_validate(
+        {
+            "portfolio": {"holdings_eth": {"eth": 1.0}},
+            "venues": [
+                {"id": "eth", "kind": "idle"},
+                {
+                    "id": "v",
+                    "parent": "eth",
+                    "kind": "liquid_staking",
+                    "components": [{"name": "base", "quotes": [{"source": "src", "key": key}]}],
+                },
+            ],
+            "sources": {"src": source},
+        }
+    )

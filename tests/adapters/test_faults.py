@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from aggregator.rates import RateBook, collect
 from aggregator.settings import Settings
-from tests.adapters.cases import HTTP_CASES, Case
+from tests.adapters.cases import HTTP_CASES, Case, one_source_settings
 from tests.adapters.test_contract import http_settings
 from tests.fixture_server import FixtureServer, Reply
 
@@ -37,21 +37,7 @@ def _settings(case: Case, url: str) -> Settings:
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.02,
     )
-    return Settings.model_validate(
-        {
-            "portfolio": {"holdings_eth": {"eth": 1.0}},
-            "venues": [
-                {"id": "eth", "kind": "idle"},
-                {
-                    "id": "v",
-                    "parent": "eth",
-                    "kind": "liquid_staking",
-                    "components": [{"name": "base", "quotes": [{"source": "src", "key": case.key}]}],
-                },
-            ],
-            "sources": {"src": source},
-        }
-    )
+    return one_source_settings(source, case.key)
 
 
 def _now(case: Case) -> datetime:

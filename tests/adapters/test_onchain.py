@@ -14,8 +14,7 @@ from structlog.testing import capture_logs
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
 from adapters.onchain import OnchainSettings
 from aggregator.rates import collect
-from aggregator.settings import Settings
-from tests.adapters.cases import FIXTURES
+from tests.adapters.cases import FIXTURES, one_source_settings
 from tests.fixture_server import FixtureServer, Reply
 
 NOW = datetime(2024, 9, 6, tzinfo=UTC)
@@ -74,42 +73,14 @@ def test_rpc_failures_are_data_errors(broken: str, message: str) -> None:
 def test_unknown_token_key_fails_config() -> None:
     """A key the adapter does not know is a configuration error naming the valid keys."""
     with pytest.raises(ValueError, match="has no key 'xyz'"):
-        Settings.model_validate(
-            {
-                "portfolio": {"holdings_eth": {"eth": 1.0}},
-                "venues": [
-                    {"id": "eth", "kind": "idle"},
-                    {
-                        "id": "v",
-                        "parent": "eth",
-                        "kind": "liquid_staking",
-                        "components": [{"name": "base", "quotes": [{"source": "c", "key": "xyz"}]}],
-                    },
-                ],
-                "sources": {"c": {"adapter": "onchain"}},
-            }
-        )
+        one_source_settings({"adapter": "onchain"}, "xyz")
 
 
 def test_rpc_error_is_logged_by_the_rates_layer() -> None:
     """Through collect(): source_failed names the JSON-RPC error; no rate survives."""
     with FixtureServer() as server:
         server.rpc["/"] = lambda req: answer(req, "rpc error")
-        settings = Settings.model_validate(
-            {
-                "portfolio": {"holdings_eth": {"eth": 1.0}},
-                "venues": [
-                    {"id": "eth", "kind": "idle"},
-                    {
-                        "id": "v",
-                        "parent": "eth",
-                        "kind": "liquid_staking",
-                        "components": [{"name": "base", "quotes": [{"source": "c", "key": "reth"}]}],
-                    },
-                ],
-                "sources": {"c": {"adapter": "onchain", "rpc_url": server.url + "/"}},
-            }
-        )
+        settings = one_source_settings({"adapter": "onchain", "rpc_url": server.url + "/"}, "reth")
 
         async def go() -> Any:
             async with httpx.AsyncClient() as client:
