@@ -7,6 +7,8 @@ Exit codes (also in the README):
     3  configuration error (missing file, invalid or infeasible limits)
     4  no usable yield from any source
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
+    6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
+    7  not found (`show` with an unknown proposal id)
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ from rich.console import Console
 
 from aggregator import render
 from aggregator.daemon import Daemon
-from aggregator.errors import ConfigError, NoRatesError
+from aggregator.errors import ConfigError, CycleBusyError, NoRatesError
 from aggregator.logs import configure_logging
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings
 from optimizer import Limits, OptimizationInputs, optimize
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_CONFIG, EXIT_NO_RATES, EXIT_PLAN_PROBLEM = 0, 1, 2, 3, 4, 5
+(
+    EXIT_OK,
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    EXIT_CONFIG,
+    EXIT_NO_RATES,
+    EXIT_PLAN_PROBLEM,
+    EXIT_BUSY,
+    EXIT_NOT_FOUND,
+) = range(8)
 
 app = typer.Typer(
     help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
@@ -63,6 +74,9 @@ def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
         except NoRatesError as exc:
             print(f"no rates: {exc}", file=sys.stderr)
             raise typer.Exit(EXIT_NO_RATES) from exc
+        except CycleBusyError as exc:
+            print(f"busy: {exc}; retry later or pass --wait SECONDS", file=sys.stderr)
+            raise typer.Exit(EXIT_BUSY) from exc
 
     return wrapper
 
@@ -121,16 +135,67 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
 
 @app.command()
 @exit_codes
-def rebalance(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
-    """Propose a rebalance now and log it. Dry-run: nothing is moved, nothing outside the log changes."""
+def rebalance(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="record the plan as applied and move the book (default: dry run)")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait if another rebalance is running")
+    ] = 30.0,
+) -> None:
+    """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
+    (nothing is traded: the book is what the service believes you hold)."""
     settings = _load(config)
-    plan = Service(settings).rebalance("cli").plan
+    plan = Service(settings).rebalance("cli", apply=apply, wait_seconds=wait).plan
     if as_json:
         typer.echo(plan.model_dump_json(indent=2))
     else:
-        render.plan_report(Console(), plan)
+        render.plan_report(Console(), plan, applied=apply)
     if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
         raise typer.Exit(EXIT_PLAN_PROBLEM)
+
+
+@app.command()
+@exit_codes
+def history(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many, newest first")] = 20,
+) -> None:
+    """The latest proposals: time, trigger, mode, status, turnover, yield change."""
+    settings = _load(config)
+    rows = Service(settings).store.proposals(limit)
+    if as_json:
+        typer.echo(_json_dump(rows))
+    else:
+        render.history_table(Console(), rows)
+
+
+@app.command()
+@exit_codes
+def show(
+    proposal_id: Annotated[str, typer.Argument(help="the proposal id (from history)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """One proposal in full: moves, why, binding limits, costs."""
+    settings = _load(config)
+    found = Service(settings).store.proposal(proposal_id)
+    if found is None:
+        print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
+        raise typer.Exit(EXIT_NOT_FOUND)
+    meta, plan = found
+    if as_json:
+        typer.echo(_json_dump({"proposal": meta, "plan": plan.model_dump(mode="json")}))
+    else:
+        console = Console()
+        console.print(
+            f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
+            f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
+        )
+        render.plan_report(console, plan, applied=meta["mode"] == "applied")
 
 
 @app.command("check-config")

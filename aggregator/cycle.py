@@ -1,12 +1,10 @@
 """The rebalance cycle as a plain function: rates in, plan out, every proposed move logged.
 
-The scheduler, the CLI and (later) the HTTP API all call `run_cycle`; one lock makes sure only one runs at a time.
-Dry-run is the default and the only mode here: nothing outside the log changes.
+Pure of side effects beyond the log: `aggregator.service` holds the lock around it and records what it returns.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +14,7 @@ import structlog
 
 from adapters.base import Clock
 from aggregator.crosscheck import smooth
-from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.errors import NoRatesError
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -35,22 +33,12 @@ class CycleResult:
     plan: Plan
 
 
-class CycleLock:
-    """One rebalance at a time, whoever triggers it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def acquire(self, wait_seconds: float) -> None:
-        if not self._lock.acquire(timeout=wait_seconds):
-            raise CycleBusyError(f"another rebalance is running; waited {wait_seconds:g}s")
-
-    def release(self) -> None:
-        self._lock.release()
-
-
-def inputs_for(settings: Settings, book: RateBook, store: Store | None = None) -> OptimizationInputs:
-    """The optimizer's inputs; with `smoothing_days` the yields are window means from the stored history."""
+def inputs_for(
+    settings: Settings, book: RateBook, store: Store | None = None, holdings: dict[str, float] | None = None
+) -> OptimizationInputs:
+    """The optimizer's inputs; with `smoothing_days` the yields are window means from the stored history.
+    `holdings` is the current book in ETH (default: the config's)."""
+    held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
     yields = book.yields()
     days = settings.rates.smoothing_days
     if days > 0 and store is not None:
@@ -58,8 +46,8 @@ def inputs_for(settings: Settings, book: RateBook, store: Store | None = None) -
     return OptimizationInputs(
         universe=settings.universe(),
         limits=settings.limits,
-        portfolio_eth=settings.portfolio_eth,
-        holdings_eth=dict(settings.portfolio.holdings_eth),
+        portfolio_eth=sum(held.values()),
+        holdings_eth=held,
         yields=yields,
     )
 
@@ -72,7 +60,9 @@ def run_cycle(
     trigger: Trigger,
     now: Clock,
     store: Store | None = None,
+    holdings: dict[str, float] | None = None,
     run_id: str | None = None,
+    apply: bool = False,
 ) -> CycleResult:
     """Propose a rebalance from this cycle's rates and log it. Raises NoRatesError when no yield is usable."""
     run_id = run_id or uuid.uuid4().hex[:12]
@@ -86,7 +76,7 @@ def run_cycle(
                 rejected=len(book.rejected),
             )
             raise NoRatesError("no valid yield from any source this cycle")
-        plan = optimize(inputs_for(settings, book, store), cache=cache)
+        plan = optimize(inputs_for(settings, book, store, holdings), cache=cache)
         for move in plan.moves:
             log.info(
                 "move_proposed",
@@ -98,7 +88,7 @@ def run_cycle(
                 amount_eth=round(move.amount_eth, 6),
                 cost_eth=round(move.cost_eth, 6),
                 exit_days=move.days,
-                dry_run=True,
+                dry_run=not apply,
             )
         for held in plan.held:
             log.info("venue_held", venue=held.venue, weight=round(held.weight, 6), reason=held.reason)
@@ -106,7 +96,7 @@ def run_cycle(
             "rebalance_completed",
             status=plan.status,
             reason=plan.reason,
-            dry_run=True,
+            dry_run=not apply,
             moves=len(plan.moves),
             turnover=round(plan.turnover, 6),
             yield_before_pct=round(plan.before.net_yield * 100, 4),

@@ -59,18 +59,13 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            self.service.lock.acquire(wait_seconds=0)
+            self.service.rebalance(trigger)
         except CycleBusyError as exc:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
-            return
-        try:
-            self.service.rebalance(trigger)
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)
-        finally:
-            self.service.lock.release()
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():

@@ -42,9 +42,10 @@ def rates_table(console: Console, book: RateBook) -> None:
         console.print(f"[red]source failed[/]: {name}: {reason}")
 
 
-def plan_report(console: Console, plan: Plan) -> None:
+def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
     colour = "green" if plan.status == "rebalance" else "yellow"
-    console.print(f"[bold {colour}]{plan.status.upper()}[/] (dry run): {plan.reason}")
+    mode = "applied: the book now holds the target" if applied and plan.status == "rebalance" else "dry run"
+    console.print(f"[bold {colour}]{plan.status.upper()}[/] ({mode}): {plan.reason}")
     summary = Table(title=f"Portfolio {plan.portfolio_eth:,.2f} ETH")
     for col in ("", "before", "after"):
         summary.add_column(col, justify="right" if col else "left")
@@ -149,3 +150,40 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
         f"{lim.horizon_days:g} d, min move {lim.min_move_eth:g} ETH, no-trade band {lim.min_improvement_bps:g} bp"
     )
     console.print("sources: " + ", ".join(f"{n} ({s.adapter})" for n, s in sorted(settings.sources.items())))
+
+
+def history_table(console: Console, rows: list[dict[str, object]]) -> None:
+    table = Table(title="Proposals (newest first)")
+    for col in (
+        "id",
+        "time (UTC)",
+        "trigger",
+        "mode",
+        "status",
+        "moves",
+        "turnover",
+        "yield",
+        "CVaR",
+        "gain",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left"
+        )
+    for r in rows:
+        created = r["created_at"]
+        assert isinstance(created, datetime)
+        table.add_row(
+            str(r["id"]),
+            f"{created:%Y-%m-%d %H:%M}",
+            str(r["trigger"]),
+            str(r["mode"]).replace("_", " "),
+            str(r["status"]),
+            str(r["moves"]),
+            pct(float(r["turnover"]), 1),  # type: ignore[arg-type]
+            f"{pct(float(r['yield_before']), 2)} → {pct(float(r['yield_after']), 2)}",  # type: ignore[arg-type]
+            f"{pct(float(r['cvar_before']), 2)} → {pct(float(r['cvar_after']), 2)}",  # type: ignore[arg-type]
+            f"{float(r['gain_bps']):.1f} bp",  # type: ignore[arg-type]
+        )
+    console.print(table)
+    if not rows:
+        console.print("no proposals yet: `aggregator rebalance` makes one")

@@ -1,19 +1,34 @@
-"""The service's long-lived parts in one place: store, source health, rate memory, compiled models and the cycle
-lock. The daemon keeps one for its lifetime; a CLI command makes one for a single call."""
+"""The service's long-lived parts in one place: store, source health, rate memory and compiled models. The daemon
+keeps one for its lifetime; a CLI command makes one for a single call.
+
+Only one rebalance runs at a time across every trigger and process sharing the database: each cycle holds the
+`rebalance` lease in the store (expiring after `cycle_timeout_seconds`, or at once if its holder on this host has
+died). Dry run is the default; only `record_cycle(..., apply=True)` changes the book.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import time
+import uuid
 from datetime import UTC, datetime
+
+import structlog
 
 from adapters.base import Clock
 from adapters.breaker import SourceHealth
 from aggregator.crosscheck import RateMemory
-from aggregator.cycle import CycleLock, CycleResult, Trigger, run_cycle
+from aggregator.cycle import CycleResult, Trigger, run_cycle
+from aggregator.errors import CycleBusyError, NoRatesError
 from aggregator.rates import RateBook, collect_sync
 from aggregator.settings import Settings
 from aggregator.store import Store
 from optimizer import ModelCache
+
+log = structlog.get_logger(__name__)
+LEASE = "rebalance"
 
 
 def utc_now() -> datetime:
@@ -28,8 +43,8 @@ class Service:
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
-        self.lock = CycleLock()
         self._collecting = threading.Lock()  # breakers and rate memory are shared by every job
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
@@ -38,9 +53,44 @@ class Service:
             self.store.record_rates(book, trigger)
             return book
 
-    def rebalance(self, trigger: Trigger) -> CycleResult:
-        """Collect and propose (dry run). Raises NoRatesError when no yield is usable."""
-        book = self.collect(trigger)
-        return run_cycle(
-            self.settings, book, cache=self.cache, trigger=trigger, now=self.now, store=self.store
-        )
+    def holdings(self) -> dict[str, float]:
+        """The book in the store once a plan has been applied, else the config's holdings."""
+        return self.store.book() or dict(self.settings.portfolio.holdings_eth)
+
+    def rebalance(self, trigger: Trigger, *, apply: bool = False, wait_seconds: float = 0.0) -> CycleResult:
+        """Collect, propose and record one cycle under the rebalance lease. Raises CycleBusyError when another
+        rebalance holds the lease past `wait_seconds`, NoRatesError when no yield is usable."""
+        owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+        ttl = self.settings.schedule.cycle_timeout_seconds
+        deadline = time.monotonic() + wait_seconds
+        while not self.store.acquire(LEASE, owner, ttl):
+            if time.monotonic() >= deadline:
+                raise CycleBusyError(
+                    f"another rebalance is running (schedule, CLI or API); waited {wait_seconds:g}s"
+                )
+            time.sleep(0.2)
+        try:
+            with self._collecting:
+                book = collect_sync(self.settings, self.now, self.health, self.memory)
+            run_id = uuid.uuid4().hex[:12]
+            try:
+                result = run_cycle(
+                    self.settings,
+                    book,
+                    cache=self.cache,
+                    trigger=trigger,
+                    now=self.now,
+                    store=self.store,
+                    holdings=self.holdings(),
+                    run_id=run_id,
+                    apply=apply,
+                )
+            except NoRatesError:
+                self.store.record_cycle(book, trigger, run_id, None, apply=False)
+                raise
+            self.store.record_cycle(book, trigger, run_id, result.plan, apply=apply)
+            if apply and result.plan.status == "rebalance":
+                log.info("book_updated", run_id=run_id, holdings_eth=result.plan.target_eth)
+            return result
+        finally:
+            self.store.release(LEASE, owner)

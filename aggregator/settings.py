@@ -85,6 +85,9 @@ class ScheduleSettings(_Section):
     rebalance_cron: str = "0 */6 * * *"
     rebalance_on_start: bool = True
     misfire_grace_seconds: int = Field(default=300, ge=1)
+    cycle_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="the rebalance lease's lifetime"
+    )
 
     @field_validator("rebalance_cron")
     @classmethod

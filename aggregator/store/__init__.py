@@ -6,17 +6,21 @@ Every collection is written in one transaction: a crash leaves the store as it w
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from aggregator.rates import RateBook
-from aggregator.store.schema import collections, rates, rejections
+from aggregator.store.schema import book, collections, leases, proposals, rates, rejections
+from optimizer import Plan
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Component = tuple[str, str]
@@ -59,49 +63,99 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
 
-    def record_rates(self, book: RateBook, trigger: str) -> int:
+    def record_rates(self, rate_book: RateBook, trigger: str) -> int:
         """Write one collection with its rates and rejections, atomically; returns its id."""
         with self.engine.begin() as conn:
-            key = conn.execute(
-                insert(collections).values(
-                    fetched_at=_naive_utc(book.fetched_at),
+            return _insert_collection(conn, rate_book, trigger)
+
+    def record_cycle(
+        self, rate_book: RateBook, trigger: str, run_id: str, plan: Plan | None, apply: bool
+    ) -> None:
+        """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book.
+        A crash anywhere leaves the store as it was before the cycle."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            cid = _insert_collection(conn, rate_book, trigger)
+            if plan is None:
+                return
+            applied = apply and plan.status == "rebalance"
+            conn.execute(
+                insert(proposals).values(
+                    id=run_id,
+                    created_at=_naive_utc(now),
                     trigger=trigger,
-                    failed_sources=json.dumps(book.failed_sources, sort_keys=True),
+                    mode="applied" if applied else "dry_run",
+                    status=plan.status,
+                    reason=plan.reason,
+                    moves=len(plan.moves),
+                    turnover=plan.turnover,
+                    yield_before=plan.before.net_yield,
+                    yield_after=plan.after.net_yield,
+                    cvar_before=plan.before.cvar,
+                    cvar_after=plan.after.cvar,
+                    gain_bps=plan.gain_bps,
+                    collection_id=cid,
+                    plan=plan.model_dump_json(),
                 )
-            ).inserted_primary_key
-            assert key is not None
-            cid = key[0]
-            if book.rates:
+            )
+            if applied:
+                conn.execute(delete(book))
                 conn.execute(
-                    insert(rates),
+                    insert(book),
                     [
-                        {
-                            "collection_id": cid,
-                            "venue": r.venue,
-                            "component": r.component,
-                            "value": r.value,
-                            "sources": ",".join(r.sources),
-                            "observed_at": _naive_utc(r.observed_at),
-                            "spread": r.spread,
-                        }
-                        for r in book.rates
+                        {"venue": v, "amount_eth": eth, "updated_at": _naive_utc(now), "proposal_id": run_id}
+                        for v, eth in plan.target_eth.items()
+                        if eth > 1e-9
                     ],
                 )
-            if book.rejected:
-                conn.execute(
-                    insert(rejections),
-                    [
-                        {
-                            "collection_id": cid,
-                            "source": j.source,
-                            "key": j.key,
-                            "value": j.value,
-                            "reason": j.reason,
-                        }
-                        for j in book.rejected
-                    ],
-                )
-            return int(cid)
+
+    def proposals(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest proposals, newest first, without their plans."""
+        cols = [c for c in proposals.c if c.name != "plan"]
+        query = select(*cols).order_by(proposals.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [{**row._asdict(), "created_at": _aware(row.created_at)} for row in conn.execute(query)]
+
+    def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
+        """One proposal: its row and its full plan."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(proposals).where(proposals.c.id == run_id)).first()
+        if row is None:
+            return None
+        meta = {k: v for k, v in row._asdict().items() if k != "plan"}
+        meta["created_at"] = _aware(row.created_at)
+        return meta, Plan.model_validate_json(row.plan)
+
+    def book(self) -> dict[str, float] | None:
+        """The allocation book in ETH, or None while no plan has been applied."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(book.c.venue, book.c.amount_eth)).all()
+        return {v: float(a) for v, a in rows} or None
+
+    def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs."""
+        now = datetime.now(UTC)
+        expires = _naive_utc(now + timedelta(seconds=ttl_seconds))
+        with self.engine.begin() as conn:
+            row = conn.execute(select(leases).where(leases.c.name == name)).first()
+            if row is None:
+                try:
+                    conn.execute(insert(leases).values(name=name, owner=owner, expires_at=expires))
+                except IntegrityError:
+                    return False
+                return True
+            if _aware(row.expires_at) > now and _alive(row.owner):
+                return False
+            taken = conn.execute(
+                update(leases)
+                .where(leases.c.name == name, leases.c.owner == row.owner)
+                .values(owner=owner, expires_at=expires)
+            )
+            return bool(taken.rowcount)
+
+    def release(self, name: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
 
     def latest_values(self) -> dict[Component, float]:
         """Each component's most recent stored yield (from the latest collection that had one)."""
@@ -131,3 +185,55 @@ class Store:
     def collection_count(self) -> int:
         with self.engine.connect() as conn:
             return len(conn.execute(select(collections.c.id)).all())
+
+
+def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> int:
+    key = conn.execute(
+        insert(collections).values(
+            fetched_at=_naive_utc(rate_book.fetched_at),
+            trigger=trigger,
+            failed_sources=json.dumps(rate_book.failed_sources, sort_keys=True),
+        )
+    ).inserted_primary_key
+    assert key is not None
+    cid = int(key[0])
+    if rate_book.rates:
+        conn.execute(
+            insert(rates),
+            [
+                {
+                    "collection_id": cid,
+                    "venue": r.venue,
+                    "component": r.component,
+                    "value": r.value,
+                    "sources": ",".join(r.sources),
+                    "observed_at": _naive_utc(r.observed_at),
+                    "spread": r.spread,
+                }
+                for r in rate_book.rates
+            ],
+        )
+    if rate_book.rejected:
+        conn.execute(
+            insert(rejections),
+            [
+                {"collection_id": cid, "source": j.source, "key": j.key, "value": j.value, "reason": j.reason}
+                for j in rate_book.rejected
+            ],
+        )
+    return cid
+
+
+def _alive(owner: str) -> bool:
+    """Whether a lease owner (host:pid:token) may still be running: only a process on this host can be checked."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

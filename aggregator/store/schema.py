@@ -42,3 +42,40 @@ rejections = Table(
     Column("value", Float, nullable=True),
     Column("reason", Text, nullable=False),
 )
+
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the cycle's run_id
+    Column("created_at", DateTime, nullable=False, index=True),  # UTC
+    Column("trigger", String(16), nullable=False),  # schedule | start | cli | api
+    Column("mode", String(16), nullable=False),  # dry_run | applied
+    Column("status", String(16), nullable=False),  # rebalance | hold
+    Column("reason", Text, nullable=False),
+    Column("moves", Integer, nullable=False),
+    Column("turnover", Float, nullable=False),
+    Column("yield_before", Float, nullable=False),
+    Column("yield_after", Float, nullable=False),
+    Column("cvar_before", Float, nullable=False),
+    Column("cvar_after", Float, nullable=False),
+    Column("gain_bps", Float, nullable=False),
+    Column("collection_id", Integer, ForeignKey("collections.id"), nullable=True),
+    Column("plan", Text, nullable=False),  # the whole Plan as JSON, recorded inputs included
+)
+
+book = Table(
+    "book",
+    metadata,
+    Column("venue", String(128), primary_key=True),
+    Column("amount_eth", Float, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("proposal_id", String(32), nullable=True),  # the applied proposal that set it
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),  # host:pid:token
+    Column("expires_at", DateTime, nullable=False),
+)

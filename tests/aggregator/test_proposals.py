@@ -1,0 +1,125 @@
+"""Proposals in the store: dry run never moves the book, --apply does; history and show; one cycle at a time across
+processes; kill -9 in the middle of a cycle leaves a consistent store that the next run uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aggregator.store import Store
+from optimizer import Plan
+from tests.aggregator.test_cli import run
+from tests.conftest import AGGREGATOR, ROOT
+from tests.fixture_server import FixtureServer, Reply
+
+
+def db_env(tmp_path: Path) -> dict[str, str]:
+    return {"AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/agg.sqlite"}
+
+
+def test_dry_run_never_moves_the_book_and_apply_does(tmp_path: Path) -> None:
+    """Two dry runs propose from the config's holdings; after --apply the next plan starts from the target."""
+    env = db_env(tmp_path)
+    first = Plan.model_validate_json(run("rebalance", "--json", env=env).stdout)
+    second = Plan.model_validate_json(run("rebalance", "--json", env=env).stdout)
+    assert second.current_weights == first.current_weights
+    assert Store(env["AGGREGATOR_DATABASE__URL"]).book() is None
+    applied = run("rebalance", "--json", "--apply", env=env)
+    assert applied.returncode == 0, applied.stderr
+    target = Plan.model_validate_json(applied.stdout).target_eth
+    book = Store(env["AGGREGATOR_DATABASE__URL"]).book()
+    assert book == pytest.approx({v: a for v, a in target.items() if a > 1e-9})
+    after = Plan.model_validate_json(run("rebalance", "--json", env=env).stdout)
+    assert after.current_weights == pytest.approx({v: a / 1e4 for v, a in target.items()})
+
+
+def test_history_and_show(tmp_path: Path) -> None:
+    """history lists proposals newest first with trigger and mode; show returns the stored plan in full."""
+    env = db_env(tmp_path)
+    run("rebalance", env=env)
+    run("rebalance", "--apply", env=env)
+    rows = json.loads(run("history", "--json", env=env).stdout)
+    assert [(r["trigger"], r["mode"]) for r in rows] == [("cli", "applied"), ("cli", "dry_run")]
+    shown = run("show", rows[0]["id"], "--json", env=env)
+    assert shown.returncode == 0
+    data = json.loads(shown.stdout)
+    plan = Plan.model_validate(data["plan"])
+    assert data["proposal"]["id"] == rows[0]["id"] and len(plan.moves) == rows[0]["moves"]
+    assert run("show", "no-such-id", env=env).returncode == 7
+
+
+def test_a_second_rebalance_is_refused_while_one_runs(tmp_path: Path) -> None:
+    """While a live process holds the lease, the CLI waits --wait seconds, then exits 6 with a clear message."""
+    env = db_env(tmp_path)
+    store = Store(env["AGGREGATOR_DATABASE__URL"])
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:test"
+    assert store.acquire("rebalance", owner, ttl_seconds=60)
+    start = time.monotonic()
+    out = run("rebalance", "--wait", "1", env=env)
+    assert out.returncode == 6 and "another rebalance is running" in out.stderr
+    assert time.monotonic() - start >= 1.0
+    store.release("rebalance", owner)
+    assert run("rebalance", "--wait", "0", env=env).returncode == 0
+
+
+def test_a_lease_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    """A lease whose holder on this host no longer runs (kill -9) does not block the next cycle."""
+    env = db_env(tmp_path)
+    store = Store(env["AGGREGATOR_DATABASE__URL"])
+    proc = subprocess.Popen(["sleep", "0"])
+    proc.wait()
+
+    assert store.acquire("rebalance", f"{socket.gethostname()}:{proc.pid}:dead", ttl_seconds=600)
+    assert run("rebalance", "--wait", "0", env=env).returncode == 0
+
+
+def test_kill_9_mid_cycle_leaves_a_consistent_store(demo_config: Callable[..., Path], tmp_path: Path) -> None:
+    """A rebalance killed while fetching leaves no trace of its cycle; the store is intact and the next run works."""
+    with FixtureServer() as server:
+        server.routes["/slow/pools"] = [
+            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=5)
+        ]
+        cfg = demo_config(
+            lambda t: (
+                t.replace(
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
+                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
+                )
+                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\ntimeout_seconds = 30\n'
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | db_env(tmp_path)
+        assert (
+            run("rebalance", "--config", str(cfg), env=db_env(tmp_path)).returncode == 0
+        )  # one good cycle first
+        proc = subprocess.Popen(
+            [AGGREGATOR, "rebalance", "--config", str(cfg)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while server.hits["/slow/pools"] < 2 and time.monotonic() < deadline:  # the second run is fetching
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    con = sqlite3.connect(tmp_path / "agg.sqlite")
+    assert con.execute("pragma integrity_check").fetchone() == ("ok",)
+    assert con.execute("select count(*) from proposals").fetchone() == (1,)
+    assert con.execute("select count(*) from collections").fetchone() == (1,)
+    orphans = "select count(*) from rates where collection_id not in (select id from collections)"
+    assert con.execute(orphans).fetchone() == (0,)
+    con.close()
+    again = run("rebalance", "--wait", "0", env=db_env(tmp_path))  # the dead run's lease does not block
+    assert again.returncode == 0, again.stderr
