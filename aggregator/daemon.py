@@ -17,8 +17,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
+from aggregator.api import ApiServer, create_app
 from aggregator.cycle import Trigger
 from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.metrics import Metrics
 from aggregator.service import Service, utc_now
 from aggregator.settings import Settings
 
@@ -30,7 +32,14 @@ class Daemon:
 
     def __init__(self, settings: Settings, now: Clock = utc_now) -> None:
         self.settings = settings
-        self.service = Service(settings, now)
+        self.metrics = Metrics()
+        self.service = Service(settings, now, metrics=self.metrics)
+        api = settings.api
+        self.api = (
+            ApiServer(create_app(self.service, self.metrics, api.token), api.host, api.port)
+            if api.enabled
+            else None
+        )
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -82,6 +91,8 @@ class Daemon:
             self.scheduler.add_job(self.rebalance_job, args=["start"], id="rebalance-on-start")
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
+        if self.api:
+            self.api.start()
         self.scheduler.start()
         log.info(
             "daemon_started",
@@ -94,5 +105,7 @@ class Daemon:
         while not self.stopping.wait(timeout=1.0):
             pass
         self.scheduler.shutdown(wait=True)
+        if self.api:
+            self.api.stop()
         log.info("daemon_stopped")
         return 0

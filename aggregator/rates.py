@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,7 @@ class RateBook:
     rejected: list[Rejection] = field(default_factory=list)
     failed_sources: dict[str, str] = field(default_factory=dict)
     missing: list[tuple[str, str]] = field(default_factory=list)
+    source_seconds: dict[str, float] = field(default_factory=dict)  # fetch time per source, retries included
 
     def yields(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = defaultdict(dict)
@@ -116,12 +118,18 @@ async def collect(
             )
             log.warning("source_skipped", source=name, reason=skipped[name])
 
+    seconds: dict[str, float] = {}
+
     async def one(name: str) -> list[Quote]:
         src = settings.sources[name]
-        return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+        start = time.perf_counter()
+        try:
+            return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+        finally:
+            seconds[name] = time.perf_counter() - start
 
     results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-    book = RateBook(fetched_at=now(), failed_sources=dict(skipped))
+    book = RateBook(fetched_at=now(), failed_sources=dict(skipped), source_seconds=seconds)
     valid: dict[tuple[str, str], list[Quote]] = defaultdict(list)
     for name, result in zip(names, results, strict=True):
         breaker = health.breakers[name]

@@ -22,6 +22,7 @@ from adapters.breaker import SourceHealth
 from aggregator.crosscheck import RateMemory
 from aggregator.cycle import CycleResult, Trigger, run_cycle
 from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.metrics import Metrics
 from aggregator.rates import RateBook, collect_sync
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -36,8 +37,15 @@ def utc_now() -> datetime:
 
 
 class Service:
-    def __init__(self, settings: Settings, now: Clock = utc_now, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        now: Clock = utc_now,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.now = now
         self.store = store or Store(settings.database.url)
         self.memory = RateMemory(previous=self.store.latest_values())
@@ -51,7 +59,9 @@ class Service:
         with self._collecting:
             book = collect_sync(self.settings, self.now, self.health, self.memory)
             self.store.record_rates(book, trigger)
-            return book
+        if self.metrics:
+            self.metrics.observe_book(book)
+        return book
 
     def holdings(self) -> dict[str, float]:
         """The book in the store once a plan has been applied, else the config's holdings."""
@@ -72,6 +82,8 @@ class Service:
         try:
             with self._collecting:
                 book = collect_sync(self.settings, self.now, self.health, self.memory)
+            if self.metrics:
+                self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
                 result = run_cycle(
@@ -89,6 +101,8 @@ class Service:
                 self.store.record_cycle(book, trigger, run_id, None, apply=False)
                 raise
             self.store.record_cycle(book, trigger, run_id, result.plan, apply=apply)
+            if self.metrics:
+                self.metrics.observe_plan(result.plan, apply, time.time())
             if apply and result.plan.status == "rebalance":
                 log.info("book_updated", run_id=run_id, holdings_eth=result.plan.target_eth)
             return result

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapters import REGISTRY, AnySourceSettings
@@ -109,6 +117,15 @@ class DatabaseSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 only behind a firewall or inside a container")
+    port: int = Field(default=8787, ge=0, le=65535)
+    token: SecretStr | None = Field(
+        default=None, description="bearer token for state changes; set it from the env"
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -130,6 +147,7 @@ class Settings(BaseSettings):
     rates: CrossCheckSettings = CrossCheckSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -157,6 +157,32 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
 
+    def latest_rates(self) -> dict[str, Any] | None:
+        """The latest collection and its rates, for the API."""
+        with self.engine.connect() as conn:
+            head = conn.execute(select(collections).order_by(collections.c.id.desc()).limit(1)).first()
+            if head is None:
+                return None
+            rows = conn.execute(
+                select(rates).where(rates.c.collection_id == head.id).order_by(rates.c.id)
+            ).all()
+        return {
+            "collection": head.id,
+            "fetched_at": _aware(head.fetched_at).isoformat(),
+            "failed_sources": json.loads(head.failed_sources),
+            "rates": [
+                {
+                    "venue": r.venue,
+                    "component": r.component,
+                    "value": r.value,
+                    "sources": r.sources.split(","),
+                    "observed_at": _aware(r.observed_at).isoformat(),
+                    "spread": r.spread,
+                }
+                for r in rows
+            ],
+        }
+
     def latest_values(self) -> dict[Component, float]:
         """Each component's most recent stored yield (from the latest collection that had one)."""
         out: dict[Component, float] = {}

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import AGGREGATOR
+from tests.conftest import AGGREGATOR, free_port
 
 
 def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
@@ -33,8 +34,11 @@ def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) 
 def test_daemon_proposes_on_start_and_stops_cleanly(
     demo_config: Callable[..., Path], sig: signal.Signals
 ) -> None:
-    """`aggregator run` logs a real proposal from the snapshot, then exits 0 on the signal."""
+    """`aggregator run` logs a real proposal from the snapshot, serves it over HTTP, then exits 0 on the signal."""
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    env["AGGREGATOR_API__PORT"] = str(port)
+    env["AGGREGATOR_API__TOKEN"] = "s3cret-token-value"
     with subprocess.Popen(
         [AGGREGATOR, "run", "--config", str(demo_config())],
         stdout=subprocess.PIPE,
@@ -42,14 +46,18 @@ def test_daemon_proposes_on_start_and_stops_cleanly(
         text=True,
         env=env,
     ) as proc:
-        _check(proc, sig)
+        _check(proc, sig, port)
 
 
-def _check(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+def _check(proc: subprocess.Popen[str], sig: signal.Signals, port: int) -> None:
     try:
         lines = _read_until(proc, "rebalance_completed")
         events = [x["event"] for x in lines]
-        assert events[0] == "daemon_started"
+        assert events[:2] == ["api_started", "daemon_started"]
+        assert lines[0]["host"] == "127.0.0.1"
+        proposals = httpx.get(f"http://127.0.0.1:{port}/api/v1/proposals", timeout=10).json()
+        assert [p["trigger"] for p in proposals] == ["start"]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["last_successful_cycle"]
         assert "move_proposed" in events
         summary = lines[-1]
         assert (
@@ -59,6 +67,7 @@ def _check(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
         rest = _read_until(proc, "daemon_stopped", timeout=30)
         assert rest[0]["event"] == "daemon_stopping" and rest[0]["signal"] == sig.name
         assert proc.wait(timeout=30) == 0
+        assert "s3cret-token-value" not in json.dumps(lines + rest)
     finally:
         if proc.poll() is None:
             proc.kill()

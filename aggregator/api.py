@@ -1,0 +1,118 @@
+"""The daemon's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs). Reads are open; anything that changes
+state needs `Authorization: Bearer <api.token>` and is refused without it. Listens on 127.0.0.1 unless told.
+
+    GET  /health                      liveness and the last successful cycle
+    GET  /metrics                     Prometheus
+    GET  /api/v1/rates                the latest stored collection
+    GET  /api/v1/proposals            the latest proposals (?limit=)
+    GET  /api/v1/proposals/{id}       one proposal with its plan
+    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.metrics import Metrics
+from aggregator.service import Service
+
+log = structlog.get_logger(__name__)
+_bearer = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class RebalanceRequest(BaseModel):
+    """Body of POST /api/v1/rebalance."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    apply: bool = False
+    wait_seconds: float = 0.0
+
+
+def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> FastAPI:
+    app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
+
+    def authorised(credentials: Credentials) -> None:
+        if token is None:
+            raise HTTPException(403, "state changes are disabled: set api.token (AGGREGATOR_API__TOKEN)")
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        last = metrics.last_success._value.get()
+        return {"status": "ok", "last_successful_cycle": last or None, "dry_run_default": True}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/api/v1/rates")
+    def latest_rates() -> dict[str, Any]:
+        found = service.store.latest_rates()
+        if found is None:
+            raise HTTPException(404, "no rates collected yet")
+        return found
+
+    @app.get("/api/v1/proposals")
+    def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+        return service.store.proposals(limit)
+
+    @app.get("/api/v1/proposals/{proposal_id}")
+    def proposal(proposal_id: str) -> dict[str, Any]:
+        found = service.store.proposal(proposal_id)
+        if found is None:
+            raise HTTPException(404, f"no proposal {proposal_id!r}")
+        meta, plan = found
+        return {"proposal": meta, "plan": plan.model_dump(mode="json")}
+
+    @app.post("/api/v1/rebalance", dependencies=[Depends(authorised)])
+    def rebalance(request: RebalanceRequest) -> dict[str, Any]:
+        try:
+            result = service.rebalance(
+                "api", apply=request.apply, wait_seconds=min(request.wait_seconds, 60.0)
+            )
+        except CycleBusyError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except NoRatesError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+
+    return app
+
+
+class ApiServer:
+    """uvicorn in a background thread of the daemon (uvicorn leaves signals alone off the main thread)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self.host, self.port = host, port
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the HTTP API could not listen on {self.host}:{self.port}")
+            time.sleep(0.02)
+        log.info("api_started", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
