@@ -1,8 +1,7 @@
 # syntax=docker/dockerfile:1
-# restaking-aggregator: multi-stage build, non-root runtime.
-#   docker build -t restaking-aggregator .
-#   docker run --rm restaking-aggregator                 # the daemon on the bundled offline demo
-#   docker run --rm restaking-aggregator rebalance       # one dry-run proposal
+# restaking-aggregator: multi-stage build, non-root runtime, state in /data, config mounted at /app/config.
+#   docker compose up -d                          (see docker-compose.yml)
+#   docker run --rm restaking-aggregator rebalance   # one dry-run proposal on the bundled demo
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -14,14 +13,20 @@ COPY adapters ./adapters
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 FROM python:3.11-slim AS runtime
-RUN useradd --create-home --uid 10001 aggregator
+RUN useradd --create-home --uid 10001 aggregator && mkdir -p /data && chown aggregator /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config ./config
 COPY data ./data
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    AGGREGATOR_CONFIG=/app/config/demo.toml
-USER aggregator
+    AGGREGATOR_CONFIG=/app/config/demo.toml \
+    AGGREGATOR_DATABASE__URL=sqlite:////data/aggregator.sqlite \
+    AGGREGATOR_API__HOST=0.0.0.0 \
+    AGGREGATOR_API__PORT=8787
+USER 10001
+VOLUME ["/data"]
+EXPOSE 8787
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["aggregator", "health"]
 ENTRYPOINT ["aggregator"]
 CMD ["run"]

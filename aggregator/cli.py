@@ -9,6 +9,7 @@ Exit codes (also in the README):
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
     7  not found (`show` with an unknown proposal id)
+`health` exits 0 when the daemon's API answers ok and 1 otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -196,6 +198,23 @@ def show(
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
         render.plan_report(console, plan, applied=meta["mode"] == "applied")
+
+
+@app.command()
+@exit_codes
+def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok, 1 otherwise."""
+    settings = load_settings(config)
+    host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
+    url = f"http://{host}:{settings.api.port}/health"
+    try:
+        ok = httpx.get(url, timeout=5).json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if not ok:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {url}")
 
 
 @app.command("check-config")
