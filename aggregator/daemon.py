@@ -2,11 +2,16 @@
 
 The jobs only call the service (`aggregator.service`); coalesce, one instance per job, misfire grace and UTC are
 the scheduler's defaults. A failing cycle is logged and the daemon keeps going.
+
+Stopping: no new cycle starts; a running one has `shutdown_timeout_seconds` to finish. Past that it is abandoned
+and the process exits: a cycle writes only in its final transaction, so an abandoned one leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from datetime import UTC
 from types import FrameType
@@ -104,8 +109,27 @@ class Daemon:
         )
         while not self.stopping.wait(timeout=1.0):
             pass
-        self.scheduler.shutdown(wait=True)
+        self.scheduler.pause()
         if self.api:
-            self.api.stop()
+            self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
+        finished = self._drain(self.settings.schedule.shutdown_timeout_seconds)
+        if not finished:
+            log.warning(
+                "cycle_abandoned",
+                reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
+                "its writes were never committed",
+            )
+            log.info("daemon_stopped")
+            sys.stdout.flush()
+            os._exit(
+                0
+            )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
         log.info("daemon_stopped")
         return 0
+
+    def _drain(self, timeout: float) -> bool:
+        """Shut the scheduler down, waiting up to `timeout` for running jobs; False if they are still running."""
+        closer = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()

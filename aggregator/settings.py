@@ -93,6 +93,9 @@ class ScheduleSettings(_Section):
     rebalance_cron: str = "0 */6 * * *"
     rebalance_on_start: bool = True
     misfire_grace_seconds: int = Field(default=300, ge=1)
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="on SIGTERM, how long a running cycle may take to finish"
+    )
     cycle_timeout_seconds: float = Field(
         default=600.0, gt=0, le=86_400, description="the rebalance lease's lifetime"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import AGGREGATOR, free_port
+from tests.conftest import AGGREGATOR, ROOT, free_port
+from tests.fixture_server import FixtureServer, Reply
 
 
 def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
@@ -133,3 +135,55 @@ def test_daemon_keeps_cycling_with_every_source_down_and_proposes_nothing(tmp_pa
     assert "rebalance_skipped" in events and "circuit_opened" in events
     assert events.count("rates_collected") >= 2
     assert "move_proposed" not in events and "rebalance_completed" not in events
+
+
+def test_sigterm_abandons_a_cycle_past_the_shutdown_bound(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A cycle stuck on a slow source: SIGTERM stops the daemon within the bound, exit 0, and the store holds
+    nothing of the abandoned cycle."""
+    with FixtureServer() as server:
+        server.routes["/slow/pools"] = [
+            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=30)
+        ]
+        cfg = demo_config(
+            lambda t: (
+                t.replace(
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
+                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
+                ).replace(
+                    "misfire_grace_seconds = 300", "misfire_grace_seconds = 300\nshutdown_timeout_seconds = 1"
+                )
+                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\ntimeout_seconds = 60\n'
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+        env |= {
+            "AGGREGATOR_API__PORT": str(free_port()),
+            "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/d.sqlite",
+        }
+        with subprocess.Popen(
+            [AGGREGATOR, "run", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        ) as proc:
+            try:
+                _read_until(proc, "daemon_started")
+                deadline = time.monotonic() + 30
+                while server.hits["/slow/pools"] < 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                start = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                rest = _read_until(proc, "daemon_stopped", timeout=30)
+                assert proc.wait(timeout=30) == 0
+                assert time.monotonic() - start < 10
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert "cycle_abandoned" in [x["event"] for x in rest]
+    con = sqlite3.connect(tmp_path / "d.sqlite")
+    assert con.execute("select count(*) from proposals").fetchone() == (0,)
+    assert con.execute("select count(*) from collections").fetchone() == (0,)
