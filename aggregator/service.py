@@ -23,6 +23,7 @@ from aggregator.crosscheck import RateMemory
 from aggregator.cycle import CycleResult, Trigger, run_cycle
 from aggregator.errors import CycleBusyError, NoRatesError
 from aggregator.metrics import Metrics
+from aggregator.notify import Notifier
 from aggregator.rates import RateBook, collect_sync
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -46,6 +47,8 @@ class Service:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        url = settings.notify.webhook_url
+        self.notifier = Notifier(settings.notify) if url else None
         self.now = now
         self.store = store or Store(settings.database.url)
         self.memory = RateMemory(previous=self.store.latest_values())
@@ -79,6 +82,7 @@ class Service:
                     f"another rebalance is running (schedule, CLI or API); waited {wait_seconds:g}s"
                 )
             time.sleep(0.2)
+        log.info("cycle_started", trigger=trigger, lease=owner)
         try:
             with self._collecting:
                 book = collect_sync(self.settings, self.now, self.health, self.memory)
@@ -103,8 +107,26 @@ class Service:
             self.store.record_cycle(book, trigger, run_id, result.plan, apply=apply)
             if self.metrics:
                 self.metrics.observe_plan(result.plan, apply, time.time())
+            if self.notifier:
+                plan = result.plan
+                self.notifier.send(
+                    {
+                        "proposal": run_id,
+                        "trigger": trigger,
+                        "mode": "applied" if apply and plan.status == "rebalance" else "dry_run",
+                        "status": plan.status,
+                        "reason": plan.reason,
+                        "moves": [m.model_dump() for m in plan.moves],
+                        "yield_before": plan.before.net_yield,
+                        "yield_after": plan.after.net_yield,
+                        "cvar_before": plan.before.cvar,
+                        "cvar_after": plan.after.cvar,
+                        "gain_bps": plan.gain_bps,
+                    }
+                )
             if apply and result.plan.status == "rebalance":
                 log.info("book_updated", run_id=run_id, holdings_eth=result.plan.target_eth)
             return result
         finally:
+            log.info("cycle_finished", trigger=trigger, lease=owner)
             self.store.release(LEASE, owner)

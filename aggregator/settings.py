@@ -28,6 +28,7 @@ from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.crosscheck import CrossCheckSettings
 from aggregator.errors import ConfigError
+from aggregator.notify import NotifySettings
 from optimizer import (
     Limits,
     RiskNode,
@@ -151,6 +152,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
+    notify: NotifySettings = NotifySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -29,6 +29,7 @@ class FixtureServer:
         self.routes: dict[str, list[Reply]] = {}
         self.rpc: dict[str, Callable[[Any], Reply]] = {}  # path -> reply computed from the JSON request body
         self.hits: dict[str, int] = defaultdict(int)
+        self.bodies: dict[str, list[bytes]] = defaultdict(list)  # POST bodies by path
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +61,9 @@ class FixtureServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                self._reply(self.rfile.read(length))
+                body = self.rfile.read(length)
+                server.bodies[self.path.split("?")[0]].append(body)
+                self._reply(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 return

@@ -53,7 +53,7 @@ def test_daemon_proposes_on_start_and_stops_cleanly(
 
 def _check(proc: subprocess.Popen[str], sig: signal.Signals, port: int) -> None:
     try:
-        lines = _read_until(proc, "rebalance_completed")
+        lines = _read_until(proc, "cycle_finished")
         events = [x["event"] for x in lines]
         assert events[:2] == ["api_started", "daemon_started"]
         assert lines[0]["host"] == "127.0.0.1"
@@ -61,7 +61,7 @@ def _check(proc: subprocess.Popen[str], sig: signal.Signals, port: int) -> None:
         assert [p["trigger"] for p in proposals] == ["start"]
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["last_successful_cycle"]
         assert "move_proposed" in events
-        summary = lines[-1]
+        summary = next(x for x in lines if x["event"] == "rebalance_completed")
         assert (
             summary["status"] == "rebalance" and summary["trigger"] == "start" and summary["dry_run"] is True
         )
