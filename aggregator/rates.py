@@ -57,6 +57,7 @@ class RateBook:
     failed_sources: dict[str, str] = field(default_factory=dict)
     missing: list[tuple[str, str]] = field(default_factory=list)
     source_seconds: dict[str, float] = field(default_factory=dict)  # fetch time per source, retries included
+    quotes: list[Quote] = field(default_factory=list)  # every valid quote, before cross-checks
 
     def yields(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = defaultdict(dict)
@@ -157,6 +158,7 @@ async def collect(
                 book.rejected.append(Rejection(q.source, q.key, q.value, reason))
                 log.warning("quote_rejected", source=q.source, key=q.key, value=q.value, reason=reason)
                 continue
+            book.quotes.append(q)
             for target in targets[(name, q.key)]:
                 valid[target].append(q)
         for key in sorted(wanted[name] - seen):

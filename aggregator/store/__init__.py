@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, insert,
 from sqlalchemy.exc import IntegrityError
 
 from aggregator.rates import RateBook
-from aggregator.store.schema import book, collections, leases, proposals, rates, rejections
+from aggregator.store.schema import book, collections, leases, proposals, quotes, rates, rejections
 from optimizer import Plan
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -237,6 +237,21 @@ def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> i
                     "spread": r.spread,
                 }
                 for r in rate_book.rates
+            ],
+        )
+    if rate_book.quotes:
+        conn.execute(
+            insert(quotes),
+            [
+                {
+                    "collection_id": cid,
+                    "source": q.source,
+                    "key": q.key,
+                    "value": q.value,
+                    "observed_at": _naive_utc(q.observed_at),
+                    "note": q.note,
+                }
+                for q in rate_book.quotes
             ],
         )
     if rate_book.rejected:

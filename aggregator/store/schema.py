@@ -79,3 +79,17 @@ leases = Table(
     Column("owner", String(128), nullable=False),  # host:pid:token
     Column("expires_at", DateTime, nullable=False),
 )
+
+quotes = Table(
+    "quotes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "collection_id", Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("source", String(128), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("value", Float, nullable=False),  # fraction per year, as accepted
+    Column("observed_at", DateTime, nullable=False),  # UTC
+    Column("note", Text, nullable=False),
+)

@@ -187,3 +187,63 @@ def test_sigterm_abandons_a_cycle_past_the_shutdown_bound(
     con = sqlite3.connect(tmp_path / "d.sqlite")
     assert con.execute("select count(*) from proposals").fetchone() == (0,)
     assert con.execute("select count(*) from collections").fetchone() == (0,)
+
+
+def test_kill_9_mid_cycle_then_the_next_start_uses_the_store(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The daemon killed (SIGKILL) inside its start-up cycle leaves an intact store with no trace of that cycle and
+    a lease held by a dead process; the next start takes the lease over and records its proposal."""
+    with FixtureServer() as server:
+        server.routes["/slow/pools"] = [
+            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=2)
+        ]
+        cfg = demo_config(
+            lambda t: (
+                t.replace(
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
+                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
+                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
+                )
+                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\n'
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+        env |= {
+            "AGGREGATOR_API__PORT": str(free_port()),
+            "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/k.sqlite",
+        }
+        with subprocess.Popen(
+            [AGGREGATOR, "run", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        ) as first:
+            _read_until(first, "cycle_started")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        con = sqlite3.connect(tmp_path / "k.sqlite")
+        assert con.execute("pragma integrity_check").fetchone() == ("ok",)
+        assert con.execute("select count(*) from proposals").fetchone() == (0,)
+        assert con.execute("select count(*) from leases").fetchone() == (1,)  # left by the dead process
+        con.close()
+        with subprocess.Popen(
+            [AGGREGATOR, "run", "--config", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        ) as second:
+            try:
+                lines = _read_until(second, "cycle_finished", timeout=60)
+                second.send_signal(signal.SIGTERM)
+                _read_until(second, "daemon_stopped", timeout=30)
+                assert second.wait(timeout=30) == 0
+            finally:
+                if second.poll() is None:
+                    second.kill()
+    assert any(x["event"] == "rebalance_completed" and x["trigger"] == "start" for x in lines)
+    con = sqlite3.connect(tmp_path / "k.sqlite")
+    assert con.execute("select count(*) from proposals").fetchone() == (1,)
+    assert con.execute("select count(*) from leases").fetchone() == (0,)

@@ -36,7 +36,7 @@ def test_migrations_create_the_schema_once(tmp_path: Path) -> None:
     assert con.execute("select version_num from alembic_version").fetchall() == [(head,)]
     assert con.execute("pragma journal_mode").fetchone() == ("wal",)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"collections", "rates", "rejections", "proposals", "book", "leases"} <= tables
+    assert {"collections", "quotes", "rates", "rejections", "proposals", "book", "leases"} <= tables
 
 
 def test_history_round_trip_and_window(tmp_path: Path) -> None:
@@ -58,6 +58,16 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "a.sqlite")
     assert con.execute("select count(*) from collections").fetchone() == (0,)
     assert con.execute("select count(*) from rates").fetchone() == (0,)
+
+
+def test_every_accepted_quote_is_stored_with_its_source(tmp_path: Path) -> None:
+    """A CLI collection stores each source's accepted quote beside the component medians."""
+    env = {"AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/q.sqlite"}
+    assert run("rates", "--config", "config/demo.toml", env=env).returncode == 0
+    con = sqlite3.connect(tmp_path / "q.sqlite")
+    rows = dict(con.execute("select key, value from quotes where source = 'demo'").fetchall())
+    assert rows["lido-steth.base"] == pytest.approx(0.02235) and len(rows) == 7
+    assert con.execute("select count(*) from quotes where source = 'assumptions'").fetchone() == (3,)
 
 
 def test_rates_shows_change_since_the_last_run_across_processes(tmp_path: Path) -> None:
