@@ -107,14 +107,17 @@ def check_component(
 
 
 def smooth(
-    yields: dict[str, dict[str, float]], history: dict[Component, list[tuple[datetime, float]]]
+    yields: dict[str, dict[str, float]],
+    history: dict[Component, list[tuple[datetime, float]]],
+    current_at: datetime,
 ) -> dict[str, dict[str, float]]:
-    """Each fresh component's mean over its stored window (which includes this cycle's value). Components without a
-    fresh value this cycle stay absent: history never stands in for a missing quote."""
+    """Each fresh component's mean over its stored window before `current_at` plus this cycle's value (counted once,
+    stored yet or not). Components without a fresh value this cycle stay absent: history never stands in for a
+    missing quote."""
     out: dict[str, dict[str, float]] = {}
     for venue, comps in yields.items():
         out[venue] = {}
         for comp, value in comps.items():
-            window = [v for _, v in history.get((venue, comp), [])]
-            out[venue][comp] = statistics.fmean(window) if window else value
+            earlier = [v for t, v in history.get((venue, comp), []) if t < current_at]
+            out[venue][comp] = statistics.fmean([*earlier, value])
     return out

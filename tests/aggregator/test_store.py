@@ -82,7 +82,8 @@ def test_rates_shows_change_since_the_last_run_across_processes(tmp_path: Path) 
 def test_smoothing_uses_the_window_mean_but_never_stands_in_for_a_missing_quote(
     demo_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """With smoothing_days = 7 the optimizer sees the mean of the stored week; older rows are outside it."""
+    """With smoothing_days = 7 the optimizer sees the mean of the week, this cycle's value included exactly once
+    whether or not it is stored yet; older rows are outside it."""
     settings = load_settings(
         demo_config(lambda t: t.replace("[schedule]", "[rates]\nsmoothing_days = 7\n\n[schedule]"))
     )
@@ -90,7 +91,14 @@ def test_smoothing_uses_the_window_mean_but_never_stands_in_for_a_missing_quote(
     store.record_rates(book(T - timedelta(days=20), 0.10), "rates")  # outside the window
     store.record_rates(book(T - timedelta(days=2), 0.020), "rates")
     current = book(T, 0.026)
+    expected = pytest.approx((0.020 + 0.026) / 2)
+    assert (
+        inputs_for(settings, current, store).yields["lido-steth"]["base"] == expected
+    )  # before it is stored
     store.record_rates(current, "rates")
-    inputs = inputs_for(settings, current, store)
-    assert inputs.yields["lido-steth"]["base"] == pytest.approx((0.020 + 0.026) / 2)
-    assert "rocketpool-reth" not in inputs.yields  # no fresh quote this cycle: stays missing, venue held
+    assert (
+        inputs_for(settings, current, store).yields["lido-steth"]["base"] == expected
+    )  # and after: counted once
+    assert (
+        "rocketpool-reth" not in inputs_for(settings, current, store).yields
+    )  # no fresh quote: stays missing
