@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixture_server import FixtureServer, Reply
+
 ROOT = Path(__file__).resolve().parent.parent
 AGGREGATOR = str(Path(sys.executable).parent / "aggregator")
 
@@ -35,3 +37,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def slow_source(server: FixtureServer, delay: float, timeout: float | None = None) -> Callable[[str], str]:
+    """Serve the recorded /pools after `delay` seconds and return an edit of the demo config that makes stETH also
+    quoted by that slow source, so a cycle takes at least `delay` (for lock, shutdown and kill tests)."""
+    server.routes["/slow/pools"] = [
+        Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=delay)
+    ]
+    extra = "" if timeout is None else f"timeout_seconds = {timeout:g}\n"
+
+    def edit(text: str) -> str:
+        return (
+            text.replace(
+                'quotes = [{ source = "demo", key = "lido-steth.base" }]',
+                'quotes = [{ source = "demo", key = "lido-steth.base" }, '
+                '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
+            )
+            + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\n{extra}'
+        )
+
+    return edit

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from tests.aggregator.test_daemon import _read_until
-from tests.conftest import AGGREGATOR, ROOT, free_port
-from tests.fixture_server import FixtureServer, Reply
+from tests.conftest import AGGREGATOR, free_port, slow_source
+from tests.fixture_server import FixtureServer
 
 TOKEN = "concurrency-token"
 
@@ -41,19 +41,7 @@ def test_schedule_api_and_cli_never_overlap(demo_config: Callable[..., Path], tm
     """A start-up cycle, three API rebalances and three CLI rebalances, each slowed by a 1 s source: seven
     cycles, one after another."""
     with FixtureServer() as server:
-        server.routes["/slow/pools"] = [
-            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=1)
-        ]
-        cfg = demo_config(
-            lambda t: (
-                t.replace(
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
-                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
-                )
-                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\n'
-            )
-        )
+        cfg = demo_config(slow_source(server, 1))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
         env |= {

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import AGGREGATOR, ROOT, free_port
-from tests.fixture_server import FixtureServer, Reply
+from tests.conftest import AGGREGATOR, free_port, slow_source
+from tests.fixture_server import FixtureServer
 
 
 def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
@@ -143,19 +143,10 @@ def test_sigterm_abandons_a_cycle_past_the_shutdown_bound(
     """A cycle stuck on a slow source: SIGTERM stops the daemon within the bound, exit 0, and the store holds
     nothing of the abandoned cycle."""
     with FixtureServer() as server:
-        server.routes["/slow/pools"] = [
-            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=30)
-        ]
+        slow = slow_source(server, 30, timeout=60)
         cfg = demo_config(
-            lambda t: (
-                t.replace(
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
-                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
-                ).replace(
-                    "misfire_grace_seconds = 300", "misfire_grace_seconds = 300\nshutdown_timeout_seconds = 1"
-                )
-                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\ntimeout_seconds = 60\n'
+            lambda t: slow(t).replace(
+                "misfire_grace_seconds = 300", "misfire_grace_seconds = 300\nshutdown_timeout_seconds = 1"
             )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
@@ -195,19 +186,7 @@ def test_kill_9_mid_cycle_then_the_next_start_uses_the_store(
     """The daemon killed (SIGKILL) inside its start-up cycle leaves an intact store with no trace of that cycle and
     a lease held by a dead process; the next start takes the lease over and records its proposal."""
     with FixtureServer() as server:
-        server.routes["/slow/pools"] = [
-            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=2)
-        ]
-        cfg = demo_config(
-            lambda t: (
-                t.replace(
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
-                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
-                )
-                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\n'
-            )
-        )
+        cfg = demo_config(slow_source(server, 2))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
         env |= {
             "AGGREGATOR_API__PORT": str(free_port()),

@@ -18,8 +18,8 @@ import pytest
 from aggregator.store import Store
 from optimizer import Plan
 from tests.aggregator.test_cli import run
-from tests.conftest import AGGREGATOR, ROOT
-from tests.fixture_server import FixtureServer, Reply
+from tests.conftest import AGGREGATOR, slow_source
+from tests.fixture_server import FixtureServer
 
 
 def db_env(tmp_path: Path) -> dict[str, str]:
@@ -86,19 +86,7 @@ def test_a_lease_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 def test_kill_9_mid_cycle_leaves_a_consistent_store(demo_config: Callable[..., Path], tmp_path: Path) -> None:
     """A rebalance killed while fetching leaves no trace of its cycle; the store is intact and the next run works."""
     with FixtureServer() as server:
-        server.routes["/slow/pools"] = [
-            Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=5)
-        ]
-        cfg = demo_config(
-            lambda t: (
-                t.replace(
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }]',
-                    'quotes = [{ source = "demo", key = "lido-steth.base" }, '
-                    '{ source = "slow", key = "747c1d2a-c668-4682-b9f9-296708a3dd90" }]',
-                )
-                + f'\n[sources.slow]\nadapter = "defillama"\nbase_url = "{server.url}/slow"\ntimeout_seconds = 30\n'
-            )
-        )
+        cfg = demo_config(slow_source(server, 5, timeout=30))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | db_env(tmp_path)
         assert (
             run("rebalance", "--config", str(cfg), env=db_env(tmp_path)).returncode == 0
