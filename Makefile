@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/demo.toml
 
-.PHONY: run test check bench rebalance clean
+.PHONY: run test check bench backtest rebalance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ check: $(STAMP)
 ## rebalance: one dry-run proposal on the demo config
 rebalance: $(STAMP)
 	$(BIN)/aggregator rebalance --config $(CONFIG)
+
+## backtest: replay the bundled history through the optimizer and the baselines (report in var/backtest/)
+backtest: $(STAMP)
+	$(BIN)/aggregator backtest --config $(CONFIG)
 
 ## bench: the optimizer benchmarks (prints tables; not part of the tests)
 bench: $(STAMP)

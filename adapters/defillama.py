@@ -106,7 +106,12 @@ async def chart(
     if not _UUID.match(pool):
         raise SourceDataError(name, f"/chart needs a pool configID (UUID), got {pool!r}")
     url = f"{settings.base_url.rstrip('/')}/chart/{pool}"
-    doc = parse(name, _Chart, await get_json(client, name, url, settings), url)
+    return parse_chart(name, await get_json(client, name, url, settings), url)
+
+
+def parse_chart(name: str, payload: object, where: str) -> list[ChartPoint]:
+    """A `/chart/{pool}` answer (as received, or as cached by the backtest), oldest first."""
+    doc = parse(name, _Chart, payload, where)
     return [
         ChartPoint(
             timestamp=r.timestamp,

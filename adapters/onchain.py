@@ -41,6 +41,12 @@ TOKENS: dict[str, tuple[str, str]] = {
 YEAR_SECONDS = 365 * 86400
 
 
+def annualise(r0: float, r1: float, seconds: float) -> tuple[float, float]:
+    """(APR, APY) of an exchange rate that went from `r0` to `r1` in `seconds`; the backtest uses the same."""
+    growth = r1 / r0
+    return (growth - 1.0) * YEAR_SECONDS / seconds, growth ** (YEAR_SECONDS / seconds) - 1.0
+
+
 class OnchainSettings(SourceSettings):
     adapter: Literal["onchain"]
     rpc_url: str = "https://ethereum-rpc.publicnode.com"
@@ -120,12 +126,9 @@ class OnchainAdapter:
         fetched = now()
         out: list[Quote] = []
         for token, (r1, r0) in zip(tokens, rates, strict=True):
-            growth = r1 / r0
+            apr, apy = annualise(r0, r1, seconds)
             days = seconds / 86400
-            values = {
-                token: (growth - 1.0) * YEAR_SECONDS / seconds,
-                f"{token}/apy": growth ** (YEAR_SECONDS / seconds) - 1.0,
-            }
+            values = {token: apr, f"{token}/apy": apy}
             for key, value in values.items():
                 if key in keys:
                     out.append(

@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aggregator import render
+from aggregator.backtest.config import StressEvent
+from aggregator.backtest.history import download_charts
+from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, CycleBusyError, NoRatesError
 from aggregator.logs import configure_logging
@@ -244,6 +250,74 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         )
         raise ConfigError(f"{config}: {what}")
     console.print("[green]ok[/]: the tree, risk nodes, sources and limits are consistent and feasible")
+
+
+def _stress_event(text: str) -> StressEvent:
+    """NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2 (LOSS a fraction; default the node's lgd)."""
+    m = re.fullmatch(r"([^@]+)@(\d{4}-\d{2}-\d{2})(?::([0-9.]+))?", text.strip())
+    if not m:
+        raise typer.BadParameter(f"{text!r}: expected NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2")
+    try:
+        return StressEvent(
+            node=m.group(1),
+            on=date.fromisoformat(m.group(2)),
+            loss=None if m.group(3) is None else float(m.group(3)),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: {exc} (LOSS is a fraction from 0 to 1)") from exc
+
+
+@app.command()
+@exit_codes
+def backtest(
+    *,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="report folder (default: the config's backtest.output_dir)"),
+    ] = None,
+    stress: Annotated[
+        list[str] | None,
+        typer.Option("--stress", help="NODE@YYYY-MM-DD[:LOSS]: that risk node fails that day (repeatable)"),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="fetch DefiLlama /chart series into the cache first (internet)")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the configured history through the optimizer and the baseline strategies; write the report
+    (report.html, PNG plots, summary.json) and print the table."""
+    from aggregator.backtest import report  # noqa: PLC0415 - matplotlib loads only for this command
+
+    settings = _load(config)
+    events = [_stress_event(s) for s in stress or []]
+    if download and settings.backtest is not None:
+        for path in download_charts(settings.backtest):
+            print(f"downloaded {path}", file=sys.stderr)
+    show = progress and sys.stderr.isatty() and not as_json
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=None)
+        result = run_backtest(
+            settings, stress=events, progress=lambda t, n: bar.update(task, completed=t, total=n)
+        )
+    assert settings.backtest is not None
+    folder = out or Path(settings.backtest.output_dir)
+    files = report.write(result, folder)
+    if as_json:
+        typer.echo(_json_dump(report.summary(result) | {"files": {k: str(v) for k, v in files.items()}}))
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets every column
+    render.backtest_table(console, result)
+    typer.echo(f"report: {files['report']}")
 
 
 def _json_dump(obj: object) -> str:

@@ -7,6 +7,8 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from aggregator.backtest.run import Backtest
+from aggregator.backtest.table import TABLE_HEAD, rows
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
 from optimizer import Plan
@@ -187,3 +189,16 @@ def history_table(console: Console, rows: list[dict[str, object]]) -> None:
     console.print(table)
     if not rows:
         console.print("no proposals yet: `aggregator rebalance` makes one")
+
+
+def backtest_table(console: Console, result: Backtest) -> None:
+    days = result.replay.days
+    table = Table(
+        title=f"Backtest {days[0]} → {days[-1]} ({len(days)} days, {result.replay.start_eth:,.0f} ETH)",
+        title_justify="left",
+    )
+    for i, head in enumerate(TABLE_HEAD):
+        table.add_column(head, justify="left" if i == 0 else "right")
+    for row in rows(result):
+        table.add_row(*row)
+    console.print(table)

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
+from aggregator.backtest.config import BacktestSettings
 from aggregator.crosscheck import CrossCheckSettings
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
     logging: LoggingSettings = LoggingSettings()
+    backtest: BacktestSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -202,7 +204,29 @@ class Settings(BaseSettings):
                 f"portfolio.size_eth = {size} but holdings_eth sum to {total}; make them agree or drop size_eth"
             )
         self.universe()  # tree, node and stress consistency, with the optimizer's own checks
+        if self.backtest is not None:
+            self._check_backtest(self.backtest)
         return self
+
+    def _check_backtest(self, bt: BacktestSettings) -> None:
+        components = {f"{v.id}.{c.name}" for v in self.venues for c in v.components}
+        venues = {v.id for v in self.venues}
+        nodes = {n.id for n in self.risk_nodes}
+        for s in bt.series:
+            if s.component not in components:
+                raise ValueError(
+                    f"backtest.series: component {s.component!r} is not a venue component; "
+                    f"valid: {sorted(components)}"
+                )
+        for name, weights in bt.fixed.items():
+            bad = sorted(set(weights) - venues)
+            if bad:
+                raise ValueError(f"backtest.fixed[{name!r}]: unknown venues {bad}; valid: {sorted(venues)}")
+        for e in bt.stress:
+            if e.node not in nodes:
+                raise ValueError(f"backtest.stress: unknown risk node {e.node!r}; valid: {sorted(nodes)}")
+            if not bt.start <= e.on <= bt.end:
+                raise ValueError(f"backtest.stress[{e.node}]: date {e.on} is outside {bt.start}..{bt.end}")
 
     @property
     def portfolio_eth(self) -> float:
@@ -267,6 +291,17 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             path = url.removeprefix("sqlite:///")
             if not Path(path).is_absolute():
                 db["url"] = f"sqlite:///{(base / path).resolve()}"
+    bt = raw.get("backtest")
+    if isinstance(bt, dict):
+        for key in ("cache_dir", "output_dir"):
+            if isinstance(bt.get(key), str) and not Path(bt[key]).is_absolute():
+                bt[key] = str((base / bt[key]).resolve())
+        bt.setdefault("cache_dir", str((base / "../var/history").resolve()))
+        bt.setdefault("output_dir", str((base / "../var/backtest").resolve()))
+        for series in bt.get("series") or []:
+            given = series.get("path") if isinstance(series, dict) else None
+            if isinstance(given, str) and not Path(given).is_absolute():
+                series["path"] = str((base / given).resolve())
     for src in (raw.get("sources") or {}).values():
         if isinstance(src, dict) and src.get("adapter") == "snapshot":
             p = src.get("path")

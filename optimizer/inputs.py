@@ -118,6 +118,11 @@ class Limits(_Frozen):
     min_move_eth: NonNegative = 0.0
     min_improvement_bps: NonNegative = 0.0
     gas_cost_eth: NonNegative = 0.0
+    drift_band: Fraction = Field(
+        default=0.0,
+        description="a current allocation past a limit by at most this share may be held: drift from yields "
+        "accruing at different rates is not corrected by a move every cycle",
+    )
 
 
 class Universe(_Frozen):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimizer.diagnose import elastic, prechecks
-from optimizer.evaluate import amortised_cost, clean, metrics, violations
-from optimizer.inputs import OptimizationInputs, Universe, VenueKind
+from optimizer.evaluate import TOLERANCE, amortised_cost, clean, metrics, violations
+from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
 from optimizer.moves import one_off_cost_share, tree_moves
 from optimizer.plan import (
     BindingLimit,
@@ -47,7 +47,11 @@ SCENARIO_NOTE = (
 def shape_for(
     inputs: OptimizationInputs, risk_form: RiskForm = "factored", include_pairs: bool = True
 ) -> ModelShape:
-    lim = inputs.limits
+    return shape_of(inputs.limits, risk_form, include_pairs)
+
+
+def shape_of(lim: Limits, risk_form: RiskForm = "factored", include_pairs: bool = True) -> ModelShape:
+    """What the compiled problem's structure depends on in the limits (everything else is a parameter)."""
     return ModelShape(
         cvar_beta=lim.cvar_beta,
         ladder_days=tuple(r.days for r in lim.ladder),
@@ -159,8 +163,16 @@ class _Run:
             return self._hold("the solver's answer breaks limits: " + "; ".join(bad), res)
         x, res = self._min_move(x, res)
         moves = tree_moves(st, v.x0, x, self.inputs.portfolio_eth, self.own)
-        hold_ok = not violations(st, self.model.losses, self.model.shape, v, v.x0, check_turnover=False)
         lim = self.inputs.limits
+        hold_ok = not violations(
+            st,
+            self.model.losses,
+            self.model.shape,
+            v,
+            v.x0,
+            check_turnover=False,
+            tol=TOLERANCE + lim.drift_band,
+        )
         gas_share = len(moves) * lim.gas_cost_eth / self.inputs.portfolio_eth
         gain = self._objective(x) - self._objective(v.x0) - gas_share * 365.0 / lim.horizon_days
         gain_bps = gain * 1e4

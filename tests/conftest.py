@@ -25,6 +25,8 @@ def demo_config(tmp_path: Path) -> Callable[[Callable[[str], str] | None], Path]
         (tmp_path / "config").mkdir(exist_ok=True)
         for snap in (ROOT / "data" / "snapshots").glob("*.json"):
             shutil.copy(snap, tmp_path / "data" / "snapshots" / snap.name)
+        if not (tmp_path / "data" / "history").exists():
+            shutil.copytree(ROOT / "data" / "history", tmp_path / "data" / "history")
         text = (ROOT / "config" / "demo.toml").read_text()
         path = tmp_path / "config" / "demo.toml"
         path.write_text(edit(text) if edit else text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -85,7 +86,7 @@ def test_smoothing_uses_the_window_mean_but_never_stands_in_for_a_missing_quote(
     """With smoothing_days = 7 the optimizer sees the mean of the week, this cycle's value included exactly once
     whether or not it is stored yet; older rows are outside it."""
     settings = load_settings(
-        demo_config(lambda t: t.replace("[schedule]", "[rates]\nsmoothing_days = 7\n\n[schedule]"))
+        demo_config(lambda t: re.sub(r"(?m)^smoothing_days = .*$", "smoothing_days = 7", t))
     )
     store = Store(f"sqlite:///{tmp_path}/s.sqlite")
     store.record_rates(book(T - timedelta(days=20), 0.10), "rates")  # outside the window

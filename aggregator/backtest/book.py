@@ -1,0 +1,145 @@
+"""The simulated portfolio of one strategy: settled balances, capital in exit queues, and orders waiting for funds.
+
+A decision becomes orders, the same tree steps a plan lists (`optimizer.moves.tree_moves`): withdrawals first,
+deepest first, then deposits. Each day every open order moves as much as its source holds:
+- a withdrawal pays the venue's `exit_cost`, then waits `exit_days` in the queue (earning nothing) before it lands
+  in the parent venue;
+- a deposit pays the venue's `entry_cost` and lands at once;
+- each order pays `gas_cost_eth` once, when it first moves capital.
+A new decision cancels the orders still open. The weights a strategy sees count queued capital at its destination.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+
+from optimizer.moves import tree_moves
+from optimizer.structure import FloatArray, Structure
+
+DUST = 1e-9
+
+
+@dataclass
+class Transfer:
+    """Capital in an exit queue: it left `source` and lands in `dest` on `arrives`."""
+
+    source: int
+    dest: int
+    amount: float
+    arrives: date
+
+
+@dataclass
+class Order:
+    action: str  # "withdraw" | "deposit"
+    venue: int
+    remaining: float
+    gas_paid: bool = False
+
+
+@dataclass
+class Book:
+    structure: Structure
+    gas_eth: float
+    balances: FloatArray
+    in_flight: list[Transfer] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    costs_eth: float = 0.0
+    traded_eth: float = 0.0
+
+    @classmethod
+    def start(cls, structure: Structure, holdings: dict[str, float], gas_eth: float) -> Book:
+        bal = np.array([holdings.get(v, 0.0) for v in structure.venue_ids], dtype=float)
+        return cls(structure=structure, gas_eth=gas_eth, balances=bal)
+
+    @property
+    def value(self) -> float:
+        return float(self.balances.sum() + sum(t.amount for t in self.in_flight))
+
+    def positions(self) -> FloatArray:
+        """ETH per venue with queued capital counted where it will land."""
+        out = self.balances.copy()
+        for t in self.in_flight:
+            out[t.dest] += t.amount
+        return out
+
+    def weights(self) -> FloatArray:
+        pos = self.positions()
+        total = pos.sum()
+        out: FloatArray = pos / total if total > 0 else pos
+        return out
+
+    def exposed(self) -> FloatArray:
+        """ETH at risk per venue: settled, plus queued capital still exposed to the venue it is leaving."""
+        out = self.balances.copy()
+        for t in self.in_flight:
+            out[t.source] += t.amount
+        return out
+
+    def land(self, day: date) -> None:
+        """Queued capital due by `day` arrives in its destination."""
+        keep: list[Transfer] = []
+        for t in self.in_flight:
+            if t.arrives <= day:
+                self.balances[t.dest] += t.amount
+            else:
+                keep.append(t)
+        self.in_flight = keep
+
+    def decide(self, target: FloatArray, own_yield: FloatArray) -> float:
+        """Replace open orders with the steps from today's weights to `target`; returns the turnover share."""
+        x0 = self.weights()
+        value = self.value
+        self.orders = [
+            Order(action=m.action, venue=self.structure.venue_index[m.venue], remaining=m.amount_eth)
+            for m in tree_moves(self.structure, x0, target, value, own_yield)
+        ]
+        return 0.5 * float(np.abs(target - x0).sum())
+
+    def execute(self, day: date) -> None:
+        """Move what each open order can with the funds there are today."""
+        st = self.structure
+        open_orders: list[Order] = []
+        for o in self.orders:
+            parent = st.parent_index[o.venue]
+            assert parent is not None
+            source = o.venue if o.action == "withdraw" else parent
+            amount = min(o.remaining, float(self.balances[source]))
+            if amount > DUST:
+                gas = 0.0 if o.gas_paid else min(self.gas_eth, amount)
+                o.gas_paid = True
+                self.balances[source] -= amount
+                o.remaining -= amount
+                self.traded_eth += amount
+                if o.action == "withdraw":
+                    cost = amount * float(st.exit_cost[o.venue]) + gas
+                    days = math.ceil(float(st.exit_days[o.venue]) - 1e-9)
+                    landed = amount - cost
+                    if days <= 0:
+                        self.balances[parent] += landed
+                    else:
+                        self.in_flight.append(Transfer(o.venue, parent, landed, day + timedelta(days=days)))
+                else:
+                    cost = amount * float(st.entry_cost[o.venue]) + gas
+                    self.balances[o.venue] += amount - cost
+                self.costs_eth += cost
+            incoming = any(t.dest == source for t in self.in_flight)
+            if o.remaining > DUST * max(1.0, self.value) and (incoming or self.balances[source] > DUST):
+                open_orders.append(o)  # else nothing more will reach the source: costs ate the rest
+        self.orders = open_orders
+
+    def accrue(self, daily_rate: FloatArray) -> None:
+        """One day of yield on settled balances (queued capital earns nothing)."""
+        self.balances *= 1.0 + daily_rate
+
+    def shock(self, venue_loss: FloatArray) -> float:
+        """A failure: every settled or queued position loses its venue's share; returns the ETH lost."""
+        before = self.value
+        self.balances *= 1.0 - venue_loss
+        for t in self.in_flight:
+            t.amount *= 1.0 - float(venue_loss[t.source])
+        return before - self.value

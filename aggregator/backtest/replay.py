@@ -1,0 +1,197 @@
+"""The daily loop. For each day t of the period, for every strategy:
+
+1. queued exits due by t land;
+2. a stress event dated t hits every settled and queued position exposed to the failed nodes;
+3. on a decision day the strategy sees `Known` built from history rows ≤ t − 1 (the row of t − 1, or with
+   `smoothing_days` its mean over that window, as the daemon smooths) and may return target weights; the book turns them into orders (new decisions cancel open orders);
+4. open orders move what the funds allow (costs and gas paid);
+5. settled balances accrue one day of the venue's net yield of day t (after haircuts; nothing when the data has
+   no value that day, counted as `unpriced_days`);
+6. the day's value, weights (queued capital at its destination), modelled CVaR and limit checks are recorded.
+
+Everything is deterministic: no randomness, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from aggregator.backtest.book import Book
+from aggregator.backtest.config import StressEvent
+from aggregator.backtest.history import History
+from aggregator.backtest.strategies import Known, Strategy
+from optimizer import AllocationModel, Limits, OptimizationInputs
+from optimizer.evaluate import violations
+from optimizer.optimize import prepare
+from optimizer.scenarios import Scenario, ScenarioLosses, weighted_cvar
+from optimizer.structure import FloatArray, Structure
+
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass
+class Path:
+    """One strategy's daily record."""
+
+    name: str
+    values: list[float] = field(default_factory=list)
+    weights: list[FloatArray] = field(default_factory=list)
+    cvar: list[float] = field(default_factory=list)
+    within: list[bool] = field(default_factory=list)
+    cvar_within: list[bool] = field(default_factory=list)
+    broken: Counter[str] = field(default_factory=Counter)
+    targets: list[tuple[date, FloatArray | None]] = field(default_factory=list)  # each decision's answer
+    decisions: int = 0
+    trades: int = 0
+    turnover: float = 0.0
+    costs_eth: float = 0.0
+    stress_loss_eth: float = 0.0
+    stress_exposed: dict[date, FloatArray] = field(
+        default_factory=dict
+    )  # ETH per venue, settled + queued out
+    unpriced_days: int = 0
+
+
+@dataclass(frozen=True)
+class Replay:
+    days: tuple[date, ...]
+    venues: tuple[str, ...]
+    venue_yield: FloatArray  # [day, venue] net yield per the data, NaN when unpriced
+    paths: tuple[Path, ...]
+    start_eth: float
+    drift_tolerance: float
+
+
+def venue_yields(structure: Structure, history: History) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """([day, venue] net yield after haircuts along the path, NaN where a component is missing; priced mask)."""
+    n_days = len(history.days)
+    own = np.zeros((n_days, structure.n_venues))
+    missing = np.zeros((n_days, structure.n_venues), dtype=bool)
+    col = {c: k for k, c in enumerate(history.components)}
+    for i, venue in enumerate(structure.universe.venues):
+        for comp in venue.components:
+            series = history.values[:, col[f"{venue.id}.{comp.name}"]]
+            own[:, i] += (1.0 - comp.haircut) * np.nan_to_num(series)
+            missing[:, i] |= np.isnan(series)
+    path_missing = (missing.astype(float) @ structure.path.T) > 0
+    net = own @ structure.path.T
+    return np.where(path_missing, np.nan, net), ~path_missing
+
+
+def shock_vector(structure: Structure, event: StressEvent) -> FloatArray:
+    """Each venue's loss when `event.node` fails (with the nodes that fail with it), as the optimizer models it."""
+    j = structure.node_index[event.node]
+    failed = structure.failure_closure[j]
+    lgd = tuple(
+        (k, event.loss if (k == j and event.loss is not None) else float(structure.node_lgd[k]))
+        for k in sorted(failed)
+    )
+    scenario = Scenario(f"{event.node} fails", 0.0, frozenset(failed), lgd)
+    out: FloatArray = ScenarioLosses(structure, (scenario,)).dense[0]
+    return out
+
+
+def run(
+    model: AllocationModel,
+    limits: Limits,
+    history: History,
+    strategies: Sequence[Strategy],
+    start_holdings: dict[str, float],
+    *,
+    every_days: int = 1,
+    smoothing_days: float = 0.0,
+    stress: Sequence[StressEvent] = (),
+    drift_tolerance: float = 1e-7,
+    progress: Callable[[int, int], None] | None = None,
+) -> Replay:
+    """Replay history rows 1.. (row 0 is the day before the period, known at its first decision)."""
+    st = model.structure
+    net, priced = venue_yields(st, history)
+    zero_yields = {v.id: {c.name: 0.0 for c in v.components} for v in st.universe.venues}
+    total = sum(start_holdings.values())
+    limit_values, _, _ = prepare(
+        model,
+        OptimizationInputs(
+            universe=st.universe,
+            limits=limits,
+            portfolio_eth=total,
+            holdings_eth=start_holdings,
+            yields=zero_yields,
+        ),
+    )
+    shocks = {e.on: shock_vector(st, e) for e in stress}
+    books = [Book.start(st, start_holdings, limits.gas_cost_eth) for _ in strategies]
+    paths = [Path(name=s.name) for s in strategies]
+    n_days = len(history.days)
+    for t in range(1, n_days):
+        day = history.days[t]
+        known: Known | None = None
+        if (t - 1) % every_days == 0:
+            seen = history.smoothed(t - 1, smoothing_days)  # rows ≤ t − 1 only: nothing from day t on
+            seen_net, seen_priced = venue_yields(st, seen)
+            known = Known(
+                yields=seen.row(0),
+                priced=seen_priced[0],
+                net_yield=np.where(seen_priced[0], np.nan_to_num(seen_net[0]), 0.0),
+            )
+        rate = np.nan_to_num(net[t]) / DAYS_PER_YEAR
+        for strategy, book, path in zip(strategies, books, paths, strict=True):
+            book.land(day)
+            if day in shocks:
+                path.stress_exposed[day] = book.exposed()
+                path.stress_loss_eth += book.shock(shocks[day])
+            if known is not None:
+                path.decisions += 1
+                target = strategy.target(known, book.weights(), book.value)
+                path.targets.append((day, target))
+                if target is not None:
+                    path.trades += 1
+                    path.turnover += book.decide(target, known.net_yield)
+            before = book.costs_eth
+            book.execute(day)
+            path.costs_eth += book.costs_eth - before
+            held = book.balances > 1e-9
+            path.unpriced_days += int(bool(np.any(held & ~priced[t])))
+            book.accrue(rate)
+            x = book.weights()
+            scen = model.losses.losses(x)
+            path.values.append(book.value)
+            path.weights.append(x)
+            cvar = weighted_cvar(scen, model.losses.probabilities, model.shape.cvar_beta)
+            path.cvar.append(cvar)
+            path.cvar_within.append(cvar <= limit_values.cvar_budget + drift_tolerance)
+            bad = violations(
+                st, model.losses, model.shape, limit_values, x, check_turnover=False, tol=drift_tolerance
+            )
+            path.within.append(not bad)
+            for b in bad:
+                path.broken["CVaR budget" if b.startswith("CVaR") else b.split(":")[0]] += 1
+        if progress is not None:
+            progress(t, n_days - 1)
+    return Replay(
+        days=history.days[1:],
+        venues=st.venue_ids,
+        venue_yield=net[1:],
+        paths=tuple(paths),
+        start_eth=total,
+        drift_tolerance=drift_tolerance,
+    )
+
+
+def annualised(start: float, end: float, days: int) -> float:
+    if days <= 0 or start <= 0:
+        return math.nan
+    return float((end / start) ** (DAYS_PER_YEAR / days) - 1.0)
+
+
+def max_drawdown(values: Sequence[float]) -> float:
+    v = np.asarray(values)
+    peak = np.maximum.accumulate(v)
+    return float(np.max(1.0 - v / peak)) if v.size else 0.0
