@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.errors import CycleBusyError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.service import Service
 
@@ -88,7 +88,7 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
             )
         except CycleBusyError as exc:
             raise HTTPException(409, str(exc)) from exc
-        except NoRatesError as exc:
+        except (NoRatesError, StoreError) as exc:
             raise HTTPException(503, str(exc)) from exc
         return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
 

@@ -9,6 +9,7 @@ Exit codes (also in the README):
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
     7  not found (`show` with an unknown proposal id)
+    8  the database cannot be written or read (read-only, full, locked past the busy timeout); nothing half-written
 `health` exits 0 when the daemon's API answers ok and 1 otherwise.
 """
 
@@ -33,7 +34,7 @@ from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import download_charts
 from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
-from aggregator.errors import ConfigError, CycleBusyError, NoRatesError
+from aggregator.errors import ConfigError, CycleBusyError, NoRatesError, StoreError
 from aggregator.logs import configure_logging
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings
@@ -48,7 +49,8 @@ from optimizer import Limits, OptimizationInputs, optimize
     EXIT_PLAN_PROBLEM,
     EXIT_BUSY,
     EXIT_NOT_FOUND,
-) = range(8)
+    EXIT_STORE,
+) = range(9)
 
 app = typer.Typer(
     help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
@@ -85,6 +87,9 @@ def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
         except CycleBusyError as exc:
             print(f"busy: {exc}; retry later or pass --wait SECONDS", file=sys.stderr)
             raise typer.Exit(EXIT_BUSY) from exc
+        except StoreError as exc:
+            print(f"database error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_STORE) from exc
 
     return wrapper
 
@@ -98,10 +103,11 @@ def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
 @app.command()
 @exit_codes
 def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Run the daemon: pull rates and propose rebalances on the configured schedule (dry-run)."""
+    """Run the daemon: pull rates and propose rebalances on the configured schedule (dry-run). SIGTERM/SIGINT
+    stop it; SIGHUP reloads the config file (a bad file is logged and the running config kept)."""
     settings = load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
-    raise typer.Exit(Daemon(settings).run())
+    raise typer.Exit(Daemon(settings, config_path=config).run())
 
 
 @app.command()

@@ -5,6 +5,11 @@ the scheduler's defaults. A failing cycle is logged and the daemon keeps going.
 
 Stopping: no new cycle starts; a running one has `shutdown_timeout_seconds` to finish. Past that it is abandoned
 and the process exits: a cycle writes only in its final transaction, so an abandoned one leaves nothing behind.
+
+Reloading (SIGHUP): the config file is read again. A file that does not load is logged (`config_reload_failed`,
+with the error) and the running config stays; so does one that changes what only a restart can change (the
+database, the API listener). Otherwise the next cycle uses it (`config_reloaded`); a running cycle finishes on the
+config it started with, and the jobs are rescheduled to the new schedule.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import sys
 import threading
 from datetime import UTC
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -24,10 +30,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from adapters.base import Clock
 from aggregator.api import ApiServer, create_app
 from aggregator.cycle import Trigger
-from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.errors import ConfigError, CycleBusyError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.service import Service, utc_now
-from aggregator.settings import Settings
+from aggregator.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +41,10 @@ log = structlog.get_logger(__name__)
 class Daemon:
     """The scheduled service. `run()` blocks until `stop()` (called from the signal handlers)."""
 
-    def __init__(self, settings: Settings, now: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, now: Clock = utc_now, config_path: Path | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
+        self.reload_requested = threading.Event()
         self.metrics = Metrics()
         self.service = Service(settings, now, metrics=self.metrics)
         api = settings.api
@@ -58,6 +66,9 @@ class Daemon:
     def rates_job(self) -> None:
         try:
             book = self.service.collect("rates")
+        except StoreError as exc:
+            log.error("rates_failed", error=str(exc))
+            return
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rates_failed")
             return
@@ -78,6 +89,8 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped
+        except StoreError as exc:
+            log.error("rebalance_failed", trigger=trigger, error=str(exc))
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)
 
@@ -86,16 +99,68 @@ class Daemon:
             log.info("daemon_stopping", signal=signal.Signals(signum).name if signum else None)
         self.stopping.set()
 
+    def request_reload(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
+        self.reload_requested.set()  # the main loop reloads: no file I/O or logging inside a signal handler
+
+    def reload(self) -> bool:
+        """Read the config file again and use it from the next cycle; on any problem keep the running one."""
+        self.reload_requested.clear()
+        if self.config_path is None:
+            log.warning("config_reload_failed", error="no config file to reload (started without --config)")
+            return False
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "config_reload_failed", path=str(self.config_path), error=str(exc), kept="running config"
+            )
+            return False
+        fixed = [
+            name
+            for name in ("database", "api")
+            if getattr(new, name).model_dump() != getattr(self.settings, name).model_dump()
+        ]
+        if fixed:
+            log.error(
+                "config_reload_failed",
+                path=str(self.config_path),
+                error=f"[{'], ['.join(fixed)}] changed: only a restart applies them",
+                kept="running config",
+            )
+            return False
+        old_schedule = self.settings.schedule
+        self.settings = new
+        self.service.settings = new
+        if new.schedule != old_schedule:
+            self._schedule(start=False)
+        log.info(
+            "config_reloaded", path=str(self.config_path), venues=len(new.venues), sources=sorted(new.sources)
+        )
+        return True
+
+    def _schedule(self, *, start: bool) -> None:
+        sched = self.settings.schedule
+        self.scheduler.add_job(
+            self.rates_job,
+            IntervalTrigger(minutes=sched.rates_every_minutes),
+            id="rates",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.rebalance_job,
+            CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC),
+            id="rebalance",
+            replace_existing=True,
+        )
+        if start and sched.rebalance_on_start:
+            self.scheduler.add_job(self.rebalance_job, args=["start"], id="rebalance-on-start")
+
     def run(self) -> int:
         sched = self.settings.schedule
-        self.scheduler.add_job(self.rates_job, IntervalTrigger(minutes=sched.rates_every_minutes), id="rates")
-        self.scheduler.add_job(
-            self.rebalance_job, CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC), id="rebalance"
-        )
-        if sched.rebalance_on_start:
-            self.scheduler.add_job(self.rebalance_job, args=["start"], id="rebalance-on-start")
+        self._schedule(start=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
         if self.api:
             self.api.start()
         self.scheduler.start()
@@ -107,8 +172,9 @@ class Daemon:
             rebalance_cron=sched.rebalance_cron,
             dry_run=True,
         )
-        while not self.stopping.wait(timeout=1.0):
-            pass
+        while not self.stopping.wait(timeout=0.2):
+            if self.reload_requested.is_set():
+                self.reload()
         self.scheduler.pause()
         if self.api:
             self.api.stop()  # no new requests; uvicorn lets in-flight ones finish

@@ -6,7 +6,8 @@ AggregatorError
 │   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
 │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
 ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
-└── CycleBusyError         another rebalance is running: wait or refuse
+├── CycleBusyError         another rebalance is running: wait or refuse
+└── StoreError             the database cannot be written or read (read-only, full, locked): nothing half-written
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class CycleBusyError(AggregatorError):
     """Another rebalance holds the lock."""
 
 
+class StoreError(AggregatorError):
+    """The database refused a read or write; the transaction was rolled back, so the store is as before."""
+
+
 __all__ = [
     "AggregatorError",
     "ConfigError",
@@ -37,5 +42,6 @@ __all__ = [
     "NoRatesError",
     "SourceDataError",
     "SourceError",
+    "StoreError",
     "TemporarySourceError",
 ]

@@ -21,7 +21,7 @@ from adapters.base import Clock
 from adapters.breaker import SourceHealth
 from aggregator.crosscheck import RateMemory
 from aggregator.cycle import CycleResult, Trigger, run_cycle
-from aggregator.errors import CycleBusyError, NoRatesError
+from aggregator.errors import CycleBusyError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.notify import Notifier
 from aggregator.rates import RateBook, collect_sync
@@ -50,7 +50,7 @@ class Service:
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
         self.now = now
-        self.store = store or Store(settings.database.url)
+        self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds)
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
@@ -59,22 +59,24 @@ class Service:
 
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
+        settings = self.settings
         with self._collecting:
-            book = collect_sync(self.settings, self.now, self.health, self.memory)
+            book = collect_sync(settings, self.now, self.health, self.memory)
             self.store.record_rates(book, trigger)
         if self.metrics:
             self.metrics.observe_book(book)
         return book
 
-    def holdings(self) -> dict[str, float]:
+    def holdings(self, settings: Settings | None = None) -> dict[str, float]:
         """The book in the store once a plan has been applied, else the config's holdings."""
-        return self.store.book() or dict(self.settings.portfolio.holdings_eth)
+        return self.store.book() or dict((settings or self.settings).portfolio.holdings_eth)
 
     def rebalance(self, trigger: Trigger, *, apply: bool = False, wait_seconds: float = 0.0) -> CycleResult:
         """Collect, propose and record one cycle under the rebalance lease. Raises CycleBusyError when another
         rebalance holds the lease past `wait_seconds`, NoRatesError when no yield is usable."""
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-        ttl = self.settings.schedule.cycle_timeout_seconds
+        settings = self.settings  # one config for the whole cycle, even if a reload swaps it meanwhile
+        ttl = settings.schedule.cycle_timeout_seconds
         deadline = time.monotonic() + wait_seconds
         while not self.store.acquire(LEASE, owner, ttl):
             if time.monotonic() >= deadline:
@@ -85,19 +87,19 @@ class Service:
         log.info("cycle_started", trigger=trigger, lease=owner)
         try:
             with self._collecting:
-                book = collect_sync(self.settings, self.now, self.health, self.memory)
+                book = collect_sync(settings, self.now, self.health, self.memory)
             if self.metrics:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
                 result = run_cycle(
-                    self.settings,
+                    settings,
                     book,
                     cache=self.cache,
                     trigger=trigger,
                     now=self.now,
                     store=self.store,
-                    holdings=self.holdings(),
+                    holdings=self.holdings(settings),
                     run_id=run_id,
                     apply=apply,
                 )
@@ -129,4 +131,7 @@ class Service:
             return result
         finally:
             log.info("cycle_finished", trigger=trigger, lease=owner)
-            self.store.release(LEASE, owner)
+            try:
+                self.store.release(LEASE, owner)
+            except StoreError as exc:  # never mask the cycle's own error; the lease expires on its own
+                log.error("lease_release_failed", lease=owner, error=str(exc), expires_after_seconds=ttl)

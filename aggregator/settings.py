@@ -120,6 +120,9 @@ class DatabaseSettings(_Section):
         default="sqlite:///aggregator.sqlite",
         description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder",
     )
+    busy_timeout_seconds: float = Field(
+        default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
+    )
 
 
 class ApiSettings(_Section):

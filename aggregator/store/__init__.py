@@ -9,6 +9,8 @@ import json
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from aggregator.errors import StoreError
 from aggregator.rates import RateBook
 from aggregator.store.schema import book, collections, leases, proposals, quotes, rates, rejections
 from optimizer import Plan
@@ -34,24 +37,51 @@ def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; CLI and daemon share the file
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        cur.execute(
+            "PRAGMA journal_mode=WAL"
+        )  # readers never block the writer; CLI and daemon share the file
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout_seconds * 1000)}")
+        cur.close()
+
+    return apply
 
 
-def open_engine(url: str) -> Engine:
+HINTS = (
+    ("readonly", "the database file or its folder is not writable by this user"),
+    ("disk is full", "the disk holding the database is full"),
+    ("database is locked", "another process held a write lock past the busy timeout"),
+    ("unable to open", "the database file cannot be opened: check the path and permissions"),
+)
+
+
+@contextmanager
+def _guard(what: str, url: str) -> Iterator[None]:
+    """Database failures become StoreError naming what failed, why, and where; the transaction is rolled back."""
+    try:
+        yield
+    except (OperationalError, DBAPIError) as exc:
+        if isinstance(exc, IntegrityError):
+            raise
+        reason = str(exc.orig) if exc.orig is not None else str(exc)
+        hint = next((h for key, h in HINTS if key in reason.lower()), "")
+        where = url.rsplit("@", maxsplit=1)[-1]  # never a password
+        raise StoreError(f"{what} failed on {where}: {reason}" + (f" ({hint})" if hint else "")) from exc
+
+
+def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     """An engine on `url`, migrated to the latest schema."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _guard("opening and migrating the database", url), engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return engine
@@ -60,12 +90,13 @@ def open_engine(url: str) -> Engine:
 class Store:
     """Rate history (and, as the schema grows, proposals and the book)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = open_engine(url)
+    def __init__(self, url: str, busy_timeout_seconds: float = 10.0) -> None:
+        self.url = url
+        self.engine = open_engine(url, busy_timeout_seconds)
 
     def record_rates(self, rate_book: RateBook, trigger: str) -> int:
         """Write one collection with its rates and rejections, atomically; returns its id."""
-        with self.engine.begin() as conn:
+        with _guard("recording rates", self.url), self.engine.begin() as conn:
             return _insert_collection(conn, rate_book, trigger)
 
     def record_cycle(
@@ -74,7 +105,7 @@ class Store:
         """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book.
         A crash anywhere leaves the store as it was before the cycle."""
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with _guard("recording the cycle", self.url), self.engine.begin() as conn:
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
                 return
@@ -136,7 +167,7 @@ class Store:
         """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs."""
         now = datetime.now(UTC)
         expires = _naive_utc(now + timedelta(seconds=ttl_seconds))
-        with self.engine.begin() as conn:
+        with _guard("taking the rebalance lease", self.url), self.engine.begin() as conn:
             row = conn.execute(select(leases).where(leases.c.name == name)).first()
             if row is None:
                 try:
@@ -154,7 +185,7 @@ class Store:
             return bool(taken.rowcount)
 
     def release(self, name: str, owner: str) -> None:
-        with self.engine.begin() as conn:
+        with _guard("releasing the rebalance lease", self.url), self.engine.begin() as conn:
             conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
 
     def latest_rates(self) -> dict[str, Any] | None:

@@ -1,0 +1,69 @@
+"""SIGHUP reloads the config of a running daemon; a bad file is logged and the running config keeps working."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.aggregator.test_daemon import _read_until
+from tests.conftest import AGGREGATOR, free_port
+
+TOKEN = "reload-test-token-value"
+
+
+def test_sighup_with_a_bad_file_keeps_the_running_config_and_a_good_one_applies(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = demo_config()
+    good = config.read_text()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    env |= {
+        "AGGREGATOR_API__PORT": str(port),
+        "AGGREGATOR_API__TOKEN": TOKEN,
+        "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/reload.sqlite",
+    }
+    api = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with subprocess.Popen(
+        [AGGREGATOR, "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as proc:
+        try:
+            _read_until(proc, "cycle_finished")
+            config.write_text(good.replace("cvar_budget = 0.04 ", "cvar_budget = 4 "))
+            proc.send_signal(signal.SIGHUP)
+            failed = _read_until(proc, "config_reload_failed")[-1]
+            assert "limits.cvar_budget = 4" in str(failed["error"]) and "looks like a percent" in str(
+                failed["error"]
+            )
+            assert failed["kept"] == "running config"
+            plan = httpx.post(f"{api}/api/v1/rebalance", json={}, headers=auth, timeout=60).json()["plan"]
+            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.04  # still the running config
+
+            config.write_text(good.replace("cvar_budget = 0.04 ", "cvar_budget = 0.03 "))
+            proc.send_signal(signal.SIGHUP)
+            _read_until(proc, "config_reloaded")
+            plan = httpx.post(f"{api}/api/v1/rebalance", json={}, headers=auth, timeout=60).json()["plan"]
+            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.03
+            assert plan["after"]["cvar"] <= 0.03 + 1e-7
+
+            config.write_text(good.replace("[database]\n", "[database]\nbusy_timeout_seconds = 3\n"))
+            proc.send_signal(signal.SIGHUP)
+            refused = _read_until(proc, "config_reload_failed")[-1]
+            assert refused["error"] == "[database] changed: only a restart applies them"
+            assert httpx.get(f"{api}/health", timeout=10).json()["status"] == "ok"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
