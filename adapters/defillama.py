@@ -70,8 +70,14 @@ def resolve(pools: list[dict[str, object]], key: str) -> str | None:
         and p.get("symbol") == symbol
         and p.get("poolMeta") is None
     ]
-    best = max(matches, key=lambda p: p.get("tvlUsd") or 0, default=None)  # type: ignore[arg-type,return-value]
+    best = max(matches, key=_tvl, default=None)
     return None if best is None else str(best.get("pool"))
+
+
+def _tvl(pool: dict[str, object]) -> float:
+    """A row's TVL for ranking; anything but a number ranks last."""
+    tvl = pool.get("tvlUsd")
+    return float(tvl) if isinstance(tvl, int | float) and not isinstance(tvl, bool) else -1.0
 
 
 class ChartPoint(BaseModel):
@@ -145,7 +151,8 @@ class DefiLlamaAdapter:
         wanted = {pool_id: key for key, pool_id in ids.items() if pool_id is not None}
         out: list[Quote] = []
         for raw in pools.data:
-            if raw.get("pool") not in wanted:
+            pool_id = raw.get("pool")
+            if not isinstance(pool_id, str) or pool_id not in wanted:  # a malformed row is not ours to trust
                 continue
             try:
                 pool = _Pool.model_validate(raw)
