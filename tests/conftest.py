@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +62,20 @@ def slow_source(server: FixtureServer, delay: float, timeout: float | None = Non
         )
 
     return edit
+
+
+def start_daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`aggregator run` as a real subprocess, JSON log lines on stdout; the caller's environment without any
+    `AGGREGATOR_*` variable, then `env` on top. Use it as a context manager."""
+    return subprocess.Popen(
+        [AGGREGATOR, "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(env),
+    )
+
+
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any `AGGREGATOR_*` variable, then `env` on top."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | env

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 
 from tests.aggregator.test_daemon import _read_until
-from tests.conftest import AGGREGATOR, free_port, slow_source
+from tests.conftest import AGGREGATOR, clean_env, free_port, slow_source, start_daemon
 from tests.fixture_server import FixtureServer
 
 TOKEN = "concurrency-token"
@@ -43,19 +42,12 @@ def test_schedule_api_and_cli_never_overlap(demo_config: Callable[..., Path], tm
     with FixtureServer() as server:
         cfg = demo_config(slow_source(server, 1))
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-        env |= {
+        env = {
             "AGGREGATOR_API__PORT": str(port),
             "AGGREGATOR_API__TOKEN": TOKEN,
             "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/c.sqlite",
         }
-        with subprocess.Popen(
-            [AGGREGATOR, "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        ) as daemon:
+        with start_daemon(cfg, env) as daemon:
             try:
                 events = _read_until(daemon, "cycle_started")  # the start-up cycle is running
                 statuses: list[int] = []
@@ -73,7 +65,7 @@ def test_schedule_api_and_cli_never_overlap(demo_config: Callable[..., Path], tm
                 clis = [
                     subprocess.Popen(
                         [AGGREGATOR, "rebalance", "--wait", "60", "--config", str(cfg)],
-                        env=env,
+                        env=clean_env(env),
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
                         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import AGGREGATOR, free_port, slow_source
+from tests.conftest import free_port, slow_source, start_daemon
 from tests.fixture_server import FixtureServer
 
 
@@ -38,16 +37,8 @@ def test_daemon_proposes_on_start_and_stops_cleanly(
 ) -> None:
     """`aggregator run` logs a real proposal from the snapshot, serves it over HTTP, then exits 0 on the signal."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    env["AGGREGATOR_API__PORT"] = str(port)
-    env["AGGREGATOR_API__TOKEN"] = "s3cret-token-value"
-    with subprocess.Popen(
-        [AGGREGATOR, "run", "--config", str(demo_config())],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    ) as proc:
+    env = {"AGGREGATOR_API__PORT": str(port), "AGGREGATOR_API__TOKEN": "s3cret-token-value"}
+    with start_daemon(demo_config(), env) as proc:
         _check(proc, sig, port)
 
 
@@ -115,14 +106,8 @@ def test_daemon_keeps_cycling_with_every_source_down_and_proposes_nothing(tmp_pa
     the daemon keeps running and still stops cleanly."""
     cfg = tmp_path / "dead.toml"
     cfg.write_text(DEAD_SOURCES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    with subprocess.Popen(
-        [AGGREGATOR, "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    ) as proc:
+    env: dict[str, str] = {}
+    with start_daemon(cfg, env) as proc:
         try:
             lines = _read_until(proc, "source_skipped", timeout=60)
             proc.send_signal(signal.SIGTERM)
@@ -149,18 +134,11 @@ def test_sigterm_abandons_a_cycle_past_the_shutdown_bound(
                 "misfire_grace_seconds = 300", "misfire_grace_seconds = 300\nshutdown_timeout_seconds = 1"
             )
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-        env |= {
+        env = {
             "AGGREGATOR_API__PORT": str(free_port()),
             "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/d.sqlite",
         }
-        with subprocess.Popen(
-            [AGGREGATOR, "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        ) as proc:
+        with start_daemon(cfg, env) as proc:
             try:
                 _read_until(proc, "daemon_started")
                 deadline = time.monotonic() + 30
@@ -187,18 +165,11 @@ def test_kill_9_mid_cycle_then_the_next_start_uses_the_store(
     a lease held by a dead process; the next start takes the lease over and records its proposal."""
     with FixtureServer() as server:
         cfg = demo_config(slow_source(server, 2))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-        env |= {
+        env = {
             "AGGREGATOR_API__PORT": str(free_port()),
             "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/k.sqlite",
         }
-        with subprocess.Popen(
-            [AGGREGATOR, "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        ) as first:
+        with start_daemon(cfg, env) as first:
             _read_until(first, "cycle_started")
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
@@ -207,13 +178,7 @@ def test_kill_9_mid_cycle_then_the_next_start_uses_the_store(
         assert con.execute("select count(*) from proposals").fetchone() == (0,)
         assert con.execute("select count(*) from leases").fetchone() == (1,)  # left by the dead process
         con.close()
-        with subprocess.Popen(
-            [AGGREGATOR, "run", "--config", str(cfg)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        ) as second:
+        with start_daemon(cfg, env) as second:
             try:
                 lines = _read_until(second, "cycle_finished", timeout=60)
                 second.send_signal(signal.SIGTERM)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.aggregator.test_daemon import _read_until
-from tests.conftest import AGGREGATOR, free_port
+from tests.conftest import free_port, start_daemon
 
 TOKEN = "reload-test-token-value"
 
@@ -22,21 +20,14 @@ def test_sighup_with_a_bad_file_keeps_the_running_config_and_a_good_one_applies(
     config = demo_config()
     good = config.read_text()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    env |= {
+    env = {
         "AGGREGATOR_API__PORT": str(port),
         "AGGREGATOR_API__TOKEN": TOKEN,
         "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/reload.sqlite",
     }
     api = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with subprocess.Popen(
-        [AGGREGATOR, "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    ) as proc:
+    with start_daemon(config, env) as proc:
         try:
             _read_until(proc, "cycle_finished")
             config.write_text(good.replace("cvar_budget = 0.04 ", "cvar_budget = 4 "))
