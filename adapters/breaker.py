@@ -24,7 +24,9 @@ class CircuitBreaker:
     def state(self, now: datetime) -> BreakerState:
         if self.opened_at is None:
             return BreakerState.CLOSED
-        if now - self.opened_at >= self.cooldown:
+        # A clock that went back past the opening would keep the source out for the jump plus the cooldown:
+        # try it again instead (a failure re-opens it from the new time).
+        if now - self.opened_at >= self.cooldown or now < self.opened_at:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 

@@ -40,6 +40,24 @@ class RebalanceRequest(BaseModel):
     wait_seconds: float = 0.0
 
 
+class ErrorBody(BaseModel):
+    """Every error response: what went wrong, in words."""
+
+    detail: str
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "the body is not JSON",
+        401: "no valid bearer token",
+        403: "state changes are disabled (no api.token set)",
+        404: "not found",
+        409: "another rebalance is running",
+        503: "no usable yield this cycle, or the database failed",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
+
+
 def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> FastAPI:
     app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
 
@@ -57,11 +75,15 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
         last = metrics.last_success._value.get()
         return {"status": "ok", "last_successful_cycle": last or None, "dry_run_default": True}
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/api/v1/rates")
+    @app.get("/api/v1/rates", responses=_errors(404))
     def latest_rates() -> dict[str, Any]:
         found = service.store.latest_rates()
         if found is None:
@@ -72,7 +94,7 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
     def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         return service.store.proposals(limit)
 
-    @app.get("/api/v1/proposals/{proposal_id}")
+    @app.get("/api/v1/proposals/{proposal_id}", responses=_errors(404))
     def proposal(proposal_id: str) -> dict[str, Any]:
         found = service.store.proposal(proposal_id)
         if found is None:
@@ -80,7 +102,9 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
         meta, plan = found
         return {"proposal": meta, "plan": plan.model_dump(mode="json")}
 
-    @app.post("/api/v1/rebalance", dependencies=[Depends(authorised)])
+    @app.post(
+        "/api/v1/rebalance", dependencies=[Depends(authorised)], responses=_errors(400, 401, 403, 409, 503)
+    )
     def rebalance(request: RebalanceRequest) -> dict[str, Any]:
         try:
             result = service.rebalance(

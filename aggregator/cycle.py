@@ -76,7 +76,9 @@ def run_cycle(
                 rejected=len(book.rejected),
             )
             raise NoRatesError("no valid yield from any source this cycle")
-        plan = optimize(inputs_for(settings, book, store, holdings), cache=cache)
+        inputs = inputs_for(settings, book, store, holdings)
+        log.debug("optimizer_started", venues=len(inputs.universe.venues), nodes=len(inputs.universe.nodes))
+        plan = optimize(inputs, cache=cache)
         for move in plan.moves:
             log.info(
                 "move_proposed",

@@ -23,6 +23,12 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -148,7 +154,9 @@ class Daemon:
         )
         self.scheduler.add_job(
             self.rebalance_job,
-            CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC),
+            CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC)
+            if sched.rebalance_every_minutes is None
+            else IntervalTrigger(minutes=sched.rebalance_every_minutes),
             id="rebalance",
             replace_existing=True,
         )
@@ -163,13 +171,15 @@ class Daemon:
         signal.signal(signal.SIGHUP, self.request_reload)
         if self.api:
             self.api.start()
+        self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         log.info(
             "daemon_started",
             venues=len(self.settings.venues),
             sources=sorted(self.settings.sources),
             rates_every_minutes=sched.rates_every_minutes,
-            rebalance_cron=sched.rebalance_cron,
+            rebalance_cron=sched.rebalance_cron if sched.rebalance_every_minutes is None else None,
+            rebalance_every_minutes=sched.rebalance_every_minutes,
             dry_run=True,
         )
         while not self.stopping.wait(timeout=0.2):
@@ -192,6 +202,19 @@ class Daemon:
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
         log.info("daemon_stopped")
         return 0
+
+    def _not_run(self, event: JobEvent) -> None:
+        """A scheduled run that did not happen is logged with its reason: no cycle is lost silently."""
+        if isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
+            times, reason = event.scheduled_run_times, "the previous run of this job is still going"
+        else:
+            times = [event.scheduled_run_time]
+            reason = (
+                f"started more than misfire_grace_seconds={self.settings.schedule.misfire_grace_seconds} "
+                "late (process suspended, clock jumped or the machine overloaded)"
+            )
+        for t in times:
+            log.warning("cycle_missed", job=event.job_id, scheduled_at=t.isoformat(), reason=reason)
 
     def _drain(self, timeout: float) -> bool:
         """Shut the scheduler down, waiting up to `timeout` for running jobs; False if they are still running."""

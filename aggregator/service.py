@@ -50,7 +50,7 @@ class Service:
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
         self.now = now
-        self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds)
+        self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()

@@ -93,6 +93,12 @@ class PortfolioSettings(_Section):
 class ScheduleSettings(_Section):
     rates_every_minutes: float = Field(default=15.0, gt=0.0, le=1440.0)
     rebalance_cron: str = "0 */6 * * *"
+    rebalance_every_minutes: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=10_080.0,
+        description="propose at this fixed interval instead of rebalance_cron (e.g. 0.01 for a soak test)",
+    )
     rebalance_on_start: bool = True
     misfire_grace_seconds: int = Field(default=300, ge=1)
     shutdown_timeout_seconds: float = Field(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from adapters.base import Clock
 from aggregator.errors import StoreError
 from aggregator.rates import RateBook
 from aggregator.store.schema import book, collections, leases, proposals, quotes, rates, rejections
@@ -90,8 +92,9 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
 class Store:
     """Rate history (and, as the schema grows, proposals and the book)."""
 
-    def __init__(self, url: str, busy_timeout_seconds: float = 10.0) -> None:
+    def __init__(self, url: str, busy_timeout_seconds: float = 10.0, now: Clock | None = None) -> None:
         self.url = url
+        self.now: Clock = now or (lambda: datetime.now(UTC))
         self.engine = open_engine(url, busy_timeout_seconds)
 
     def record_rates(self, rate_book: RateBook, trigger: str) -> int:
@@ -104,7 +107,7 @@ class Store:
     ) -> None:
         """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book.
         A crash anywhere leaves the store as it was before the cycle."""
-        now = datetime.now(UTC)
+        now = self.now()
         with _guard("recording the cycle", self.url), self.engine.begin() as conn:
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
@@ -141,9 +144,10 @@ class Store:
                 )
 
     def proposals(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest proposals, newest first, without their plans."""
+        """The latest proposals, newest first (in the order they were written: a clock set back cannot reorder
+        them), without their plans."""
         cols = [c for c in proposals.c if c.name != "plan"]
-        query = select(*cols).order_by(proposals.c.created_at.desc()).limit(limit)
+        query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [{**row._asdict(), "created_at": _aware(row.created_at)} for row in conn.execute(query)]
 
@@ -164,23 +168,31 @@ class Store:
         return {v: float(a) for v, a in rows} or None
 
     def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs."""
-        now = datetime.now(UTC)
-        expires = _naive_utc(now + timedelta(seconds=ttl_seconds))
+        """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs.
+
+        On this host expiry is read on the monotonic clock (shared by every process since boot), so a wall-clock
+        jump can neither hand a live holder's lease to another cycle nor prolong a dead holder's; a lease from
+        before a reboot is free. A holder on another host is trusted until its wall-clock expiry."""
+        now = self.now()
+        boot, mono = _boot_id(), time.monotonic()
+        values = {
+            "owner": owner,
+            "expires_at": _naive_utc(now + timedelta(seconds=ttl_seconds)),
+            "boot_id": boot,
+            "expires_monotonic": mono + ttl_seconds,
+        }
         with _guard("taking the rebalance lease", self.url), self.engine.begin() as conn:
             row = conn.execute(select(leases).where(leases.c.name == name)).first()
             if row is None:
                 try:
-                    conn.execute(insert(leases).values(name=name, owner=owner, expires_at=expires))
+                    conn.execute(insert(leases).values(name=name, **values))
                 except IntegrityError:
                     return False
                 return True
-            if _aware(row.expires_at) > now and _alive(row.owner):
+            if _held(row, now, boot, mono):
                 return False
             taken = conn.execute(
-                update(leases)
-                .where(leases.c.name == name, leases.c.owner == row.owner)
-                .values(owner=owner, expires_at=expires)
+                update(leases).where(leases.c.name == name, leases.c.owner == row.owner).values(**values)
             )
             return bool(taken.rowcount)
 
@@ -294,6 +306,25 @@ def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> i
             ],
         )
     return cid
+
+
+def _held(row: Any, now: datetime, boot: str | None, mono: float) -> bool:
+    """Whether a lease row still belongs to its holder (see `Store.acquire`)."""
+    if row.owner.partition(":")[0] != socket.gethostname():
+        return _aware(row.expires_at) > now
+    if row.boot_id is None or boot is None:  # written before the monotonic deadline existed
+        return _aware(row.expires_at) > now and _alive(row.owner)
+    if row.boot_id != boot:
+        return False  # its holder ran before this machine restarted
+    return bool(row.expires_monotonic > mono) and _alive(row.owner)
+
+
+def _boot_id() -> str | None:
+    """This boot of this machine (Linux); None elsewhere, where the wall clock decides."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
 def _alive(owner: str) -> bool:

@@ -77,7 +77,9 @@ leases = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("owner", String(128), nullable=False),  # host:pid:token
-    Column("expires_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),  # wall clock: what another host can check
+    Column("boot_id", String(64), nullable=True),  # the holder's machine boot (Linux boot_id)
+    Column("expires_monotonic", Float, nullable=True),  # the holder's monotonic clock: immune to clock jumps
 )
 
 quotes = Table(

@@ -191,3 +191,27 @@ def test_kill_9_mid_cycle_then_the_next_start_uses_the_store(
     con = sqlite3.connect(tmp_path / "k.sqlite")
     assert con.execute("select count(*) from proposals").fetchone() == (1,)
     assert con.execute("select count(*) from leases").fetchone() == (0,)
+
+
+def test_a_scheduled_run_that_cannot_start_is_logged(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """On an interval shorter than a cycle, each run skipped because the previous one still runs is logged as
+    `cycle_missed` with its reason, never dropped silently."""
+    with FixtureServer() as server:
+        cfg = demo_config(slow_source(server, 1.0))
+        env = {
+            "AGGREGATOR_API__ENABLED": "false",
+            "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/m.sqlite",
+            "AGGREGATOR_SCHEDULE__REBALANCE_EVERY_MINUTES": "0.004",
+        }
+        with start_daemon(cfg, env) as proc:
+            try:
+                missed = _read_until(proc, "cycle_missed", timeout=30)[-1]
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert missed["job"] == "rebalance" and missed["reason"] == "the previous run of this job is still going"
+    assert "scheduled_at" in missed
