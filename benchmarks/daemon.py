@@ -1,0 +1,81 @@
+"""A daemon subprocess for the load and soak benchmarks: the bundled demo config in a scratch folder, its JSON log
+read by a thread, and its resident memory and open file descriptors read from /proc."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT, start_daemon
+
+
+def scratch_config(home: Path, edit: Callable[[str], str] | None = None) -> Path:
+    """config/demo.toml and the data it reads, copied under `home` (optionally edited)."""
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "data" / "snapshots", home / "data" / "snapshots", dirs_exist_ok=True)
+    text = (ROOT / "config" / "demo.toml").read_text()
+    path = home / "config" / "demo.toml"
+    path.write_text(edit(text) if edit else text)
+    return path
+
+
+class Daemon:
+    """`aggregator run` with every log line kept (parsed) and waitable by event name."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.proc = start_daemon(config, env)
+        self.events: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = {"event": "unparsed_line", "line": line.rstrip()}
+            with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.count(event) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"no {count}× {event} within {timeout:g}s (exit code {self.proc.poll()})"
+                    )
+                self._changed.wait(min(left, 0.5))
+
+    def count(self, event: str) -> int:
+        return sum(1 for e in self.events if e["event"] == event)
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def open_fds(self) -> int:
+        return len(list(Path(f"/proc/{self.proc.pid}/fd").iterdir()))
+
+    def stop(self, timeout: float = 60.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._reader.join(timeout=10)
+        return code

@@ -1,0 +1,210 @@
+"""Load benchmark: the daemon's HTTP API under bounded concurrent load from a second process, then 20 concurrent
+rebalance triggers against the lock.
+
+    .venv/bin/python -m benchmarks.load [--seconds 20] [--concurrency 32] [--triggers 20]
+
+The daemon runs as a subprocess on the bundled demo config (its own scratch database, a random port on
+127.0.0.1). This process is the client:
+
+1. For `--seconds`, `--concurrency` workers send a fixed mix of requests back to back: the read endpoints and
+   writes that must be refused (no token, a wrong token). Per endpoint: count, p50, p99, max, and errors (a status
+   other than the expected one, or no answer).
+2. `--triggers` authenticated POST /api/v1/rebalance at once, first without waiting (one runs, the rest must get
+   409), then each willing to wait 60 s (all must run, one after another). The daemon's log must show the cycles
+   never overlapping (cycle_started / cycle_finished strictly alternate) and the store one proposal per 200.
+
+Exit code 1 if any error or overlap was seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from benchmarks.daemon import Daemon, scratch_config
+from tests.conftest import free_port
+
+TOKEN = "load-benchmark-token-value"
+
+
+@dataclass
+class Endpoint:
+    name: str
+    method: str
+    path: str
+    expect: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, object] | None = None
+
+
+def _mix(proposal: str) -> list[Endpoint]:
+    return [
+        Endpoint("GET /health", "GET", "/health", 200),
+        Endpoint("GET /metrics", "GET", "/metrics", 200),
+        Endpoint("GET /api/v1/rates", "GET", "/api/v1/rates", 200),
+        Endpoint("GET /api/v1/proposals", "GET", "/api/v1/proposals?limit=20", 200),
+        Endpoint("GET /api/v1/proposals/{id}", "GET", f"/api/v1/proposals/{proposal}", 200),
+        Endpoint("POST /api/v1/rebalance (no token)", "POST", "/api/v1/rebalance", 401, body={}),
+        Endpoint(
+            "POST /api/v1/rebalance (wrong token)",
+            "POST",
+            "/api/v1/rebalance",
+            401,
+            headers={"Authorization": "Bearer not-the-token"},
+            body={"apply": True},
+        ),
+    ]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _load(
+    base: str, mix: list[Endpoint], seconds: float, concurrency: int
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.monotonic() < deadline:
+                ep = mix[i % len(mix)]
+                i += 1
+                start = time.perf_counter()
+                try:
+                    r = await client.request(ep.method, ep.path, headers=ep.headers, json=ep.body)
+                    ok = r.status_code == ep.expect
+                except httpx.HTTPError:
+                    ok = False
+                latencies[ep.name].append(time.perf_counter() - start)
+                if not ok:
+                    errors[ep.name] += 1
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return latencies, errors
+
+
+async def _triggers(base: str, n: int, wait_seconds: float) -> list[int]:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        base_url=base, timeout=120, limits=httpx.Limits(max_connections=n)
+    ) as client:
+        replies = await asyncio.gather(
+            *(
+                client.post("/api/v1/rebalance", json={"wait_seconds": wait_seconds}, headers=auth)
+                for _ in range(n)
+            )
+        )
+    return [r.status_code for r in replies]
+
+
+def _overlaps(daemon: Daemon) -> int:
+    """Cycles that started while another was running, from the daemon's own log."""
+    running, overlaps = 0, 0
+    for e in daemon.events:
+        if e["event"] == "cycle_started":
+            running += 1
+            overlaps += running > 1
+        elif e["event"] == "cycle_finished":
+            running -= 1
+    return overlaps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--triggers", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = scratch_config(Path(tmp))
+        env = {
+            "AGGREGATOR_API__PORT": str(port),
+            "AGGREGATOR_API__TOKEN": TOKEN,
+            "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp}/load.sqlite",
+        }
+        daemon = Daemon(config, env)
+        try:
+            daemon.wait_for("api_started")
+            daemon.wait_for("cycle_finished")
+            base = f"http://127.0.0.1:{port}"
+            proposal = httpx.get(f"{base}/api/v1/proposals?limit=1", timeout=10).json()[0]["id"]
+            rss_before = daemon.rss_mib()
+            latencies, errors = asyncio.run(_load(base, _mix(proposal), args.seconds, args.concurrency))
+            rss_after = daemon.rss_mib()
+
+            total = sum(len(v) for v in latencies.values())
+            print(
+                f"API load: {args.concurrency} concurrent clients for {args.seconds:g} s from a second process "
+                f"({total} requests, {total / args.seconds:.0f}/s); daemon RSS {rss_before:.0f} → {rss_after:.0f} MiB"
+            )
+            print(f"{'endpoint':40} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}")
+            for name, values in latencies.items():
+                ms = [v * 1000 for v in values]
+                print(
+                    f"{name:40} {len(ms):>9} {statistics.median(ms):>8.1f} {_pct(ms, 0.99):>8.1f} "
+                    f"{max(ms):>8.1f} {errors.get(name, 0):>7}"
+                )
+
+            before = daemon.count("rebalance_completed")
+            t0 = time.perf_counter()
+            at_once = asyncio.run(_triggers(base, args.triggers, 0.0))
+            t1 = time.perf_counter()
+            waiting = asyncio.run(_triggers(base, args.triggers, 60.0))
+            t2 = time.perf_counter()
+            daemon.wait_for(
+                "rebalance_completed", before + at_once.count(200) + waiting.count(200), timeout=30
+            )
+            stored = len(httpx.get(f"{base}/api/v1/proposals?limit=500", timeout=10).json())
+            overlaps = _overlaps(daemon)
+            expected = daemon.count("rebalance_completed")  # the start-up cycle and every trigger that ran
+            print(f"\n{args.triggers} concurrent authenticated triggers:")
+            print(
+                f"  without waiting: {at_once.count(200)} ran, {at_once.count(409)} refused with 409, "
+                f"{len(at_once) - at_once.count(200) - at_once.count(409)} other; {t1 - t0:.2f} s"
+            )
+            print(
+                f"  waiting up to 60 s: {waiting.count(200)} ran one after another, "
+                f"{len(waiting) - waiting.count(200)} not; {t2 - t1:.2f} s"
+            )
+            print(
+                f"  overlapping cycles in the daemon's log: {overlaps}; proposals stored: {stored} "
+                f"(cycles completed: {expected})"
+            )
+        finally:
+            code = daemon.stop()
+        print(f"daemon exit code after SIGTERM: {code}")
+
+    bad = (
+        sum(errors.values())
+        + overlaps
+        + (at_once.count(200) < 1)
+        + (len(at_once) - at_once.count(200) - at_once.count(409))
+        + (len(waiting) - waiting.count(200))
+        + (code != 0)
+        + (stored != expected)
+    )
+    print("result:", "ok" if not bad else f"{bad} problem(s)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
