@@ -10,6 +10,9 @@ Reloading (SIGHUP): the config file is read again. A file that does not load is 
 with the error) and the running config stays; so does one that changes what only a restart can change (the
 database, the API listener). Otherwise the next cycle uses it (`config_reloaded`); a running cycle finishes on the
 config it started with, and the jobs are rescheduled to the new schedule.
+
+Clock jumps: the main loop compares the wall clock with the monotonic one; a jump of 30 s or more either way is
+logged (`clock_jumped`) and the jobs are rescheduled from the new time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -42,6 +46,7 @@ from aggregator.service import Service, utc_now
 from aggregator.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
+CLOCK_JUMP_SECONDS = 30.0  # wall clock against monotonic, per 0.2 s tick of the main loop
 
 
 class Daemon:
@@ -49,6 +54,7 @@ class Daemon:
 
     def __init__(self, settings: Settings, now: Clock = utc_now, config_path: Path | None = None) -> None:
         self.settings = settings
+        self.now = now
         self.config_path = config_path
         self.reload_requested = threading.Event()
         self.metrics = Metrics()
@@ -182,9 +188,11 @@ class Daemon:
             rebalance_every_minutes=sched.rebalance_every_minutes,
             dry_run=True,
         )
+        clock = (self.now(), time.monotonic())
         while not self.stopping.wait(timeout=0.2):
             if self.reload_requested.is_set():
                 self.reload()
+            clock = self._watch_clock(*clock)
         self.scheduler.pause()
         if self.api:
             self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
@@ -202,6 +210,16 @@ class Daemon:
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
         log.info("daemon_stopped")
         return 0
+
+    def _watch_clock(self, wall: datetime, mono: float) -> tuple[datetime, float]:
+        """Reschedule when the wall clock jumps (an NTP step, a VM resumed, the date set by hand): the scheduler
+        computes its next runs on the wall clock, so a clock set back an hour would otherwise stay silent an hour."""
+        now, now_mono = self.now(), time.monotonic()
+        jump = (now - wall).total_seconds() - (now_mono - mono)
+        if abs(jump) >= CLOCK_JUMP_SECONDS:
+            log.warning("clock_jumped", seconds=round(jump, 1), action="jobs rescheduled from the new time")
+            self._schedule(start=False)
+        return now, now_mono
 
     def _not_run(self, event: JobEvent) -> None:
         """A scheduled run that did not happen is logged with its reason: no cycle is lost silently."""

@@ -6,6 +6,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,16 +19,19 @@ from tests.fixture_server import FixtureServer
 
 
 def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
+    """The log lines up to the first `event`. A daemon silent past `timeout` is killed, so the read fails instead
+    of blocking forever."""
     lines: list[dict[str, object]] = []
-    deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(json.loads(line))
-        if lines[-1]["event"] == event:
-            return lines
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+            if lines[-1]["event"] == event:
+                return lines
+    finally:
+        watchdog.cancel()
     raise AssertionError(f"no {event} within {timeout}s; got {[x['event'] for x in lines]}")
 
 

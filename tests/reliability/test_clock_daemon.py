@@ -1,0 +1,58 @@
+"""The real daemon's wall clock stepped back a day and forward two (libfaketime preloaded into the subprocess; the
+monotonic clock is left alone, as an NTP step leaves it). The scheduler computes its runs on the wall clock, so
+without the daemon's clock watch a step back would silence it for the length of the step."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import libfaketime
+
+from tests.aggregator.test_daemon import _read_until
+from tests.conftest import start_daemon
+
+LIB = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+
+
+def test_the_daemon_keeps_proposing_across_wall_clock_steps(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    env = {
+        "LD_PRELOAD": str(LIB),
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_NO_CACHE": "1",
+        "DONT_FAKE_MONOTONIC": "1",
+        "AGGREGATOR_API__ENABLED": "false",
+        "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/clock.sqlite",
+        "AGGREGATOR_SCHEDULE__REBALANCE_EVERY_MINUTES": "0.01",  # every 0.6 s
+        "AGGREGATOR_SCHEDULE__REBALANCE_ON_START": "false",
+    }
+    with start_daemon(demo_config(), env) as proc:
+        try:
+            _read_until(proc, "cycle_finished", timeout=60)
+            offset.write_text("-1d\n")
+            back = _read_until(proc, "clock_jumped", timeout=10)[-1]
+            assert -86_400 - 5 < float(str(back["seconds"])) < -86_400 + 5
+            after_back = _read_until(proc, "rebalance_completed", timeout=10)  # not a day later
+            offset.write_text("+1d\n")
+            forward = _read_until(proc, "clock_jumped", timeout=10)[-1]
+            assert 2 * 86_400 - 5 < float(str(forward["seconds"])) < 2 * 86_400 + 5
+            _read_until(proc, "rebalance_completed", timeout=10)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert not [e for e in after_back if e["event"] in {"rebalance_failed", "rates_failed"}]
+    with sqlite3.connect(tmp_path / "clock.sqlite") as con:
+        assert con.execute("pragma integrity_check").fetchone() == ("ok",)
+        assert con.execute("select count(*) from leases").fetchone() == (0,)
+        stamps = [row[0] for row in con.execute("select created_at from proposals order by collection_id")]
+    assert len(stamps) >= 3 and stamps[-1] > stamps[0] > min(
+        stamps
+    )  # proposals stamped on either side of the steps
