@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 import sys
 import tempfile
@@ -31,9 +30,9 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.daemon import Daemon, scratch_config
-from tests.adapters.cases import FIXTURES, HTTP_CASES
-from tests.adapters.test_faults import _get, _set
-from tests.fixture_server import FixtureServer, Reply
+from tests.adapters.cases import HTTP_CASES
+from tests.fixture_server import FixtureServer
+from tests.reliability.faults import FAULTS, scripted_reply
 
 SECOND_SOURCES = {  # demo venue -> adapter quoting it too
     "lido-steth": "lido",
@@ -42,7 +41,6 @@ SECOND_SOURCES = {  # demo venue -> adapter quoting it too
     "binance-wbeth": "binance",
 }
 CASES = {c.adapter: c for c in HTTP_CASES}
-FAULTS = ("up", "down", "slow", "garbled", "absurd")
 WEIGHTS = (0.6, 0.1, 0.1, 0.1, 0.1)
 OUTCOMES = ("rebalance_completed", "rebalance_skipped", "rebalance_failed")
 
@@ -65,28 +63,12 @@ def _edit(url: str) -> Callable[[str], str]:
     return edit
 
 
-def _reply(adapter: str, fault: str) -> Reply:
-    case = CASES[adapter]
-    body = (FIXTURES / case.fixture).read_bytes()
-    if fault == "down":
-        return Reply(b'{"error": "unavailable"}', status=503)
-    if fault == "slow":
-        return Reply(body, delay=0.4)
-    if fault == "garbled":
-        return Reply(body[: len(body) // 2])
-    if fault == "absurd":
-        doc = json.loads(body)
-        big = float(_get(doc, case.value_path)) * 100
-        return Reply(json.dumps(_set(doc, case.value_path, str(big) if case.string_valued else big)).encode())
-    return Reply(body)
-
-
 def _flap(server: FixtureServer, rng: random.Random, stop: threading.Event, scripted: Counter[str]) -> None:
     while not stop.wait(0.5):
         for adapter in SECOND_SOURCES.values():
             fault = rng.choices(FAULTS, WEIGHTS)[0]
             scripted[fault] += 1
-            server.routes[f"/{adapter}{CASES[adapter].path}"] = [_reply(adapter, fault)]
+            server.routes[f"/{adapter}{CASES[adapter].path}"] = [scripted_reply(CASES[adapter], fault)]
 
 
 def _at(event: dict[str, object], key: str = "timestamp") -> float:
@@ -122,7 +104,7 @@ def main() -> int:
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as tmp, FixtureServer() as server:
         for adapter in SECOND_SOURCES.values():
-            server.routes[f"/{adapter}{CASES[adapter].path}"] = [_reply(adapter, "up")]
+            server.routes[f"/{adapter}{CASES[adapter].path}"] = [scripted_reply(CASES[adapter], "up")]
         config = scratch_config(Path(tmp), _edit(server.url))
         db = Path(tmp) / "soak.sqlite"
         env = {

@@ -9,7 +9,6 @@ were good this cycle, and a cycle with nothing usable is recorded and logged as 
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,10 @@ from structlog.testing import capture_logs
 from aggregator.errors import NoRatesError
 from aggregator.service import Service
 from aggregator.settings import Settings
-from tests.adapters.cases import FIXTURES, HTTP_CASES, Case
+from tests.adapters.cases import HTTP_CASES
 from tests.adapters.test_contract import http_settings
-from tests.adapters.test_faults import _get, _set
-from tests.fixture_server import FixtureServer, Reply
+from tests.fixture_server import FixtureServer
+from tests.reliability.faults import FAILING, FAULTS, scripted_reply
 
 CYCLES = 200
 STEP = timedelta(minutes=15)
@@ -35,9 +34,7 @@ BREAKER_FAILURES = 3
 CASES = {
     c.adapter: c for c in HTTP_CASES if c.adapter in {"lido", "rocketpool", "coinbase", "binance", "kelp"}
 }
-FAULTS = ("up", "down", "slow", "garbled", "absurd")
-WEIGHTS = (0.55, 0.15, 0.1, 0.1, 0.1)
-FAILING = {"down", "slow", "garbled"}  # the source fails; "absurd" parses and is rejected by validation
+WEIGHTS = (0.55, 0.15, 0.1, 0.1, 0.1)  # of FAULTS
 
 
 def _settings(url: str, db: Path) -> Settings:
@@ -76,24 +73,6 @@ def _settings(url: str, db: Path) -> Settings:
     )
 
 
-def _reply(case: Case, fault: str) -> Reply:
-    body = (FIXTURES / case.fixture).read_bytes()
-    if fault == "down":
-        return Reply(b'{"error": "unavailable"}', status=503)
-    if fault == "slow":
-        return Reply(body, delay=0.3)
-    if fault == "garbled":
-        return Reply(body[: len(body) // 2])
-    if fault == "absurd":
-        doc = json.loads(body)
-        raw = _get(doc, case.value_path)
-        bigger = float(raw) * 100
-        return Reply(
-            json.dumps(_set(doc, case.value_path, str(bigger) if case.string_valued else bigger)).encode()
-        )
-    return Reply(body)
-
-
 class Breakers:
     """The documented breaker: `failures` failed cycles in a row open it for `cooldown`, then one try."""
 
@@ -127,7 +106,7 @@ def test_two_hundred_cycles_of_flapping_sources(tmp_path: Path) -> None:
             everything_down = cycle % 40 == 39
             faults = {name: "down" if everything_down else rng.choices(FAULTS, WEIGHTS)[0] for name in CASES}
             for name, case in CASES.items():
-                server.routes[f"/{name}{case.path}"] = [_reply(case, faults[name])]
+                server.routes[f"/{name}{case.path}"] = [scripted_reply(case, faults[name])]
             hits = {name: server.hits[f"/{name}{case.path}"] for name, case in CASES.items()}
             with capture_logs() as logs:
                 try:
