@@ -1,29 +1,17 @@
-"""A daemon subprocess for the load and soak benchmarks: the bundled demo config in a scratch folder, its JSON log
-read by a thread, and its resident memory and open file descriptors read from /proc."""
+"""A daemon subprocess for the load and soak benchmarks (on `tests.conftest.copy_demo`'s config): its JSON log read
+by a thread, and its resident memory and open file descriptors read from /proc."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, start_daemon
-
-
-def scratch_config(home: Path, edit: Callable[[str], str] | None = None) -> Path:
-    """config/demo.toml and the data it reads, copied under `home` (optionally edited)."""
-    (home / "config").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "data" / "snapshots", home / "data" / "snapshots", dirs_exist_ok=True)
-    text = (ROOT / "config" / "demo.toml").read_text()
-    path = home / "config" / "demo.toml"
-    path.write_text(edit(text) if edit else text)
-    return path
+from tests.conftest import start_daemon
 
 
 class Daemon:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.daemon import Daemon, scratch_config
-from tests.conftest import free_port
+from benchmarks.daemon import Daemon
+from tests.conftest import copy_demo, free_port
 
 TOKEN = "load-benchmark-token-value"
 
@@ -135,7 +135,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        config = scratch_config(Path(tmp))
+        config = copy_demo(Path(tmp))
         env = {
             "AGGREGATOR_API__PORT": str(port),
             "AGGREGATOR_API__TOKEN": TOKEN,

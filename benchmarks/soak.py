@@ -29,8 +29,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.daemon import Daemon, scratch_config
+from benchmarks.daemon import Daemon
 from tests.adapters.cases import HTTP_CASES
+from tests.conftest import copy_demo
 from tests.fixture_server import FixtureServer
 from tests.reliability.faults import FAULTS, scripted_reply
 
@@ -105,7 +106,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, FixtureServer() as server:
         for adapter in SECOND_SOURCES.values():
             server.routes[f"/{adapter}{CASES[adapter].path}"] = [scripted_reply(CASES[adapter], "up")]
-        config = scratch_config(Path(tmp), _edit(server.url))
+        config = copy_demo(Path(tmp), _edit(server.url))
         db = Path(tmp) / "soak.sqlite"
         env = {
             "AGGREGATOR_API__ENABLED": "false",

@@ -18,21 +18,26 @@ ROOT = Path(__file__).resolve().parent.parent
 AGGREGATOR = str(Path(sys.executable).parent / "aggregator")
 
 
+def copy_demo(home: Path, edit: Callable[[str], str] | None = None) -> Path:
+    """config/demo.toml (optionally edited by a text function) and the data it reads, copied under `home`."""
+    (home / "data" / "snapshots").mkdir(parents=True, exist_ok=True)
+    (home / "config").mkdir(exist_ok=True)
+    for snap in (ROOT / "data" / "snapshots").glob("*.json"):
+        shutil.copy(snap, home / "data" / "snapshots" / snap.name)
+    if not (home / "data" / "history").exists():
+        shutil.copytree(ROOT / "data" / "history", home / "data" / "history")
+    text = (ROOT / "config" / "demo.toml").read_text()
+    path = home / "config" / "demo.toml"
+    path.write_text(edit(text) if edit else text)
+    return path
+
+
 @pytest.fixture
 def demo_config(tmp_path: Path) -> Callable[[Callable[[str], str] | None], Path]:
-    """Copy config/demo.toml (and the snapshot it reads) into tmp_path, optionally edited by a text function."""
+    """Copy config/demo.toml (and the data it reads) into tmp_path, optionally edited by a text function."""
 
     def make(edit: Callable[[str], str] | None = None) -> Path:
-        (tmp_path / "data" / "snapshots").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "config").mkdir(exist_ok=True)
-        for snap in (ROOT / "data" / "snapshots").glob("*.json"):
-            shutil.copy(snap, tmp_path / "data" / "snapshots" / snap.name)
-        if not (tmp_path / "data" / "history").exists():
-            shutil.copytree(ROOT / "data" / "history", tmp_path / "data" / "history")
-        text = (ROOT / "config" / "demo.toml").read_text()
-        path = tmp_path / "config" / "demo.toml"
-        path.write_text(edit(text) if edit else text)
-        return path
+        return copy_demo(tmp_path, edit)
 
     return make
 

@@ -6,7 +6,6 @@ token is refused (400/401/403/405/422) and writes nothing."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from aggregator.api import ApiServer, create_app
 from aggregator.metrics import Metrics
 from aggregator.service import Service
 from aggregator.settings import load_settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import copy_demo, free_port
 
 TOKEN = "openapi-test-token-value"
 TABLES = ("collections", "rates", "proposals", "book", "leases")
@@ -34,16 +33,9 @@ TABLES = ("collections", "rates", "proposals", "book", "leases")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The daemon's API on the demo config, with one proposal already recorded."""
     home = tmp_path_factory.mktemp("openapi")
-    shutil.copytree(ROOT / "config", home / "config")
-    shutil.copytree(ROOT / "data" / "snapshots", home / "data" / "snapshots")
     db = home / "api.sqlite"
-    cfg = load_settings(home / "config" / "demo.toml").model_copy(
-        update={
-            "database": load_settings(home / "config" / "demo.toml").database.model_copy(
-                update={"url": f"sqlite:///{db}"}
-            )
-        }
-    )
+    cfg = load_settings(copy_demo(home))
+    cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": f"sqlite:///{db}"})})
     service = Service(cfg)
     service.rebalance("cli")
     metrics = Metrics()
