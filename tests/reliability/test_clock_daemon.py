@@ -39,6 +39,9 @@ def test_the_daemon_keeps_proposing_across_wall_clock_steps(
             back = _read_until(proc, "clock_jumped", timeout=10)[-1]
             assert -86_400 - 5 < float(str(back["seconds"])) < -86_400 + 5
             after_back = _read_until(proc, "rebalance_completed", timeout=10)  # not a day later
+            # the cycle writes its proposal just before cycle_finished: step forward only then, or the proposal can
+            # be stamped on the far side of the next step (a race CI caught)
+            after_back += _read_until(proc, "cycle_finished", timeout=10)
             offset.write_text("+1d\n")
             forward = _read_until(proc, "clock_jumped", timeout=10)[-1]
             assert 2 * 86_400 - 5 < float(str(forward["seconds"])) < 2 * 86_400 + 5
