@@ -24,7 +24,7 @@ class Terms:
     q: cp.Variable
     t: cp.Variable
     zeta: cp.Variable
-    z: cp.Variable
+    z: cp.Variable | None
     x0: cp.Parameter
     lo: cp.Parameter
     hi: cp.Parameter
@@ -81,9 +81,11 @@ def layer_caps(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
-    """Rockafellar–Uryasev: z_s ≥ L_s x − ζ, z ≥ 0, and CVaR_β ≤ budget."""
+    """Rockafellar–Uryasev: z_s ≥ L_s x − ζ, z ≥ 0, and CVaR_β ≤ budget. Without z (the cut form) ζ is CVaR
+    itself and `scenario_loss` is a lower bound on it; the cut loop adds the rest."""
+    tail = v.zeta >= v.scenario_loss if v.z is None else v.z >= v.scenario_loss - v.zeta
     return {
-        "cvar_tail": [v.z >= v.scenario_loss - v.zeta],
+        "cvar_tail": [tail],
         "cvar_budget": [v.cvar <= _relax(v.cvar_budget, slack)],
     }
 

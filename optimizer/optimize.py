@@ -45,12 +45,12 @@ SCENARIO_NOTE = (
 
 
 def shape_for(
-    inputs: OptimizationInputs, risk_form: RiskForm = "factored", include_pairs: bool = True
+    inputs: OptimizationInputs, risk_form: RiskForm = "cuts", include_pairs: bool = True
 ) -> ModelShape:
     return shape_of(inputs.limits, risk_form, include_pairs)
 
 
-def shape_of(lim: Limits, risk_form: RiskForm = "factored", include_pairs: bool = True) -> ModelShape:
+def shape_of(lim: Limits, risk_form: RiskForm = "cuts", include_pairs: bool = True) -> ModelShape:
     """What the compiled problem's structure depends on in the limits (everything else is a parameter)."""
     return ModelShape(
         cvar_beta=lim.cvar_beta,
@@ -118,7 +118,7 @@ def optimize(
     *,
     cache: ModelCache | None = None,
     solvers: tuple[str, ...] = DEFAULT_SOLVERS,
-    risk_form: RiskForm = "factored",
+    risk_form: RiskForm = "cuts",
 ) -> Plan:
     """Propose the allocation with the best risk-adjusted yield under the limits, or say why to hold."""
     model = (cache or ModelCache()).get(inputs.universe, shape_for(inputs, risk_form))
@@ -286,7 +286,7 @@ class _Run:
                 seconds=self.seconds,
                 solves=self.solves,
                 attempts=self.attempts,
-                risk_form=self.model.shape.risk_form,
+                risk_form=res.risk_form if res is not None and res.risk_form else self.model.shape.risk_form,
                 scenarios=len(self.model.scenarios),
                 scenario_note=SCENARIO_NOTE,
             ),

@@ -3,13 +3,16 @@
     maximize   ŷᵀx − ℓᵀx − λ·CVaR_β − (c_inᵀp + c_outᵀq)        (costs already amortised to a yearly rate)
     subject to the limits in `optimizer.limits`.
 
-Two ways to write the scenario losses (equal numbers, see `optimizer.scenarios`): "factored" goes through the joint
-node exposures m = A x (short rows, the default) and "dense" multiplies the scenario-by-venue matrix L x, the
-textbook way (PyPortfolioOpt, Riskfolio-Lib); the benchmark compares them.
+Three ways to write CVaR, with equal optimal values: "cuts" (the default) keeps the scenarios out of the LP and adds
+only the tail cuts the solution needs (`optimizer.cuts`); "factored" writes every scenario's loss through the joint
+node exposures m = A x (short rows, see `optimizer.scenarios`); "dense" multiplies the scenario-by-venue matrix L x,
+the textbook way (PyPortfolioOpt, Riskfolio-Lib). The benchmark compares them. The cut loop runs on HiGHS; any other
+solver gets the same model in factored form.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -21,12 +24,13 @@ import cvxpy as cp
 import highspy
 import numpy as np
 
+from optimizer.cuts import CutLoop, TailOracle
 from optimizer.inputs import Universe, VenueKind
 from optimizer.limits import ELASTIC, HARD, Constraints, Terms
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
 from optimizer.structure import FloatArray, Structure
 
-RiskForm = Literal["factored", "dense"]
+RiskForm = Literal["cuts", "factored", "dense"]
 
 DEFAULT_SOLVERS: tuple[str, ...] = ("HIGHS", "CLARABEL")
 """LP first to HiGHS, then Clarabel (interior point, also handles the conic variants)."""
@@ -49,7 +53,7 @@ class ModelShape:
     ladder_days: tuple[float, ...]
     layer_kinds: tuple[VenueKind, ...]
     include_pairs: bool = True
-    risk_form: RiskForm = "factored"
+    risk_form: RiskForm = "cuts"
 
 
 @dataclass
@@ -83,6 +87,7 @@ class SolveResult:
     seconds: float
     duals: dict[str, list[FloatArray]] = field(default_factory=dict)
     attempts: list[tuple[str, str]] = field(default_factory=list)
+    risk_form: RiskForm | None = None  # how the solution was found: "cuts" may fall back to "factored"
 
     @property
     def ok(self) -> bool:
@@ -133,21 +138,30 @@ class AllocationModel:
         self.p_risk_aversion = cp.Parameter(nonneg=True, name="risk_aversion")
         x = cp.Variable(n, nonneg=True, name="x")
         zeta = cp.Variable(name="zeta")
-        z = cp.Variable(len(weighted), nonneg=True, name="z")
-        if shape.risk_form == "factored":
+        z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
+        self.cut_loop: CutLoop | None = None
+        self._exposure_def: list[cp.Constraint] = []
+        if shape.risk_form == "cuts":
+            # zeta is CVaR itself; the cut loop adds its tail rows in HiGHS. The one cvxpy row is the expected-loss
+            # cut (q = π), which keeps the first master bounded.
+            z = None
+            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
+            scenario_loss = sl.expected_loss @ x
+            stress_rows = sl.term_coefficients[stressed, :] @ sl.term_incidence  # sparse; L's rows, exactly
+            stress_loss = stress_rows @ x if stressed else None
+        elif shape.risk_form == "factored":
             m = cp.Variable(len(sl.terms), name="m")
-            self._exposure_def: list[cp.Constraint] = [m == sl.term_incidence @ x]
+            self._exposure_def = [m == sl.term_incidence @ x]
             h = sl.term_coefficients
             node_exposure = m[:j] if j else cp.Constant(np.zeros(0))
             scenario_loss = h[weighted, :] @ m
             stress_loss = h[stressed, :] @ m if stressed else None
         else:
-            self._exposure_def = []
             node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
             scenario_loss = sl.dense[weighted, :] @ x
             stress_loss = sl.dense[stressed, :] @ x if stressed else None
         tail_weights = sl.probabilities[weighted] / (1.0 - shape.cvar_beta)
-        cvar = zeta + tail_weights @ z
+        cvar = zeta if z is None else zeta + tail_weights @ z
         self.terms = Terms(
             x=x,
             p=cp.Variable(n, nonneg=True, name="p"),
@@ -206,6 +220,17 @@ class AllocationModel:
         self.problem = cp.Problem(objective, constraints)
         if not self.problem.is_dpp():  # pragma: no cover - guards the formulation
             raise AssertionError("allocation problem is not DPP: re-solves would recompile")
+        if shape.risk_form == "cuts":
+            self.cut_loop = CutLoop(
+                self.problem, x, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
+            )
+
+    @functools.cached_property
+    def full(self) -> AllocationModel:
+        """The same model with every scenario row written out (factored), for solvers other than the cut loop's."""
+        return AllocationModel(
+            self.universe, dataclasses.replace(self.shape, risk_form="factored"), elastic=self.elastic
+        )
 
     def set(self, values: ParameterValues) -> None:
         """Load one cycle's numbers into the parameters."""
@@ -235,12 +260,23 @@ class AllocationModel:
         attempts: list[tuple[str, str]] = []
         start = time.perf_counter()
         for solver in solvers:
+            if self.cut_loop is not None and solver != "HIGHS":
+                res = self.full.solve(values, (solver,))
+                attempts.extend(res.attempts)
+                if res.ok or res.infeasible:
+                    res.attempts = attempts
+                    res.seconds = time.perf_counter() - start
+                    return res
+                continue
             try:
-                self.problem.solve(solver=solver, **SOLVER_OPTIONS.get(solver, {}))
+                if self.cut_loop is not None:
+                    status = self.cut_loop.solve()
+                else:
+                    self.problem.solve(solver=solver, **SOLVER_OPTIONS.get(solver, {}))
+                    status = str(self.problem.status)
             except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
                 attempts.append((solver, f"error: {type(exc).__name__}: {exc}"))
                 continue
-            status = str(self.problem.status)
             attempts.append((solver, status))
             if status in _OK and self.terms.x.value is not None:
                 duals = {
@@ -256,6 +292,7 @@ class AllocationModel:
                     seconds=time.perf_counter() - start,
                     duals=duals,
                     attempts=attempts,
+                    risk_form=self.shape.risk_form,
                 )
             if status in _INFEASIBLE:
                 break

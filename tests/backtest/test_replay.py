@@ -94,7 +94,6 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
     """Scramble every value after a cut-off: every strategy's decisions up to the day after it, and its path up
     to it, are identical to the bit."""
     assert demo_settings.backtest is not None
-    cache = ModelCache()
     history = build_history(demo_settings, demo_settings.backtest)
     cut = history.index(date(2024, 4, 20))
     rng = np.random.default_rng(7)
@@ -102,9 +101,12 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
     future = scrambled[cut + 1 :]
     scrambled[cut + 1 :] = np.where(np.isnan(future), 0.05, future * rng.uniform(0.0, 3.0, future.shape))
     other = History(history.days, history.components, scrambled, history.series, history.assumptions)
-    model = cache.get(demo_settings.universe(), shape_of(demo_settings.limits))
     runs = []
     for h in (history, other):
+        # A fresh model per replay: the solver keeps its basis and CVaR cuts from solve to solve, so the same
+        # answers to the bit need the same solves before them (the past, never the future, shapes a decision).
+        cache = ModelCache()
+        model = cache.get(demo_settings.universe(), shape_of(demo_settings.limits))
         strategies = strategies_for(demo_settings, demo_settings.backtest, cache, (0.25, 1.0))
         runs.append(run(model, demo_settings.limits, h, strategies, {"eth": 10_000.0}, smoothing_days=7))
     upto = cut  # replay day index of the cut-off (replay days start one after the history's first row)
