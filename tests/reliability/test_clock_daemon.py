@@ -4,8 +4,10 @@ without the daemon's clock watch a step back would silence it for the length of 
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,7 +49,14 @@ def test_the_daemon_keeps_proposing_across_wall_clock_steps(
             assert 2 * 86_400 - 5 < float(str(forward["seconds"])) < 2 * 86_400 + 5
             _read_until(proc, "rebalance_completed", timeout=10)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            try:  # keep reading: a daemon blocked on a full stdout pipe would look like one that ignores SIGTERM
+                rest, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rest, _ = proc.communicate()
+                tail = [json.loads(line)["event"] for line in rest.splitlines()[-20:]]
+                raise AssertionError(f"no exit within 30 s of SIGTERM; last events: {tail}") from None
+            assert proc.returncode == 0, rest[-2000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
