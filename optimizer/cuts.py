@@ -115,7 +115,6 @@ class CutLoop:
     _highs: highspy.Highs | None = None
     _matrix: sp.csc_matrix | None = None
     _rows: int = 0
-    _equalities: int = 0
     _cuts: list[FloatArray] = field(default_factory=list)
     _idle: list[int] = field(default_factory=list)
 
@@ -213,7 +212,7 @@ class CutLoop:
         lp.a_matrix_.value_ = matrix.data
         h.passModel(model)
         self._set_col_bounds(h, data, c.size)
-        self._highs, self._matrix, self._rows, self._equalities = h, matrix, b.size, eq
+        self._highs, self._matrix, self._rows = h, matrix, b.size
         return True
 
     @staticmethod

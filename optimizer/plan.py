@@ -79,7 +79,7 @@ class SolverInfo(_Out):
     seconds: float
     solves: int
     attempts: list[tuple[str, str]]
-    risk_form: str
+    risk_form: str  # how CVaR entered the LP: "cuts" (default), "factored" (fallback) or "dense"
     scenarios: int
     scenario_note: str
 
