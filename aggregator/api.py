@@ -61,7 +61,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> FastAPI:
     app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
 
-    def authorised(credentials: Credentials) -> None:
+    async def authorised(credentials: Credentials) -> None:
         if token is None:
             raise HTTPException(403, "state changes are disabled: set api.token (AGGREGATOR_API__TOKEN)")
         given = credentials.credentials if credentials else ""
@@ -71,7 +71,7 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
             )
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         last = metrics.last_success._value.get()
         return {"status": "ok", "last_successful_cycle": last or None, "dry_run_default": True}
 
@@ -80,7 +80,7 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
     )
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/api/v1/rates", responses=_errors(404))
