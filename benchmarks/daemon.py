@@ -4,6 +4,7 @@ by a thread, and its resident memory and open file descriptors read from /proc."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -54,6 +55,11 @@ class Daemon:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the daemon has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def open_fds(self) -> int:
         return len(list(Path(f"/proc/{self.proc.pid}/fd").iterdir()))
