@@ -11,11 +11,13 @@ state needs `Authorization: Bearer <api.token>` and is refused without it. Liste
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
 from typing import Annotated, Any
 
+import anyio.to_thread
 import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
@@ -120,13 +122,25 @@ def create_app(service: Service, metrics: Metrics, token: SecretStr | None) -> F
 
 
 class ApiServer:
-    """uvicorn in a background thread of the daemon (uvicorn leaves signals alone off the main thread)."""
+    """uvicorn in a background thread of the daemon (uvicorn leaves signals alone off the main thread).
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    The database reads run on at most `threads` worker threads; requests beyond that wait their turn in order
+    instead of dozens of threads taking turns at the GIL, which starved the event loop (and so /health) under
+    load. See benchmarks/load.py."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, threads: int = 4) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
-        self.host, self.port = host, port
+        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
+        self.host, self.port, self.threads = host, port, threads
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=self.server.config.get_loop_factory()) as runner:
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+        await self.server.serve()
 
     def start(self, timeout: float = 10.0) -> None:
         self.thread.start()

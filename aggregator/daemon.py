@@ -61,7 +61,7 @@ class Daemon:
         self.service = Service(settings, now, metrics=self.metrics)
         api = settings.api
         self.api = (
-            ApiServer(create_app(self.service, self.metrics, api.token), api.host, api.port)
+            ApiServer(create_app(self.service, self.metrics, api.token), api.host, api.port, api.threads)
             if api.enabled
             else None
         )

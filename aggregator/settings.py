@@ -138,6 +138,12 @@ class ApiSettings(_Section):
     token: SecretStr | None = Field(
         default=None, description="bearer token for state changes; set it from the env"
     )
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="threads serving database reads; more queue in order, so /health stays fast under load",
+    )
 
 
 class LoggingSettings(_Section):

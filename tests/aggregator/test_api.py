@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,4 +120,52 @@ def test_state_changes_are_disabled_without_a_configured_token(demo_config: Call
         response = httpx.post(f"http://127.0.0.1:{server.port}/api/v1/rebalance", json={}, headers=auth())
         assert response.status_code == 403 and "api.token" in response.json()["detail"]
     finally:
+        server.stop()
+
+
+def test_database_reads_use_at_most_api_threads_and_health_answers_meanwhile(
+    demo_config: Callable[..., Path],
+) -> None:
+    """With `threads = 2`, six slow reads at once run two at a time (the rest wait their turn), and /health and
+    /metrics still answer while both threads are held."""
+    settings = load_settings(demo_config())
+    metrics = Metrics()
+    service = Service(settings, metrics=metrics)
+    gate = threading.Event()
+    lock = threading.Lock()
+    running, peak = 0, 0
+    real = service.store.proposals
+
+    def slow_proposals(limit: int = 20) -> list[dict[str, Any]]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            gate.wait(timeout=30)
+            return real(limit)
+        finally:
+            with lock:
+                running -= 1
+
+    service.store.proposals = slow_proposals  # type: ignore[method-assign]
+    server = ApiServer(create_app(service, metrics, SecretStr(TOKEN)), "127.0.0.1", free_port(), threads=2)
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            replies = [pool.submit(httpx.get, f"{base}/api/v1/proposals", timeout=30) for _ in range(6)]
+            deadline = time.monotonic() + 10
+            while running < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert running == 2
+            assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+            assert httpx.get(f"{base}/metrics", timeout=5).status_code == 200
+            time.sleep(0.2)  # room for a third read to start, were the limit not applied
+            assert running == 2
+            gate.set()
+            assert [r.result().status_code for r in replies] == [200] * 6
+        assert peak == 2
+    finally:
+        gate.set()
         server.stop()
