@@ -10,6 +10,7 @@ is taken from the two blocks' own timestamps). Reading an old block needs an arc
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -42,9 +43,16 @@ YEAR_SECONDS = 365 * 86400
 
 
 def annualise(r0: float, r1: float, seconds: float) -> tuple[float, float]:
-    """(APR, APY) of an exchange rate that went from `r0` to `r1` in `seconds`; the backtest uses the same."""
+    """(APR, APY) of an exchange rate that went from `r0` to `r1` in `seconds`; the backtest uses the same.
+
+    A growth too large to compound into a float gives an infinite APY, which the rates layer (and the backtest)
+    rejects as not finite, rather than an OverflowError."""
     growth = r1 / r0
-    return (growth - 1.0) * YEAR_SECONDS / seconds, growth ** (YEAR_SECONDS / seconds) - 1.0
+    try:
+        apy = growth ** (YEAR_SECONDS / seconds) - 1.0
+    except OverflowError:
+        apy = math.inf
+    return (growth - 1.0) * YEAR_SECONDS / seconds, apy
 
 
 class OnchainSettings(SourceSettings):
@@ -84,9 +92,11 @@ class _Rpc:
         block = await self.call("eth_getBlockByNumber", [hex(number), False])
         if not isinstance(block, dict):
             raise SourceDataError(self.source, f"block {number} not found (is the node an archive node?)")
-        return datetime.fromtimestamp(
-            _hex_int(self.source, "block timestamp", block.get("timestamp")), tz=UTC
-        )
+        stamp = _hex_int(self.source, "block timestamp", block.get("timestamp"))
+        try:
+            return datetime.fromtimestamp(stamp, tz=UTC)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise SourceDataError(self.source, f"block {number}: timestamp {stamp} is not a date") from exc
 
     async def rate(self, token: str, number: int) -> float:
         to, data = TOKENS[token]

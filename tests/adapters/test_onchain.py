@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
-from adapters.onchain import OnchainSettings
+from adapters.onchain import OnchainSettings, annualise
 from aggregator.rates import collect
 from tests.adapters.cases import FIXTURES, one_source_settings
 from tests.fixture_server import FixtureServer, Reply
@@ -29,7 +30,8 @@ def answer(request: dict[str, Any], broken: str = "") -> Reply:
     elif method == "eth_blockNumber":
         result = {"result": CHAIN["latest_block"]}
     elif method == "eth_getBlockByNumber":
-        result = {"result": {"number": params[0], "timestamp": CHAIN["blocks"][params[0]]}}
+        stamp = "0x1" + "0" * 20 if broken == "timestamp not a date" else CHAIN["blocks"][params[0]]
+        result = {"result": {"number": params[0], "timestamp": stamp}}
     elif method == "eth_call":
         key = f"{params[0]['to'].lower()}:{params[0]['data']}"
         value = "0x" if broken == "empty result" else CHAIN["calls"].get(key, {}).get(params[1], "0x")
@@ -62,12 +64,29 @@ def test_apr_and_apy_from_exchange_rate_growth() -> None:
 
 
 @pytest.mark.parametrize(
-    ("broken", "message"), [("rpc error", "JSON-RPC error"), ("empty result", "archive node")]
+    ("broken", "message"),
+    [
+        ("rpc error", "JSON-RPC error"),
+        ("empty result", "archive node"),
+        (
+            "timestamp not a date",
+            "is not a date",
+        ),  # found by tests/reliability/test_fuzz.py: was a ValueError
+    ],
 )
 def test_rpc_failures_are_data_errors(broken: str, message: str) -> None:
-    """A JSON-RPC error or an empty eth_call result is rejected with the reason, never read as zero."""
+    """A JSON-RPC error, an empty eth_call result or a block time no calendar has is rejected with the reason,
+    never read as zero."""
     with pytest.raises(SourceDataError, match=message):
         fetch(["reth"], broken)
+
+
+def test_growth_too_large_to_compound_is_an_infinite_apy_not_an_overflow() -> None:
+    """Found by the fuzzing: a rate that grew 1e10-fold in a week raised OverflowError; now the APY is infinite
+    (the rates layer rejects it as not finite) and the APR is what it is."""
+    apr, apy = annualise(1.0, 1e10, 7 * 86400)
+    assert apy == math.inf
+    assert apr == pytest.approx((1e10 - 1) * 365 / 7)
 
 
 def test_unknown_token_key_fails_config() -> None:

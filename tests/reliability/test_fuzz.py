@@ -6,6 +6,9 @@ payload says (in fractions), or is rejected with a SourceError or by the rates l
 `quote_rejected`: not finite, out of range, stale), or (DefiLlama, a pool without the field) gives no
 quote, which the rates layer logs as `yield_missing`: never another exception, never a silent wrong value.
 
+Also the raw bodies (random bytes, the real payload cut short or with a byte flipped), the onchain adapter's
+JSON-RPC answers (one of them mutated) and the snapshot adapter's file.
+
 Config: the demo TOML with a value replaced or a line dropped. Every file either loads or raises ConfigError.
 """
 
@@ -20,15 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters import REGISTRY, Quote
 from adapters.errors import SourceError
+from adapters.onchain import annualise
 from aggregator.errors import ConfigError
 from aggregator.rates import validate
 from aggregator.settings import load_settings
-from tests.adapters.cases import HTTP_CASES, Case, one_source_settings
+from tests.adapters.cases import FIXTURES, HTTP_CASES, Case, one_source_settings
 from tests.adapters.test_contract import http_settings
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -68,14 +72,17 @@ def get(doc: Any, path: tuple[Any, ...]) -> Any:
 
 @st.composite
 def mutated(draw: st.DrawFn, case: Case) -> Any:
-    doc = case.payload()
+    return draw(mutated_doc(case.payload(), case.value_path))
+
+
+@st.composite
+def mutated_doc(draw: st.DrawFn, doc: Any, value_path: tuple[Any, ...] = ()) -> Any:
+    """`doc` (a fresh copy) with a leaf replaced by any JSON value, a key dropped, or replaced whole."""
+    doc = json.loads(json.dumps(doc))
     kind = draw(st.sampled_from(["replace", "replace_value", "drop", "whole"]))
     if kind == "whole":
         return draw(json_value)
-    if kind == "replace_value" and case.value_path:
-        target = case.value_path
-    else:
-        target = draw(st.sampled_from(paths(doc)))
+    target = value_path if kind == "replace_value" and value_path else draw(st.sampled_from(paths(doc)))
     if not target:
         return draw(json_value)
     parent = get(doc, target[:-1])
@@ -120,6 +127,34 @@ def stated(case: Case, doc: Any) -> float | None:
     return float(raw) * (0.01 if case.unit == "percent" else 1.0)
 
 
+def check_answer(case: Case, body: bytes, rates_settings: Any) -> None:
+    """What the adapter makes of `body` is a SourceError, or what the body states (or a rates-layer rejection)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+        parses = False
+    else:
+        parses = True
+    try:
+        quotes = fetch(case, body)
+    except SourceError:
+        return
+    assert parses, ("a body that is not JSON gave quotes", body[:80])
+    expected = stated(case, doc)
+    if not quotes:  # no value for the key: the rates layer logs `yield_missing` and holds the venue
+        assert case.adapter == "defillama" and expected is None, doc
+        return
+    assert len(quotes) == 1 and quotes[0].key == case.key
+    why = validate(quotes[0], rates_settings, NOW)
+    if why is not None:  # the rates layer rejects it and logs `quote_rejected` with this reason
+        assert why.strip()
+        return
+    value = quotes[0].value
+    assert math.isfinite(value)
+    assert expected is not None and value == pytest.approx(expected, rel=1e-12), (value, expected)
+
+
 @pytest.mark.parametrize("case", HTTP_CASES, ids=[c.adapter for c in HTTP_CASES])
 def test_parsers_give_what_the_payload_says_or_a_source_error(case: Case) -> None:
     rates_settings = one_source_settings(http_settings(case, "http://fuzz.invalid"), case.key)
@@ -127,23 +162,32 @@ def test_parsers_give_what_the_payload_says_or_a_source_error(case: Case) -> Non
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(doc=mutated(case))
     def check(doc: Any) -> None:
-        body = json.dumps(doc).encode()  # Python writes NaN/Infinity literals: hostile JSON on purpose
-        try:
-            quotes = fetch(case, body)
-        except SourceError:
-            return
-        expected = stated(case, doc)
-        if not quotes:  # no value for the key: the rates layer logs `yield_missing` and holds the venue
-            assert case.adapter == "defillama" and expected is None, doc
-            return
-        assert len(quotes) == 1 and quotes[0].key == case.key
-        why = validate(quotes[0], rates_settings, NOW)
-        if why is not None:  # the rates layer rejects it and logs `quote_rejected` with this reason
-            assert why.strip()
-            return
-        value = quotes[0].value
-        assert math.isfinite(value)
-        assert expected is not None and value == pytest.approx(expected, rel=1e-12), (value, expected)
+        # Python writes NaN/Infinity literals: hostile JSON on purpose
+        check_answer(case, json.dumps(doc).encode(), rates_settings)
+
+    check()
+
+
+@pytest.mark.parametrize("case", HTTP_CASES, ids=[c.adapter for c in HTTP_CASES])
+def test_parsers_on_random_and_truncated_bytes(case: Case) -> None:
+    """Random bytes, and the real payload cut short or with a byte flipped: a SourceError, never a crash."""
+    rates_settings = one_source_settings(http_settings(case, "http://fuzz.invalid"), case.key)
+    real = (FIXTURES / case.fixture).read_bytes()
+
+    @st.composite
+    def damaged(draw: st.DrawFn) -> bytes:
+        kind = draw(st.sampled_from(["random", "truncated", "flipped"]))
+        if kind == "random":
+            return draw(st.binary(max_size=64))
+        at = draw(st.integers(min_value=0, max_value=len(real) - 1))
+        if kind == "truncated":
+            return real[:at]
+        return real[:at] + bytes([real[at] ^ draw(st.integers(min_value=1, max_value=255))]) + real[at + 1 :]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(body=damaged())
+    def check(body: bytes) -> None:
+        check_answer(case, body, rates_settings)
 
     check()
 
@@ -191,3 +235,135 @@ def test_config_loader_loads_or_raises_config_error(
         assert str(exc).strip()  # a message, never an empty error
         return
     assert loaded.universe().venues  # what loads is a consistent universe
+
+
+CHAIN = json.loads((FIXTURES / "onchain" / "reth.json").read_text())
+RPC_TARGETS = ["eth_blockNumber", "block latest", "block earlier", "call latest", "call earlier"]
+hexish = st.one_of(
+    st.text(alphabet="0123456789abcdefxX -", max_size=70).map(lambda t: "0x" + t),
+    st.integers(min_value=0, max_value=2**256 - 1).map(lambda n: f"0x{n:064x}"),  # a well-formed word
+    st.integers(min_value=0, max_value=2**64).map(hex),  # a well-formed block number or timestamp
+)
+
+
+def _honest_rpc(method: str, params: list[Any]) -> dict[str, Any]:
+    """What an archive node answers from the recorded real rETH rates (null for an unknown block)."""
+    if method == "eth_blockNumber":
+        return {"result": CHAIN["latest_block"]}
+    if method == "eth_getBlockByNumber":
+        stamp = CHAIN["blocks"].get(params[0])
+        return {"result": None if stamp is None else {"number": params[0], "timestamp": stamp}}
+    key = f"{params[0]['to'].lower()}:{params[0]['data']}"
+    return {"result": CHAIN["calls"].get(key, {}).get(params[1], "0x")}
+
+
+def _target(method: str, params: list[Any]) -> str:
+    if method == "eth_blockNumber":
+        return method
+    block = params[0] if method == "eth_getBlockByNumber" else params[1]
+    which = "latest" if block == CHAIN["latest_block"] else "earlier"
+    return f"{'block' if method == 'eth_getBlockByNumber' else 'call'} {which}"
+
+
+def _word(value: Any) -> float:
+    """The first 32-byte word of an eth_call result, as the 1e18-scaled rate it encodes."""
+    return int(value[2:66], 16) / 1e18
+
+
+def test_onchain_parser_on_mutated_json_rpc_answers() -> None:
+    """One of the node's answers (the block number, a block, a rate call) mutated: its result replaced by any JSON
+    value or a hex-looking string (a block's timestamp), its `result` key dropped, or the whole answer replaced. The adapter raises a
+    SourceError, or its APR and APY are exactly those of the rates and block times the node answered."""
+    rates_settings = one_source_settings({"adapter": "onchain", "rpc_url": "http://rpc.invalid"}, "reth")
+    settings_ = REGISTRY["onchain"].settings_model.model_validate(
+        {"adapter": "onchain", "rpc_url": "http://rpc.invalid/", "max_attempts": 1}
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        target=st.sampled_from(RPC_TARGETS),
+        kind=st.sampled_from(["result", "hex", "drop", "whole"]),
+        value=json_value,
+        hex_value=hexish,
+    )
+    @example(
+        target="block earlier", kind="hex", value=None, hex_value="0x66d10b00"
+    )  # parses: a shorter window
+    @example(target="call latest", kind="hex", value=None, hex_value="0x")  # empty: no contract then
+    def check(target: str, kind: str, value: Any, hex_value: str) -> None:
+        served: dict[str, Any] = {}
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            call = json.loads(request.content)
+            answer: Any = {"jsonrpc": "2.0", "id": call["id"], **_honest_rpc(call["method"], call["params"])}
+            where = _target(call["method"], call["params"])
+            if where == target:
+                if kind == "whole":
+                    answer = value
+                elif kind == "drop":
+                    del answer["result"]
+                elif kind == "hex" and isinstance(answer["result"], dict):  # a block: its timestamp
+                    answer["result"]["timestamp"] = hex_value
+                else:
+                    answer["result"] = hex_value if kind == "hex" else value
+            if isinstance(answer, dict) and "result" in answer:
+                served[where] = answer["result"]
+            return httpx.Response(
+                200, content=json.dumps(answer).encode(), headers={"content-type": "application/json"}
+            )
+
+        async def go() -> list[Quote]:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+                return await REGISTRY["onchain"].fetch(
+                    client, "src", settings_, ["reth", "reth/apy"], lambda: NOW
+                )
+
+        try:
+            quotes = {q.key: q for q in asyncio.run(go())}
+        except SourceError:
+            return
+        r1, r0 = _word(served["call latest"]), _word(served["call earlier"])
+        t1 = int(served["block latest"]["timestamp"], 16)
+        t0 = int(served["block earlier"]["timestamp"], 16)
+        apr, apy = annualise(r0, r1, t1 - t0)
+        assert set(quotes) == {"reth", "reth/apy"}
+        assert quotes["reth"].value == apr and quotes["reth/apy"].value == apy
+        assert quotes["reth"].observed_at == datetime.fromtimestamp(t1, tz=UTC)
+        for q in quotes.values():  # what the rates layer makes of each: an infinite APY never passes
+            why = validate(q, rates_settings, NOW)
+            assert (why is not None and why.strip()) or math.isfinite(q.value)
+
+    check()
+
+
+def test_snapshot_parser_on_mutated_files(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The bundled demo snapshot with a leaf replaced, a key dropped, or replaced whole: the adapter raises a
+    SourceError naming the file, or gives, for each key asked, exactly the values the file records for it."""
+    original = json.loads((ROOT / "data" / "snapshots" / "demo-2026-09-14.json").read_text())
+    keys = sorted({q["key"] for q in original["quotes"]})
+    folder = tmp_path_factory.mktemp("snapshot-fuzz")
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(doc=mutated_doc(original, ("quotes", 0, "value")))
+    @example(doc=original)
+    def check(doc: Any) -> None:
+        path = folder / "snapshot.json"
+        path.write_text(json.dumps(doc))
+        cfg = REGISTRY["snapshot"].settings_model.model_validate(
+            {"adapter": "snapshot", "path": str(path), "replay": False}
+        )
+
+        async def go() -> list[Quote]:
+            async with httpx.AsyncClient() as client:
+                return await REGISTRY["snapshot"].fetch(client, "snap", cfg, keys, lambda: NOW)
+
+        try:
+            quotes = asyncio.run(go())
+        except SourceError as exc:
+            assert str(path) in str(exc)
+            return
+        recorded = [(q["key"], float(q["value"])) for q in doc["quotes"] if q["key"] in keys]
+        assert [(q.key, q.value) for q in quotes] == recorded
+        assert all(math.isfinite(q.value) for q in quotes)
+
+    check()
