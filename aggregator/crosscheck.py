@@ -108,16 +108,15 @@ def check_component(
 
 def smooth(
     yields: dict[str, dict[str, float]],
-    history: dict[Component, list[tuple[datetime, float]]],
-    current_at: datetime,
+    window: dict[Component, tuple[float, int]],
 ) -> dict[str, dict[str, float]]:
-    """Each fresh component's mean over its stored window before `current_at` plus this cycle's value (counted once,
-    stored yet or not). Components without a fresh value this cycle stay absent: history never stands in for a
-    missing quote."""
+    """Each fresh component's mean over its stored window (`window`: sum and count of the values stored before
+    this cycle) plus this cycle's value, counted once whether stored yet or not. Components without a fresh
+    value this cycle stay absent: history never stands in for a missing quote."""
     out: dict[str, dict[str, float]] = {}
     for venue, comps in yields.items():
         out[venue] = {}
         for comp, value in comps.items():
-            earlier = [v for t, v in history.get((venue, comp), []) if t < current_at]
-            out[venue][comp] = statistics.fmean([*earlier, value])
+            total, n = window.get((venue, comp), (0.0, 0))
+            out[venue][comp] = (total + value) / (n + 1)
     return out

@@ -42,7 +42,8 @@ def inputs_for(
     yields = book.yields()
     days = settings.rates.smoothing_days
     if days > 0 and store is not None:
-        yields = smooth(yields, store.history(book.fetched_at - timedelta(days=days)), book.fetched_at)
+        since = book.fetched_at - timedelta(days=days)
+        yields = smooth(yields, store.window_totals(since, before=book.fetched_at))
     return OptimizationInputs(
         universe=settings.universe(),
         limits=settings.limits,

@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from adapters.base import Clock
@@ -237,19 +236,20 @@ class Store:
                 out[(venue, component)] = float(value)
         return out
 
-    def history(self, since: datetime) -> dict[Component, list[tuple[datetime, float]]]:
-        """Stored yields per component collected at or after `since`, oldest first."""
-        out: dict[Component, list[tuple[datetime, float]]] = defaultdict(list)
+    def window_totals(self, since: datetime, before: datetime) -> dict[Component, tuple[float, int]]:
+        """Per component, the sum and count of stored yields collected in [since, before): the smoothing window,
+        added up by the database so a cycle reads one row per component, not every row of the window."""
         query = (
-            select(rates.c.venue, rates.c.component, collections.c.fetched_at, rates.c.value)
+            select(rates.c.venue, rates.c.component, func.sum(rates.c.value), func.count())
             .join(collections, rates.c.collection_id == collections.c.id)
-            .where(collections.c.fetched_at >= _naive_utc(since))
-            .order_by(collections.c.fetched_at, collections.c.id)
+            .where(
+                collections.c.fetched_at >= _naive_utc(since),
+                collections.c.fetched_at < _naive_utc(before),
+            )
+            .group_by(rates.c.venue, rates.c.component)
         )
         with self.engine.connect() as conn:
-            for venue, component, fetched, value in conn.execute(query):
-                out[(venue, component)].append((_aware(fetched), float(value)))
-        return dict(out)
+            return {(v, c): (float(total), int(n)) for v, c, total, n in conn.execute(query)}
 
     def collection_count(self) -> int:
         with self.engine.connect() as conn:

@@ -40,14 +40,16 @@ def test_migrations_create_the_schema_once(tmp_path: Path) -> None:
     assert {"collections", "quotes", "rates", "rejections", "proposals", "book", "leases"} <= tables
 
 
-def test_history_round_trip_and_window(tmp_path: Path) -> None:
-    """Stored yields come back by component, in time order, within the asked window; latest wins."""
+def test_window_totals_and_latest_values(tmp_path: Path) -> None:
+    """Stored yields are added up by component over [since, before): older rows and rows at or after `before`
+    are outside; the latest value wins."""
     store = Store(f"sqlite:///{tmp_path}/a.sqlite")
-    for days, value in ((10, 0.020), (3, 0.022), (1, 0.024)):
+    for days, value in ((10, 0.020), (3, 0.022), (1, 0.024), (0, 0.030)):
         store.record_rates(book(T - timedelta(days=days), value), "rates")
-    hist = store.history(T - timedelta(days=5))
-    assert hist[("lido-steth", "base")] == [(T - timedelta(days=3), 0.022), (T - timedelta(days=1), 0.024)]
-    assert store.latest_values() == {("lido-steth", "base"): 0.024}
+    total, n = store.window_totals(T - timedelta(days=5), before=T)[("lido-steth", "base")]
+    assert n == 2 and total == pytest.approx(0.022 + 0.024, rel=1e-15)
+    assert store.window_totals(T + timedelta(days=1), before=T + timedelta(days=2)) == {}
+    assert store.latest_values() == {("lido-steth", "base"): 0.030}
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
