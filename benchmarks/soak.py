@@ -1,6 +1,6 @@
 """Soak: the daemon on an accelerated schedule for 1,000 rebalance cycles while its HTTP sources flap.
 
-    .venv/bin/python -m benchmarks.soak [--cycles 1000] [--every 0.3] [--seed 7]
+    .venv/bin/python -m benchmarks.soak [--cycles 1000] [--every 0.3] [--seed 7] [--smoothing-days D]
 
 The daemon runs as a subprocess on the bundled demo config with four real HTTP adapters added as second sources
 (Lido, Rocket Pool, Coinbase, Binance: their recorded payloads from a local server on 127.0.0.1). Every half
@@ -9,7 +9,7 @@ absurd value. Breakers cool down in 3 s, so they open and close many times. A re
 `--every` seconds and a rate collection every two; both write to the store.
 
 Printed: the daemon's resident memory and open file descriptors after the first cycle, after 10 % of the cycles
-(warm) and at the end; how every scheduled rebalance ended (completed, skipped with no usable yield, failed, or
+(warm) and at the end; how long the first and the last tenth of the cycles took (does a growing store slow them); how every scheduled rebalance ended (completed, skipped with no usable yield, failed, or
 missed with its logged reason); and scheduled runs that left no trace ("lost"). Exit code 1 if a run was lost,
 a cycle started without finishing, memory grew more than 10 % or file descriptors by more than 2 after warm-up,
 or the daemon did not exit 0 on SIGTERM.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -76,6 +77,23 @@ def _at(event: dict[str, object], key: str = "timestamp") -> float:
     return datetime.fromisoformat(str(event[key])).timestamp()
 
 
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+
+def _durations(events: list[dict[str, object]]) -> list[float]:
+    """Seconds from each cycle's `cycle_started` to its `cycle_finished` (paired by lease), in order."""
+    started: dict[object, float] = {}
+    out: list[float] = []
+    for e in events:
+        if e["event"] == "cycle_started":
+            started[e.get("lease")] = _at(e)
+        elif e["event"] == "cycle_finished" and e.get("lease") in started:
+            out.append(_at(e) - started.pop(e.get("lease")))
+    return out
+
+
 def _lost(events: list[dict[str, object]], every: float) -> int:
     """Scheduled rebalance runs with neither a cycle nor a `cycle_missed`: between two consecutive scheduled cycle
     starts, the interval says how many runs were due; each must be a logged miss."""
@@ -98,6 +116,12 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--every", type=float, default=0.3, help="seconds between scheduled rebalances")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--smoothing-days",
+        type=float,
+        default=None,
+        help="override [rates] smoothing_days (the demo's 7 keeps every collection of the soak in the window)",
+    )
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -115,6 +139,8 @@ def main() -> int:
             "AGGREGATOR_SCHEDULE__RATES_EVERY_MINUTES": str(2 * args.every / 60),
             "AGGREGATOR_SCHEDULE__REBALANCE_ON_START": "false",
         }
+        if args.smoothing_days is not None:
+            env["AGGREGATOR_RATES__SMOOTHING_DAYS"] = str(args.smoothing_days)
         flapper = threading.Thread(target=_flap, args=(server, rng, stop, scripted), daemon=True)
         daemon = Daemon(config, env)
         started = time.monotonic()
@@ -125,10 +151,11 @@ def main() -> int:
             warm_at = max(1, args.cycles // 10)
             daemon.wait_for("cycle_finished", warm_at, timeout=args.cycles * args.every * 5)
             warm = (daemon.rss_mib(), daemon.open_fds())
-            peak = warm[0]
+            peak, fds_seen = warm[0], [warm[1]]
             while daemon.count("cycle_finished") < args.cycles:
                 daemon.wait_for("cycle_finished", min(args.cycles, daemon.count("cycle_finished") + 50), 600)
                 peak = max(peak, daemon.rss_mib())
+                fds_seen.append(daemon.open_fds())
             end = (daemon.rss_mib(), daemon.open_fds())
         finally:
             stop.set()
@@ -163,6 +190,19 @@ def main() -> int:
     ):
         print(f"{name:24} {rss:>8.1f} {fds:>9}")
     print(f"{'peak RSS after warm-up':24} {peak:>8.1f}")
+    print(
+        f"open fds every 50 cycles after warm-up: min {min(fds_seen)}, max {max(fds_seen)} "
+        f"({len(fds_seen)} samples; sockets to the sources come and go within a cycle)"
+    )
+    durations = _durations(events)
+    tenth = max(1, len(durations) // 10)
+    first_ms = [d * 1000 for d in durations[:tenth]]
+    last_ms = [d * 1000 for d in durations[-tenth:]]
+    print(
+        f"cycle duration, first {tenth} cycles: median {statistics.median(first_ms):.0f} ms, "
+        f"p90 {_p90(first_ms):.0f} ms; last {tenth}: median {statistics.median(last_ms):.0f} ms, "
+        f"p90 {_p90(last_ms):.0f} ms (store grown to {db_mib:.1f} MiB)"
+    )
     print(
         f"cycles: {dict(by_trigger)} started, {count['cycle_finished']} finished; outcomes: "
         + ", ".join(f"{o.removeprefix('rebalance_')} {count[o]}" for o in OUTCOMES)
