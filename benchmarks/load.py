@@ -11,7 +11,7 @@ The daemon runs as a subprocess on the bundled demo config (its own scratch data
    writes that must be refused (no token, a wrong token). Per endpoint: count, p50, p99, max, and errors (a status
    other than the expected one, or no answer), and the CPU time the daemon and this client used meanwhile. Then the
    same mix for `--sweep-seconds` at each client count of `--sweep`: throughput and latency as concurrency grows.
-   The client is aiohttp: at about 0.2 ms of CPU per request it leaves the cores to the daemon (httpx's async client
+   The client is aiohttp: at 0.2-0.3 ms of CPU per request it leaves the cores to the daemon (httpx's async client
    took 1-2.6 ms per request here and, at 32 clients, was itself the bottleneck).
 2. `--triggers` authenticated POST /api/v1/rebalance at once, first without waiting (one runs, the rest must get
    409), then each willing to wait 60 s (all must run, one after another). The daemon's log must show the cycles
