@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Clock = Callable[[], datetime]
+
+MAX_TEXT = 512
+"""Longest text taken from a source (notes, names) that is kept: longer is cut, so nothing a source sends can
+grow the store by more than this per quote."""
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, cut to `limit` characters with a marker saying how long it was."""
+    return text if len(text) <= limit else f"{text[: limit - 40]}… [cut from {len(text)} characters]"
+
+
+BoundedText = Annotated[str, AfterValidator(clip)]
 
 
 class Quote(BaseModel):
@@ -22,7 +34,7 @@ class Quote(BaseModel):
     value: float
     observed_at: datetime
     fetched_at: datetime
-    note: str = ""
+    note: BoundedText = ""
 
 
 class SourceSettings(BaseModel):
@@ -42,6 +54,37 @@ class SourceSettings(BaseModel):
     max_age_hours: float = Field(default=48.0, gt=0)
     min_yield: float = Field(default=0.0, ge=-1, le=1, description="smaller yields are rejected")
     max_yield: float = Field(default=0.5, gt=0, le=10, description="larger yields are rejected as absurd")
+    deadline_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="total time for one request, retries and waits included"
+    )
+    max_response_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=1024**3, description="largest body kept, counted decompressed"
+    )
+    max_json_depth: int = Field(default=64, ge=2, le=512, description="deeper JSON is refused before parsing")
+    max_json_containers: int = Field(
+        default=250_000, ge=1, le=10_000_000, description="more JSON arrays/objects in one body are refused"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deadline_covers_timeout(cls, data: Any) -> Any:
+        """Without an explicit deadline, a long per-read timeout raises the deadline to match it."""
+        if isinstance(data, dict) and "deadline_seconds" not in data:
+            timeout = data.get("timeout_seconds")
+            default = cls.model_fields["deadline_seconds"].default
+            if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > default:
+                return {**data, "deadline_seconds": timeout}
+        return data
+
+    @model_validator(mode="after")
+    def _deadline_not_shorter(self) -> SourceSettings:
+        if self.deadline_seconds < self.timeout_seconds:
+            raise ValueError(
+                f"deadline_seconds = {self.deadline_seconds:g} is shorter than timeout_seconds = "
+                f"{self.timeout_seconds:g}; deadline_seconds bounds the whole request (every attempt and wait), "
+                "timeout_seconds each read: make the deadline at least the timeout"
+            )
+        return self
 
 
 class Adapter(Protocol):

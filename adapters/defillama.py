@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import BoundedText, Clock, Quote, SourceSettings
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
@@ -30,17 +30,20 @@ class DefiLlamaSettings(SourceSettings):
     adapter: Literal["defillama"]
     base_url: str = "https://yields.llama.fi"
     field: Field_ = Field(default="apyBase", description="which percent field to read")
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, le=1024**3, description="/pools is ~11 MB (2025)"
+    )
 
 
 class _Pool(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    pool: str
-    project: str
-    symbol: str
-    chain: str = ""
+    pool: BoundedText
+    project: BoundedText
+    symbol: BoundedText
+    chain: BoundedText = ""
     tvlUsd: StrictFloat | StrictInt | None = None  # noqa: N815
-    poolMeta: str | None = None  # noqa: N815
+    poolMeta: BoundedText | None = None  # noqa: N815
     apy: StrictFloat | StrictInt | None = None
     apyBase: StrictFloat | StrictInt | None = None  # noqa: N815 - the API's field names
     apyMean30d: StrictFloat | StrictInt | None = None  # noqa: N815
@@ -164,7 +167,7 @@ class DefiLlamaAdapter:
             out.append(
                 Quote(
                     source=name,
-                    key=wanted[pool.pool],
+                    key=wanted[pool_id],
                     value=float(value) / 100.0,
                     observed_at=fetched,
                     fetched_at=fetched,

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import BoundedText, Clock, Quote, SourceSettings
 from adapters.errors import SourceDataError
 
 
@@ -31,7 +31,7 @@ class _Recorded(BaseModel):
     key: str = Field(min_length=1)
     value: float = Field(allow_inf_nan=False)
     observed_at: AwareDatetime
-    origin: str = Field(min_length=1)
+    origin: BoundedText = Field(min_length=1)
 
 
 class SnapshotFile(BaseModel):

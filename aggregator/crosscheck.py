@@ -4,7 +4,11 @@
 - A jump: a source whose value moved more than `jump_threshold` from its last accepted value is quarantined
   unless another source agrees with the new level (within the tolerance) or the same source still shows that level
   at least `confirm_after_minutes` later (a re-fetch of the same cached number a minute later confirms nothing).
+  A source with no accepted value yet (a new process, a new source) is compared with the component's last yield
+  (seeded from the store), so a one-source component jumps into quarantine too, after a restart or from the CLI.
   A component whose every quote is quarantined has no yield this cycle: its venue is held.
+- Plausibility (`plausible_range`): before any of this, a quote outside its component's bounds is rejected; the
+  defaults depend on what the component is (an LST's staking yield is 0.5–15 %/yr), a component can set its own.
 - Change since the last cycle is kept per component (seeded from the store), for `rates`.
 - `smooth`: with `smoothing_days`, the optimizer sees each component's mean over the stored window.
 
@@ -13,15 +17,18 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters import Quote
 
 Component = tuple[str, str]  # (venue, component)
+Bounds = tuple[float, float]
+STAKING_KINDS = frozenset({"liquid_staking", "liquid_restaking"})
 
 
 class CrossCheckSettings(BaseModel):
@@ -39,6 +46,40 @@ class CrossCheckSettings(BaseModel):
     smoothing_days: float = Field(
         default=0.0, ge=0, le=365, description="optimise on the mean of this window of stored yields; 0: off"
     )
+    plausible_staking: Bounds = Field(
+        default=(0.005, 0.15),
+        description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
+    )
+    plausible_other: Bounds = Field(
+        default=(0.0, 0.30), description="every other component (restaking rewards, incentives)"
+    )
+
+    @field_validator("plausible_staking", "plausible_other")
+    @classmethod
+    def _bounds(cls, value: Bounds) -> Bounds:
+        return check_bounds(value)
+
+
+def check_bounds(value: Bounds) -> Bounds:
+    """A (low, high) pair of finite fractions per year with low < high, or a ValueError saying what is valid."""
+    low, high = value
+    if not (math.isfinite(low) and math.isfinite(high) and -1.0 <= low < high <= 10.0):
+        raise ValueError(
+            f"plausible bounds must be [low, high] fractions per year with -1 <= low < high <= 10, "
+            f"got [{low:g}, {high:g}] (0.05 = 5 %/yr)"
+        )
+    return value
+
+
+def plausible_range(
+    settings: CrossCheckSettings, venue_kind: str, component: str, own: Bounds | None
+) -> tuple[Bounds, str]:
+    """The bounds a component's quotes must fall in, and where they come from (for the rejection reason)."""
+    if own is not None:
+        return own, "the component's own plausible"
+    if venue_kind in STAKING_KINDS and component == "base":
+        return settings.plausible_staking, f"[rates] plausible_staking ({venue_kind} base)"
+    return settings.plausible_other, "[rates] plausible_other"
 
 
 @dataclass
@@ -71,7 +112,7 @@ def check_component(
     held: list[tuple[Quote, float]] = []
     for q in quotes:
         key = (venue, comp, q.source)
-        last = memory.accepted.get(key)
+        last = memory.accepted.get(key, memory.previous.get(component))
         jumped = last is not None and abs(q.value - last) > settings.jump_threshold
         if jumped:
             others = [o for o in quotes if o.source != q.source]

@@ -15,10 +15,10 @@ from datetime import datetime
 import httpx
 import structlog
 
-from adapters import REGISTRY, Quote, SourceError
+from adapters import REGISTRY, Quote, SourceDataError, SourceError
 from adapters.base import Clock
 from adapters.breaker import BreakerState, SourceHealth
-from aggregator.crosscheck import RateMemory, check_component
+from aggregator.crosscheck import Bounds, RateMemory, check_component, plausible_range
 from aggregator.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -122,16 +122,29 @@ async def collect(
     seconds: dict[str, float] = {}
 
     async def one(name: str) -> list[Quote]:
+        """One source's quotes. Whatever goes wrong inside it (a parser's RecursionError, a ValueError from a
+        date helper, a KeyError) is that source's failure, a SourceError, never the cycle's."""
         src = settings.sources[name]
         start = time.perf_counter()
         try:
             return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+        except SourceError:
+            raise
+        except Exception as exc:  # the isolation boundary between sources
+            raise SourceDataError(
+                name, f"adapter failed on this answer: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             seconds[name] = time.perf_counter() - start
 
     results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
     book = RateBook(fetched_at=now(), failed_sources=dict(skipped), source_seconds=seconds)
     valid: dict[tuple[str, str], list[Quote]] = defaultdict(list)
+    bounds: dict[tuple[str, str], tuple[Bounds, str]] = {
+        (venue.id, comp.name): plausible_range(settings.rates, venue.kind, comp.name, comp.plausible)
+        for venue in settings.venues
+        for comp in venue.components
+    }
     for name, result in zip(names, results, strict=True):
         breaker = health.breakers[name]
         if isinstance(result, SourceError):
@@ -158,9 +171,29 @@ async def collect(
                 book.rejected.append(Rejection(q.source, q.key, q.value, reason))
                 log.warning("quote_rejected", source=q.source, key=q.key, value=q.value, reason=reason)
                 continue
-            book.quotes.append(q)
+            used = False
             for target in targets[(name, q.key)]:
+                (low, high), origin = bounds[target]
+                if not low <= q.value <= high:
+                    why = (
+                        f"yield {q.value:g} outside the plausible {low:g}..{high:g} of {target[0]}.{target[1]} "
+                        f"({origin}; wrong units?)"
+                    )
+                    book.rejected.append(Rejection(q.source, q.key, q.value, why))
+                    log.warning(
+                        "quote_rejected",
+                        source=q.source,
+                        key=q.key,
+                        value=q.value,
+                        venue=target[0],
+                        component=target[1],
+                        reason=why,
+                    )
+                    continue
                 valid[target].append(q)
+                used = True
+            if used:
+                book.quotes.append(q)
         for key in sorted(wanted[name] - seen):
             book.rejected.append(Rejection(name, key, None, "not in the source's answer"))
             log.warning(

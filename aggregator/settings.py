@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings
-from aggregator.crosscheck import CrossCheckSettings
+from aggregator.crosscheck import CrossCheckSettings, check_bounds
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
 from optimizer import (
@@ -60,6 +60,15 @@ class ComponentSettings(_Section):
     haircut: Fraction = 0.0
     quotes: tuple[QuoteRef, ...] = Field(min_length=1)
     note: str = ""
+    plausible: tuple[float, float] | None = Field(
+        default=None,
+        description="[low, high] fractions per year; quotes outside are rejected ([rates] defaults)",
+    )
+
+    @field_validator("plausible")
+    @classmethod
+    def _plausible(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return None if value is None else check_bounds(value)
 
 
 class VenueSettings(_Section):
