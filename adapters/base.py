@@ -42,7 +42,12 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="per request")
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="per connect or read; deadline_seconds bounds the whole request",
+    )
     max_attempts: int = Field(default=3, ge=1, le=10, description="tries per cycle for temporary failures")
     backoff_base_seconds: float = Field(default=0.5, ge=0, le=60)
     backoff_max_seconds: float = Field(default=8.0, ge=0, le=600)

@@ -84,10 +84,12 @@ class HostileServer:
         elif b == "gzip_bomb":
             yield json_head + b"Content-Encoding: gzip\r\nConnection: close\r\n\r\n"
             gz = zlib.compressobj(9, zlib.DEFLATED, 31)
-            block = b" " * (1024 * 1024)
-            yield gz.compress(b"[") + gz.flush(zlib.Z_SYNC_FLUSH)
-            for _ in range(self.limit // len(block)):
-                yield gz.compress(block) + gz.flush(zlib.Z_SYNC_FLUSH)  # ~1 KB on the wire per MB decoded
+            yield gz.compress(b"[") + gz.flush(zlib.Z_FULL_FLUSH)
+            # A full flush resets the compressor, so each 1 MiB of spaces compresses to the same ~1 KB: made once,
+            # sent again and again (the server spends no CPU; the client decompresses 1,000 times what it reads).
+            piece = gz.compress(b" " * (1024 * 1024)) + gz.flush(zlib.Z_FULL_FLUSH)
+            for _ in range(self.limit // (1024 * 1024)):
+                yield piece
             yield gz.compress(b"]") + gz.flush()
         elif b == "slow_body":
             yield json_head + b"Content-Length: 1000\r\n\r\n"
