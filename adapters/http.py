@@ -38,7 +38,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _DELTA = [0] * 256
 _DELTA[ord("[")] = _DELTA[ord("{")] = 1
 _DELTA[ord("]")] = _DELTA[ord("}")] = -1
-_DEPTH_CHUNK = 1 << 20
+_DEPTH_CHUNK = 1 << 16
 
 
 def check_json_shape(source: str, body: bytes, max_depth: int, max_containers: int, url: str) -> None:
@@ -59,10 +59,9 @@ def check_json_shape(source: str, body: bytes, max_depth: int, max_containers: i
     depth = 0
     for start in range(0, len(brackets), _DEPTH_CHUNK):
         chunk = brackets[start : start + _DEPTH_CHUNK]
-        running = list(itertools.accumulate(map(_DELTA.__getitem__, chunk), initial=depth))
-        if max(running) > max_depth:
+        if max(itertools.accumulate(map(_DELTA.__getitem__, chunk), initial=depth)) > max_depth:
             raise SourceDataError(source, f"JSON nested deeper than max_json_depth {max_depth}: {url}")
-        depth = running[-1]
+        depth += chunk.count(b"[") + chunk.count(b"{") - chunk.count(b"]") - chunk.count(b"}")
 
 
 class _Decoder:

@@ -16,6 +16,8 @@ from structlog.testing import capture_logs
 
 from adapters import REGISTRY, Quote
 from adapters.breaker import SourceHealth
+from adapters.errors import SourceDataError
+from adapters.http import check_json_shape
 from adapters.lido import LidoSettings
 from aggregator.rates import RateBook, collect
 from aggregator.settings import Settings
@@ -198,3 +200,24 @@ def test_defaults_and_a_long_timeout_raise_the_default_deadline() -> None:
     assert LidoSettings(adapter="lido", timeout_seconds=120).deadline_seconds == 120
     llama = REGISTRY["defillama"].settings_model.model_validate({"adapter": "defillama"})
     assert llama.max_response_bytes == 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (b"[" * 64 + b"]" * 64, None),
+        (b"[" * 65 + b"]" * 65, "nested deeper"),
+        (b'{"a": "' + b"[" * 500 + b'"}', None),  # brackets inside a string are text
+        (b'{"a": "\\"' + b"[" * 500 + b'"}', None),  # after an escaped quote too
+        (b"[" + b"[]," * 200_000 + b"[]]", None),
+        (b"[" + b"[]," * 250_000 + b"[]]", "more than max_json_containers"),
+        ((b"[" * 40 + b"]" * 40 + b",") * 5_000, None),  # wide, never deep: the running depth resets
+    ],
+)
+def test_json_shape_check(body: bytes, refused: str | None) -> None:
+    """The depth and container limits, counted on the bytes before any parsing."""
+    if refused is None:
+        check_json_shape("s", body, 64, 250_000, "u")
+    else:
+        with pytest.raises(SourceDataError, match=refused):
+            check_json_shape("s", body, 64, 250_000, "u")
