@@ -127,7 +127,13 @@ async def collect(
         src = settings.sources[name]
         start = time.perf_counter()
         try:
-            return await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+            quotes = await REGISTRY[src.adapter].fetch(client, name, src, sorted(wanted[name]), now)
+            for q in quotes:
+                if not isinstance(q, Quote) or q.observed_at.utcoffset() is None:
+                    raise SourceDataError(
+                        name, f"adapter returned {q!r:.200}, not a quote with an aware time"
+                    )
+            return quotes
         except SourceError:
             raise
         except Exception as exc:  # the isolation boundary between sources

@@ -221,3 +221,26 @@ def test_json_shape_check(body: bytes, refused: str | None) -> None:
     else:
         with pytest.raises(SourceDataError, match=refused):
             check_json_shape("s", body, 64, 250_000, "u")
+
+
+def test_a_quote_without_a_time_zone_is_that_sources_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quote stamped with a naive time would make the age check raise TypeError in the rates layer, outside the
+    adapter: it is refused at the boundary as that source's failure."""
+    real = REGISTRY["static"]
+
+    class Naive:
+        settings_model = real.settings_model
+        keys = real.keys
+
+        async def fetch(self, client: Any, name: str, *rest: Any) -> list[Quote]:
+            quotes = await real.fetch(client, name, *rest)
+            if name == "bad":
+                return [
+                    q.model_copy(update={"observed_at": q.observed_at.replace(tzinfo=None)}) for q in quotes
+                ]
+            return quotes
+
+    monkeypatch.setitem(REGISTRY, "static", Naive())
+    health = SourceHealth()
+    book, logs = _collect(_settings(), health)
+    _assert_isolated(book, logs, health, "not a quote with an aware time")
