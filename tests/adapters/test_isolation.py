@@ -5,7 +5,9 @@ settings with ranges and clear errors."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -244,3 +246,37 @@ def test_a_quote_without_a_time_zone_is_that_sources_failure(monkeypatch: pytest
     health = SourceHealth()
     book, logs = _collect(_settings(), health)
     _assert_isolated(book, logs, health, "not a quote with an aware time")
+
+
+def _deflate_raw(data: bytes) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib-wrapped, as the RFC says
+        ("deflate", _deflate_raw),  # raw, as some servers send it
+        ("identity", lambda b: b),
+    ],
+    ids=["gzip", "deflate-zlib", "deflate-raw", "identity"],
+)
+def test_compressed_answers_are_decoded(encoding: str, encode: Any) -> None:
+    """The streamed decoder reads what real APIs send: the recorded Lido answer, compressed, gives its quote."""
+    body = (FIXTURES / "lido" / "apr_last.json").read_bytes()
+    with FixtureServer() as server:
+        server.routes["/v1/protocol/steth/apr/last"] = [
+            Reply(encode(body), headers=(("Content-Encoding", encoding),))
+        ]
+        book, logs = _collect(_settings(server.url), SourceHealth())
+    assert {r.venue: r.value for r in book.rates} == {"good": 0.031, "bad": pytest.approx(0.02235)}, logs
+
+
+def test_an_unknown_encoding_is_a_data_error() -> None:
+    with FixtureServer() as server:
+        server.routes["/v1/protocol/steth/apr/last"] = [Reply(b"xx", headers=(("Content-Encoding", "br"),))]
+        health = SourceHealth()
+        book, logs = _collect(_settings(server.url), health)
+    _assert_isolated(book, logs, health, "unsupported Content-Encoding 'br'")
