@@ -9,7 +9,8 @@ Exit codes (also in the README):
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
     7  not found (`show` with an unknown proposal id)
-    8  the database cannot be written or read (read-only, full, locked past the busy timeout); nothing half-written
+    8  the database cannot be written or read (read-only, full, locked past the busy timeout); nothing half-written;
+       or the record asked for is damaged (`show` of a proposal whose stored plan does not parse)
 `health` exits 0 when the daemon's API answers ok and 1 otherwise.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import httpx
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -34,7 +36,7 @@ from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import download_charts
 from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
-from aggregator.errors import ConfigError, CycleBusyError, NoRatesError, StoreError
+from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.logs import configure_logging
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings
@@ -196,7 +198,15 @@ def show(
 ) -> None:
     """One proposal in full: moves, why, binding limits, costs."""
     settings = _load(config)
-    found = Service(settings).store.proposal(proposal_id)
+    try:
+        found = Service(settings).store.proposal(proposal_id)
+    except DamagedRecordError as exc:
+        structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
+        print(
+            f"damaged: {exc}; the other proposals are unaffected (`aggregator history` lists them)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_STORE) from exc
     if found is None:
         print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
         raise typer.Exit(EXIT_NOT_FOUND)

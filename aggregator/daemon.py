@@ -39,6 +39,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
 from aggregator.api import ApiServer, create_app
+from aggregator.api_connections import ConnectionLimits
+from aggregator.api_guard import check_exposure
 from aggregator.cycle import Trigger
 from aggregator.errors import ConfigError, CycleBusyError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
@@ -57,11 +59,27 @@ class Daemon:
         self.now = now
         self.config_path = config_path
         self.reload_requested = threading.Event()
+        api = settings.api
+        if api.enabled:
+            check_exposure(
+                api.host, api.token
+            )  # before anything starts: no token, no listening beyond loopback
         self.metrics = Metrics()
         self.service = Service(settings, now, metrics=self.metrics)
-        api = settings.api
         self.api = (
-            ApiServer(create_app(self.service, self.metrics, api.token), api.host, api.port, api.threads)
+            ApiServer(
+                create_app(
+                    self.service,
+                    self.metrics,
+                    api.token,
+                    max_body_bytes=api.max_body_bytes,
+                    body_timeout_seconds=api.body_timeout_seconds,
+                ),
+                api.host,
+                api.port,
+                api.threads,
+                ConnectionLimits(api.max_connections, api.header_timeout_seconds, api.keep_alive_seconds),
+            )
             if api.enabled
             else None
         )

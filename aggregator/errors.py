@@ -8,6 +8,7 @@ AggregatorError
 ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
 ├── CycleBusyError         another rebalance is running: wait or refuse
 └── StoreError             the database cannot be written or read (read-only, full, locked): nothing half-written
+    └── DamagedRecordError     one stored record does not parse: report it, keep serving the others (exit code 8)
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ class StoreError(AggregatorError):
     """The database refused a read or write; the transaction was rolled back, so the store is as before."""
 
 
+class DamagedRecordError(StoreError):
+    """A stored record (a proposal's plan or row) does not parse; the message names it and what is wrong."""
+
+
 __all__ = [
     "AggregatorError",
     "ConfigError",
     "CycleBusyError",
+    "DamagedRecordError",
     "NoRatesError",
     "SourceDataError",
     "SourceError",

@@ -173,10 +173,9 @@ def history_table(console: Console, rows: list[dict[str, object]]) -> None:
         )
     for r in rows:
         created = r["created_at"]
-        assert isinstance(created, datetime)
         table.add_row(
             str(r["id"]),
-            f"{created:%Y-%m-%d %H:%M}",
+            f"{created:%Y-%m-%d %H:%M}" if isinstance(created, datetime) else "[red]damaged[/]",
             str(r["trigger"]),
             str(r["mode"]).replace("_", " "),
             str(r["status"]),

@@ -145,13 +145,32 @@ class ApiSettings(_Section):
     host: str = Field(default="127.0.0.1", description="0.0.0.0 only behind a firewall or inside a container")
     port: int = Field(default=8787, ge=0, le=65535)
     token: SecretStr | None = Field(
-        default=None, description="bearer token for state changes; set it from the env"
+        default=None,
+        description="bearer token for state changes (16 characters at least, else none); set it from the env",
     )
     threads: int = Field(
         default=4,
         ge=1,
         le=64,
         description="threads serving database reads; more queue in order, so /health stays fast under load",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body (413 past it)"
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="a request body must arrive within this (408 past it)"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="a request's headers must arrive within this (408, closed)"
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=4,
+        le=10_000,
+        description="open connections at most; idle ones make room for new ones, 503 when all are busy",
     )
 
 

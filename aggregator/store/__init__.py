@@ -17,11 +17,24 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from pydantic import ValidationError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from adapters.base import Clock
-from aggregator.errors import StoreError
+from aggregator.errors import DamagedRecordError, StoreError
 from aggregator.rates import RateBook
 from aggregator.store.schema import book, collections, leases, proposals, quotes, rates, rejections
 from optimizer import Plan
@@ -36,6 +49,38 @@ def _naive_utc(t: datetime) -> datetime:
 
 def _aware(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC)
+
+
+def _meta_columns() -> list[Any]:
+    """The proposals columns, `created_at` as stored (text on SQLite): a damaged value is reported by `_meta`
+    for its row instead of failing the whole query in SQLAlchemy's converter."""
+    return [type_coerce(c, String).label(c.name) if c.name == "created_at" else c for c in proposals.c]
+
+
+def _meta(row: dict[str, Any]) -> dict[str, Any]:
+    """A proposal row with `created_at` an aware UTC datetime, or None and `damaged` saying why."""
+    value = row.get("created_at")
+    try:
+        created = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return {**row, "created_at": None, "damaged": f"its time (created_at) {shown} is not a date and time"}
+    return {**row, "created_at": _aware(created)}
+
+
+def _why(exc: Exception) -> str:
+    """What is wrong with a stored plan, in one line: not JSON, or the first field that does not fit."""
+    if not isinstance(exc, ValidationError):
+        return f"does not parse: {exc}"
+    errors = exc.errors()
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    if first["type"] == "json_invalid":
+        return f"is not valid JSON: {first['msg']}{more}"
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "missing":
+        return f"lacks the field {where!r}{more}"
+    return f"does not parse: {where or '(top level)'}: {first['msg']}{more}"
 
 
 def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
@@ -144,21 +189,27 @@ class Store:
 
     def proposals(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest proposals, newest first (in the order they were written: a clock set back cannot reorder
-        them), without their plans."""
-        cols = [c for c in proposals.c if c.name != "plan"]
+        them), without their plans. A row whose time does not parse is listed with `created_at` None and
+        `damaged` saying why; the others are unaffected."""
+        cols = [c for c in _meta_columns() if c.name != "plan"]
         query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [{**row._asdict(), "created_at": _aware(row.created_at)} for row in conn.execute(query)]
+            return [_meta(row._asdict()) for row in conn.execute(query)]
 
     def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
-        """One proposal: its row and its full plan."""
+        """One proposal: its row and its full plan. DamagedRecordError if either does not parse."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(proposals).where(proposals.c.id == run_id)).first()
+            row = conn.execute(select(*_meta_columns()).where(proposals.c.id == run_id)).first()
         if row is None:
             return None
-        meta = {k: v for k, v in row._asdict().items() if k != "plan"}
-        meta["created_at"] = _aware(row.created_at)
-        return meta, Plan.model_validate_json(row.plan)
+        meta = _meta({k: v for k, v in row._asdict().items() if k != "plan"})
+        if "damaged" in meta:
+            raise DamagedRecordError(f"proposal {run_id} is damaged: {meta['damaged']}")
+        try:
+            plan = Plan.model_validate_json(row.plan)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise DamagedRecordError(f"proposal {run_id} is damaged: its stored plan {_why(exc)}") from exc
+        return meta, plan
 
     def book(self) -> dict[str, float] | None:
         """The allocation book in ETH, or None while no plan has been applied."""

@@ -21,7 +21,7 @@ from aggregator.service import Service
 from aggregator.settings import load_settings
 from tests.conftest import free_port
 
-TOKEN = "t0ken-for-tests"
+TOKEN = "t0ken-for-tests-0123456789"
 
 
 @pytest.fixture
