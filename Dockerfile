@@ -18,6 +18,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config ./config
 COPY data ./data
+# The API listens on every interface of the container (published on the host's 127.0.0.1 by docker-compose.yml);
+# `run` refuses that (exit 3) unless AGGREGATOR_API__TOKEN holds at least 16 characters.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     AGGREGATOR_CONFIG=/app/config/demo.toml \

@@ -73,6 +73,14 @@ def test_compose_restarts_keeps_state_and_publishes_on_localhost_only() -> None:
     assert "aggregator-data:/data" in service["volumes"] and "./config:/app/config:ro" in service["volumes"]
 
 
+def test_compose_will_not_start_without_an_api_token() -> None:
+    """The token is required (`${VAR:?message}`: compose stops with the message when it is unset or empty),
+    never defaulted to empty, which once turned authentication off."""
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["aggregator"]
+    token = service["environment"]["AGGREGATOR_API__TOKEN"]
+    assert token.startswith("${AGGREGATOR_API__TOKEN:?") and "16 characters" in token
+
+
 @pytest.mark.slow
 def test_the_images_install_steps_give_a_working_service(tmp_path: Path) -> None:
     """Replay the build stage (COPY + RUN) in a fresh venv, the runtime stage's COPY/WORKDIR/ENV, then start the
@@ -112,11 +120,17 @@ def test_the_images_install_steps_give_a_working_service(tmp_path: Path) -> None
             for item in shlex.split(rest):
                 key, _, value = item.partition("=")
                 env[key] = mapped(value).replace("$PATH", os.environ["PATH"])
-    env["AGGREGATOR_API__PORT"] = str(free_port())  # the one change: a free port instead of 8787
+    env["AGGREGATOR_API__PORT"] = str(free_port())  # a free port instead of 8787
     entry = json.loads(dict(st["runtime"])["ENTRYPOINT"]) + json.loads(dict(st["runtime"])["CMD"])
     health = json.loads(dict(st["runtime"])["HEALTHCHECK"].split("CMD", 1)[1])
     exe = shutil.which(entry[0], path=env["PATH"])
     assert exe is not None and exe.startswith(paths["/opt/venv"])
+    # Without a token the image's 0.0.0.0 listener is refused at start; compose always passes one.
+    refused = subprocess.run(
+        entry, cwd=app, env=env, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert refused.returncode == 3 and "AGGREGATOR_API__TOKEN" in refused.stderr, refused.stderr[-2000:]
+    env["AGGREGATOR_API__TOKEN"] = "container-test-token-0123456789"
     with subprocess.Popen(
         entry, cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     ) as proc:
