@@ -34,6 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from aggregator.api_connections import (
+    ACCEPT_BACKLOG,
     ConnectionLimits,
     LoopErrors,
     ThrottleFilter,
@@ -200,6 +201,7 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=limits.keep_alive_seconds,
+            backlog=ACCEPT_BACKLOG,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="api", daemon=True)

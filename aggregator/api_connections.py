@@ -35,7 +35,12 @@ from aggregator.api_guard import Throttled
 log = structlog.get_logger(__name__)
 FD_TARGET = 65536  # the soft RLIMIT_NOFILE the daemon asks for (within the hard limit)
 REFUSED_LINGER_SECONDS = 0.5
-FD_RESERVE = 256  # descriptors kept for the daemon's own work (database, sources, logs) beside the API's
+# The listen backlog, which is also how many connections asyncio accepts in one go before any of them can be
+# evicted: the descriptors in use can pass max_connections by about twice this during a flood.
+ACCEPT_BACKLOG = 128
+FD_RESERVE = (
+    256 + 2 * ACCEPT_BACKLOG
+)  # descriptors kept for the daemon's own work (database, sources, logs) beside the API's
 
 
 @dataclass(frozen=True)
@@ -56,30 +61,42 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
     return head.encode() + body
 
 
+class _Registry:
+    """The open connections of one server, and the idle ones (no request in progress) oldest first: finding the
+    connection to evict is O(1), which matters when a flood of connections arrives at once."""
+
+    def __init__(self) -> None:
+        self.open: set[GuardedH11Protocol] = set()
+        self.idle: dict[GuardedH11Protocol, float] = {}  # insertion order: when each became idle
+
+    def forget(self, conn: GuardedH11Protocol) -> None:
+        self.open.discard(conn)
+        self.idle.pop(conn, None)
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a header deadline and a connection cap (see the module docstring)."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
     throttled: ClassVar[Throttled] = Throttled()
+    registry: ClassVar[_Registry] = _Registry()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
-        self._idle_since = time.monotonic()
         self._partial = False  # bytes of the next request have arrived
         self._refused = False  # answered 503 at connect: what it sends is read and dropped until it is closed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.registry.open.add(self)
         self._await_request()
-        open_ = [
-            c for c in self.connections if isinstance(c, GuardedH11Protocol) and not c.transport.is_closing()
-        ]
-        if len(open_) > self.limits.max_connections:
-            self._make_room(open_)
+        if len(self.registry.open) > self.limits.max_connections:
+            self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.registry.forget(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -92,27 +109,31 @@ class GuardedH11Protocol(H11Protocol):
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
-        if self.cycle is not cycle:  # a request's headers are complete: the app has it now
+        if self.cycle is not cycle:  # a request's headers are complete: the app has it now, it is busy
             self._disarm()
+            self.registry.idle.pop(self, None)
 
     def on_response_complete(self) -> None:
         if not self.transport.is_closing():
-            self._await_request()  # before uvicorn handles a pipelined request, which disarms it again
+            self._await_request()  # before uvicorn handles a pipelined request, which makes it busy again
         super().on_response_complete()
-
-    def _idle(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete
 
     def _await_request(self) -> None:
         self._disarm()
-        self._idle_since = time.monotonic()
         self._partial = False
+        self.registry.idle.pop(self, None)
+        self.registry.idle[self] = time.monotonic()
         self._deadline = self.loop.call_later(self.limits.header_timeout_seconds, self._header_timeout)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def _close(self) -> None:
+        self._disarm()
+        self.registry.forget(self)
+        self.transport.close()
 
     def _header_timeout(self) -> None:
         self._deadline = None
@@ -132,23 +153,26 @@ class GuardedH11Protocol(H11Protocol):
                     f"the request headers did not arrive within {self.limits.header_timeout_seconds:g} s",
                 )
             )
-        self.transport.close()
+        self._close()
 
-    def _make_room(self, open_: list[GuardedH11Protocol]) -> None:
-        idle = [c for c in open_ if c is not self and c._idle()]
-        if idle:
-            victim = min(idle, key=lambda c: c._idle_since)
+    def _make_room(self) -> None:
+        idle = self.registry.idle
+        while (victim := next((c for c in idle if c is not self), None)) is not None:
+            if victim.transport.is_closing():  # closed by uvicorn, its connection_lost still to come
+                self.registry.forget(victim)
+                continue
             self.throttled.warning(
                 "api_connection_evicted",
-                open=len(open_),
+                open=len(self.registry.open),
                 max_connections=self.limits.max_connections,
-                idle_seconds=round(time.monotonic() - victim._idle_since, 3),
+                idle_seconds=round(time.monotonic() - idle[victim], 3),
             )
-            victim._disarm()
-            victim.transport.close()
+            victim._close()
             return
         self.throttled.warning(
-            "api_connection_refused", open=len(open_), max_connections=self.limits.max_connections
+            "api_connection_refused",
+            open=len(self.registry.open),
+            max_connections=self.limits.max_connections,
         )
         self._disarm()
         self._refused = True
@@ -161,15 +185,15 @@ class GuardedH11Protocol(H11Protocol):
         )
         # Closed a moment later, its request read meanwhile: closing on unread bytes would reset the connection
         # and the client could lose the 503. Until then it counts as open and idle, so it is the first evicted.
-        self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+        self.loop.call_later(REFUSED_LINGER_SECONDS, self._close)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
-    """The protocol class for one server: its limits and its own log throttle."""
+    """The protocol class for one server: its limits, its connections and its own log throttle."""
     return type(
         "GuardedH11Protocol",
         (GuardedH11Protocol,),
-        {"limits": limits, "throttled": Throttled(), "__module__": __name__},
+        {"limits": limits, "throttled": Throttled(), "registry": _Registry(), "__module__": __name__},
     )
 
 

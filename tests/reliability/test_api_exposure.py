@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -20,10 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from aggregator.api_connections import ACCEPT_BACKLOG
 from tests.conftest import AGGREGATOR, clean_env, free_port, start_daemon
 
-FD_LIMIT = 600  # the daemon's RLIMIT_NOFILE (soft and hard) in the flood test
-FLOOD = 700  # idle connections opened against it: more than it has descriptors
+FD_LIMIT = 1024  # the daemon's RLIMIT_NOFILE (soft and hard) in the flood test: a common default
+FLOOD = 1100  # idle connections opened against it: more than it has descriptors (the issue's figure)
 LIMITED = (  # exec argv[1:] with RLIMIT_NOFILE at FD_LIMIT (soft and hard)
     "import os, resource, sys; "
     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FD_LIMIT}, {FD_LIMIT})); os.execv(sys.argv[1], sys.argv[1:])"
@@ -139,10 +141,15 @@ def _fds(pid: int) -> int:
 def test_a_flood_of_idle_connections_neither_blocks_health_nor_starves_the_cycles(
     demo_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """The daemon limited to 600 file descriptors, 700 idle connections opened against its API (before, it
-    accepted until EMFILE: /health timed out and cycles failed). Now it keeps at most api.max_connections (256)
-    open, evicting the longest idle (logged), /health answers at once, and rebalances go on completing with
-    every source read."""
+    """The daemon limited to 1,024 file descriptors, 1,100 idle connections opened against its API (before, it
+    accepted until EMFILE: /health timed out and every cycle failed). Now it keeps at most api.max_connections
+    (256) open, evicting the longest idle (logged, throttled), /health answers, and rebalances go on completing
+    with every source read."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < FLOOD + 100:  # this process holds the flood's client ends
+        if hard != resource.RLIM_INFINITY and hard < FLOOD + 100:
+            pytest.skip(f"needs {FLOOD + 100} file descriptors in the test process; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (FLOOD + 100, hard))
     port, db = free_port(), tmp_path / "flood.sqlite"
     env = {
         "AGGREGATOR_API__PORT": str(port),
@@ -174,9 +181,8 @@ def test_a_flood_of_idle_connections_neither_blocks_health_nor_starves_the_cycle
             assert time.monotonic() - start < 5, "health was slow behind the idle connections"
             since = len(log.lines)
             log.wait_for("rebalance_completed", count=2, since=since)
-            assert _fds(proc.pid) <= 256 + 100, (
-                "the daemon holds more descriptors than its connection cap allows"
-            )
+            held = _fds(proc.pid)
+            assert held <= 256 + 2 * ACCEPT_BACKLOG + 64, f"the daemon holds {held} descriptors, past its cap"
             after = [x["event"] for x in log.lines[since:]]
             failures = {
                 "rebalance_failed",
