@@ -115,10 +115,10 @@ class Throttled:
 
 
 async def send_json(
-    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = (), *, close: bool = True
 ) -> None:
-    """A complete JSON error response (`{"detail": ...}`, like every API error) that closes the connection, so
-    an unread request body is never drained."""
+    """A complete JSON error response (`{"detail": ...}`, like every API error), by default closing the
+    connection so an unread request body is never drained."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -127,7 +127,7 @@ async def send_json(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *([(b"connection", b"close")] if close else []),
                 *headers,
             ],
         }
@@ -140,7 +140,9 @@ class WriteGuard:
 
     - A request declaring a body larger than `max_body_bytes` gets 413 at once (nothing of it is read).
     - A write (`is_write(method, path)`) is authenticated from its headers alone before any of its body is read:
-      403 while no usable token is configured, 401 for a missing or wrong bearer token; both close the connection.
+      403 while no usable token is configured, 401 for a missing or wrong bearer token; both close the connection
+      unless the body is declared and within the cap (then the server drops it as it arrives, and the connection
+      stays open for the client's next request).
     - An authenticated write's body is read here, up to `max_body_bytes` (413 past it, chunked or not) and within
       `body_timeout_seconds` (408 past it), then handed to the app.
     """
@@ -168,16 +170,18 @@ class WriteGuard:
         method, path = str(scope["method"]).upper(), str(scope["path"])
         headers = {k.lower(): v for k, v in scope["headers"]}
         write = method not in SAFE_METHODS and self.is_write(method, path)
+        raw_length = headers.get(b"content-length", b"").strip()
+        declared = int(raw_length) if raw_length.isdigit() else None
         if write:
             refusal = self._refusal(headers.get(b"authorization", b""))
             if refusal is not None:
                 status, detail, extra = refusal
                 self.throttled.warning("api_write_refused", status=status, method=method, path=path)
-                await send_json(send, status, detail, extra)
+                small = declared is not None and declared <= self.max_body_bytes
+                await send_json(send, status, detail, extra, close=not small)
                 return
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, method, path, int(declared))
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(send, method, path, declared)
             return
         if not write:
             await self.app(scope, receive, send)

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aggregator import render
+from aggregator.api_guard import check_exposure
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import download_charts
 from aggregator.backtest.run import backtest as run_backtest
@@ -244,6 +245,8 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Validate the config, print a summary of the universe, and check the limits can all be met."""
     settings = _load(config)
+    if settings.api.enabled:
+        check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
     console = Console()
     render.config_summary(console, settings, str(config))
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.

@@ -103,6 +103,26 @@ def test_a_write_is_refused_from_its_headers_before_its_body_is_read(
     assert TOKEN not in str(logs)
 
 
+def test_a_refused_small_write_keeps_the_connection_for_the_next_request(
+    demo_config: Callable[..., Path],
+) -> None:
+    """A refused write whose declared body is within the cap: 401 without `connection: close`, its body dropped by
+    the server, and the next request on the same connection is answered."""
+    with serving(demo_config()) as (port, _, _):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        with sock:
+            sock.sendall(POST_HEAD.format(length=16, extra="").encode() + b'{"apply": true} ')
+            first = b""
+            while b"Bearer" not in first or not first.endswith(b"}"):
+                first += sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 401") and b"connection: close" not in first.lower()
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            second = b""
+            while not second.endswith(b"}"):
+                second += sock.recv(65536)
+            assert second.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in second
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_an_authenticated_body_past_the_cap_gets_413_and_runs_nothing(
     demo_config: Callable[..., Path], chunked: bool

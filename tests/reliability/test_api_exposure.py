@@ -134,6 +134,19 @@ def test_listening_beyond_loopback_without_a_token_is_a_config_error(
     assert "api_started" not in done.stdout
 
 
+def test_check_config_refuses_what_run_would(demo_config: Callable[..., Path]) -> None:
+    """`check-config` with api.host 0.0.0.0 and no token: exit 3 with the same message as `run`."""
+    done = subprocess.run(
+        [AGGREGATOR, "check-config", "--config", str(demo_config())],
+        env=clean_env({"AGGREGATOR_API__HOST": "0.0.0.0"}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3 and "api.host = '0.0.0.0'" in done.stderr, done.stderr[-2000:]
+
+
 def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
