@@ -98,7 +98,9 @@ def create_app(
     async def authorised(credentials: Credentials) -> None:
         # WriteGuard has already refused what this refuses; kept so the route stays safe without it.
         if token is None:
-            raise HTTPException(403, "state changes are disabled: set api.token (AGGREGATOR_API__TOKEN)")
+            raise HTTPException(
+                403, "state changes are disabled: set api.token (AGGREGATOR_API__TOKEN, 16+ characters)"
+            )
         given = credentials.credentials if credentials else ""
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
             raise HTTPException(

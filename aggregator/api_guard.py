@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -103,15 +104,18 @@ class Throttled:
         self.every = every
         self._last: dict[str, float] = {}
         self._count: dict[str, int] = {}
+        self._lock = threading.Lock()  # the API's worker threads log through it too
 
     def warning(self, event: str, **fields: Any) -> None:
         now = time.monotonic()
-        self._count[event] = self._count.get(event, 0) + 1
-        last = self._last.get(event)
-        if last is not None and now - last < self.every:
-            return
-        self._last[event] = now
-        log.warning(event, count=self._count.pop(event), **fields)
+        with self._lock:
+            self._count[event] = self._count.get(event, 0) + 1
+            last = self._last.get(event)
+            if last is not None and now - last < self.every:
+                return
+            self._last[event] = now
+            count = self._count.pop(event)
+        log.warning(event, count=count, **fields)
 
 
 async def send_json(
