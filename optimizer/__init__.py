@@ -6,6 +6,9 @@ plan = optimize(OptimizationInputs(universe=..., limits=..., portfolio_eth=..., 
 from __future__ import annotations
 
 from optimizer.inputs import (
+    ExitRoute,
+    ExitRouteKind,
+    InFlight,
     LadderRung,
     Limits,
     OptimizationInputs,
@@ -26,6 +29,9 @@ __all__ = [
     "AllocationModel",
     "BindingLimit",
     "Diagnosis",
+    "ExitRoute",
+    "ExitRouteKind",
+    "InFlight",
     "LadderRung",
     "Limits",
     "Metrics",

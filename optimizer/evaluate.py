@@ -28,7 +28,9 @@ def amortised_cost(structure: Structure, values: ParameterValues, x: FloatArray)
 
 
 def metrics(losses: ScenarioLosses, values: ParameterValues, beta: float, x: FloatArray) -> Metrics:
-    scen = losses.losses(x)
+    """Yield and expected loss of where the capital is headed (x); CVaR and stress losses of where it is exposed
+    while exits are in transit (`ParameterValues.exposure`), as the model charges them."""
+    scen = losses.losses(values.exposure(losses.structure, x))
     cvar = weighted_cvar(scen, losses.probabilities, beta)
     net = float(values.yields @ x)
     exp_loss = float(values.expected_loss @ x)
@@ -56,8 +58,10 @@ def violations(
     check_turnover: bool = True,
     tol: float = TOLERANCE,
 ) -> list[str]:
-    """Every limit x breaks by more than `tol`, in words."""
+    """Every limit x breaks by more than `tol`, in words. Shares, the ladder and turnover are checked on x; node caps,
+    layer caps, CVaR and stress limits on the exposure e (queued and in-flight capital where it left)."""
     out: list[str] = []
+    e = values.exposure(structure, x)
     ids = structure.venue_ids
     if abs(x.sum() - 1.0) > tol:
         out.append(f"weights sum to {x.sum():.9f}, not 1")
@@ -65,13 +69,13 @@ def violations(
         out.append(f"{ids[i]}: share {x[i]:.6f} below its minimum {values.lo[i]:.6f}")
     for i in np.flatnonzero(x > values.hi + tol):
         out.append(f"{ids[i]}: share {x[i]:.6f} above its maximum {values.hi[i]:.6f}")
-    exposure = structure.exposure @ x
+    exposure = structure.exposure @ e
     for j in np.flatnonzero(exposure > values.node_cap + tol):
         out.append(
             f"risk node {structure.node_ids[j]}: exposure {exposure[j]:.6f} above its cap {values.node_cap[j]:.6f}"
         )
     if shape.layer_kinds:
-        held = structure.kind_matrix(shape.layer_kinds) @ x
+        held = structure.kind_matrix(shape.layer_kinds) @ e
         for k in np.flatnonzero(held > values.layer_cap + tol):
             out.append(
                 f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}"
@@ -83,7 +87,7 @@ def violations(
                 f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "
                 f"below the floor {values.ladder_min[r]:.6f}"
             )
-    scen = losses.losses(x)
+    scen = losses.losses(e)
     cvar = weighted_cvar(scen, losses.probabilities, shape.cvar_beta)
     if cvar > values.cvar_budget + tol:
         out.append(f"CVaR {cvar:.6f} above the budget {values.cvar_budget:.6f}")

@@ -40,11 +40,34 @@ class YieldComponent(_Frozen):
     haircut: Fraction = 0.0
 
 
+class ExitRouteKind(StrEnum):
+    """How capital leaves a venue for its parent."""
+
+    QUEUE = "queue"  # the protocol's withdrawal queue: time, no fee
+    DEX = "dex"  # a market sale: a fee (slippage), no time
+
+
+class ExitRoute(_Frozen):
+    """One way out of a venue into its parent: `days` in transit and a one-off `fee` (fraction of the amount).
+
+    A queue's cost is the yield the capital forgoes while it waits: `days / 365 × the yield of the venue's whole path`
+    (capital in transit earns nothing, neither the venue's own component nor its parents'). A DEX sale costs its
+    fee and arrives at once. A route may have both (a queue with a fee); the model prices every route and uses the
+    cheaper one for each exit (and for the exit an entry implies), never two routes at once.
+    """
+
+    kind: ExitRouteKind
+    days: Annotated[float, Field(ge=0.0, le=365.0, allow_inf_nan=False)] = 0.0
+    fee: Fraction = 0.0
+
+
 class Venue(_Frozen):
     """A place capital can sit, on the position tree rooted at idle ETH (the one venue without a parent).
 
-    `exit_days` is the time to get back from this venue into its parent; `entry_cost` / `exit_cost` are one-off
-    costs as a fraction of the amount moved (fees, slippage). Shares are of the whole portfolio, exclusive of children.
+    `exit_routes` are the ways back from this venue into its parent (queue and/or DEX, see `ExitRoute`). The old
+    pair `exit_days` / `exit_cost` still works: without `exit_routes` it is one route with that time and that fee
+    (both charged, as before). `entry_cost` is a one-off cost as a fraction of the amount moved (fees, slippage).
+    Shares are of the whole portfolio, exclusive of children.
     """
 
     id: str = Field(min_length=1)
@@ -57,6 +80,22 @@ class Venue(_Frozen):
     exit_cost: Fraction = 0.0
     min_share: Fraction = 0.0
     max_share: Fraction = 1.0
+    exit_routes: tuple[ExitRoute, ...] = ()
+
+    @property
+    def routes(self) -> tuple[ExitRoute, ...]:
+        """The exit routes, the legacy `exit_days` / `exit_cost` pair as one route when none is given."""
+        if self.exit_routes:
+            return self.exit_routes
+        return (ExitRoute(kind=ExitRouteKind.QUEUE, days=self.exit_days, fee=self.exit_cost),)
+
+    @property
+    def liquidity_days(self) -> float:
+        """Days back into the parent that the liquidity ladder counts on: the protocol queue's when there is one
+        (market depth is what vanishes in a crisis: ezETH's DEX exits printed −13 % in April 2024), else the
+        fastest route's."""
+        queues = [r.days for r in self.routes if r.kind == ExitRouteKind.QUEUE]
+        return min(queues) if queues else min(r.days for r in self.routes)
 
     @model_validator(mode="after")
     def _shares_ordered(self) -> Venue:
@@ -67,6 +106,11 @@ class Venue(_Frozen):
         names = [c.name for c in self.components]
         if len(set(names)) != len(names):
             raise ValueError(f"venue {self.id!r}: duplicate yield component names {names}")
+        if self.exit_routes and ({"exit_days", "exit_cost"} & self.model_fields_set):
+            raise ValueError(
+                f"venue {self.id!r}: give either exit_routes or the legacy exit_days/exit_cost, not both "
+                '(exit_routes = [{kind = "queue", days = 14}, {kind = "dex", fee = 0.002}])'
+            )
         return self
 
 
@@ -106,11 +150,28 @@ class LadderRung(_Frozen):
 
 
 class Limits(_Frozen):
-    """The operator's risk budgets and trading rules."""
+    """The operator's risk budgets and trading rules.
+
+    Risk aversion, two spellings of one number (give at most one):
+
+    - `tail_weight` κ (preferred): the objective charges the CVaR tail κ more times its share of the expected loss,
+      λ = κ·(1 − β). The tail's share of the expected loss is (1 − β)·CVaR_β, so κ = 0 is risk-neutral (expected loss
+      only), κ = 1 counts the worst 1 % of years twice, κ = 10 eleven times. Useful range 0–20: with annual failure
+      probabilities under 1 %, CVaR₉₉ ≈ 100 × expected loss, so κ = 100 (λ = 1) outweighs every staking yield.
+    - `risk_aversion` λ (legacy): the weight of CVaR_β itself in the objective. λ = κ·(1 − β); at β = 0.99 the useful
+      range is 0–0.2.
+
+    `trade_cost_multiple` k is the no-trade band: the LP charges each move k times its amortised round-trip cost
+    (entry plus the exit it implies), so a move is proposed only when its gain over the horizon beats k round trips,
+    and moving back needs the same again (hysteresis). k = 1 charges costs as they are. `min_improvement_bps`
+    stays a floor on the whole plan's net gain.
+    """
 
     cvar_beta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
     cvar_budget: Fraction | None = None
     risk_aversion: NonNegative = 1.0
+    tail_weight: NonNegative | None = None
+    trade_cost_multiple: Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False)] = 1.0
     max_turnover: Fraction | None = None
     ladder: tuple[LadderRung, ...] = ()
     layer_caps: dict[VenueKind, Fraction] = Field(default_factory=dict)
@@ -123,6 +184,27 @@ class Limits(_Frozen):
         description="a current allocation past a limit by at most this share may be held: drift from yields "
         "accruing at different rates is not corrected by a move every cycle",
     )
+
+    @model_validator(mode="after")
+    def _one_risk_aversion(self) -> Limits:
+        if self.tail_weight is not None and "risk_aversion" in self.model_fields_set:
+            raise ValueError(
+                "give either tail_weight (κ, preferred) or risk_aversion (λ = κ·(1 − cvar_beta)), not both"
+            )
+        return self
+
+    @property
+    def lam(self) -> float:
+        """λ, the weight of CVaR_β in the objective (from `tail_weight` when given; a copy made with
+        `model_copy(update={"risk_aversion": λ})` uses that λ)."""
+        if self.tail_weight is not None and "risk_aversion" not in self.model_fields_set:
+            return self.tail_weight * (1.0 - self.cvar_beta)
+        return self.risk_aversion
+
+    @property
+    def kappa(self) -> float:
+        """κ, the tail weight: how many more times the tail counts than its share of the expected loss."""
+        return self.lam / (1.0 - self.cvar_beta)
 
 
 class Universe(_Frozen):
@@ -181,11 +263,37 @@ class Universe(_Frozen):
         return next(v for v in self.venues if v.parent is None)
 
 
+class InFlight(_Frozen):
+    """Capital in transit: it left `from_venue` (an exit request in a queue) and lands at `to_venue` in `days_left`.
+
+    Until it lands it is still exposed to `from_venue` (every risk node on its path) and earns nothing, so CVaR, node
+    caps, layer caps, stress limits and the liquidity ladder count it at `from_venue` (the ladder with from_venue's
+    full time back to ETH: conservative). Where the plan aims, it is already at `to_venue`: the plan's current book
+    `x0` is `holdings_eth` plus every in-flight amount at its destination, so a plan never issues the same move
+    again. `to_venue` is usually from_venue's parent; it may be deeper when a deposit waits for the capital to land
+    (stETH queued out of EigenLayer, then deposited into Symbiotic on arrival: to_venue = the Symbiotic venue).
+    """
+
+    from_venue: str = Field(min_length=1)
+    to_venue: str = Field(min_length=1)
+    amount_eth: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    days_left: Annotated[float, Field(ge=0.0, le=365.0, allow_inf_nan=False)] = 0.0
+
+
 class OptimizationInputs(_Frozen):
     """Everything one solve depends on. A plan records it, so the same problem can be rebuilt and re-solved.
 
-    `holdings_eth` is the current book (venue → ETH; venues not listed hold nothing). `yields` maps venue →
-    component → fraction per year; a venue with a component missing along its path is held at its current weight.
+    `holdings_eth` is the settled book (venue → ETH; venues not listed hold nothing); `in_flight` the capital in
+    exit queues (see `InFlight`); `portfolio_eth` is their sum. `yields` maps venue → component → fraction per year;
+    a venue with a component missing along its path is held at its current weight.
+
+    Passing in-flight capital (e.g. from a replay that queues exits):
+
+        OptimizationInputs(universe=u, limits=lim, portfolio_eth=10_000.0,
+                           holdings_eth={"eth": 1_000.0, "lido-steth": 8_000.0},
+                           in_flight=(InFlight(from_venue="eigenlayer-steth", to_venue="lido-steth",
+                                               amount_eth=1_000.0, days_left=9.0),),
+                           yields=...)
     """
 
     universe: Universe
@@ -193,6 +301,7 @@ class OptimizationInputs(_Frozen):
     portfolio_eth: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     holdings_eth: dict[str, NonNegative]
     yields: dict[str, dict[str, float]]
+    in_flight: tuple[InFlight, ...] = ()
 
     @model_validator(mode="after")
     def _holdings_match(self) -> OptimizationInputs:
@@ -200,9 +309,19 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.holdings_eth) - known)
         if bad:
             raise ValueError(f"holdings name unknown venues {bad}; valid: {sorted(known)}")
-        total = sum(self.holdings_eth.values())
+        for f in self.in_flight:
+            bad = sorted({f.from_venue, f.to_venue} - known)
+            if bad:
+                raise ValueError(f"in_flight names unknown venues {bad}; valid: {sorted(known)}")
+            if f.from_venue == f.to_venue:
+                raise ValueError(
+                    f"in_flight from {f.from_venue!r} to itself; from_venue and to_venue must differ"
+                )
+        total = sum(self.holdings_eth.values()) + sum(f.amount_eth for f in self.in_flight)
         if not math.isclose(total, self.portfolio_eth, rel_tol=1e-6, abs_tol=1e-9):
-            raise ValueError(f"holdings sum to {total} ETH but portfolio_eth is {self.portfolio_eth} ETH")
+            raise ValueError(
+                f"holdings and in-flight capital sum to {total} ETH but portfolio_eth is {self.portfolio_eth} ETH"
+            )
         bad = sorted(set(self.yields) - known)
         if bad:
             raise ValueError(f"yields name unknown venues {bad}; valid: {sorted(known)}")

@@ -20,6 +20,7 @@ class Terms:
     """Variables, parameters and expressions one problem is built from."""
 
     x: cp.Variable
+    e: cp.Variable  # exposure while exits are in transit (= x when nothing is); risk limits hold on it
     p: cp.Variable
     q: cp.Variable
     t: cp.Variable
@@ -74,10 +75,10 @@ def node_caps(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def layer_caps(v: Terms, slack: Slack = None) -> Constraints:
-    """Share held in each capped venue kind (liquid staking, restaking, LRT) at most its cap."""
+    """Share exposed to each capped venue kind (liquid staking, restaking, LRT) at most its cap."""
     if v.layer_cap is None:
         return {}
-    return {"layer_cap": [v.kind_rows @ v.x <= _relax(v.layer_cap, slack)]}
+    return {"layer_cap": [v.kind_rows @ v.e <= _relax(v.layer_cap, slack)]}
 
 
 def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
@@ -91,7 +92,8 @@ def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
-    """At least the rung's share is back as ETH within the rung's days."""
+    """At least the rung's share is back as ETH within the rung's days, counted where the capital is headed; the floor
+    is raised by in-flight capital that will not be back in time (see `optimize.prepare`)."""
     if v.ladder_min is None:
         return {}
     floor = v.ladder_min if slack is None else v.ladder_min - slack

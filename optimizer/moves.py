@@ -18,10 +18,13 @@ def tree_moves(
     x0: FloatArray,
     x: FloatArray,
     portfolio_eth: float,
-    own_yield: FloatArray,
+    path_yield: FloatArray,
 ) -> list[Move]:
-    """The steps from x0 to x, with amounts in ETH and the one-off cost of each (fees plus yield forgone while
-    waiting in the exit queue)."""
+    """The steps from x0 to x, with amounts in ETH and the one-off cost each pays when it happens: an exit takes the
+    venue's cheaper route (a queue's cost is the whole path's yield forgone while waiting, a DEX sale its fee); an
+    entry pays its entry cost (the exit it implies is paid when it happens, and priced into the plan's round trip)."""
+    rate, days, route = structure.exit_routes(path_yield)
+    kinds = [tuple(str(r.kind) for r in v.routes) for v in structure.universe.venues]
     f = structure.subtree @ (x - x0)
     ids = structure.venue_ids
     parents = structure.parent_index
@@ -33,7 +36,6 @@ def tree_moves(
         parent = parents[i]
         assert parent is not None  # the root's subtree is everything: its flow is zero
         share = float(-f[i])
-        wait = structure.exit_days[i] / 365.0 * max(float(own_yield[i]), 0.0)
         out.append(
             Move(
                 step=len(out) + 1,
@@ -43,8 +45,9 @@ def tree_moves(
                 to_venue=ids[parent],
                 amount_eth=share * portfolio_eth,
                 share=share,
-                cost_eth=share * portfolio_eth * (structure.exit_cost[i] + wait),
-                days=float(structure.exit_days[i]),
+                cost_eth=share * portfolio_eth * float(rate[i]),
+                days=float(days[i]),
+                route=kinds[i][int(route[i])],
             )
         )
     for i in entries:
@@ -62,14 +65,25 @@ def tree_moves(
                 share=share,
                 cost_eth=share * portfolio_eth * structure.entry_cost[i],
                 days=0.0,
+                route="deposit",
             )
         )
     return out
 
 
-def one_off_cost_share(structure: Structure, x0: FloatArray, x: FloatArray, own_yield: FloatArray) -> float:
-    """Total one-off cost of x0 → x as a share of the portfolio (not amortised)."""
+def one_off_cost_share(structure: Structure, x0: FloatArray, x: FloatArray, path_yield: FloatArray) -> float:
+    """Total one-off cost of x0 → x paid as the moves happen, as a share of the portfolio (not amortised)."""
     f = structure.subtree @ (x - x0)
     p, q = np.maximum(f, 0.0), np.maximum(-f, 0.0)
-    exit_rate = structure.exit_cost + structure.exit_days / 365.0 * np.maximum(own_yield, 0.0)
+    exit_rate, _, _ = structure.exit_routes(path_yield)
     return float(structure.entry_cost @ p + exit_rate @ q)
+
+
+def round_trip_cost_share(
+    structure: Structure, x0: FloatArray, x: FloatArray, path_yield: FloatArray
+) -> float:
+    """The round trips x0 → x commits to, as a share of the portfolio (not amortised): each entry's cost plus the
+    exit it implies. What the model charges (exits are then already paid for)."""
+    p = np.maximum(structure.subtree @ (x - x0), 0.0)
+    exit_rate, _, _ = structure.exit_routes(path_yield)
+    return float((structure.entry_cost + exit_rate) @ p)

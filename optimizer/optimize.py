@@ -15,7 +15,7 @@ import numpy as np
 from optimizer.diagnose import elastic, prechecks
 from optimizer.evaluate import TOLERANCE, amortised_cost, clean, metrics, violations
 from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
-from optimizer.moves import one_off_cost_share, tree_moves
+from optimizer.moves import one_off_cost_share, round_trip_cost_share, tree_moves
 from optimizer.plan import (
     BindingLimit,
     Costs,
@@ -77,9 +77,22 @@ class ModelCache:
 def prepare(
     model: AllocationModel, inputs: OptimizationInputs
 ) -> tuple[ParameterValues, list[HeldVenue], FloatArray]:
-    """Parameter values for this cycle, the venues held at their weight, and each venue's own net yield."""
+    """Parameter values for this cycle, the venues held at their weight, and each venue's path yield.
+
+    x0 is where the capital is headed: settled holdings plus in-flight capital at its destination. Costs are
+    round trips: an entry into a subtree is charged its entry cost plus the exit it implies (the venue's cheaper exit
+    route at today's path yield), amortised over the horizon and multiplied by `trade_cost_multiple`; an exit is
+    then already paid for (a position is valued at what it fetches on the way out), so `c_out` is zero.
+    """
     st, lim = model.structure, inputs.limits
-    x0 = np.array([inputs.holdings_eth.get(v, 0.0) for v in st.venue_ids]) / inputs.portfolio_eth
+    total = inputs.portfolio_eth
+    idx = st.venue_index
+    x0 = np.array([inputs.holdings_eth.get(v, 0.0) for v in st.venue_ids]) / total
+    offset = np.zeros(st.n_venues)
+    for f in inputs.in_flight:
+        x0[idx[f.to_venue]] += f.amount_eth / total
+        offset[idx[f.from_venue]] += f.amount_eth / total
+        offset[idx[f.to_venue]] -= f.amount_eth / total
     own, missing = st.component_arrays(inputs.yields)
     yields = st.path @ own
     lo = np.array([v.min_share for v in inputs.universe.venues])
@@ -90,7 +103,15 @@ def prepare(
         yields[i] = 0.0
         held.append(HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no fresh, valid yield"))
     amort = 365.0 / lim.horizon_days
-    wait = st.exit_days / 365.0 * np.maximum(own, 0.0)
+    exit_rate, exit_days, _ = st.exit_routes(yields)
+    # The ladder counts capital where it is headed; in-flight capital is there only after `days_left`, so a rung
+    # counts it only if it is back as ETH in time: the floor rises by what x would count but will not be back.
+    ladder_min = np.array([r.min_share for r in lim.ladder])
+    for r, rung in enumerate(lim.ladder):
+        for f in inputs.in_flight:
+            to = idx[f.to_venue]
+            if st.days_to_eth[to] <= rung.days + 1e-12 < f.days_left + st.days_to_eth[to]:
+                ladder_min[r] += f.amount_eth / total
     node_cap = np.array([1.0 if n.cap is None else n.cap for n in inputs.universe.nodes])
     layer_cap = np.array([lim.layer_caps[k] for k in model.shape.layer_kinds])
     stress = [model.scenarios[i].stress_max_loss for i in model.losses.stress_limited]
@@ -100,17 +121,19 @@ def prepare(
         x0=x0,
         lo=lo,
         hi=hi,
-        c_in=st.entry_cost * amort,
-        c_out=(st.exit_cost + wait) * amort,
+        c_in=(st.entry_cost + exit_rate) * amort * lim.trade_cost_multiple,
+        c_out=np.zeros(st.n_venues),
         node_cap=node_cap,
         layer_cap=layer_cap,
-        ladder_min=np.array([r.min_share for r in lim.ladder]),
+        ladder_min=ladder_min,
         cvar_budget=1.0 if lim.cvar_budget is None else lim.cvar_budget,
-        risk_aversion=lim.risk_aversion,
+        risk_aversion=lim.lam,
         max_turnover=1.0 if lim.max_turnover is None else lim.max_turnover,
         stress_max=np.array([1.0 if s is None else s for s in stress]),
+        queued=(exit_days > 0.0).astype(float),
+        in_flight_offset=offset,
     )
-    return values, held, own
+    return values, held, yields
 
 
 def optimize(
@@ -174,27 +197,44 @@ class _Run:
             tol=TOLERANCE + lim.drift_band,
         )
         gas_share = len(moves) * lim.gas_cost_eth / self.inputs.portfolio_eth
-        gain = self._objective(x) - self._objective(v.x0) - gas_share * 365.0 / lim.horizon_days
-        gain_bps = gain * 1e4
+        amort = 365.0 / lim.horizon_days
+        k = lim.trade_cost_multiple
+        round_trip = round_trip_cost_share(st, v.x0, x, self.own) * amort
+        gain = self._objective(x) - self._objective(v.x0) - gas_share * amort
+        gain_bps, round_trip_bps = gain * 1e4, round_trip * 1e4
+        band = f"each move must gain {k:g}× its round-trip cost over the {lim.horizon_days:g}-day horizon"
         if not moves:
-            return self._hold("the current allocation is already optimal", res, x=v.x0)
-        if hold_ok and gain_bps < lim.min_improvement_bps:
-            short = lim.min_improvement_bps - gain_bps
+            reason = "the current allocation is already optimal"
+            if k > 1.0:
+                reason += f" (no-trade band: no move gains more than {k:g}× its round-trip cost)"
+            return self._hold(reason, res, x=v.x0)
+        floor_bps = max(lim.min_improvement_bps, (k - 1.0) * round_trip_bps)
+        if hold_ok and gain_bps < floor_bps:
+            short = floor_bps - gain_bps
             return self._hold(
                 f"net gain {gain_bps:.2f} bp/yr after costs and gas is below the no-trade band of "
-                f"{lim.min_improvement_bps:g} bp/yr (short by {short:.2f} bp/yr)",
+                f"{floor_bps:.4g} bp/yr (short by {short:.2f} bp/yr; the band is the larger of "
+                f"min_improvement_bps {lim.min_improvement_bps:g} and {k - 1.0:g} × the moves' round-trip cost "
+                f"{round_trip_bps:.2f} bp/yr)",
                 res,
                 x=v.x0,
                 gain_bps=gain_bps,
             )
-        reason = f"net gain {gain_bps:.2f} bp/yr after amortised costs and gas"
+        reason = (
+            f"net gain {gain_bps:.2f} bp/yr after amortised round-trip costs ({round_trip_bps:.2f} bp/yr: entries "
+            f"and the exits they imply) and gas"
+        )
+        if k > 1.0:
+            reason += f"; no-trade band: {band}"
         if not hold_ok:
             reason += "; the current allocation breaks limits, so moving is required"
         return self._build("rebalance", reason, res, x, gain_bps=gain_bps)
 
     def _objective(self, x: FloatArray) -> float:
+        """Risk-adjusted yield after the round-trip costs as they are (the LP's costs divided by the band's k)."""
         m = metrics(self.model.losses, self.values, self.model.shape.cvar_beta, x)
-        return m.risk_adjusted - amortised_cost(self.model.structure, self.values, x)
+        k = self.inputs.limits.trade_cost_multiple
+        return m.risk_adjusted - amortised_cost(self.model.structure, self.values, x) / k
 
     def _min_move(self, x: FloatArray, res: SolveResult) -> tuple[FloatArray, SolveResult]:
         """Moves below the minimum size are dropped (venue fixed at its weight) and the LP re-solved."""
@@ -256,6 +296,7 @@ class _Run:
         moves = tree_moves(st, v.x0, x, inp.portfolio_eth, self.own) if status == "rebalance" else []
         target = x if status == "rebalance" else v.x0
         total_share = one_off_cost_share(st, v.x0, target, self.own)
+        round_trip = round_trip_cost_share(st, v.x0, target, self.own)
         gas = len(moves) * inp.limits.gas_cost_eth
         ids = st.venue_ids
         return Plan(
@@ -271,8 +312,9 @@ class _Run:
             costs=Costs(
                 total_eth=total_share * inp.portfolio_eth,
                 total_share=total_share,
-                amortised_per_year=total_share * 365.0 / inp.limits.horizon_days,
+                amortised_per_year=round_trip * 365.0 / inp.limits.horizon_days,
                 gas_eth=gas,
+                round_trip_eth=round_trip * inp.portfolio_eth,
             ),
             turnover=0.5 * float(np.abs(target - v.x0).sum()),
             gain_bps=gain_bps,
@@ -376,7 +418,7 @@ class _Run:
             exposure=[sorted(st.node_ids[j] for j in s) for s in st.venue_exposure_sets],
             node_caps=v.node_cap.tolist(),
             layer_caps={str(k): float(lim.layer_caps[VenueKind(k)]) for k in shape.layer_kinds},
-            ladder=[(r.days, r.min_share) for r in lim.ladder],
+            ladder=[(r.days, float(f)) for r, f in zip(lim.ladder, v.ladder_min, strict=True)],
             cvar_beta=shape.cvar_beta,
             cvar_budget=v.cvar_budget,
             risk_aversion=v.risk_aversion,
@@ -392,6 +434,8 @@ class _Run:
                 for s in self.model.scenarios
             ],
             objective=res.objective if res is not None and res.ok else None,
+            queued=[] if v.queued is None else v.queued.tolist(),
+            in_flight_offset=[] if v.in_flight_offset is None else v.in_flight_offset.tolist(),
         )
 
 

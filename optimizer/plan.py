@@ -25,6 +25,7 @@ class Move(_Out):
     share: float
     cost_eth: float
     days: float
+    route: str = ""  # an exit's route ("queue", "dex"), or "deposit"
 
 
 class Metrics(_Out):
@@ -38,12 +39,15 @@ class Metrics(_Out):
 
 
 class Costs(_Out):
-    """One-off costs of the moves and their yearly rate over the holding horizon."""
+    """One-off costs of the moves (`total_*`: paid as they happen) and the round trips they commit to
+    (`round_trip_*`: every entry with the exit it implies, what the model charges), with the round trips' yearly
+    rate over the holding horizon."""
 
     total_eth: float
     total_share: float
     amortised_per_year: float
     gas_eth: float
+    round_trip_eth: float = 0.0
 
 
 class BindingLimit(_Out):
@@ -116,6 +120,10 @@ class RecordedProblem(_Out):
     max_turnover: float
     scenarios: list[RecordedScenario]
     objective: float | None
+    queued: list[
+        float
+    ] = []  # 1 where the venue's cheaper exit is a timed route: its exits stay exposed meanwhile
+    in_flight_offset: list[float] = []  # in-flight shares at their from venue minus at their destination
 
 
 class Plan(_Out):

@@ -1,7 +1,11 @@
 """The LP of DESIGN.md, compiled once per universe and re-solved with new parameter values each cycle.
 
-    maximize   ŷᵀx − ℓᵀx − λ·CVaR_β − (c_inᵀp + c_outᵀq)        (costs already amortised to a yearly rate)
+    maximize   ŷᵀx − ℓᵀx − λ·CVaR_β(e) − (c_inᵀp + c_outᵀq)     (costs already amortised to a yearly rate)
     subject to the limits in `optimizer.limits`.
+
+x is where the capital is headed (capital in flight already at its destination); e = x + T·(queued ∘ q) + d is
+where it is exposed while this plan's queued exits and the in-flight capital are in transit (T moves a subtree's
+outflow from its parent back to the venue it leaves; d the in-flight offset). Risk limits hold on e.
 
 Three ways to write CVaR, with equal optimal values: "cuts" (the default) keeps the scenarios out of the LP and adds
 only the tail cuts the solution needs (`optimizer.cuts`); "factored" writes every scenario's loss through the joint
@@ -74,6 +78,21 @@ class ParameterValues:
     risk_aversion: float
     max_turnover: float
     stress_max: FloatArray
+    queued: FloatArray | None = (
+        None  # 1 where the venue's cheaper exit route takes time (capital stays exposed)
+    )
+    in_flight_offset: FloatArray | None = (
+        None  # d: in-flight shares at their from venue minus at their destination
+    )
+
+    def exposure(self, structure: Structure, x: FloatArray) -> FloatArray:
+        """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus the
+        in-flight capital's offset. What every risk limit is evaluated on."""
+        q = np.maximum(-(structure.subtree @ (x - self.x0)), 0.0)
+        queued = np.zeros_like(x) if self.queued is None else self.queued
+        offset = np.zeros_like(x) if self.in_flight_offset is None else self.in_flight_offset
+        out: FloatArray = x + structure.transit @ (queued * q) + offset
+        return out
 
 
 @dataclass
@@ -136,36 +155,43 @@ class AllocationModel:
         self.p_c_in = cp.Parameter(n, nonneg=True, name="c_in")
         self.p_c_out = cp.Parameter(n, nonneg=True, name="c_out")
         self.p_risk_aversion = cp.Parameter(nonneg=True, name="risk_aversion")
+        self.p_queued = cp.Parameter(n, nonneg=True, name="queued")
+        self.p_offset = cp.Parameter(n, name="in_flight_offset")
         x = cp.Variable(n, nonneg=True, name="x")
+        e = cp.Variable(n, name="e")  # exposure while exits are in transit: the risk limits' weights
+        q = cp.Variable(n, nonneg=True, name="q")
         zeta = cp.Variable(name="zeta")
         z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
         self.cut_loop: CutLoop | None = None
-        self._exposure_def: list[cp.Constraint] = []
+        self._exposure_def: list[cp.Constraint] = [
+            e == x + st.transit @ cp.multiply(self.p_queued, q) + self.p_offset
+        ]
         if shape.risk_form == "cuts":
             # zeta is CVaR itself; the cut loop adds its tail rows in HiGHS. The one cvxpy row is the expected-loss
             # cut (q = π), which keeps the first master bounded.
             z = None
-            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
-            scenario_loss = sl.expected_loss @ x
+            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
+            scenario_loss = sl.expected_loss @ e
             stress_rows = sl.term_coefficients[stressed, :] @ sl.term_incidence  # sparse; L's rows, exactly
-            stress_loss = stress_rows @ x if stressed else None
+            stress_loss = stress_rows @ e if stressed else None
         elif shape.risk_form == "factored":
             m = cp.Variable(len(sl.terms), name="m")
-            self._exposure_def = [m == sl.term_incidence @ x]
+            self._exposure_def.append(m == sl.term_incidence @ e)
             h = sl.term_coefficients
             node_exposure = m[:j] if j else cp.Constant(np.zeros(0))
             scenario_loss = h[weighted, :] @ m
             stress_loss = h[stressed, :] @ m if stressed else None
         else:
-            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
-            scenario_loss = sl.dense[weighted, :] @ x
-            stress_loss = sl.dense[stressed, :] @ x if stressed else None
+            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
+            scenario_loss = sl.dense[weighted, :] @ e
+            stress_loss = sl.dense[stressed, :] @ e if stressed else None
         tail_weights = sl.probabilities[weighted] / (1.0 - shape.cvar_beta)
         cvar = zeta if z is None else zeta + tail_weights @ z
         self.terms = Terms(
             x=x,
+            e=e,
             p=cp.Variable(n, nonneg=True, name="p"),
-            q=cp.Variable(n, nonneg=True, name="q"),
+            q=q,
             t=cp.Variable(n, nonneg=True, name="t"),
             zeta=zeta,
             z=z,
@@ -222,7 +248,7 @@ class AllocationModel:
             raise AssertionError("allocation problem is not DPP: re-solves would recompile")
         if shape.risk_form == "cuts":
             self.cut_loop = CutLoop(
-                self.problem, x, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
+                self.problem, e, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
             )
 
     @functools.cached_property
@@ -240,6 +266,9 @@ class AllocationModel:
         self.p_c_in.value = values.c_in
         self.p_c_out.value = values.c_out
         self.p_risk_aversion.value = values.risk_aversion
+        n = self.structure.n_venues
+        self.p_queued.value = np.zeros(n) if values.queued is None else values.queued
+        self.p_offset.value = np.zeros(n) if values.in_flight_offset is None else values.in_flight_offset
         v.x0.value = values.x0
         v.lo.value = values.lo
         v.hi.value = values.hi

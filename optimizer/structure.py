@@ -84,9 +84,21 @@ class Structure:
         return np.ascontiguousarray(self.path.T)
 
     @cached_property
+    def transit(self) -> FloatArray:
+        """T[:, n] = 1 at venue n and −1 at its parent: `T @ q` puts capital leaving subtree n (q_n) back at n, from
+        where it would otherwise be counted (its parent), for as long as it is in transit."""
+        out = np.zeros((self.n_venues, self.n_venues))
+        for n, parent in enumerate(self.parent_index):
+            if parent is not None:
+                out[n, n] = 1.0
+                out[parent, n] = -1.0
+        return out
+
+    @cached_property
     def days_to_eth(self) -> FloatArray:
-        """Days from each venue back to idle ETH: exit delays added along the path."""
-        own = np.array([v.exit_days for v in self.universe.venues], dtype=float)
+        """Days from each venue back to idle ETH for the liquidity ladder: each venue's `liquidity_days` (its
+        protocol queue when it has one) added along the path."""
+        own = np.array([v.liquidity_days for v in self.universe.venues], dtype=float)
         out: FloatArray = self.path @ own
         return out
 
@@ -95,12 +107,47 @@ class Structure:
         return np.array([v.entry_cost for v in self.universe.venues], dtype=float)
 
     @cached_property
-    def exit_cost(self) -> FloatArray:
-        return np.array([v.exit_cost for v in self.universe.venues], dtype=float)
+    def exit_days(self) -> FloatArray:
+        """Each venue's `liquidity_days` (legacy view: the queue's days; prefer `exit_routes`)."""
+        return np.array([v.liquidity_days for v in self.universe.venues], dtype=float)
 
     @cached_property
-    def exit_days(self) -> FloatArray:
-        return np.array([v.exit_days for v in self.universe.venues], dtype=float)
+    def exit_cost(self) -> FloatArray:
+        """The fee of the route `exit_days` counts (legacy view: prefer `exit_routes`)."""
+        out = np.zeros(self.n_venues)
+        for i, v in enumerate(self.universe.venues):
+            out[i] = min(r.fee for r in v.routes if r.days == v.liquidity_days)
+        return out
+
+    @cached_property
+    def route_fee(self) -> FloatArray:
+        """fee[n, r] of venue n's r-th exit route (padded with +inf where a venue has fewer routes)."""
+        return self._routes[0]
+
+    @cached_property
+    def route_days(self) -> FloatArray:
+        """days[n, r] of venue n's r-th exit route (padded with 0)."""
+        return self._routes[1]
+
+    @cached_property
+    def _routes(self) -> tuple[FloatArray, FloatArray]:
+        width = max(len(v.routes) for v in self.universe.venues)
+        fee = np.full((self.n_venues, width), np.inf)
+        days = np.zeros((self.n_venues, width))
+        for i, v in enumerate(self.universe.venues):
+            for r, route in enumerate(v.routes):
+                fee[i, r] = route.fee
+                days[i, r] = route.days
+        return fee, days
+
+    def exit_routes(self, path_yield: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        """(cost, days, route index) of each venue's cheaper exit at these yields: a route costs its fee plus
+        `days / 365 × max(path yield, 0)`, the whole path's yield forgone in transit. Ties go to the faster route."""
+        wait = self.route_days / 365.0 * np.maximum(path_yield, 0.0)[:, None]
+        cost = self.route_fee + wait
+        best = np.argmin(cost + 1e-12 * self.route_days, axis=1)  # a tie goes to the faster route
+        rows = np.arange(self.n_venues)
+        return cost[rows, best], self.route_days[rows, best], best
 
     @cached_property
     def node_ancestors(self) -> tuple[frozenset[int], ...]:

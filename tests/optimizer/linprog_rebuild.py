@@ -37,19 +37,28 @@ def rebuild_objective(plan: Plan) -> float:
     loss, probs = dense_losses(plan)
     exp_loss = loss.T @ probs
     amort = 365.0 / inp.limits.horizon_days
-    exit_days = np.array([venues[v].exit_days for v in order])
-    c_in = np.array([venues[v].entry_cost for v in order]) * amort
-    c_out = (np.array([venues[v].exit_cost for v in order]) + exit_days / 365 * np.maximum(own, 0)) * amort
+    # Round trips: an entry pays its cost plus the cheaper exit route (fee + days/365 × the path's yield).
+    exit_rate = np.zeros(n)
+    queued = np.zeros(n)
+    for v in order:
+        priced = sorted((r.fee + r.days / 365 * max(yields[idx[v]], 0.0), r.days) for r in venues[v].routes)
+        exit_rate[idx[v]], days_taken = priced[0]
+        queued[idx[v]] = 1.0 if days_taken > 0 else 0.0
+    k_band = inp.limits.trade_cost_multiple
+    c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
+    offset = np.zeros(n)
+    for f in inp.in_flight:
+        offset[idx[f.from_venue]] += f.amount_eth / inp.portfolio_eth
+        offset[idx[f.to_venue]] -= f.amount_eth / inp.portfolio_eth
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
     beta, lam = rec.cvar_beta, rec.risk_aversion
-    # variables: x, p, q, t (n each), zeta, z (s)
-    nv = 4 * n + 1 + s
-    cx, cp_, cq, ct, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
+    # variables: x, p, q, t, e (n each), zeta, z (s); e = x + T (queued ∘ q) + offset is the exposure in transit
+    nv = 5 * n + 1 + s
+    cx, cp_, cq, ct, ce, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 5 * n, 5 * n + 1
     c = np.zeros(nv)
     c[cx : cx + n] = -(yields - exp_loss)
     c[cp_ : cp_ + n] = c_in
-    c[cq : cq + n] = c_out
     c[cz0] = lam
     c[cz:] = lam * probs[weighted] / (1 - beta)
     x0 = np.array(rec.x0)
@@ -64,13 +73,32 @@ def rebuild_objective(plan: Plan) -> float:
         row[cq + r] = 1.0
         a_eq.append(row)
         b_eq.append(subtree[r] @ x0)
+    for r, v in enumerate(order):  # e_r − x_r − Σ_children-or-self T q = offset_r
+        row = np.zeros(nv)
+        row[ce + r] = 1.0
+        row[cx + r] = -1.0
+        if venues[v].parent is not None:
+            row[cq + r] -= queued[r]
+        for w in order:
+            if venues[w].parent == v:
+                row[cq + idx[w]] += queued[idx[w]]
+        a_eq.append(row)
+        b_eq.append(offset[r])
     ub_rows: list[np.ndarray] = []
     b_ub: list[float] = []
 
-    def add(coef_x: np.ndarray, rhs: float, extra: dict[int, float] | None = None) -> None:
+    def add(coef_e: np.ndarray, rhs: float, extra: dict[int, float] | None = None) -> None:
+        row = np.zeros(nv)
+        row[ce : ce + n] = coef_e
+        for k, val in (extra or {}).items():
+            row[k] += val
+        ub_rows.append(row)
+        b_ub.append(rhs)
+
+    def add_x(coef_x: np.ndarray, rhs: float, extra: dict[int, float]) -> None:
         row = np.zeros(nv)
         row[cx : cx + n] = coef_x
-        for k, val in (extra or {}).items():
+        for k, val in extra.items():
             row[k] += val
         ub_rows.append(row)
         b_ub.append(rhs)
@@ -81,14 +109,14 @@ def rebuild_objective(plan: Plan) -> float:
         add(np.array([1.0 if str(venues[v].kind) == kind else 0.0 for v in order]), cap)
     days = np.array(rec.days_to_eth)
     for d, floor in rec.ladder:
-        add(-(days <= d + 1e-12).astype(float), -floor)
+        add_x(-(days <= d + 1e-12).astype(float), -floor, {})
     for k, sidx in enumerate(weighted):
         add(loss[sidx], 0.0, {cz0: -1.0, cz + k: -1.0})
     cvar_row = {cz0: 1.0} | {cz + k: probs[sidx] / (1 - beta) for k, sidx in enumerate(weighted)}
     add(np.zeros(n), rec.cvar_budget, cvar_row)
     for r in range(n):
-        add(eye[r], x0[r], {ct + r: -1.0})
-        add(-eye[r], -x0[r], {ct + r: -1.0})
+        add_x(eye[r], x0[r], {ct + r: -1.0})
+        add_x(-eye[r], -x0[r], {ct + r: -1.0})
     add(np.zeros(n), rec.max_turnover, {ct + r: 0.5 for r in range(n)})
     for sidx, sc in enumerate(rec.scenarios):
         if sc.max_loss is not None:
@@ -96,6 +124,7 @@ def rebuild_objective(plan: Plan) -> float:
     bounds = (
         list(zip(rec.lower, rec.upper, strict=True))
         + [(0, None)] * (3 * n)
+        + [(None, None)] * n
         + [(None, None)]
         + [(0, None)] * s
     )
