@@ -18,7 +18,7 @@ from aggregator.errors import NoRatesError
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
 from aggregator.store import Store
-from optimizer import ModelCache, OptimizationInputs, Plan, optimize
+from optimizer import InFlight, ModelCache, OptimizationInputs, Plan, optimize
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +34,14 @@ class CycleResult:
 
 
 def inputs_for(
-    settings: Settings, book: RateBook, store: Store | None = None, holdings: dict[str, float] | None = None
+    settings: Settings,
+    book: RateBook,
+    store: Store | None = None,
+    holdings: dict[str, float] | None = None,
+    in_flight: tuple[InFlight, ...] = (),
 ) -> OptimizationInputs:
     """The optimizer's inputs; with `smoothing_days` the yields are window means from the stored history.
-    `holdings` is the current book in ETH (default: the config's)."""
+    `holdings` is the settled book in ETH (default: the config's); `in_flight` the capital in exit queues."""
     held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
     yields = book.yields()
     days = settings.rates.smoothing_days
@@ -47,9 +51,10 @@ def inputs_for(
     return OptimizationInputs(
         universe=settings.universe(),
         limits=settings.limits,
-        portfolio_eth=sum(held.values()),
+        portfolio_eth=sum(held.values()) + sum(f.amount_eth for f in in_flight),
         holdings_eth=held,
         yields=yields,
+        in_flight=in_flight,
     )
 
 
@@ -62,6 +67,7 @@ def run_cycle(
     now: Clock,
     store: Store | None = None,
     holdings: dict[str, float] | None = None,
+    in_flight: tuple[InFlight, ...] = (),
     run_id: str | None = None,
     apply: bool = False,
 ) -> CycleResult:
@@ -77,7 +83,7 @@ def run_cycle(
                 rejected=len(book.rejected),
             )
             raise NoRatesError("no valid yield from any source this cycle")
-        inputs = inputs_for(settings, book, store, holdings)
+        inputs = inputs_for(settings, book, store, holdings, in_flight)
         log.debug("optimizer_started", venues=len(inputs.universe.venues), nodes=len(inputs.universe.nodes))
         plan = optimize(inputs, cache=cache)
         for move in plan.moves:
@@ -91,6 +97,7 @@ def run_cycle(
                 amount_eth=round(move.amount_eth, 6),
                 cost_eth=round(move.cost_eth, 6),
                 exit_days=move.days,
+                route=move.route,
                 dry_run=not apply,
             )
         for held in plan.held:

@@ -11,7 +11,7 @@ from aggregator.backtest.run import Backtest
 from aggregator.backtest.table import TABLE_HEAD, rows
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
-from optimizer import Plan
+from optimizer import ExitRoute, ExitRouteKind, Plan
 
 
 def pct(x: float, digits: int = 3) -> str:
@@ -102,6 +102,16 @@ def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
     )
 
 
+def _routes(routes: tuple[ExitRoute, ...], days: float, fee: float) -> str:
+    """Exit routes in words: "queue 14 d / dex 0.20 %" (legacy fields as one route)."""
+    shown = routes or (ExitRoute(kind=ExitRouteKind.QUEUE, days=days, fee=fee),)
+    parts = []
+    for r in shown:
+        bits = ([f"{r.days:g} d"] if r.days or not r.fee else []) + ([pct(r.fee, 2)] if r.fee else [])
+        parts.append(f"{r.kind} {' + '.join(bits)}")
+    return " / ".join(parts)
+
+
 def config_summary(console: Console, settings: Settings, path: str) -> None:
     console.print(
         f"[bold]{path}[/]: portfolio {settings.portfolio_eth:,.2f} ETH across {len(settings.venues)} venues"
@@ -112,7 +122,7 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
         "parent",
         "kind",
         "risk nodes",
-        "exit d",
+        "exit routes",
         "max share",
         "holding ETH",
         "yield sources",
@@ -125,7 +135,7 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
             v.parent or "-",
             str(v.kind),
             ", ".join(v.risk_nodes) or "-",
-            f"{v.exit_days:g}",
+            _routes(v.exit_routes, v.exit_days, v.exit_cost),
             f"{v.max_share:g}",
             f"{settings.portfolio.holdings_eth.get(v.id, 0.0):,.2f}",
             srcs,
@@ -146,10 +156,12 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
     lim = settings.limits
     console.print(
         f"limits: CVaR{lim.cvar_beta:g} budget {'-' if lim.cvar_budget is None else pct(lim.cvar_budget, 2)}, "
-        f"risk aversion {lim.risk_aversion:g}, turnover cap "
+        f"risk aversion: tail weight κ {lim.kappa:.3g} (λ = κ·(1 − β) = {lim.lam:.3g}; κ = 0 counts expected loss "
+        f"only, κ = 1 counts the worst {pct(1 - lim.cvar_beta, 0)} of years twice; useful 0–20), turnover cap "
         f"{'-' if lim.max_turnover is None else pct(lim.max_turnover, 1)}, ladder "
         f"{', '.join(f'{pct(r.min_share, 1)} within {r.days:g} d' for r in lim.ladder) or '-'}, horizon "
-        f"{lim.horizon_days:g} d, min move {lim.min_move_eth:g} ETH, no-trade band {lim.min_improvement_bps:g} bp"
+        f"{lim.horizon_days:g} d, min move {lim.min_move_eth:g} ETH, no-trade band: each move gains "
+        f"{lim.trade_cost_multiple:g}× its round-trip cost and the plan ≥ {lim.min_improvement_bps:g} bp/yr"
     )
     console.print("sources: " + ", ".join(f"{n} ({s.adapter})" for n, s in sorted(settings.sources.items())))
 

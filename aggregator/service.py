@@ -27,7 +27,7 @@ from aggregator.notify import Notifier
 from aggregator.rates import RateBook, collect_sync
 from aggregator.settings import Settings
 from aggregator.store import Store
-from optimizer import ModelCache
+from optimizer import InFlight, ModelCache
 
 log = structlog.get_logger(__name__)
 LEASE = "rebalance"
@@ -68,8 +68,25 @@ class Service:
         return book
 
     def holdings(self, settings: Settings | None = None) -> dict[str, float]:
-        """The book in the store once a plan has been applied, else the config's holdings."""
-        return self.store.book() or dict((settings or self.settings).portfolio.holdings_eth)
+        """Settled positions in the store once a plan has been applied, else the config's holdings."""
+        position = self.store.position()
+        if position is None:
+            return dict((settings or self.settings).portfolio.holdings_eth)
+        return position.settled
+
+    def in_flight(self) -> tuple[InFlight, ...]:
+        """Capital in exit queues (an applied plan's queued exits not yet due), after landing what is due."""
+        for landed in self.store.land_due(self.now()):
+            log.info(
+                "capital_landed",
+                from_venue=landed.from_venue,
+                to_venue=landed.to_venue,
+                amount_eth=round(landed.amount_eth, 6),
+                proposal=landed.proposal_id,
+            )
+        position = self.store.position()
+        now = self.now()
+        return () if position is None else tuple(p.in_flight(now) for p in position.pending)
 
     def rebalance(self, trigger: Trigger, *, apply: bool = False, wait_seconds: float = 0.0) -> CycleResult:
         """Collect, propose and record one cycle under the rebalance lease. Raises CycleBusyError when another
@@ -92,6 +109,7 @@ class Service:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
+                flights = self.in_flight()
                 result = run_cycle(
                     settings,
                     book,
@@ -100,13 +118,16 @@ class Service:
                     now=self.now,
                     store=self.store,
                     holdings=self.holdings(settings),
+                    in_flight=flights,
                     run_id=run_id,
                     apply=apply,
                 )
             except NoRatesError:
                 self.store.record_cycle(book, trigger, run_id, None, apply=False)
                 raise
-            self.store.record_cycle(book, trigger, run_id, result.plan, apply=apply)
+            self.store.record_cycle(
+                book, trigger, run_id, result.plan, apply=apply, initial=dict(settings.portfolio.holdings_eth)
+            )
             if self.metrics:
                 self.metrics.observe_plan(result.plan, apply, time.time())
             if self.notifier:
@@ -127,7 +148,22 @@ class Service:
                     }
                 )
             if apply and result.plan.status == "rebalance":
-                log.info("book_updated", run_id=run_id, holdings_eth=result.plan.target_eth)
+                position = self.store.position()
+                log.info(
+                    "book_updated",
+                    run_id=run_id,
+                    holdings_eth=result.plan.target_eth,
+                    settled_eth=position.settled if position else {},
+                    in_flight=[
+                        {
+                            "from": p.from_venue,
+                            "to": p.to_venue,
+                            "eth": round(p.amount_eth, 6),
+                            "due": p.due.isoformat(),
+                        }
+                        for p in (position.pending if position else ())
+                    ],
+                )
             return result
         finally:
             log.info("cycle_finished", trigger=trigger, lease=owner)

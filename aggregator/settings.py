@@ -31,6 +31,7 @@ from aggregator.crosscheck import CrossCheckSettings, check_bounds
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
 from optimizer import (
+    ExitRoute,
     Limits,
     RiskNode,
     StressScenario,
@@ -78,11 +79,25 @@ class VenueSettings(_Section):
     name: str = ""
     risk_nodes: tuple[str, ...] = ()
     components: tuple[ComponentSettings, ...] = ()
-    exit_days: float = Field(default=0.0, ge=0.0, le=365.0)
+    exit_days: float = Field(default=0.0, ge=0.0, le=365.0, description="legacy: prefer exit_routes")
     entry_cost: Fraction = 0.0
-    exit_cost: Fraction = 0.0
+    exit_cost: Fraction = Field(default=0.0, description="legacy: prefer exit_routes")
+    exit_routes: tuple[ExitRoute, ...] = Field(
+        default=(),
+        description='ways back into the parent, e.g. [{kind = "queue", days = 14}, {kind = "dex", fee = 0.002}]; '
+        "the model uses the cheaper one",
+    )
     min_share: Fraction = 0.0
     max_share: Fraction = 1.0
+
+    @model_validator(mode="after")
+    def _one_exit_spelling(self) -> VenueSettings:
+        if self.exit_routes and (self.exit_days or self.exit_cost):  # a dumped Venue has both at 0
+            raise ValueError(
+                "give either exit_routes or the legacy exit_days/exit_cost, not both "
+                '(exit_routes = [{kind = "queue", days = 14}, {kind = "dex", fee = 0.002}])'
+            )
+        return self
 
 
 class RiskNodeSettings(_Section):
@@ -287,11 +302,12 @@ class Settings(BaseSettings):
                             YieldComponent(name=c.name, haircut=c.haircut) for c in v.components
                         ),
                         risk_nodes=v.risk_nodes,
-                        exit_days=v.exit_days,
                         entry_cost=v.entry_cost,
-                        exit_cost=v.exit_cost,
                         min_share=v.min_share,
                         max_share=v.max_share,
+                        exit_days=v.exit_days,
+                        exit_cost=v.exit_cost,
+                        exit_routes=v.exit_routes,
                     )
                     for v in self.venues
                 ),

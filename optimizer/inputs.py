@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,7 +106,7 @@ class Venue(_Frozen):
         names = [c.name for c in self.components]
         if len(set(names)) != len(names):
             raise ValueError(f"venue {self.id!r}: duplicate yield component names {names}")
-        if self.exit_routes and ({"exit_days", "exit_cost"} & self.model_fields_set):
+        if self.exit_routes and (self.exit_days or self.exit_cost):  # a dumped Venue has both at 0
             raise ValueError(
                 f"venue {self.id!r}: give either exit_routes or the legacy exit_days/exit_cost, not both "
                 '(exit_routes = [{kind = "queue", days = 14}, {kind = "dex", fee = 0.002}])'
@@ -152,7 +152,7 @@ class LadderRung(_Frozen):
 class Limits(_Frozen):
     """The operator's risk budgets and trading rules.
 
-    Risk aversion, two spellings of one number (give at most one):
+    Risk aversion, two spellings of one number (give one; both must agree, as in a dumped Limits):
 
     - `tail_weight` κ (preferred): the objective charges the CVaR tail κ more times its share of the expected loss,
       λ = κ·(1 − β). The tail's share of the expected loss is (1 − β)·CVaR_β, so κ = 0 is risk-neutral (expected loss
@@ -185,20 +185,35 @@ class Limits(_Frozen):
         "accruing at different rates is not corrected by a move every cycle",
     )
 
-    @model_validator(mode="after")
-    def _one_risk_aversion(self) -> Limits:
-        if self.tail_weight is not None and "risk_aversion" in self.model_fields_set:
+    @model_validator(mode="before")
+    @classmethod
+    def _lambda_from_tail_weight(cls, data: Any) -> Any:
+        """With `tail_weight`, risk_aversion becomes κ·(1 − β); both given must agree (a dumped Limits has both)."""
+        if not isinstance(data, dict) or data.get("tail_weight") is None:
+            return data
+        try:
+            kappa = float(data["tail_weight"])
+            beta = float(data.get("cvar_beta", 0.99))
+        except (TypeError, ValueError):
+            return data  # the field validators name the bad value
+        lam = kappa * (1.0 - beta)
+        given = data.get("risk_aversion")
+        if given is None:
+            return {**data, "risk_aversion": lam}
+        try:
+            agree = math.isclose(float(given), lam, rel_tol=1e-9, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return data
+        if not agree:
             raise ValueError(
-                "give either tail_weight (κ, preferred) or risk_aversion (λ = κ·(1 − cvar_beta)), not both"
+                f"tail_weight {kappa:g} means risk_aversion λ = κ·(1 − cvar_beta) = {lam:g}, but risk_aversion is "
+                f"{given}; give one of them (tail_weight preferred)"
             )
-        return self
+        return data
 
     @property
     def lam(self) -> float:
-        """λ, the weight of CVaR_β in the objective (from `tail_weight` when given; a copy made with
-        `model_copy(update={"risk_aversion": λ})` uses that λ)."""
-        if self.tail_weight is not None and "risk_aversion" not in self.model_fields_set:
-            return self.tail_weight * (1.0 - self.cvar_beta)
+        """λ, the weight of CVaR_β in the objective."""
         return self.risk_aversion
 
     @property

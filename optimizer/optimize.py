@@ -133,6 +133,12 @@ def prepare(
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
+    if violations(st, model.losses, model.shape, values, x0, check_turnover=False):
+        # Queued exits cannot lower today's exposure, so a book already past a limit could never start to leave it:
+        # the limits then hold on where the capital is headed (the plan says so).
+        values.queued = np.zeros(st.n_venues)
+        values.in_flight_offset = np.zeros(st.n_venues)
+        values.transit_relaxed = True
     return values, held, yields
 
 
@@ -171,6 +177,12 @@ class _Run:
 
     def plan(self) -> Plan:
         st, v = self.model.structure, self.values
+        if v.transit_relaxed:
+            self.heuristics.append(
+                "the current exposure (in-flight capital where it left) already breaks a limit, and queued exits "
+                "cannot lower it before they land: the limits hold on the target allocation, and capital in exit "
+                "queues stays exposed until it arrives"
+            )
         problems = prechecks(st, self.model.shape, v)
         if problems:
             return self._hold("the limits cannot all be met", None, diagnosis=problems)

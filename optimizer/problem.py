@@ -78,12 +78,12 @@ class ParameterValues:
     risk_aversion: float
     max_turnover: float
     stress_max: FloatArray
-    queued: FloatArray | None = (
-        None  # 1 where the venue's cheaper exit route takes time (capital stays exposed)
-    )
-    in_flight_offset: FloatArray | None = (
-        None  # d: in-flight shares at their from venue minus at their destination
-    )
+    # 1 where the venue's cheaper exit route takes time (its exits stay exposed in transit)
+    queued: FloatArray | None = None
+    # d: in-flight shares at their from venue minus at their destination
+    in_flight_offset: FloatArray | None = None
+    # the current exposure already breaks a limit: limits hold on the target only (queued exits cannot lower it)
+    transit_relaxed: bool = False
 
     def exposure(self, structure: Structure, x: FloatArray) -> FloatArray:
         """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus the

@@ -35,8 +35,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from adapters.base import Clock
 from aggregator.errors import DamagedRecordError, StoreError
+from aggregator.ledger import Pending, Position, apply_moves
 from aggregator.rates import RateBook
-from aggregator.store.schema import book, collections, leases, proposals, quotes, rates, rejections
+from aggregator.store.schema import book, collections, in_flight, leases, proposals, quotes, rates, rejections
 from optimizer import Plan
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -147,9 +148,18 @@ class Store:
             return _insert_collection(conn, rate_book, trigger)
 
     def record_cycle(
-        self, rate_book: RateBook, trigger: str, run_id: str, plan: Plan | None, apply: bool
+        self,
+        rate_book: RateBook,
+        trigger: str,
+        run_id: str,
+        plan: Plan | None,
+        apply: bool,
+        *,
+        initial: dict[str, float] | None = None,
     ) -> None:
-        """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book.
+        """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book:
+        settled positions plus the plan's queued exits in flight until due. `initial` is the book before the first
+        applied plan (the config's holdings; default: the plan's current weights in ETH).
         A crash anywhere leaves the store as it was before the cycle."""
         now = self.now()
         with _guard("recording the cycle", self.url), self.engine.begin() as conn:
@@ -177,15 +187,12 @@ class Store:
                 )
             )
             if applied:
-                conn.execute(delete(book))
-                conn.execute(
-                    insert(book),
-                    [
-                        {"venue": v, "amount_eth": eth, "updated_at": _naive_utc(now), "proposal_id": run_id}
-                        for v, eth in plan.target_eth.items()
-                        if eth > 1e-9
-                    ],
+                current = _position(conn) or Position(
+                    dict(initial)
+                    if initial is not None
+                    else {v: w * plan.portfolio_eth for v, w in plan.current_weights.items() if w > 0}
                 )
+                _write_position(conn, apply_moves(current, plan.moves, now, run_id), now, run_id)
 
     def proposals(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest proposals, newest first (in the order they were written: a clock set back cannot reorder
@@ -212,10 +219,25 @@ class Store:
         return meta, plan
 
     def book(self) -> dict[str, float] | None:
-        """The allocation book in ETH, or None while no plan has been applied."""
+        """Settled positions in ETH (capital in flight excluded), or None while no plan has been applied."""
+        position = self.position()
+        return None if position is None else position.settled
+
+    def position(self) -> Position | None:
+        """Settled positions and capital in flight, or None while no plan has been applied."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(book.c.venue, book.c.amount_eth)).all()
-        return {v: float(a) for v, a in rows} or None
+            return _position(conn)
+
+    def land_due(self, now: datetime) -> list[Pending]:
+        """Move every flight due by `now` into the settled book (one transaction); returns what landed."""
+        with _guard("landing capital in flight", self.url), self.engine.begin() as conn:
+            current = _position(conn)
+            if current is None:
+                return []
+            after, landed = current.land(now)
+            if landed:
+                _write_position(conn, after, now, None)
+            return landed
 
     def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs.
@@ -305,6 +327,42 @@ class Store:
     def collection_count(self) -> int:
         with self.engine.connect() as conn:
             return len(conn.execute(select(collections.c.id)).all())
+
+
+def _position(conn: Connection) -> Position | None:
+    settled = {v: float(a) for v, a in conn.execute(select(book.c.venue, book.c.amount_eth)).all()}
+    flights = tuple(
+        Pending(r.from_venue, r.to_venue, float(r.amount_eth), _aware(r.due_at), r.proposal_id)
+        for r in conn.execute(select(in_flight).order_by(in_flight.c.id)).all()
+    )
+    if not settled and not flights:
+        return None
+    return Position(settled, flights)
+
+
+def _write_position(conn: Connection, position: Position, now: datetime, run_id: str | None) -> None:
+    """Replace the book and the flights. A venue keeps the proposal that last set the book."""
+    conn.execute(delete(book))
+    rows = [
+        {"venue": v, "amount_eth": eth, "updated_at": _naive_utc(now), "proposal_id": run_id}
+        for v, eth in position.settled.items()
+        if eth > 1e-9
+    ]
+    if rows:
+        conn.execute(insert(book), rows)
+    conn.execute(delete(in_flight))
+    flights = [
+        {
+            "from_venue": p.from_venue,
+            "to_venue": p.to_venue,
+            "amount_eth": p.amount_eth,
+            "due_at": _naive_utc(p.due),
+            "proposal_id": p.proposal_id,
+        }
+        for p in position.pending
+    ]
+    if flights:
+        conn.execute(insert(in_flight), flights)
 
 
 def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> int:

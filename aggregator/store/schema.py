@@ -95,3 +95,14 @@ quotes = Table(
     Column("observed_at", DateTime, nullable=False),  # UTC
     Column("note", Text, nullable=False),
 )
+
+in_flight = Table(
+    "in_flight",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("from_venue", String(128), nullable=False),  # still exposed here until due
+    Column("to_venue", String(128), nullable=False),
+    Column("amount_eth", Float, nullable=False),
+    Column("due_at", DateTime, nullable=False, index=True),  # UTC
+    Column("proposal_id", String(32), nullable=True),  # the applied proposal that queued it
+)

@@ -35,9 +35,14 @@ def test_dry_run_never_moves_the_book_and_apply_does(tmp_path: Path) -> None:
     assert Store(env["AGGREGATOR_DATABASE__URL"]).book() is None
     applied = run("rebalance", "--json", "--apply", env=env)
     assert applied.returncode == 0, applied.stderr
-    target = Plan.model_validate_json(applied.stdout).target_eth
-    book = Store(env["AGGREGATOR_DATABASE__URL"]).book()
-    assert book == pytest.approx({v: a for v, a in target.items() if a > 1e-9})
+    applied_plan = Plan.model_validate_json(applied.stdout)
+    target = applied_plan.target_eth
+    position = Store(env["AGGREGATOR_DATABASE__URL"]).position()
+    assert position is not None
+    # The book is settled positions plus capital in flight: headed where the plan aimed, queued exits still out.
+    assert position.headed() == pytest.approx({v: a for v, a in target.items() if a > 1e-9})
+    queued = [m for m in applied_plan.moves if m.action == "withdraw" and m.days > 0]
+    assert sum(p.amount_eth for p in position.pending) == pytest.approx(sum(m.amount_eth for m in queued))
     after = Plan.model_validate_json(run("rebalance", "--json", env=env).stdout)
     assert after.current_weights == pytest.approx({v: a / 1e4 for v, a in target.items()})
 

@@ -1,0 +1,32 @@
+"""Capital in flight: an applied plan's queued exits, each with its origin, destination, amount and due time. The
+`book` table holds settled positions only; the book is settled plus in flight.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "in_flight",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("from_venue", sa.String(128), nullable=False),
+        sa.Column("to_venue", sa.String(128), nullable=False),
+        sa.Column("amount_eth", sa.Float, nullable=False),
+        sa.Column("due_at", sa.DateTime, nullable=False, index=True),
+        sa.Column("proposal_id", sa.String(32), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("in_flight")
