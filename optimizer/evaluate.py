@@ -58,8 +58,9 @@ def violations(
     check_turnover: bool = True,
     tol: float = TOLERANCE,
 ) -> list[str]:
-    """Every limit x breaks by more than `tol`, in words. Shares, the ladder and turnover are checked on x; node caps,
-    layer caps, CVaR and stress limits on the exposure e (queued and in-flight capital where it left)."""
+    """Every limit x breaks by more than `tol`, in words. Shares and turnover are checked on x; node caps, layer caps,
+    CVaR and stress limits on the exposure e (queued and in-flight capital where it left); the ladder on x with this
+    plan's queued exits where they leave (in-flight capital is in its floors)."""
     out: list[str] = []
     e = values.exposure(structure, x)
     ids = structure.venue_ids
@@ -81,7 +82,7 @@ def violations(
                 f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}"
             )
     if shape.ladder_days:
-        liquid = structure.ladder_matrix(shape.ladder_days) @ x
+        liquid = structure.ladder_matrix(shape.ladder_days) @ values.exposure(structure, x, in_flight=False)
         for r in np.flatnonzero(liquid < values.ladder_min - tol):
             out.append(
                 f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "

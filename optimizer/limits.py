@@ -21,6 +21,7 @@ class Terms:
 
     x: cp.Variable
     e: cp.Variable  # exposure while exits are in transit (= x when nothing is); risk limits hold on it
+    liquid: cp.Expression  # x with this plan's queued exits where they leave: what the ladder counts
     p: cp.Variable
     q: cp.Variable
     t: cp.Variable
@@ -92,12 +93,13 @@ def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
-    """At least the rung's share is back as ETH within the rung's days, counted where the capital is headed; the floor
-    is raised by in-flight capital that will not be back in time (see `optimize.prepare`)."""
+    """At least the rung's share is back as ETH within the rung's days, with this plan's queued exits counted where
+    they leave (ETH on its way is not yet ETH); the floor is raised by in-flight capital that will not be back in
+    time (see `optimize.prepare`)."""
     if v.ladder_min is None:
         return {}
     floor = v.ladder_min if slack is None else v.ladder_min - slack
-    return {"ladder": [v.ladder_rows @ v.x >= floor]}
+    return {"ladder": [v.ladder_rows @ v.liquid >= floor]}
 
 
 def turnover(v: Terms, slack: Slack = None) -> Constraints:

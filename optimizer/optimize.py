@@ -134,10 +134,12 @@ def prepare(
         in_flight_offset=offset,
     )
     if violations(st, model.losses, model.shape, values, x0, check_turnover=False):
-        # Queued exits cannot lower today's exposure, so a book already past a limit could never start to leave it:
-        # the limits then hold on where the capital is headed (the plan says so).
+        # Queued exits cannot lower today's exposure nor bring ETH back sooner, so a book already past a limit
+        # (in-flight capital included) could never start to leave it: the limits then hold on where the capital is
+        # headed, as if exits were instant (the plan says so).
         values.queued = np.zeros(st.n_venues)
         values.in_flight_offset = np.zeros(st.n_venues)
+        values.ladder_min = np.array([r.min_share for r in lim.ladder])
         values.transit_relaxed = True
     return values, held, yields
 

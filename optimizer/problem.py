@@ -85,13 +85,15 @@ class ParameterValues:
     # the current exposure already breaks a limit: limits hold on the target only (queued exits cannot lower it)
     transit_relaxed: bool = False
 
-    def exposure(self, structure: Structure, x: FloatArray) -> FloatArray:
-        """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus the
-        in-flight capital's offset. What every risk limit is evaluated on."""
+    def exposure(self, structure: Structure, x: FloatArray, *, in_flight: bool = True) -> FloatArray:
+        """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus (with
+        `in_flight`) the in-flight capital's offset. What the risk limits are evaluated on; without the offset, what
+        the liquidity ladder counts (in-flight capital is in its floors)."""
         q = np.maximum(-(structure.subtree @ (x - self.x0)), 0.0)
         queued = np.zeros_like(x) if self.queued is None else self.queued
-        offset = np.zeros_like(x) if self.in_flight_offset is None else self.in_flight_offset
-        out: FloatArray = x + structure.transit @ (queued * q) + offset
+        out: FloatArray = x + structure.transit @ (queued * q)
+        if in_flight and self.in_flight_offset is not None:
+            out = out + self.in_flight_offset
         return out
 
 
@@ -163,9 +165,8 @@ class AllocationModel:
         zeta = cp.Variable(name="zeta")
         z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
         self.cut_loop: CutLoop | None = None
-        self._exposure_def: list[cp.Constraint] = [
-            e == x + st.transit @ cp.multiply(self.p_queued, q) + self.p_offset
-        ]
+        in_transit = st.transit @ cp.multiply(self.p_queued, q)  # this plan's queued exits, where they leave
+        self._exposure_def: list[cp.Constraint] = [e == x + in_transit + self.p_offset]
         if shape.risk_form == "cuts":
             # zeta is CVaR itself; the cut loop adds its tail rows in HiGHS. The one cvxpy row is the expected-loss
             # cut (q = π), which keeps the first master bounded.
@@ -190,6 +191,7 @@ class AllocationModel:
         self.terms = Terms(
             x=x,
             e=e,
+            liquid=x + in_transit,
             p=cp.Variable(n, nonneg=True, name="p"),
             q=q,
             t=cp.Variable(n, nonneg=True, name="t"),

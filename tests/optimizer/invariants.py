@@ -28,7 +28,7 @@ def cvar(losses: np.ndarray, probs: np.ndarray, beta: float) -> float:
     return min(z + probs @ np.maximum(losses - z, 0.0) / (1.0 - beta) for z in np.unique(losses))
 
 
-def exposed(plan: Plan, x: np.ndarray) -> np.ndarray:
+def exposed(plan: Plan, x: np.ndarray, *, in_flight: bool = True) -> np.ndarray:
     """Where x is exposed while exits are in transit: queued exits (from x0) back at the venue they leave, plus the
     in-flight capital's offset; rebuilt from the recorded tree, queue flags and offset."""
     rec = plan.problem
@@ -39,7 +39,7 @@ def exposed(plan: Plan, x: np.ndarray) -> np.ndarray:
     x0 = np.array(rec.x0)
     delta = x - x0
     queued = np.array(rec.queued) if rec.queued else np.zeros(n)
-    e = x + (np.array(rec.in_flight_offset) if rec.in_flight_offset else np.zeros(n))
+    e = x + (np.array(rec.in_flight_offset) if rec.in_flight_offset and in_flight else np.zeros(n))
     for v in order:
         below = [w for w in order if _under(w, v, venues)]
         leaving = max(-sum(delta[idx[w]] for w in below), 0.0)
@@ -74,8 +74,9 @@ def check_invariants(plan: Plan) -> None:
     for kind, cap in rec.layer_caps.items():
         assert sum(x[n] for n, v in enumerate(rec.venue_order) if kinds[v] == kind) <= cap + TOL
     days = np.array(rec.days_to_eth)
-    for d, floor in rec.ladder:  # where the capital is headed (the recorded floors count in-flight capital)
-        assert target[days <= d + 1e-12].sum() >= floor - TOL, (d, floor)
+    liquid = exposed(plan, target, in_flight=False)  # the recorded floors count the in-flight capital
+    for d, floor in rec.ladder:
+        assert liquid[days <= d + 1e-12].sum() >= floor - TOL, (d, floor)
     loss, probs = dense_losses(plan)
     weighted = probs > 0
     assert cvar(loss[weighted] @ x, probs[weighted], rec.cvar_beta) <= rec.cvar_budget + TOL

@@ -50,6 +50,10 @@ def rebuild_objective(plan: Plan) -> float:
     for f in inp.in_flight:
         offset[idx[f.from_venue]] += f.amount_eth / inp.portfolio_eth
         offset[idx[f.to_venue]] -= f.amount_eth / inp.portfolio_eth
+    if rec.queued and not any(rec.queued) and not any(rec.in_flight_offset):
+        # the book was already past a limit: the plan optimised its target as if exits were instant
+        queued[:] = 0.0
+        offset[:] = 0.0
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
     beta, lam = rec.cvar_beta, rec.risk_aversion
@@ -108,8 +112,9 @@ def rebuild_objective(plan: Plan) -> float:
     for kind, cap in rec.layer_caps.items():
         add(np.array([1.0 if str(venues[v].kind) == kind else 0.0 for v in order]), cap)
     days = np.array(rec.days_to_eth)
-    for d, floor in rec.ladder:
-        add_x(-(days <= d + 1e-12).astype(float), -floor, {})
+    for d, floor in rec.ladder:  # on e − offset: x with the plan's queued exits where they leave
+        liquid = (days <= d + 1e-12).astype(float)
+        add(-liquid, -floor - liquid @ offset)
     for k, sidx in enumerate(weighted):
         add(loss[sidx], 0.0, {cz0: -1.0, cz + k: -1.0})
     cvar_row = {cz0: 1.0} | {cz + k: probs[sidx] / (1 - beta) for k, sidx in enumerate(weighted)}
