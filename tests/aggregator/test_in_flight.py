@@ -17,7 +17,7 @@ from optimizer import Move
 T0 = datetime(2026, 9, 14, 12, 0, tzinfo=UTC)
 
 
-def move(step: int, action: str, frm: str, to: str, eth: float, days: float = 0.0) -> Move:
+def move(step: int, action: str, frm: str, to: str, eth: float, *, days: float = 0.0) -> Move:
     return Move(
         step=step, action=action, venue=frm if action == "withdraw" else to, from_venue=frm, to_venue=to,
         amount_eth=eth, share=eth / 1000.0, cost_eth=0.0, days=days,
