@@ -19,7 +19,7 @@ def test_backtest_writes_report_pngs_and_summary_deterministically(
     for out in outs:
         res = run("backtest", "--config", str(config), "--out", str(out), "--stress", "kelp@2024-06-03:0.2")
         assert res.returncode == 0, res.stderr
-        assert "optimizer λ=0.25" in res.stdout and "report:" in res.stdout
+        assert "optimizer λ=0.05" in res.stdout and "report:" in res.stdout
     one, two = outs
     pngs = sorted(p.name for p in one.glob("*.png"))
     assert {
@@ -41,10 +41,10 @@ def test_backtest_writes_report_pngs_and_summary_deterministically(
     summary = json.loads((one / "summary.json").read_text())
     assert summary["period"] == {"start": "2024-01-23", "end": "2024-09-05", "days": 227}
     by_name = {s["name"]: s for s in summary["strategies"]}
-    assert by_name["optimizer λ=0.25"]["within_limits"] == 1.0
-    assert by_name["optimizer λ=1"]["within_limits"] == 1.0
+    assert by_name["optimizer λ=0.05"]["within_limits"] == 1.0
+    assert by_name["optimizer λ=0.2"]["within_limits"] == 1.0
     assert by_name["100% stETH"]["stress_loss_eth"] == 0.0
-    assert by_name["optimizer λ=0.25"]["stress_loss_eth"] > 0.0
+    assert by_name["optimizer λ=0.05"]["stress_loss_eth"] > 0.0
 
 
 def test_backtest_json_and_usage_errors(
