@@ -25,7 +25,7 @@ def test_backtest_writes_report_pngs_and_summary_deterministically(
     assert {
         "value.png",
         "yields.png",
-        "allocation-optimizer-lambda-0-25.png",
+        "allocation-optimizer-lambda-0-05.png",
         "allocation-100-steth.png",
     } <= set(pngs)
     for name in pngs:
