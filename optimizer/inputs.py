@@ -186,6 +186,8 @@ class OptimizationInputs(_Frozen):
 
     `holdings_eth` is the current book (venue → ETH; venues not listed hold nothing). `yields` maps venue →
     component → fraction per year; a venue with a component missing along its path is held at its current weight.
+    `entry_blocked` maps a venue to why no capital may enter it (its yield is stale, carried or rests on too few
+    observations): it is valued at its yield and may be sold down, but its subtree may not grow.
     """
 
     universe: Universe
@@ -193,6 +195,7 @@ class OptimizationInputs(_Frozen):
     portfolio_eth: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     holdings_eth: dict[str, NonNegative]
     yields: dict[str, dict[str, float]]
+    entry_blocked: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _holdings_match(self) -> OptimizationInputs:
@@ -206,6 +209,9 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.yields) - known)
         if bad:
             raise ValueError(f"yields name unknown venues {bad}; valid: {sorted(known)}")
+        bad = sorted(set(self.entry_blocked) - known)
+        if bad:
+            raise ValueError(f"entry_blocked names unknown venues {bad}; valid: {sorted(known)}")
         for venue, comps in self.yields.items():
             for name, value in comps.items():
                 if not math.isfinite(value):

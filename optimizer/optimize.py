@@ -18,6 +18,7 @@ from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
 from optimizer.moves import one_off_cost_share, tree_moves
 from optimizer.plan import (
     BindingLimit,
+    BlockedVenue,
     Costs,
     Diagnosis,
     HeldVenue,
@@ -89,6 +90,11 @@ def prepare(
         lo[i] = hi[i] = x0[i]
         yields[i] = 0.0
         held.append(HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no fresh, valid yield"))
+    room = np.ones(st.n_venues)
+    for venue in inputs.entry_blocked:
+        k = st.venue_index[venue]
+        room[k] = 0.0
+        lo[k] = min(lo[k], x0[k])  # a min share it does not meet cannot be reached without an entry
     amort = 365.0 / lim.horizon_days
     wait = st.exit_days / 365.0 * np.maximum(own, 0.0)
     node_cap = np.array([1.0 if n.cap is None else n.cap for n in inputs.universe.nodes])
@@ -109,6 +115,7 @@ def prepare(
         risk_aversion=lim.risk_aversion,
         max_turnover=1.0 if lim.max_turnover is None else lim.max_turnover,
         stress_max=np.array([1.0 if s is None else s for s in stress]),
+        entry_room=room,
     )
     return values, held, own
 
@@ -278,6 +285,10 @@ class _Run:
             gain_bps=gain_bps,
             binding=self._binding(res, x) if res is not None and res.ok else [],
             held=self.held,
+            entry_blocked=[
+                BlockedVenue(venue=venue, weight=float(v.x0[st.venue_index[venue]]), reason=why)
+                for venue, why in sorted(inp.entry_blocked.items())
+            ],
             heuristics=self.heuristics,
             diagnosis=diagnosis or [],
             solver=SolverInfo(

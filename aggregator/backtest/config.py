@@ -79,6 +79,13 @@ class BacktestSettings(_Section):
     max_gap_days: int = Field(
         default=7, ge=0, le=365, description="carry a value this long, then unavailable"
     )
+    min_observations: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="days of observed values a venue needs before an entry; default: [rates] min_observations "
+        "(which counts collections, every few minutes in the daemon, where history counts days)",
+    )
     start_from: Literal["eth", "holdings"] = "eth"
     risk_aversions: tuple[float, ...] = Field(default=(), description="default: the config's λ and 4× it")
     fixed: dict[str, dict[str, Fraction]] = Field(default_factory=dict)

@@ -5,11 +5,13 @@ Rules, in order:
   exactly as the `onchain` adapter computes them, and values outside [min_yield, max_yield] are rejected;
 - several series for one component combine like several quotes: the median of those with a value that day;
 - a value is carried forward at most `max_gap_days` days; after that the component has no value (NaN) until the
-  next observation. Nothing is interpolated or invented;
+  next observation. Nothing is interpolated or invented. `observed` says which values are new that day (not
+  carried): decisions estimate over observed values only, and a carried value never justifies an entry;
 - a component none of whose quotes is a series but all of whose quotes are `static` assumptions keeps the static
   value for the whole period (it is an assumption, not history, and the report says so).
 
-Row t of `values` only uses observations dated ≤ t. The replay decides on day t from row t − 1.
+Row t of `values` only uses observations dated ≤ t. The replay decides on day t from `seen(t − 1, …)`: the
+daemon's robust estimate (`aggregator.estimate`) over the observed values of the window ending at row t − 1.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import structlog
 
 from adapters.base import SourceSettings
@@ -34,7 +37,9 @@ from adapters.onchain import annualise
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings, SeriesSettings
 from aggregator.errors import ConfigError
+from aggregator.estimate import DecisionYields, InputRule, counts, decision_yields
 from aggregator.settings import Settings
+from optimizer.inputs import Universe
 from optimizer.structure import FloatArray
 
 log = structlog.get_logger(__name__)
@@ -66,6 +71,7 @@ class History:
     values: FloatArray
     series: tuple[SeriesReport, ...]
     assumptions: dict[str, float] = field(default_factory=dict)
+    observed: npt.NDArray[np.bool_] | None = None  # [t, k]: a new value that day (None: every value is new)
 
     def index(self, day: date) -> int:
         return (day - self.days[0]).days
@@ -80,15 +86,30 @@ class History:
                 out.setdefault(venue, {})[name] = float(v)
         return out
 
-    def smoothed(self, t: int, days: float) -> History:
-        """A one-row view for the decision after row t: each component with a value at t is the mean of its values
-        over rows (t − days, t], like the daemon's `smoothing_days`; without a value at t it stays missing."""
-        width = max(1, math.ceil(days))
-        window = self.values[max(0, t - width + 1) : t + 1]
-        counts = np.sum(~np.isnan(window), axis=0)
-        sums = np.nansum(window, axis=0)
-        mean = np.where(np.isnan(self.values[t]), np.nan, sums / np.maximum(counts, 1))
-        return History(self.days[t : t + 1], self.components, mean[None, :], self.series, self.assumptions)
+    def seen(self, t: int, universe: Universe, rule: InputRule) -> DecisionYields:
+        """What a decision after row t sees, as the daemon would: each component's robust estimate over the values
+        observed in rows (t − window_days, t]. A value at t that is only carried, or none at t with observations
+        earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield."""
+        width = max(1, math.ceil(rule.window_days))
+        lo = max(0, t - width + 1)
+        observed = ~np.isnan(self.values) if self.observed is None else self.observed
+        latest: dict[str, dict[str, float]] = {}
+        window: dict[tuple[str, str], dict[float, float]] = {}
+        carried: set[tuple[str, str]] = set()
+        for k, comp in enumerate(self.components):
+            venue, name = comp.split(".", 1)
+            key = (venue, name)
+            earlier = self.values[lo:t, k][observed[lo:t, k]]
+            if earlier.size:
+                window[key] = counts(float(v) for v in earlier)
+            value = float(self.values[t, k])
+            if observed[t, k]:
+                latest.setdefault(venue, {})[name] = value
+            elif not math.isnan(value):
+                carried.add(key)
+                if not earlier.size:  # carried from before the window: the carried value is all there is
+                    latest.setdefault(venue, {})[name] = value
+        return decision_yields(universe, latest, window, rule, carried=frozenset(carried))
 
     def availability(self) -> dict[str, float]:
         """Share of days each component had a value."""
@@ -244,10 +265,12 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     col = {c: k for k, c in enumerate(components)}
     n_days = len(days)
     per_series: dict[str, list[FloatArray]] = {}
+    per_series_new: dict[str, list[npt.NDArray[np.bool_]]] = {}
     reports: list[SeriesReport] = []
     for spec in bt.series:
         obs, rejected = observations(spec, Path(bt.cache_dir))
         carried = np.full(n_days, np.nan)
+        new = np.zeros(n_days, dtype=bool)
         last_day: date | None = None
         last_value = math.nan
         it = iter(obs)
@@ -258,7 +281,9 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
                 nxt = next(it, None)
             if last_day is not None and (day - last_day).days <= bt.max_gap_days:
                 carried[t] = last_value
+                new[t] = last_day == day
         per_series.setdefault(spec.component, []).append(carried)
+        per_series_new.setdefault(spec.component, []).append(new)
         origin = Path(spec.path).name if spec.path is not None else f"DefiLlama /chart/{spec.pool}"
         in_range = [d for d, _ in obs if first - timedelta(days=bt.max_gap_days) <= d <= bt.end]
         reports.append(
@@ -273,6 +298,9 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
             )
         )
     values = np.full((n_days, len(components)), np.nan)
+    observed = np.zeros((n_days, len(components)), dtype=bool)
+    for comp, news in per_series_new.items():
+        observed[:, col[comp]] = np.any(np.vstack(news), axis=0)
     for comp, arrays in per_series.items():
         with np.errstate(all="ignore"):
             stacked = np.vstack(arrays)
@@ -285,6 +313,12 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     assumptions = {c: v for c, v in static_assumptions(settings).items() if c not in per_series}
     for comp, value in assumptions.items():
         values[:, col[comp]] = value
+        observed[:, col[comp]] = True  # an assumption holds every day; it is not a carried observation
     return History(
-        days=days, components=components, values=values, series=tuple(reports), assumptions=assumptions
+        days=days,
+        components=components,
+        values=values,
+        series=tuple(reports),
+        assumptions=assumptions,
+        observed=observed,
     )

@@ -2,8 +2,10 @@
 
 1. queued exits due by t land;
 2. a stress event dated t hits every settled and queued position exposed to the failed nodes;
-3. on a decision day the strategy sees `Known` built from history rows ≤ t − 1 (the row of t − 1, or with
-   `smoothing_days` its mean over that window, as the daemon smooths) and may return target weights; the book turns them into orders (new decisions cancel open orders);
+3. on a decision day the strategy sees `Known` built from history rows ≤ t − 1: the daemon's robust estimate over
+   the observed values of the window (`rule`, from `[rates]`), with the venues closed to entries (a carried or
+   stale value, too few observations), and may return target weights; the book turns them into orders (new
+   decisions cancel open orders);
 4. open orders move what the funds allow (costs and gas paid);
 5. settled balances accrue one day of the venue's net yield of day t (after haircuts; nothing when the data has
    no value that day, counted as `unpriced_days`);
@@ -27,6 +29,7 @@ from aggregator.backtest.book import Book
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import History
 from aggregator.backtest.strategies import Known, Strategy
+from aggregator.estimate import InputRule
 from optimizer import AllocationModel, Limits, OptimizationInputs
 from optimizer.evaluate import violations
 from optimizer.optimize import prepare
@@ -106,7 +109,7 @@ def run(
     start_holdings: dict[str, float],
     *,
     every_days: int = 1,
-    smoothing_days: float = 0.0,
+    rule: InputRule = InputRule(),
     stress: Sequence[StressEvent] = (),
     drift_tolerance: float = 1e-7,
     progress: Callable[[int, int], None] | None = None,
@@ -134,12 +137,13 @@ def run(
         day = history.days[t]
         known: Known | None = None
         if (t - 1) % every_days == 0:
-            seen = history.smoothed(t - 1, smoothing_days)  # rows ≤ t − 1 only: nothing from day t on
-            seen_net, seen_priced = venue_yields(st, seen)
+            seen = history.seen(t - 1, st.universe, rule)  # rows ≤ t − 1 only: nothing from day t on
+            own, unpriced = st.component_arrays(seen.yields)
             known = Known(
-                yields=seen.row(0),
-                priced=seen_priced[0],
-                net_yield=np.where(seen_priced[0], np.nan_to_num(seen_net[0]), 0.0),
+                yields=seen.yields,
+                priced=~unpriced,
+                net_yield=np.where(unpriced, 0.0, st.path @ own),
+                entry_blocked=seen.entry_blocked,
             )
         rate = np.nan_to_num(net[t]) / DAYS_PER_YEAR
         for strategy, book, path in zip(strategies, books, paths, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from aggregator.backtest.history import History, build_history
 from aggregator.backtest.replay import Replay, annualised, max_drawdown, run
 from aggregator.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.errors import ConfigError
+from aggregator.estimate import InputRule
 from aggregator.settings import Settings
 from optimizer import ModelCache
 from optimizer.evaluate import TOLERANCE
@@ -69,6 +71,15 @@ def strategies_for(
     return out
 
 
+def input_rule(settings: Settings, bt: BacktestSettings) -> InputRule:
+    """How the backtest's decisions read yields: the daemon's `[rates]` rule, with `[backtest] min_observations`
+    (days) in place of the daemon's (collections) when set."""
+    rule = settings.rates.rule()
+    if bt.min_observations is None:
+        return rule
+    return dataclasses.replace(rule, min_observations=bt.min_observations)
+
+
 def backtest(
     settings: Settings,
     *,
@@ -116,7 +127,7 @@ def backtest(
         strategies,
         start,
         every_days=bt.rebalance_every_days,
-        smoothing_days=settings.rates.smoothing_days,
+        rule=input_rule(settings, bt),
         stress=events,
         drift_tolerance=TOLERANCE + settings.limits.drift_band,
         progress=progress,

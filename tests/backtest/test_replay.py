@@ -108,7 +108,11 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
         cache = ModelCache()
         model = cache.get(demo_settings.universe(), shape_of(demo_settings.limits))
         strategies = strategies_for(demo_settings, demo_settings.backtest, cache, (0.25, 1.0))
-        runs.append(run(model, demo_settings.limits, h, strategies, {"eth": 10_000.0}, smoothing_days=7))
+        runs.append(
+            run(
+                model, demo_settings.limits, h, strategies, {"eth": 10_000.0}, rule=demo_settings.rates.rule()
+            )
+        )
     upto = cut  # replay day index of the cut-off (replay days start one after the history's first row)
     changed_later = False
     for a, b in zip(runs[0].paths, runs[1].paths, strict=True):
