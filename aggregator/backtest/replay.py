@@ -37,6 +37,7 @@ from optimizer.scenarios import Scenario, ScenarioLosses, weighted_cvar
 from optimizer.structure import FloatArray, Structure
 
 DAYS_PER_YEAR = 365.0
+LATEST = InputRule()  # no window: decisions see the latest value (carried ones still close entries)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def run(
     start_holdings: dict[str, float],
     *,
     every_days: int = 1,
-    rule: InputRule = InputRule(),
+    rule: InputRule = LATEST,
     stress: Sequence[StressEvent] = (),
     drift_tolerance: float = 1e-7,
     progress: Callable[[int, int], None] | None = None,

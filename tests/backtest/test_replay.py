@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import History, build_history
 from aggregator.backtest.replay import run
-from aggregator.backtest.run import backtest, strategies_for
+from aggregator.backtest.run import backtest, input_rule, strategies_for
 from aggregator.backtest.strategies import Fixed, Known
 from aggregator.settings import Settings, load_settings
 from optimizer import ModelCache
@@ -100,7 +101,7 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
     scrambled = history.values.copy()
     future = scrambled[cut + 1 :]
     scrambled[cut + 1 :] = np.where(np.isnan(future), 0.05, future * rng.uniform(0.0, 3.0, future.shape))
-    other = History(history.days, history.components, scrambled, history.series, history.assumptions)
+    other = dataclasses.replace(history, values=scrambled)
     runs = []
     for h in (history, other):
         # A fresh model per replay: the solver keeps its basis and CVaR cuts from solve to solve, so the same
@@ -110,7 +111,12 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
         strategies = strategies_for(demo_settings, demo_settings.backtest, cache, (0.25, 1.0))
         runs.append(
             run(
-                model, demo_settings.limits, h, strategies, {"eth": 10_000.0}, rule=demo_settings.rates.rule()
+                model,
+                demo_settings.limits,
+                h,
+                strategies,
+                {"eth": 10_000.0},
+                rule=input_rule(demo_settings, demo_settings.backtest),
             )
         )
     upto = cut  # replay day index of the cut-off (replay days start one after the history's first row)

@@ -52,3 +52,15 @@ def check_invariants(plan: Plan) -> None:
             assert loss[s] @ x <= sc.max_loss + TOL
     if plan.status == "rebalance":
         assert 0.5 * np.abs(x - x0).sum() <= rec.max_turnover + TOL
+    parent = {v.id: v.parent for v in rec.inputs.universe.venues}
+    for blocked in rec.inputs.entry_blocked:  # nothing enters a venue closed to entries, nor its subtree
+        below = [n for n, v in enumerate(rec.venue_order) if _under(v, blocked, parent)]
+        assert x[below].sum() <= x0[below].sum() + TOL, blocked
+
+
+def _under(venue: str | None, ancestor: str, parent: dict[str, str | None]) -> bool:
+    while venue is not None:
+        if venue == ancestor:
+            return True
+        venue = parent[venue]
+    return False
