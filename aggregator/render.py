@@ -91,6 +91,10 @@ def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
         console.print(f"[cyan]binding[/] {bl.limit} ({bl.subject}) at {bl.value:g}: {bl.explanation}")
     for h in plan.held:
         console.print(f"[yellow]held[/] {h.venue} at {pct(h.weight, 2)}: {h.reason}")
+    for closed in plan.entry_blocked:
+        console.print(
+            f"[yellow]no entry[/] {closed.venue} (at {pct(closed.weight, 2)}, may be sold): {closed.reason}"
+        )
     for note in plan.heuristics:
         console.print(f"[magenta]heuristic[/] {note}")
     for d in plan.diagnosis:

@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 9, 14, 23, tzinfo=UTC)
 
 
-def _fill(store: Store, settings: Settings, days: float, every: float, hold_minutes: float, seed: int) -> int:
+def _fill(
+    store: Store, settings: Settings, days: float, every: float, *, hold_minutes: float, seed: int
+) -> int:
     rng = np.random.default_rng(seed)
     comps = [(v.id, c.name) for v in settings.venues for c in v.components]
     n = int(days * 24 * 60 / every)
@@ -44,9 +46,7 @@ def _fill(store: Store, settings: Settings, days: float, every: float, hold_minu
 
 def _time(settings: Settings, store: Store, repeat: int) -> list[float]:
     comps = [(v.id, c.name) for v in settings.venues for c in v.components]
-    book = RateBook(
-        fetched_at=NOW, rates=[ComponentRate(v, c, 0.03, ("bench",), NOW, ()) for v, c in comps]
-    )
+    book = RateBook(fetched_at=NOW, rates=[ComponentRate(v, c, 0.03, ("bench",), NOW, ()) for v, c in comps])
     out = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> None:
     for label, hold in (("a new value every collection", args.every_minutes), ("each value held 1 h", 60.0)):
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(f"sqlite:///{tmp}/bench.sqlite")
-            n = _fill(store, settings, args.days, args.every_minutes, hold, seed=5)
+            n = _fill(store, settings, args.days, args.every_minutes, hold_minutes=hold, seed=5)
             times = _time(settings, store, args.repeat)
             print(
                 f"{label}: {n} collections × {sum(len(v.components) for v in settings.venues)} components "

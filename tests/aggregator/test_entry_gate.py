@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from rich.console import Console
 
 from aggregator.cycle import run_cycle
 from aggregator.rates import RateBook, collect_sync
+from aggregator.render import plan_report
 from aggregator.settings import Settings, load_settings
 from aggregator.store import Store
 from optimizer import ModelCache
@@ -73,6 +75,12 @@ def test_a_venue_with_two_observations_is_not_bought_even_with_the_best_yield(
     blocked = [e for e in logs if e["event"] == "venue_entry_blocked" and e["venue"] == "kelp-rseth"]
     assert blocked and "too few observations: 2 of the 7 needed" in blocked[0]["reason"]
     assert plan.problem.inputs.yields["kelp-rseth"]["base"] == pytest.approx(0.20)
+    console = Console(record=True, width=200)
+    plan_report(console, plan)
+    assert (
+        "no entry kelp-rseth (at 0.00 %, may be sold): kelp-rseth.base too few observations"
+        in console.export_text()
+    )
 
     for hours in (0.9, 0.8, 0.7, 0.6, 0.5):  # five more rsETH collections: 7 with this cycle's
         store.record_rates(_book(settings, T + timedelta(hours=hours), 0.20), "rates")
