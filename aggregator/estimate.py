@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from optimizer.inputs import Universe
 
 Estimator = Literal["median", "trimmed_mean"]
@@ -82,38 +84,31 @@ def robust(
     """The weighted median (the mean of the two middle values when the weight splits evenly), or the mean of what
     is left after dropping `trim` of the total weight at each end. Raises ValueError on no values, a non-finite
     value or a non-positive weight."""
-    if not values:
+    v = np.asarray(values, dtype=float)
+    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=float)
+    if v.size == 0:
         raise ValueError("a robust estimate needs at least one value")
-    w = [1.0] * len(values) if weights is None else [float(x) for x in weights]
-    if len(w) != len(values):
-        raise ValueError(f"{len(values)} values but {len(w)} weights")
-    if any(not math.isfinite(v) for v in values) or any(not (x > 0 and math.isfinite(x)) for x in w):
+    if w.shape != v.shape:
+        raise ValueError(f"{v.size} values but {w.size} weights")
+    if not (np.isfinite(v).all() and np.isfinite(w).all() and (w > 0).all()):
         raise ValueError("values must be finite and weights positive")
     if not 0.0 <= trim < 0.5:
         raise ValueError(f"trim must be in [0, 0.5), got {trim}")
-    pairs = sorted(zip(values, w, strict=True))
-    total = sum(w)
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    upper = np.cumsum(w)  # cumulative weight at the top of each value
+    total = float(upper[-1])
     if estimator == "median":
-        return _weighted_median(pairs, total)
+        half = total / 2.0
+        k = int(np.searchsorted(upper, half, side="left"))  # first value whose cumulative weight reaches half
+        k = min(k, v.size - 1)
+        if k + 1 < v.size and math.isclose(upper[k], half, rel_tol=1e-12, abs_tol=1e-12):
+            return float((v[k] + v[k + 1]) / 2.0)  # an even split: between the two middle values
+        return float(v[k])
+    lower = upper - w
     lo, hi = trim * total, (1.0 - trim) * total
-    acc = kept = mass = 0.0
-    for v, x in pairs:  # the part of each value's weight inside [lo, hi] of the cumulative weight
-        inside = max(0.0, min(acc + x, hi) - max(acc, lo))
-        kept += inside * v
-        mass += inside
-        acc += x
-    return kept / mass if mass > 0 else _weighted_median(pairs, total)
-
-
-def _weighted_median(pairs: list[tuple[float, float]], total: float) -> float:
-    half, acc = total / 2.0, 0.0
-    for k, (v, x) in enumerate(pairs):
-        acc += x
-        if math.isclose(acc, half, rel_tol=1e-12, abs_tol=1e-12) and k + 1 < len(pairs):
-            return (v + pairs[k + 1][0]) / 2.0  # an even split: between the two middle values
-        if acc > half:
-            return v
-    return pairs[-1][0]
+    inside = np.clip(np.minimum(upper, hi) - np.maximum(lower, lo), 0.0, None)  # each value's weight kept
+    return float(inside @ v / inside.sum())
 
 
 def estimate(
