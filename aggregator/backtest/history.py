@@ -72,6 +72,8 @@ class History:
     series: tuple[SeriesReport, ...]
     assumptions: dict[str, float] = field(default_factory=dict)
     observed: npt.NDArray[np.bool_] | None = None  # [t, k]: a new value that day (None: every value is new)
+    lead_values: FloatArray | None = None  # the rows before days[0] that the first decisions' window reaches
+    lead_observed: npt.NDArray[np.bool_] | None = None
 
     def index(self, day: date) -> int:
         return (day - self.days[0]).days
@@ -90,19 +92,24 @@ class History:
         """What a decision after row t sees, as the daemon would: each component's robust estimate over the values
         observed in rows (t − window_days, t]. A value at t that is only carried, or none at t with observations
         earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield."""
+        values = self.values
+        observed = ~np.isnan(values) if self.observed is None else self.observed
+        if self.lead_values is not None and self.lead_observed is not None and len(self.lead_values):
+            t += len(self.lead_values)  # the same window, reaching into the rows before the period
+            values = np.vstack([self.lead_values, values])
+            observed = np.vstack([self.lead_observed, observed])
         width = max(1, math.ceil(rule.window_days))
         lo = max(0, t - width + 1)
-        observed = ~np.isnan(self.values) if self.observed is None else self.observed
         latest: dict[str, dict[str, float]] = {}
         window: dict[tuple[str, str], dict[float, float]] = {}
         carried: set[tuple[str, str]] = set()
         for k, comp in enumerate(self.components):
             venue, name = comp.split(".", 1)
             key = (venue, name)
-            earlier = self.values[lo:t, k][observed[lo:t, k]]
+            earlier = values[lo:t, k][observed[lo:t, k]]
             if earlier.size:
                 window[key] = counts(float(v) for v in earlier)
-            value = float(self.values[t, k])
+            value = float(values[t, k])
             if observed[t, k]:
                 latest.setdefault(venue, {})[name] = value
             elif not math.isnan(value):
@@ -258,9 +265,12 @@ def static_assumptions(settings: Settings) -> dict[str, float]:
 
 
 def build_history(settings: Settings, bt: BacktestSettings) -> History:
-    """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring."""
+    """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
+    before it the rows the first decisions' window reaches back to (`lead`)."""
     first = bt.start - timedelta(days=1)  # known before the first decision
-    days = tuple(first + timedelta(days=i) for i in range((bt.end - first).days + 1))
+    period = (bt.end - first).days + 1
+    lead = max(0, math.ceil(settings.rates.window_days) - 1)
+    days = tuple(first + timedelta(days=i) for i in range(-lead, period))
     components = tuple(f"{v.id}.{c.name}" for v in settings.venues for c in v.components)
     col = {c: k for k, c in enumerate(components)}
     n_days = len(days)
@@ -315,10 +325,12 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
         values[:, col[comp]] = value
         observed[:, col[comp]] = True  # an assumption holds every day; it is not a carried observation
     return History(
-        days=days,
+        days=days[lead:],
         components=components,
-        values=values,
+        values=values[lead:],
         series=tuple(reports),
         assumptions=assumptions,
-        observed=observed,
+        observed=observed[lead:],
+        lead_values=values[:lead],
+        lead_observed=observed[:lead],
     )

@@ -74,3 +74,30 @@ def test_a_carried_value_never_triggers_an_entry(small: Settings) -> None:
     assert _targets(small, carried, rule, "lido-steth")[days[1]] == pytest.approx(
         1.0
     )  # observed: bought instead
+
+
+def test_the_first_decisions_window_reaches_back_before_the_period(small_config: Callable[..., Path]) -> None:
+    """A period starting on 2024-02-10, with stETH history from 2024-01-23: the first decision's window holds the
+    13 days before it, so stETH is open to entries at once instead of after a week of idle ETH."""
+
+    def edit(text: str) -> str:
+        text = text.replace("start = 2024-01-23", "start = 2024-02-10").replace(
+            "end = 2024-01-28", "end = 2024-02-12"
+        )
+        return text.replace("max_gap_days = 1", "max_gap_days = 1\nmin_observations = 7") + (
+            "\n[rates]\nwindow_days = 14\n"
+        )
+
+    settings = load_settings(small_config(edit))
+    assert settings.backtest is not None
+    history = build_history(settings, settings.backtest)
+    assert history.days[0] == date(2024, 2, 9) and history.lead_values is not None
+    assert len(history.lead_values) == 13
+    rule = input_rule(settings, settings.backtest)
+    first = history.seen(0, settings.universe(), rule)
+    assert "lido-steth" not in first.entry_blocked
+    assert first.estimates[("lido-steth", "base")].observations == 14
+    cut = dataclasses.replace(history, lead_values=None, lead_observed=None)
+    assert (
+        "lido-steth" in cut.seen(0, settings.universe(), rule).entry_blocked
+    )  # what it would be without them
