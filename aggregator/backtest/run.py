@@ -10,7 +10,7 @@ import structlog
 
 from aggregator.backtest.config import BacktestSettings, StressEvent
 from aggregator.backtest.history import History, build_history
-from aggregator.backtest.replay import Replay, annualised, max_drawdown, run
+from aggregator.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
 from aggregator.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.errors import ConfigError
 from aggregator.settings import Settings
@@ -27,13 +27,17 @@ class StrategyResult:
     final_eth: float
     net_yield: float
     costs_eth: float
-    turnover: float
-    trades: int
+    costs_bps: float  # costs per year, in bp of the starting book
+    turnover: float  # executed
+    trades: int  # executed legs
+    reversed: int  # executed legs undone by an opposite leg within 14 days
+    plans: int  # decisions that returned a target
+    planned_turnover: float  # summed over plans as issued (re-issued plans counted again)
     decisions: int
     worst_drawdown: float
-    within_limits: float
+    within_limits: float  # share of days within every limit, on exposed capital (queued at the venue it left)
     cvar_within_budget: float
-    cvar_mean: float
+    cvar_mean: float  # on exposed capital
     cvar_max: float
     stress_loss_eth: float
     unpriced_days: int
@@ -92,7 +96,7 @@ def backtest(
     events = (*bt.stress, *stress)
     cache = cache or ModelCache()
     history = build_history(settings, bt)
-    lambdas = bt.risk_aversions or (settings.limits.risk_aversion, 4.0 * settings.limits.risk_aversion)
+    lambdas = bt.risk_aversions or (settings.limits.risk_aversion,)
     strategies = strategies_for(settings, bt, cache, lambdas)
     model = cache.get(settings.universe(), shape_of(settings.limits))
     total = settings.portfolio_eth
@@ -129,8 +133,12 @@ def backtest(
             final_eth=p.values[-1],
             net_yield=annualised(replay.start_eth, p.values[-1], days),
             costs_eth=p.costs_eth,
+            costs_bps=p.costs_eth / replay.start_eth / (days / DAYS_PER_YEAR) * 1e4,
             turnover=p.turnover,
             trades=p.trades,
+            reversed=p.reversed,
+            plans=p.plans,
+            planned_turnover=p.planned_turnover,
             decisions=p.decisions,
             worst_drawdown=max_drawdown([replay.start_eth, *p.values]),
             within_limits=sum(p.within) / days,
