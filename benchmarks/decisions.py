@@ -302,7 +302,7 @@ def frontier(cases: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("realised net yield, %/yr (after costs)")
     ax.set_title("Realised yield against risk on the bundled history")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
