@@ -316,6 +316,9 @@ def main() -> None:
     parser.add_argument("--budgets", default=",".join(f"{b:g}" for b in DEFAULT_BUDGETS), help="CVaR budgets")
     parser.add_argument("--no-steth", action="store_true", help="skip the stETH's-CVaR-with-caps-lifted case")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "decisions")
+    parser.add_argument(
+        "--risk-aversions", default="", help="the optimizers compared, e.g. 0.05,0.25 (default: the config's)"
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     settings = load_settings(args.config)
@@ -329,6 +332,17 @@ def main() -> None:
         ) from None
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise SystemExit(f"--budgets {args.budgets!r}: each budget must be a fraction in (0, 1]")
+    if args.risk_aversions:
+        try:
+            lambdas = tuple(float(x) for x in args.risk_aversions.split(",") if x.strip())
+        except ValueError:
+            raise SystemExit(
+                f"--risk-aversions {args.risk_aversions!r}: give numbers ≥ 0, e.g. 0.05,0.25"
+            ) from None
+        if not lambdas or any(x < 0 for x in lambdas):
+            raise SystemExit(f"--risk-aversions {args.risk_aversions!r}: give numbers ≥ 0, e.g. 0.05,0.25")
+        bt = settings.backtest.model_copy(update={"risk_aversions": lambdas})
+        settings = settings.model_copy(update={"backtest": bt})
     t0 = time.perf_counter()
     cases = [run_case(with_budget(settings, b), f"{b * 100:g}%", b, []) for b in budgets]
     if not args.no_steth:

@@ -92,9 +92,7 @@ class History:
         counts = np.sum(~np.isnan(window), axis=0)
         sums = np.nansum(window, axis=0)
         mean = np.where(np.isnan(self.values[t]), np.nan, sums / np.maximum(counts, 1))
-        return History(
-            self.days[t : t + 1], self.components, mean[None, :], self.series, self.assumptions, None
-        )
+        return History(self.days[t : t + 1], self.components, mean[None, :], self.series, self.assumptions)
 
     def availability(self) -> dict[str, float]:
         """Share of days each component had a value."""
