@@ -105,6 +105,12 @@ class Book:
             out[t.source] += t.amount
         return out
 
+    def in_flight_moves(self, day: date) -> list[tuple[str, str, float, int]]:
+        """Capital in exit queues as (from venue, to venue, ETH, days left on `day`), for a planner that must not
+        re-issue a move already in flight."""
+        ids = self.structure.venue_ids
+        return [(ids[t.source], ids[t.dest], t.amount, (t.arrives - day).days) for t in self.in_flight]
+
     def land(self, day: date) -> None:
         """Queued capital due by `day` arrives in its destination."""
         keep: list[Transfer] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.backtest.book import Leg, reversed_legs
+from aggregator.backtest.book import Book, Leg, reversed_legs
 from aggregator.backtest.history import build_history
 from aggregator.backtest.run import backtest
 from aggregator.settings import Settings, load_settings
@@ -177,6 +177,17 @@ def test_queued_capital_is_exposed_at_the_venue_it_left(small_config: Callable[.
         assert not path.within[t] and not path.cvar_within[t]
     assert path.within == [False, False, False, False, True, True]
     assert path.broken["CVaR budget"] == 4
+
+
+def test_the_book_lists_its_in_flight_moves(small: Settings) -> None:
+    model = ModelCache().get(small.universe(), shape_of(small.limits))
+    book = Book.start(model.structure, {"lido-steth": 100.0}, 0.0)
+    book.decide(np.array([1.0, 0.0, 0.0]), np.zeros(3))
+    book.execute(date(2024, 1, 25))
+    assert book.in_flight_moves(date(2024, 1, 26)) == [("lido-steth", "eth", pytest.approx(99.8), 1)]
+    assert book.exposed() == pytest.approx([0.0, 99.8, 0.0]) and book.positions() == pytest.approx(
+        [99.8, 0, 0]
+    )
 
 
 def test_turnover_and_trades_count_executed_flows_not_reissued_plans(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -104,7 +105,7 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
     earned = history.earned.copy()
     later = earned[cut + 1 :]
     earned[cut + 1 :] = np.where(np.isnan(later), 1e-4, later * rng.uniform(0.0, 3.0, later.shape))
-    other = History(history.days, history.components, scrambled, history.series, history.assumptions, earned)
+    other = dataclasses.replace(history, values=scrambled, earned=earned)
     runs = []
     for h in (history, other):
         # A fresh model per replay: the solver keeps its basis and CVaR cuts from solve to solve, so the same
