@@ -7,7 +7,7 @@ in ETH, times in days. Paths are relative to the config file.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,6 +106,15 @@ class StressEvent(_Section):
     loss: Fraction | None = None
 
 
+class OptimizerVariant(_Section):
+    """One more optimizer to compare: the config's `[limits]` with these fields replaced (e.g.
+    `{ risk_aversion = 0.05 }`, or any other `[limits]` field such as a no-trade band). Limits are still CHECKED
+    against the config's own `[limits]`: a variant changes how the optimizer decides, not what counts as a breach."""
+
+    name: str = Field(min_length=1, max_length=60)
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+
 class BacktestSettings(_Section):
     start: date
     end: date
@@ -115,8 +124,10 @@ class BacktestSettings(_Section):
     )
     start_from: Literal["eth", "holdings"] = "eth"
     risk_aversions: tuple[float, ...] = Field(
-        default=(), description="the optimizers compared, one per λ; default: the config's λ alone"
+        default=(),
+        description="the optimizers compared, one per λ; default: the config's λ alone (none if `optimizers`)",
     )
+    optimizers: tuple[OptimizerVariant, ...] = ()
     fixed: dict[str, dict[str, Fraction]] = Field(default_factory=dict)
     series: tuple[SeriesSettings, ...] = ()
     stress: tuple[StressEvent, ...] = ()
@@ -134,4 +145,7 @@ class BacktestSettings(_Section):
                 raise ValueError(f"backtest.fixed[{name!r}]: weights sum to {total:g}, they must sum to 1")
         if any(lam < 0 for lam in self.risk_aversions):
             raise ValueError("backtest.risk_aversions must be ≥ 0")
+        names = [o.name for o in self.optimizers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backtest.optimizers: names must differ, got {names}")
         return self

@@ -38,6 +38,7 @@ def summary(b: Backtest) -> dict[str, Any]:
         "max_gap_days": b.settings.max_gap_days,
         "start_from": b.settings.start_from,
         "risk_aversions": list(b.risk_aversions),
+        "optimizers": [{"name": o.name, "limits": o.limits} for o in b.settings.optimizers],
         "cvar_budget": b.cvar_budget,
         "drift_tolerance": b.replay.drift_tolerance,
         "stress": [{"node": e.node, "on": str(e.on), "loss": e.loss} for e in b.stress],

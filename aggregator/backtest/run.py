@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from pydantic import ValidationError
 
-from aggregator.backtest.config import BacktestSettings, StressEvent
+from aggregator.backtest.config import BacktestSettings, OptimizerVariant, StressEvent
 from aggregator.backtest.history import History, build_history
 from aggregator.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
 from aggregator.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.errors import ConfigError
 from aggregator.settings import Settings
-from optimizer import ModelCache
+from optimizer import Limits, ModelCache
 from optimizer.evaluate import TOLERANCE
 from optimizer.optimize import shape_of
 
@@ -56,8 +57,28 @@ class Backtest:
     seconds: float
 
 
+def variant_limits(settings: Settings, variant: OptimizerVariant) -> Limits:
+    """The config's limits with the variant's fields replaced, validated as the config's are."""
+    valid = sorted(type(settings.limits).model_fields)
+    unknown = sorted(set(variant.limits) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"[backtest] optimizers {variant.name!r}: unknown [limits] fields {unknown}; valid: {valid}"
+        )
+    try:
+        return type(settings.limits).model_validate(
+            {**settings.limits.model_dump(exclude_unset=True), **variant.limits}
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"[backtest] optimizers {variant.name!r}: {exc}") from exc
+
+
 def strategies_for(
-    settings: Settings, bt: BacktestSettings, cache: ModelCache, risk_aversions: Sequence[float]
+    settings: Settings,
+    bt: BacktestSettings,
+    cache: ModelCache,
+    risk_aversions: Sequence[float],
+    variants: Sequence[OptimizerVariant] = (),
 ) -> list[Strategy]:
     universe = settings.universe()
     band = settings.limits.min_move_eth / settings.portfolio_eth
@@ -70,6 +91,9 @@ def strategies_for(
     for lam in risk_aversions:
         limits = settings.limits.model_copy(update={"risk_aversion": lam})
         out.append(Optimizer(name=f"optimizer λ={lam:g}", universe=universe, limits=limits, cache=cache))
+    for v in variants:
+        limits = variant_limits(settings, v)
+        out.append(Optimizer(name=f"optimizer {v.name}", universe=universe, limits=limits, cache=cache))
     return out
 
 
@@ -96,8 +120,8 @@ def backtest(
     events = (*bt.stress, *stress)
     cache = cache or ModelCache()
     history = build_history(settings, bt)
-    lambdas = bt.risk_aversions or (settings.limits.risk_aversion,)
-    strategies = strategies_for(settings, bt, cache, lambdas)
+    lambdas = bt.risk_aversions or (() if bt.optimizers else (settings.limits.risk_aversion,))
+    strategies = strategies_for(settings, bt, cache, lambdas, bt.optimizers)
     model = cache.get(settings.universe(), shape_of(settings.limits))
     total = settings.portfolio_eth
     start = (

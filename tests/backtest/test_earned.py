@@ -15,7 +15,9 @@ import pytest
 
 from aggregator.backtest.book import Book, Leg, reversed_legs
 from aggregator.backtest.history import build_history
-from aggregator.backtest.run import backtest
+from aggregator.backtest.run import backtest, strategies_for
+from aggregator.backtest.strategies import Optimizer
+from aggregator.errors import ConfigError
 from aggregator.settings import Settings, load_settings
 from optimizer import ModelCache
 from optimizer.optimize import shape_of
@@ -237,3 +239,30 @@ def test_summary_reports_costs_per_year_and_executed_counts(small: Settings) -> 
         assert r.costs_bps == pytest.approx(r.costs_eth / 1000.0 / (days / 365) * 1e4)
         assert r.trades >= 0 and r.reversed <= r.trades
     assert [r.name for r in result.results if r.name.startswith("optimizer")] == ["optimizer λ=0"]
+
+
+def test_comparison_optimizers_come_from_the_backtest_section(small_config: Callable[..., Path]) -> None:
+    """`[backtest] optimizers`: the config's limits with some fields replaced; a field [limits] does not have is
+    a clear error; with `optimizers` and no `risk_aversions`, only the listed optimizers run."""
+
+    def variants(extra: str) -> Callable[[str], str]:
+        return lambda t: t.replace("max_gap_days = 1\n", f"max_gap_days = 1\n{extra}\n")
+
+    s = load_settings(
+        small_config(variants('optimizers = [{ name = "cautious", limits = { risk_aversion = 2.0 } }]'))
+    )
+    assert s.backtest is not None
+    cache = ModelCache()
+    strategies = strategies_for(s, s.backtest, cache, (), s.backtest.optimizers)
+    cautious = next(x for x in strategies if x.name == "optimizer cautious")
+    assert isinstance(cautious, Optimizer) and cautious.limits.risk_aversion == 2.0
+    assert cautious.limits.gas_cost_eth == s.limits.gas_cost_eth  # the rest as configured
+    result = backtest(s)
+    assert [r.name for r in result.results if r.name.startswith("optimizer")] == ["optimizer cautious"]
+    bad = load_settings(
+        small_config(variants('optimizers = [{ name = "x", limits = { risk_aversoin = 2.0 } }]'))
+    )
+    with pytest.raises(
+        ConfigError, match=r"unknown \[limits\] fields \['risk_aversoin'\]; valid: .*'risk_aversion'"
+    ):
+        backtest(bad)
