@@ -146,6 +146,7 @@ def hindsight_book(settings: Settings, history: History) -> dict[str, float]:
         values,
         expected_loss=np.zeros_like(values.expected_loss),
         risk_aversion=0.0,
+        c_in=st.entry_cost * DAYS_PER_YEAR / days,  # entries once over the period; a held book never exits
         c_out=np.zeros_like(values.c_out),
     )
     result = model.solve(values)
