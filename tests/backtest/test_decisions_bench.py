@@ -36,9 +36,8 @@ def test_the_hindsight_book_fills_the_better_realised_venue_to_its_cap(
     steth, reth = got["lido-steth"]["base"], got["rocketpool-reth"]["base"]
     assert steth != pytest.approx(reth)
     best, other = ("lido-steth", "rocketpool-reth") if steth > reth else ("rocketpool-reth", "lido-steth")
-    book = hindsight_book(
-        s, h
-    )  # both earn more than idle ETH: the better one to its cap, the rest in the other
+    # both earn more than idle ETH: the better one to its cap, the rest in the other
+    book = hindsight_book(s, h)
     assert book[best] == pytest.approx(0.6, abs=1e-6) and book[other] == pytest.approx(0.4, abs=1e-6)
 
 
