@@ -201,7 +201,7 @@ def backtest_table(console: Console, result: Backtest) -> None:
         title_justify="left",
     )
     for i, head in enumerate(TABLE_HEAD):
-        table.add_column(head, justify="left" if i == 0 else "right")
+        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows(result):
         table.add_row(*row)
     console.print(table)

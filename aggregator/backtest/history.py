@@ -36,6 +36,7 @@ from adapters.http import get_json
 from adapters.onchain import annualise
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings, SeriesSettings
+from aggregator.backtest.earned import earned_table
 from aggregator.errors import ConfigError
 from aggregator.estimate import DecisionYields, InputRule, counts, decision_yields
 from aggregator.settings import Settings
@@ -74,6 +75,9 @@ class History:
     observed: npt.NDArray[np.bool_] | None = None  # [t, k]: a new value that day (None: every value is new)
     lead_values: FloatArray | None = None  # the rows before days[0] that the first decisions' window reaches
     lead_observed: npt.NDArray[np.bool_] | None = None
+    # earned[t, k]: component k's realised return over day t (a fraction of that one day, not annualised), or NaN
+    # when nothing says what it earned; None: earn the values themselves as APR (a synthetic history)
+    earned: FloatArray | None = None
 
     def index(self, day: date) -> int:
         return (day - self.days[0]).days
@@ -133,15 +137,17 @@ def _parse_date(text: str, where: str) -> date:
         raise HistoryError(f"{where}: date {text!r} is not YYYY-MM-DD") from exc
 
 
-def read_csv(spec: SeriesSettings) -> list[tuple[date, float]]:
-    """(date, value) rows of a CSV series after `where`, oldest first; a repeated date is an error."""
+def read_csv(spec: SeriesSettings, column: str | None = None) -> list[tuple[date, float]]:
+    """(date, value) rows of a CSV series after `where` (its `column`, or another one), oldest first; a repeated
+    date is an error."""
     assert spec.path is not None and spec.column is not None
+    column = column or spec.column
     path = Path(spec.path)
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             cols = reader.fieldnames or []
-            missing = [c for c in ("date", spec.column, *spec.where) if c not in cols]
+            missing = [c for c in ("date", column, *spec.where) if c not in cols]
             if missing:
                 raise HistoryError(f"{path}: no column {missing}; the file has {cols}")
             rows: dict[date, float] = {}
@@ -151,11 +157,9 @@ def read_csv(spec: SeriesSettings) -> list[tuple[date, float]]:
                 where = f"{path}:{n}"
                 day = _parse_date(row["date"], where)
                 try:
-                    value = float(row[spec.column])
+                    value = float(row[column])
                 except ValueError as exc:
-                    raise HistoryError(
-                        f"{where}: {spec.column} = {row[spec.column]!r} is not a number"
-                    ) from exc
+                    raise HistoryError(f"{where}: {column} = {row[column]!r} is not a number") from exc
                 if day in rows:
                     raise HistoryError(
                         f"{where}: a second row for {day}; narrow the series with `where` (columns {cols})"
@@ -221,9 +225,27 @@ def download_charts(bt: BacktestSettings) -> list[Path]:
     return written
 
 
+def raw_rows(spec: SeriesSettings, cache_dir: Path) -> list[tuple[date, float]]:
+    """The series' rows as read (percent, fraction or rate), inside its `from`/`until`; none for a static one."""
+    if spec.format == "static":
+        return []
+    raw = read_chart(spec, cache_dir) if spec.format == "defillama" else read_csv(spec)
+    return [(d, v) for d, v in raw if spec.in_time(d)]
+
+
+def _earned_rows(
+    spec: SeriesSettings, cache_dir: Path
+) -> tuple[list[tuple[date, float]], dict[date, float] | None]:
+    """A series' rows for what is earned (`raw_rows`, nothing filtered) and each row's window, if it has one."""
+    rows = raw_rows(spec, cache_dir)
+    if spec.window_column is None or spec.format != "csv":
+        return rows, None
+    return rows, dict(read_csv(spec, spec.window_column))
+
+
 def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date, float]], int]:
     """The series as (date, yield fraction) after conversion and validation, and how many values were rejected."""
-    raw = read_chart(spec, cache_dir) if spec.format == "defillama" else read_csv(spec)
+    raw = raw_rows(spec, cache_dir)
     if spec.unit == "rate":
         by_day = dict(raw)
         converted: list[tuple[date, float]] = []
@@ -232,7 +254,7 @@ def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date
             if r0 is None or r0 <= 0 or r1 <= 0:
                 continue
             apr, apy = annualise(r0, r1, spec.window_days * 86400.0)
-            converted.append((day, apr if spec.compounding == "apr" else apy))
+            converted.append((day, apr if spec.compounds == "apr" else apy))
     else:
         scale = 0.01 if spec.unit == "percent" else 1.0
         converted = [(d, v * scale) for d, v in raw]
@@ -264,9 +286,28 @@ def static_assumptions(settings: Settings) -> dict[str, float]:
     return out
 
 
+def _resolve_static(settings: Settings, bt: BacktestSettings) -> BacktestSettings:
+    """`static` series without a `value` take the config's static quote for their component."""
+    config_static = static_assumptions(settings)
+    series = []
+    for spec in bt.series:
+        if spec.format == "static" and spec.value is None:
+            if spec.component not in config_static:
+                raise HistoryError(
+                    f"backtest series {spec.component}: format 'static' without `value`, and the config has no "
+                    f"`static` quote for it; give `value` (a fraction per year) or use one of "
+                    f"{sorted(config_static)}"
+                )
+            series.append(spec.model_copy(update={"value": config_static[spec.component]}))
+        else:
+            series.append(spec)
+    return bt.model_copy(update={"series": tuple(series)})
+
+
 def build_history(settings: Settings, bt: BacktestSettings) -> History:
     """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
     before it the rows the first decisions' window reaches back to (`lead`)."""
+    bt = _resolve_static(settings, bt)
     first = bt.start - timedelta(days=1)  # known before the first decision
     period = (bt.end - first).days + 1
     lead = max(0, math.ceil(settings.rates.window_days) - 1)
@@ -278,6 +319,26 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     per_series_new: dict[str, list[npt.NDArray[np.bool_]]] = {}
     reports: list[SeriesReport] = []
     for spec in bt.series:
+        if spec.format == "static":
+            assert spec.value is not None
+            per_series.setdefault(spec.component, []).append(
+                np.array([spec.value if spec.in_time(d) else 0.0 for d in days])
+            )
+            # an assumption holds every day (0 outside its dates): it is never a carried observation
+            per_series_new.setdefault(spec.component, []).append(np.ones(n_days, dtype=bool))
+            bounds = f"from {spec.from_ or 'the start'} until {spec.until or 'the end'}, 0 outside"
+            reports.append(
+                SeriesReport(
+                    component=spec.component,
+                    origin=f"static assumption {spec.value:g}/yr {bounds}",
+                    observations=sum(spec.in_time(d) for d in days),
+                    rejected=0,
+                    first=spec.from_,
+                    last=spec.until,
+                    note=spec.note,
+                )
+            )
+            continue
         obs, rejected = observations(spec, Path(bt.cache_dir))
         carried = np.full(n_days, np.nan)
         new = np.zeros(n_days, dtype=bool)
@@ -324,6 +385,9 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     for comp, value in assumptions.items():
         values[:, col[comp]] = value
         observed[:, col[comp]] = True  # an assumption holds every day; it is not a carried observation
+    earned = earned_table(
+        bt, days[lead:], components, assumptions, lambda spec: _earned_rows(spec, Path(bt.cache_dir))
+    )
     return History(
         days=days[lead:],
         components=components,
@@ -333,4 +397,5 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
         observed=observed[lead:],
         lead_values=values[:lead],
         lead_observed=observed[:lead],
+        earned=earned,
     )
