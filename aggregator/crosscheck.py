@@ -10,7 +10,8 @@
 - Plausibility (`plausible_range`): before any of this, a quote outside its component's bounds is rejected; the
   defaults depend on what the component is (an LST's staking yield is 0.5–15 %/yr), a component can set its own.
 - Change since the last cycle is kept per component (seeded from the store), for `rates`.
-- `smooth`: with `smoothing_days`, the optimizer sees each component's mean over the stored window.
+- What decisions see is not this cycle's median alone but a robust estimate over a window (`aggregator.estimate`,
+  `[rates]` `estimator`, `window_days`, `min_observations`).
 
 `RateMemory` is what a service keeps between cycles.
 """
@@ -21,10 +22,12 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from adapters import Quote
+from aggregator.estimate import InputRule
 
 Component = tuple[str, str]  # (venue, component)
 Bounds = tuple[float, float]
@@ -43,9 +46,29 @@ class CrossCheckSettings(BaseModel):
     confirm_after_minutes: float = Field(
         default=30.0, ge=0, le=10_080, description="a repeat this much later confirms"
     )
-    smoothing_days: float = Field(
-        default=0.0, ge=0, le=365, description="optimise on the mean of this window of stored yields; 0: off"
+    window_days: float = Field(
+        default=14.0,
+        ge=0,
+        le=365,
+        validation_alias=AliasChoices("window_days", "smoothing_days"),
+        description="decisions see a robust estimate of each yield over this many days of stored values; 0: the "
+        "latest value alone (`smoothing_days` is the old name)",
     )
+    estimator: Literal["median", "trimmed_mean"] = Field(
+        default="median",
+        description="median (default: ignores anything under half the window) or trimmed_mean",
+    )
+    trim: float = Field(
+        default=0.25, ge=0, lt=0.5, description="trimmed_mean: share of the window dropped at each end"
+    )
+    min_observations: int = Field(
+        default=7,
+        ge=1,
+        le=100_000,
+        description="a venue may be entered only when each yield along its path rests on at least this many "
+        "values in the window (collections in the daemon, days in the backtest); exits are always allowed",
+    )
+
     plausible_staking: Bounds = Field(
         default=(0.005, 0.15),
         description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
@@ -58,6 +81,10 @@ class CrossCheckSettings(BaseModel):
     @classmethod
     def _bounds(cls, value: Bounds) -> Bounds:
         return check_bounds(value)
+
+    def rule(self) -> InputRule:
+        """The window, estimator and entry minimum, as the estimator module takes them."""
+        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
 
 
 def check_bounds(value: Bounds) -> Bounds:
@@ -145,19 +172,3 @@ def check_component(
         spread=max(values) - min(values) if len(values) > 1 else None,
         change=None if before is None else value - before,
     )
-
-
-def smooth(
-    yields: dict[str, dict[str, float]],
-    window: dict[Component, tuple[float, int]],
-) -> dict[str, dict[str, float]]:
-    """Each fresh component's mean over its stored window (`window`: sum and count of the values stored before
-    this cycle) plus this cycle's value, counted once whether stored yet or not. Components without a fresh
-    value this cycle stay absent: history never stands in for a missing quote."""
-    out: dict[str, dict[str, float]] = {}
-    for venue, comps in yields.items():
-        out[venue] = {}
-        for comp, value in comps.items():
-            total, n = window.get((venue, comp), (0.0, 0))
-            out[venue][comp] = (total + value) / (n + 1)
-    return out

@@ -13,8 +13,8 @@ from typing import Literal
 import structlog
 
 from adapters.base import Clock
-from aggregator.crosscheck import smooth
 from aggregator.errors import NoRatesError
+from aggregator.estimate import decision_yields
 from aggregator.rates import RateBook
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -40,20 +40,26 @@ def inputs_for(
     holdings: dict[str, float] | None = None,
     in_flight: tuple[InFlight, ...] = (),
 ) -> OptimizationInputs:
-    """The optimizer's inputs; with `smoothing_days` the yields are window means from the stored history.
-    `holdings` is the settled book in ETH (default: the config's); `in_flight` the capital in exit queues."""
+    """The optimizer's inputs. Each yield is the robust estimate (`[rates] estimator`) over the stored values of
+    the last `window_days` and this cycle's value, counted once. A venue whose yield along its path is stale (no
+    fresh quote this cycle: valued at its window's estimate) or rests on fewer than `min_observations` values is
+    closed to entries; one with no value at all in the window is held. `holdings` is the settled book in ETH
+    (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands)."""
     held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
-    yields = book.yields()
-    days = settings.rates.smoothing_days
-    if days > 0 and store is not None:
-        since = book.fetched_at - timedelta(days=days)
-        yields = smooth(yields, store.window_totals(since, before=book.fetched_at))
+    rule = settings.rates.rule()
+    window = {}
+    if rule.window_days > 0 and store is not None:
+        since = book.fetched_at - timedelta(days=rule.window_days)
+        window = store.window_counts(since, before=book.fetched_at)
+    universe = settings.universe()
+    seen = decision_yields(universe, book.yields(), window, rule)
     return OptimizationInputs(
-        universe=settings.universe(),
+        universe=universe,
         limits=settings.limits,
         portfolio_eth=sum(held.values()) + sum(f.amount_eth for f in in_flight),
         holdings_eth=held,
-        yields=yields,
+        yields=seen.yields,
+        entry_blocked=seen.entry_blocked,
         in_flight=in_flight,
     )
 
@@ -102,6 +108,13 @@ def run_cycle(
             )
         for held in plan.held:
             log.info("venue_held", venue=held.venue, weight=round(held.weight, 6), reason=held.reason)
+        for blocked in plan.entry_blocked:
+            log.info(
+                "venue_entry_blocked",
+                venue=blocked.venue,
+                weight=round(blocked.weight, 6),
+                reason=blocked.reason,
+            )
         log.info(
             "rebalance_completed",
             status=plan.status,

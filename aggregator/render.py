@@ -91,6 +91,10 @@ def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
         console.print(f"[cyan]binding[/] {bl.limit} ({bl.subject}) at {bl.value:g}: {bl.explanation}")
     for h in plan.held:
         console.print(f"[yellow]held[/] {h.venue} at {pct(h.weight, 2)}: {h.reason}")
+    for closed in plan.entry_blocked:
+        console.print(
+            f"[yellow]no entry[/] {closed.venue} (at {pct(closed.weight, 2)}, may be sold): {closed.reason}"
+        )
     for note in plan.heuristics:
         console.print(f"[magenta]heuristic[/] {note}")
     for d in plan.diagnosis:
@@ -209,7 +213,7 @@ def backtest_table(console: Console, result: Backtest) -> None:
         title_justify="left",
     )
     for i, head in enumerate(TABLE_HEAD):
-        table.add_column(head, justify="left" if i == 0 else "right")
+        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows(result):
         table.add_row(*row)
     console.print(table)

@@ -5,7 +5,7 @@
 
 The bundled real history covers only parts of 2024 for most venues, so the yields here are synthetic: a seeded
 mean-reverting walk around each component's value in the demo snapshot (static assumptions stay constant). The
-universe, limits, costs and smoothing are config/demo.toml's. Timed: the optimizer alone (one risk aversion), then
+universe, limits, costs and input rule ([rates] window, estimator) are config/demo.toml's. Timed: the optimizer alone (one risk aversion), then
 every strategy of `aggregator backtest` (two risk aversions and four baselines), each on one compiled model; and,
 for comparison, one plan on the compiled model against one plan that builds and compiles it first (what a
 backtest without the cache would pay every day).
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from aggregator.backtest.history import History  # noqa: E402
 from aggregator.backtest.replay import run  # noqa: E402
-from aggregator.backtest.run import strategies_for  # noqa: E402
+from aggregator.backtest.run import input_rule, strategies_for  # noqa: E402
 from aggregator.backtest.strategies import Optimizer  # noqa: E402
 from aggregator.rates import collect_sync  # noqa: E402
 from aggregator.settings import Settings, load_settings  # noqa: E402
@@ -71,7 +71,7 @@ def main() -> None:
     days = round(365 * args.years)
     history = synthetic_history(settings, days, args.seed)
     start = {settings.universe().root.id: settings.portfolio_eth}
-    smoothing = settings.rates.smoothing_days
+    rule = input_rule(settings, settings.backtest) if settings.backtest else settings.rates.rule()
 
     cache = ModelCache()
     t0 = time.perf_counter()
@@ -83,13 +83,13 @@ def main() -> None:
         name=f"optimizer λ={lam:g}", universe=settings.universe(), limits=settings.limits, cache=cache
     )
     t0 = time.perf_counter()
-    one = run(model, settings.limits, history, [solo], start, smoothing_days=smoothing)
+    one = run(model, settings.limits, history, [solo], start, rule=rule)
     solo_s = time.perf_counter() - t0
 
     assert settings.backtest is not None
     every = strategies_for(settings, settings.backtest, cache, (lam, 4 * lam))
     t0 = time.perf_counter()
-    run(model, settings.limits, history, every, start, smoothing_days=smoothing)
+    run(model, settings.limits, history, every, start, rule=rule)
     all_s = time.perf_counter() - t0
 
     sample = 10

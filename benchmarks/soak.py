@@ -1,6 +1,6 @@
 """Soak: the daemon on an accelerated schedule for 1,000 rebalance cycles while its HTTP sources flap.
 
-    .venv/bin/python -m benchmarks.soak [--cycles 1000] [--every 0.3] [--seed 7] [--smoothing-days D]
+    .venv/bin/python -m benchmarks.soak [--cycles 1000] [--every 0.3] [--seed 7] [--window-days D]
 
 The daemon runs as a subprocess on the bundled demo config with four real HTTP adapters added as second sources
 (Lido, Rocket Pool, Coinbase, Binance: their recorded payloads from a local server on 127.0.0.1). Every half
@@ -117,10 +117,11 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=0.3, help="seconds between scheduled rebalances")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--window-days",
         "--smoothing-days",
         type=float,
         default=None,
-        help="override [rates] smoothing_days (the demo's 7 keeps every collection of the soak in the window)",
+        help="override [rates] window_days (the demo's 14 keeps every collection of the soak in the window)",
     )
     args = parser.parse_args()
 
@@ -139,8 +140,8 @@ def main() -> int:
             "AGGREGATOR_SCHEDULE__RATES_EVERY_MINUTES": str(2 * args.every / 60),
             "AGGREGATOR_SCHEDULE__REBALANCE_ON_START": "false",
         }
-        if args.smoothing_days is not None:
-            env["AGGREGATOR_RATES__SMOOTHING_DAYS"] = str(args.smoothing_days)
+        if args.window_days is not None:
+            env["AGGREGATOR_RATES__WINDOW_DAYS"] = str(args.window_days)
         flapper = threading.Thread(target=_flap, args=(server, rng, stop, scripted), daemon=True)
         daemon = Daemon(config, env)
         started = time.monotonic()

@@ -70,6 +70,10 @@ def violations(
         out.append(f"{ids[i]}: share {x[i]:.6f} below its minimum {values.lo[i]:.6f}")
     for i in np.flatnonzero(x > values.hi + tol):
         out.append(f"{ids[i]}: share {x[i]:.6f} above its maximum {values.hi[i]:.6f}")
+    if values.entry_room is not None:
+        inflow = structure.subtree @ (x - values.x0)
+        for i in np.flatnonzero(inflow > values.entry_room + tol):
+            out.append(f"{ids[i]}: {inflow[i]:.6f} enters it, but it is closed to entries")
     exposure = structure.exposure @ e
     for j in np.flatnonzero(exposure > values.node_cap + tol):
         out.append(

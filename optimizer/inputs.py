@@ -300,7 +300,9 @@ class OptimizationInputs(_Frozen):
 
     `holdings_eth` is the settled book (venue → ETH; venues not listed hold nothing); `in_flight` the capital in
     exit queues (see `InFlight`); `portfolio_eth` is their sum. `yields` maps venue → component → fraction per year;
-    a venue with a component missing along its path is held at its current weight.
+    a venue with a component missing along its path is held at its current weight. `entry_blocked` maps a venue to
+    why no capital may enter it (its yield is stale, carried or rests on too few observations): it is valued at its
+    yield and may be sold down, but its subtree may not grow (capital already in flight towards it is not an entry).
 
     Passing in-flight capital (e.g. from a replay that queues exits):
 
@@ -317,6 +319,7 @@ class OptimizationInputs(_Frozen):
     holdings_eth: dict[str, NonNegative]
     yields: dict[str, dict[str, float]]
     in_flight: tuple[InFlight, ...] = ()
+    entry_blocked: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _holdings_match(self) -> OptimizationInputs:
@@ -340,6 +343,9 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.yields) - known)
         if bad:
             raise ValueError(f"yields name unknown venues {bad}; valid: {sorted(known)}")
+        bad = sorted(set(self.entry_blocked) - known)
+        if bad:
+            raise ValueError(f"entry_blocked names unknown venues {bad}; valid: {sorted(known)}")
         for venue, comps in self.yields.items():
             for name, value in comps.items():
                 if not math.isfinite(value):

@@ -43,6 +43,7 @@ class Terms:
     cvar: cp.Expression
     kind_rows: object
     ladder_rows: object
+    entry_room: cp.Parameter | None = None
 
 
 Constraints = dict[str, list[cp.Constraint]]
@@ -66,6 +67,15 @@ def share_bounds(v: Terms, _: Slack = None) -> Constraints:
 def tree_moves(v: Terms, _: Slack = None) -> Constraints:
     """Capital entering (p) and leaving (q) each subtree of the position tree."""
     return {"moves": [v.subtree @ v.x - v.subtree @ v.x0 == v.p - v.q]}
+
+
+def entry_blocks(v: Terms, _: Slack = None) -> Constraints:
+    """Capital entering a venue's subtree at most its room: 0 for a venue closed to entries (stale or carried
+    yield, too few observations), 1 otherwise. Exits stay free, and capital coming back from a child into a closed
+    parent is not an entry: it never left the parent's subtree (restaked stETH is still stETH)."""
+    if v.entry_room is None:
+        return {}
+    return {"no_entry": [v.subtree @ v.x - v.subtree @ v.x0 <= v.entry_room]}
 
 
 def node_caps(v: Terms, slack: Slack = None) -> Constraints:
@@ -117,7 +127,7 @@ def stress_limits(v: Terms, slack: Slack = None) -> Constraints:
     return {"stress_max_loss": [v.stress_loss <= _relax(v.stress_max, slack)]}
 
 
-HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves)
+HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves, entry_blocks)
 """Structural constraints: never relaxed."""
 
 ELASTIC: dict[str, LimitFn] = {

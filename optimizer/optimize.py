@@ -18,6 +18,7 @@ from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
 from optimizer.moves import one_off_cost_share, round_trip_cost_share, tree_moves
 from optimizer.plan import (
     BindingLimit,
+    BlockedVenue,
     Costs,
     Diagnosis,
     HeldVenue,
@@ -102,6 +103,11 @@ def prepare(
         lo[i] = hi[i] = x0[i]
         yields[i] = 0.0
         held.append(HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no fresh, valid yield"))
+    room = np.ones(st.n_venues)
+    for venue in inputs.entry_blocked:
+        k = st.venue_index[venue]
+        room[k] = 0.0
+        lo[k] = min(lo[k], x0[k])  # a min share it does not meet cannot be reached without an entry
     amort = 365.0 / lim.horizon_days
     exit_rate, exit_days, _ = st.exit_routes(yields)
     # The ladder counts capital where it is headed; in-flight capital is there only after `days_left`, so a rung
@@ -130,6 +136,7 @@ def prepare(
         risk_aversion=lim.lam,
         max_turnover=1.0 if lim.max_turnover is None else lim.max_turnover,
         stress_max=np.array([1.0 if s is None else s for s in stress]),
+        entry_room=room,
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
@@ -334,6 +341,10 @@ class _Run:
             gain_bps=gain_bps,
             binding=self._binding(res, x) if res is not None and res.ok else [],
             held=self.held,
+            entry_blocked=[
+                BlockedVenue(venue=venue, weight=float(v.x0[st.venue_index[venue]]), reason=why)
+                for venue, why in sorted(inp.entry_blocked.items())
+            ],
             heuristics=self.heuristics,
             diagnosis=diagnosis or [],
             solver=SolverInfo(

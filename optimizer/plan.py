@@ -77,6 +77,15 @@ class HeldVenue(_Out):
     reason: str
 
 
+class BlockedVenue(_Out):
+    """A venue closed to entries this cycle (its yield is stale, carried or rests on too few observations): it
+    may be sold down, not bought."""
+
+    venue: str
+    weight: float
+    reason: str
+
+
 class SolverInfo(_Out):
     name: str | None
     status: str
@@ -143,6 +152,7 @@ class Plan(_Out):
     gain_bps: float
     binding: list[BindingLimit]
     held: list[HeldVenue]
+    entry_blocked: list[BlockedVenue] = []
     heuristics: list[str]
     diagnosis: list[Diagnosis]
     solver: SolverInfo

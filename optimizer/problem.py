@@ -78,6 +78,7 @@ class ParameterValues:
     risk_aversion: float
     max_turnover: float
     stress_max: FloatArray
+    entry_room: FloatArray | None = None  # per venue, capital that may enter its subtree: 0 closed, 1 open
     # 1 where the venue's cheaper exit route takes time (its exits stay exposed in transit)
     queued: FloatArray | None = None
     # d: in-flight shares at their from venue minus at their destination
@@ -217,6 +218,7 @@ class AllocationModel:
             cvar=cvar,
             kind_rows=st.kind_matrix(shape.layer_kinds),
             ladder_rows=st.ladder_matrix(shape.ladder_days),
+            entry_room=cp.Parameter(n, nonneg=True, name="entry_room"),
         )
         v = self.terms
         self.named: Constraints = {}
@@ -284,6 +286,9 @@ class AllocationModel:
         v.max_turnover.value = values.max_turnover
         if v.stress_max is not None:
             v.stress_max.value = values.stress_max
+        if v.entry_room is not None:
+            n = self.structure.n_venues
+            v.entry_room.value = np.ones(n) if values.entry_room is None else values.entry_room
 
     def solve(self, values: ParameterValues, solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> SolveResult:
         """Solve with the first solver that succeeds; never raises for solver trouble."""

@@ -6,7 +6,12 @@ deepest first, then deposits. Each day every open order moves as much as its sou
   in the parent venue;
 - a deposit pays the venue's `entry_cost` and lands at once;
 - each order pays `gas_cost_eth` once, when it first moves capital.
-A new decision cancels the orders still open. The weights a strategy sees count queued capital at its destination.
+A new decision cancels the orders still open. The weights a strategy sees count queued capital at its destination;
+risk and limits are measured on `exposed()`: queued capital still at the venue it left, until it lands.
+
+What was done is recorded as executed legs (`legs`): an order is one leg, counted when it first moves capital, with
+all it moved; `executed_turnover` is half the change in positions the executed legs made, as a share of the book.
+A re-issued plan whose orders match the open ones adds nothing until capital actually moves.
 """
 
 from __future__ import annotations
@@ -34,11 +39,22 @@ class Transfer:
 
 
 @dataclass
+class Leg:
+    """An executed order: first moved capital on `day`; `amount_eth` is all it moved."""
+
+    day: date
+    action: str  # "withdraw" | "deposit"
+    venue: int
+    amount_eth: float = 0.0
+
+
+@dataclass
 class Order:
     action: str  # "withdraw" | "deposit"
     venue: int
     remaining: float
     gas_paid: bool = False
+    leg: Leg | None = None
 
 
 @dataclass
@@ -50,6 +66,8 @@ class Book:
     orders: list[Order] = field(default_factory=list)
     costs_eth: float = 0.0
     traded_eth: float = 0.0
+    legs: list[Leg] = field(default_factory=list)
+    executed_turnover: float = 0.0
 
     @classmethod
     def start(cls, structure: Structure, holdings: dict[str, float], gas_eth: float) -> Book:
@@ -73,12 +91,25 @@ class Book:
         out: FloatArray = pos / total if total > 0 else pos
         return out
 
+    def exposure(self) -> FloatArray:
+        """Weights with queued capital counted where it is still exposed: the venue it left."""
+        pos = self.exposed()
+        total = pos.sum()
+        out: FloatArray = pos / total if total > 0 else pos
+        return out
+
     def exposed(self) -> FloatArray:
         """ETH at risk per venue: settled, plus queued capital still exposed to the venue it is leaving."""
         out = self.balances.copy()
         for t in self.in_flight:
             out[t.source] += t.amount
         return out
+
+    def in_flight_moves(self, day: date) -> list[tuple[str, str, float, int]]:
+        """Capital in exit queues as (from venue, to venue, ETH, days left on `day`), for a planner that must not
+        re-issue a move already in flight."""
+        ids = self.structure.venue_ids
+        return [(ids[t.source], ids[t.dest], t.amount, (t.arrives - day).days) for t in self.in_flight]
 
     def land(self, day: date) -> None:
         """Queued capital due by `day` arrives in its destination."""
@@ -104,6 +135,8 @@ class Book:
         """Move what each open order can with the funds there are today."""
         st = self.structure
         open_orders: list[Order] = []
+        moved = np.zeros(st.n_venues)
+        value = self.value
         for o in self.orders:
             parent = st.parent_index[o.venue]
             assert parent is not None
@@ -112,6 +145,13 @@ class Book:
             if amount > DUST:
                 gas = 0.0 if o.gas_paid else min(self.gas_eth, amount)
                 o.gas_paid = True
+                if o.leg is None:
+                    o.leg = Leg(day, o.action, o.venue)
+                    self.legs.append(o.leg)
+                o.leg.amount_eth += amount
+                sign = -1.0 if o.action == "withdraw" else 1.0
+                moved[o.venue] += sign * amount
+                moved[parent] -= sign * amount
                 self.balances[source] -= amount
                 o.remaining -= amount
                 self.traded_eth += amount
@@ -131,6 +171,8 @@ class Book:
             if o.remaining > DUST * max(1.0, self.value) and (incoming or self.balances[source] > DUST):
                 open_orders.append(o)  # else nothing more will reach the source: costs ate the rest
         self.orders = open_orders
+        if value > 0:
+            self.executed_turnover += 0.5 * float(np.abs(moved).sum()) / value
 
     def accrue(self, daily_rate: FloatArray) -> None:
         """One day of yield on settled balances (queued capital earns nothing)."""
@@ -143,3 +185,19 @@ class Book:
         for t in self.in_flight:
             t.amount *= 1.0 - float(venue_loss[t.source])
         return before - self.value
+
+
+REVERSAL_DAYS = 14
+
+
+def reversed_legs(legs: list[Leg], within_days: int = REVERSAL_DAYS) -> list[Leg]:
+    """Legs whose opposite leg (the same venue, the other direction) executed within `within_days` after them."""
+    out: list[Leg] = []
+    for i, leg in enumerate(legs):
+        for later in legs[i + 1 :]:
+            if (later.day - leg.day).days > within_days:
+                break
+            if later.venue == leg.venue and later.action != leg.action:
+                out.append(leg)
+                break
+    return out

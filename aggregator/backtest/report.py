@@ -38,6 +38,7 @@ def summary(b: Backtest) -> dict[str, Any]:
         "max_gap_days": b.settings.max_gap_days,
         "start_from": b.settings.start_from,
         "risk_aversions": list(b.risk_aversions),
+        "optimizers": [{"name": o.name, "limits": o.limits} for o in b.settings.optimizers],
         "cvar_budget": b.cvar_budget,
         "drift_tolerance": b.replay.drift_tolerance,
         "stress": [{"node": e.node, "on": str(e.on), "loss": e.loss} for e in b.stress],
@@ -61,8 +62,12 @@ def summary(b: Backtest) -> dict[str, Any]:
                 "final_eth": r.final_eth,
                 "net_yield": r.net_yield,
                 "costs_eth": r.costs_eth,
+                "costs_bps": r.costs_bps,
                 "turnover": r.turnover,
                 "trades": r.trades,
+                "reversed_within_14d": r.reversed,
+                "plans": r.plans,
+                "planned_turnover": r.planned_turnover,
                 "decisions": r.decisions,
                 "worst_drawdown": r.worst_drawdown,
                 "within_limits": r.within_limits,
@@ -118,12 +123,12 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
     _save(fig, files["yields"])
 
     for p in rp.paths:
-        w = np.vstack(p.weights)
+        w = np.vstack(p.exposure)
         used = [i for i in range(w.shape[1]) if w[:, i].max() > 1e-6]
         fig, ax = plt.subplots(figsize=(10, 4.5))
         ax.stackplot(x, *(w[:, i] * 100.0 for i in used), labels=[rp.venues[i] for i in used])
         ax.set_ylim(0, 100)
-        ax.set_title(f"Allocation over time: {p.name}")
+        ax.set_title(f"Exposure over time (queued capital at the venue it left): {p.name}")
         ax.set_ylabel("% of the book")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.autofmt_xdate()
@@ -192,13 +197,17 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 <h1>Backtest {period["start"]} → {period["end"]} ({period["days"]} days)</h1>
 <p>{b.replay.start_eth:,.0f} ETH, starting from {html.escape(b.settings.start_from)}; a decision every
 {b.settings.rebalance_every_days} day(s), each from the data known the day before; moves pay the config's entry and
-exit costs and gas; exits wait in their queue earning nothing; yields accrue daily after haircuts. CVaR budget
-{budget}; limits checked daily allowing a drift of {pct(b.replay.drift_tolerance)} of the book (the config's
-<code>drift_band</code>). Optimizer risk aversions: {", ".join(f"{x:g}" for x in b.risk_aversions)}.</p>
+exit costs and gas; exits wait in their queue earning nothing; each venue earns what happened (realised
+exchange-rate growth, trailing-window APRs over the days they measured, APY compounded once, negative returns
+included) after haircuts. CVaR budget {budget}; CVaR and every limit are checked daily on exposed capital (capital in
+an exit queue counted at the venue it left) allowing a drift of {pct(b.replay.drift_tolerance)} of the book (the
+config's <code>drift_band</code>). Optimizer risk aversions: {", ".join(f"{x:g}" for x in b.risk_aversions)}.</p>
 {f"<h2>Stress</h2><ul>{stress}</ul>" if stress else ""}
 <h2>Results</h2>
 {_table(TABLE_HEAD, rows(b))}
-<p>Turnover is the share of the book traded, summed over the period. Days a held venue had no price accrue nothing.</p>
+<p>Turnover is the share of the book moved by executed legs, summed over the period; legs are executed orders
+(one withdrawal or deposit each), in brackets those undone by an opposite leg on the same venue within 14 days;
+costs in bp/yr of the starting book. Days a held venue had no realised return accrue nothing.</p>
 <h2>Limits broken (days)</h2>
 {_table(("strategy", "limits broken"), broken)}
 <h2>Data</h2>

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from pydantic import ValidationError
 
-from aggregator.backtest.config import BacktestSettings, StressEvent
+from aggregator.backtest.config import BacktestSettings, OptimizerVariant, StressEvent
 from aggregator.backtest.history import History, build_history
-from aggregator.backtest.replay import Replay, annualised, max_drawdown, run
+from aggregator.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
 from aggregator.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.errors import ConfigError
+from aggregator.estimate import InputRule
 from aggregator.settings import Settings
-from optimizer import ModelCache
+from optimizer import Limits, ModelCache
 from optimizer.evaluate import TOLERANCE
 from optimizer.optimize import shape_of
 
@@ -27,13 +30,17 @@ class StrategyResult:
     final_eth: float
     net_yield: float
     costs_eth: float
-    turnover: float
-    trades: int
+    costs_bps: float  # costs per year, in bp of the starting book
+    turnover: float  # executed
+    trades: int  # executed legs
+    reversed: int  # executed legs undone by an opposite leg within 14 days
+    plans: int  # decisions that returned a target
+    planned_turnover: float  # summed over plans as issued (re-issued plans counted again)
     decisions: int
     worst_drawdown: float
-    within_limits: float
+    within_limits: float  # share of days within every limit, on exposed capital (queued at the venue it left)
     cvar_within_budget: float
-    cvar_mean: float
+    cvar_mean: float  # on exposed capital
     cvar_max: float
     stress_loss_eth: float
     unpriced_days: int
@@ -52,8 +59,31 @@ class Backtest:
     seconds: float
 
 
+def variant_limits(settings: Settings, variant: OptimizerVariant) -> Limits:
+    """The config's limits with the variant's fields replaced, validated as the config's are."""
+    valid = sorted(type(settings.limits).model_fields)
+    unknown = sorted(set(variant.limits) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"[backtest] optimizers {variant.name!r}: unknown [limits] fields {unknown}; valid: {valid}"
+        )
+    try:
+        base = settings.limits.model_dump(exclude_unset=True)
+        if {"risk_aversion", "tail_weight"} & set(variant.limits):
+            # one spelling of risk aversion replaces the config's, whichever it used (they must otherwise agree)
+            base.pop("risk_aversion", None)
+            base.pop("tail_weight", None)
+        return type(settings.limits).model_validate({**base, **variant.limits})
+    except ValidationError as exc:
+        raise ConfigError(f"[backtest] optimizers {variant.name!r}: {exc}") from exc
+
+
 def strategies_for(
-    settings: Settings, bt: BacktestSettings, cache: ModelCache, risk_aversions: Sequence[float]
+    settings: Settings,
+    bt: BacktestSettings,
+    cache: ModelCache,
+    risk_aversions: Sequence[float],
+    variants: Sequence[OptimizerVariant] = (),
 ) -> list[Strategy]:
     universe = settings.universe()
     band = settings.limits.min_move_eth / settings.portfolio_eth
@@ -64,9 +94,21 @@ def strategies_for(
     out.append(EqualWeight(name="equal weight", structure=structure, band=band))
     out.append(ChaseYield(name="chase yield", structure=structure))
     for lam in risk_aversions:
-        limits = settings.limits.model_copy(update={"risk_aversion": lam})
+        limits = settings.limits.model_copy(update={"risk_aversion": lam, "tail_weight": None})
         out.append(Optimizer(name=f"optimizer λ={lam:g}", universe=universe, limits=limits, cache=cache))
+    for v in variants:
+        limits = variant_limits(settings, v)
+        out.append(Optimizer(name=f"optimizer {v.name}", universe=universe, limits=limits, cache=cache))
     return out
+
+
+def input_rule(settings: Settings, bt: BacktestSettings) -> InputRule:
+    """How the backtest's decisions read yields: the daemon's `[rates]` rule, with `[backtest] min_observations`
+    (days) in place of the daemon's (collections) when set."""
+    rule = settings.rates.rule()
+    if bt.min_observations is None:
+        return rule
+    return dataclasses.replace(rule, min_observations=bt.min_observations)
 
 
 def backtest(
@@ -92,8 +134,8 @@ def backtest(
     events = (*bt.stress, *stress)
     cache = cache or ModelCache()
     history = build_history(settings, bt)
-    lambdas = bt.risk_aversions or (settings.limits.risk_aversion, 4.0 * settings.limits.risk_aversion)
-    strategies = strategies_for(settings, bt, cache, lambdas)
+    lambdas = bt.risk_aversions or (() if bt.optimizers else (settings.limits.risk_aversion,))
+    strategies = strategies_for(settings, bt, cache, lambdas, bt.optimizers)
     model = cache.get(settings.universe(), shape_of(settings.limits))
     total = settings.portfolio_eth
     start = (
@@ -116,7 +158,7 @@ def backtest(
         strategies,
         start,
         every_days=bt.rebalance_every_days,
-        smoothing_days=settings.rates.smoothing_days,
+        rule=input_rule(settings, bt),
         stress=events,
         drift_tolerance=TOLERANCE + settings.limits.drift_band,
         progress=progress,
@@ -129,8 +171,12 @@ def backtest(
             final_eth=p.values[-1],
             net_yield=annualised(replay.start_eth, p.values[-1], days),
             costs_eth=p.costs_eth,
+            costs_bps=p.costs_eth / replay.start_eth / (days / DAYS_PER_YEAR) * 1e4,
             turnover=p.turnover,
             trades=p.trades,
+            reversed=p.reversed,
+            plans=p.plans,
+            planned_turnover=p.planned_turnover,
             decisions=p.decisions,
             worst_drawdown=max_drawdown([replay.start_eth, *p.values]),
             within_limits=sum(p.within) / days,

@@ -6,7 +6,7 @@ under the same costs. The optimizer strategy is the daemon's own `optimize()` on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -18,11 +18,13 @@ from optimizer.structure import FloatArray, Structure
 
 @dataclass(frozen=True)
 class Known:
-    """What a strategy may know on a decision day: yesterday's yields (venue → component → fraction)."""
+    """What a strategy may know on a decision day: the robust estimates of the yields up to yesterday (venue →
+    component → fraction) and the venues closed to entries (venue → why: carried, stale, too few observations)."""
 
     yields: dict[str, dict[str, float]]
     priced: npt.NDArray[np.bool_]  # per venue: every component along its path has a value
     net_yield: FloatArray  # per venue, after haircuts; 0 where not priced
+    entry_blocked: dict[str, str] = field(default_factory=dict)
 
 
 class Strategy(Protocol):
@@ -112,6 +114,7 @@ class Optimizer:
                 portfolio_eth=sum(holdings.values()),
                 holdings_eth=holdings,
                 yields=known.yields,
+                entry_blocked=known.entry_blocked,
             ),
             cache=self.cache,
         )

@@ -12,9 +12,10 @@ def pct(v: float, digits: int = 2) -> str:
 TABLE_HEAD = (
     "strategy",
     "net yield/yr",
-    "final ETH",
     "turnover",
+    "legs (reversed)",
     "costs ETH",
+    "costs bp/yr",
     "max drawdown",
     "in limits",
     "CVaR in budget",
@@ -28,13 +29,14 @@ def rows(b: Backtest) -> list[tuple[str, ...]]:
         (
             r.name,
             pct(r.net_yield),
-            f"{r.final_eth:,.2f}",
             f"{r.turnover * 100:.0f}%",
+            f"{r.trades} ({r.reversed})",
             f"{r.costs_eth:,.2f}",
+            f"{r.costs_bps:.1f}",
             pct(r.worst_drawdown),
             pct(r.within_limits, 1),
             pct(r.cvar_within_budget, 1),
-            f"{pct(r.cvar_mean)}/{pct(r.cvar_max)}",
+            f"{r.cvar_mean * 100:.2f}/{pct(r.cvar_max)}",
             f"{r.stress_loss_eth:,.2f}",
         )
         for r in b.results

@@ -309,20 +309,24 @@ class Store:
                 out[(venue, component)] = float(value)
         return out
 
-    def window_totals(self, since: datetime, before: datetime) -> dict[Component, tuple[float, int]]:
-        """Per component, the sum and count of stored yields collected in [since, before): the smoothing window,
-        added up by the database so a cycle reads one row per component, not every row of the window."""
+    def window_counts(self, since: datetime, before: datetime) -> dict[Component, dict[float, int]]:
+        """Per component, each distinct yield stored in [since, before) with how many collections had it: the
+        window a robust estimate is taken over. Counted by the database, so a cycle reads one row per distinct
+        value (sources repeat a value for hours), not every collection of the window."""
         query = (
-            select(rates.c.venue, rates.c.component, func.sum(rates.c.value), func.count())
+            select(rates.c.venue, rates.c.component, rates.c.value, func.count())
             .join(collections, rates.c.collection_id == collections.c.id)
             .where(
                 collections.c.fetched_at >= _naive_utc(since),
                 collections.c.fetched_at < _naive_utc(before),
             )
-            .group_by(rates.c.venue, rates.c.component)
+            .group_by(rates.c.venue, rates.c.component, rates.c.value)
         )
+        out: dict[Component, dict[float, int]] = {}
         with self.engine.connect() as conn:
-            return {(v, c): (float(total), int(n)) for v, c, total, n in conn.execute(query)}
+            for v, c, value, n in conn.execute(query):
+                out.setdefault((v, c), {})[float(value)] = int(n)
+        return out
 
     def collection_count(self) -> int:
         with self.engine.connect() as conn:

@@ -40,15 +40,16 @@ def test_migrations_create_the_schema_once(tmp_path: Path) -> None:
     assert {"collections", "quotes", "rates", "rejections", "proposals", "book", "leases"} <= tables
 
 
-def test_window_totals_and_latest_values(tmp_path: Path) -> None:
-    """Stored yields are added up by component over [since, before): older rows and rows at or after `before`
-    are outside; the latest value wins."""
+def test_window_counts_and_latest_values(tmp_path: Path) -> None:
+    """Stored yields come back by component over [since, before), each distinct value once with its count:
+    older rows and rows at or after `before` are outside; the latest value wins."""
     store = Store(f"sqlite:///{tmp_path}/a.sqlite")
-    for days, value in ((10, 0.020), (3, 0.022), (1, 0.024), (0, 0.030)):
+    for days, value in ((10, 0.020), (3, 0.022), (2, 0.024), (1, 0.024), (0, 0.030)):
         store.record_rates(book(T - timedelta(days=days), value), "rates")
-    total, n = store.window_totals(T - timedelta(days=5), before=T)[("lido-steth", "base")]
-    assert n == 2 and total == pytest.approx(0.022 + 0.024, rel=1e-15)
-    assert store.window_totals(T + timedelta(days=1), before=T + timedelta(days=2)) == {}
+    assert store.window_counts(T - timedelta(days=5), before=T) == {
+        ("lido-steth", "base"): {0.022: 1, 0.024: 2}
+    }
+    assert store.window_counts(T + timedelta(days=1), before=T + timedelta(days=2)) == {}
     assert store.latest_values() == {("lido-steth", "base"): 0.030}
 
 
@@ -82,26 +83,28 @@ def test_rates_shows_change_since_the_last_run_across_processes(tmp_path: Path) 
     assert {r["change"] for r in second["rates"]} == {0.0}
 
 
-def test_smoothing_uses_the_window_mean_but_never_stands_in_for_a_missing_quote(
+def test_decisions_see_the_window_median_counted_once_and_a_stale_venue_is_closed_to_entries(
     demo_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """With smoothing_days = 7 the optimizer sees the mean of the week, this cycle's value included exactly once
-    whether or not it is stored yet; older rows are outside it."""
-    settings = load_settings(
-        demo_config(lambda t: re.sub(r"(?m)^smoothing_days = .*$", "smoothing_days = 7", t))
-    )
+    """With window_days = 7 the optimizer sees the median of the week, this cycle's value included exactly once
+    whether or not it is stored yet; older rows are outside it. A component without a fresh quote is valued at its
+    window's median and its venue closed to entries; with nothing in the window it stays missing."""
+    settings = load_settings(demo_config(lambda t: re.sub(r"(?m)^window_days = .*$", "window_days = 7", t)))
     store = Store(f"sqlite:///{tmp_path}/s.sqlite")
     store.record_rates(book(T - timedelta(days=20), 0.10), "rates")  # outside the window
-    store.record_rates(book(T - timedelta(days=2), 0.020), "rates")
+    for days, value in ((3, 0.020), (2, 0.021), (1, 0.99)):  # 0.99: one absurd print in the window
+        store.record_rates(book(T - timedelta(days=days), value), "rates")
     current = book(T, 0.026)
-    expected = pytest.approx((0.020 + 0.026) / 2)
+    expected = pytest.approx((0.021 + 0.026) / 2)  # median of 0.020, 0.021, 0.026, 0.99
     assert (
         inputs_for(settings, current, store).yields["lido-steth"]["base"] == expected
     )  # before it is stored
     store.record_rates(current, "rates")
-    assert (
-        inputs_for(settings, current, store).yields["lido-steth"]["base"] == expected
-    )  # and after: counted once
-    assert (
-        "rocketpool-reth" not in inputs_for(settings, current, store).yields
-    )  # no fresh quote: stays missing
+    seen = inputs_for(settings, current, store)
+    assert seen.yields["lido-steth"]["base"] == expected  # and after: counted once
+    assert "rocketpool-reth" not in seen.yields  # no value in the window either: stays missing
+    later = RateBook(fetched_at=T + timedelta(hours=1))  # lido-steth has no fresh quote now
+    stale = inputs_for(settings, later, store)
+    assert stale.yields["lido-steth"]["base"] == pytest.approx((0.021 + 0.026) / 2)
+    assert stale.entry_blocked["lido-steth"].startswith("lido-steth.base stale")
+    assert "lido-steth" not in seen.entry_blocked

@@ -123,6 +123,8 @@ def rebuild_objective(plan: Plan) -> float:
         add_x(eye[r], x0[r], {ct + r: -1.0})
         add_x(-eye[r], -x0[r], {ct + r: -1.0})
     add(np.zeros(n), rec.max_turnover, {ct + r: 0.5 for r in range(n)})
+    for v in inp.entry_blocked:  # closed to entries: its subtree may not grow (on x, where capital is headed)
+        add_x(subtree[idx[v]], float(subtree[idx[v]] @ x0), {})
     for sidx, sc in enumerate(rec.scenarios):
         if sc.max_loss is not None:
             add(loss[sidx], sc.max_loss)

@@ -1,0 +1,138 @@
+"""The robust estimate decisions see: a single print of any size cannot move it; the entry gate and its reasons."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aggregator.estimate import (
+    InputRule,
+    blocked_venues,
+    counts,
+    decision_yields,
+    estimate,
+    robust,
+)
+from optimizer import Universe, Venue, VenueKind, YieldComponent
+
+MIN_WINDOW = 5
+yields = st.floats(min_value=-0.05, max_value=0.5, allow_nan=False)
+spikes = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@given(
+    window=st.lists(yields, min_size=MIN_WINDOW, max_size=60),
+    spike=spikes,
+    spot=st.integers(min_value=0),
+    estimator=st.sampled_from(["median", "trimmed_mean"]),
+)
+def test_a_single_spike_of_any_size_cannot_move_the_estimate_past_its_neighbours(
+    window: list[float], spike: float, spot: int, estimator: str
+) -> None:
+    """Replace any one value of a window of ≥ 5 by anything from −1e6 to 1e6: the estimate stays between the
+    order statistics that bracket the clean estimate (the mean of the same window moves by spike / N)."""
+    i = spot % len(window)
+    spiked = [*window[:i], spike, *window[i + 1 :]]
+    others = sorted(window[:i] + window[i + 1 :])
+    got = robust(spiked, estimator=estimator)  # type: ignore[arg-type]
+    assert others[0] - 1e-12 <= got <= others[-1] + 1e-12
+    if estimator == "median":
+        n = len(window)  # the median of n values, one of them anything: between these two of the other n − 1
+        lo, hi = others[max((n - 1) // 2 - 1, 0)], others[min(n // 2, len(others) - 1)]
+        assert lo - 1e-12 <= got <= hi + 1e-12
+
+
+@given(level=yields, n=st.integers(min_value=3, max_value=60), spike=spikes, big=spikes)
+def test_a_flat_window_with_one_spike_is_the_level_whatever_the_spike(
+    level: float, n: int, spike: float, big: float
+) -> None:
+    """A steady yield with one wild print (the 9.91 % stETH day) is estimated at the steady yield exactly, by
+    both estimators, and a spike a million times larger gives the same answer."""
+    for estimator in ("median", "trimmed_mean"):
+        a = robust([level] * n + [spike], estimator=estimator)  # type: ignore[arg-type]
+        b = robust([level] * n + [big], estimator=estimator)  # type: ignore[arg-type]
+        assert a == pytest.approx(level, abs=1e-12) and b == pytest.approx(level, abs=1e-12)
+
+
+@given(st.lists(yields, min_size=1, max_size=40))
+def test_weighted_values_give_what_the_repeated_values_give(values: list[float]) -> None:
+    """The store hands each distinct value once with its count: the estimate is the one over every value."""
+    c = counts(values)
+    assert robust(list(c), list(c.values())) == pytest.approx(statistics.median(values), abs=1e-12)
+    assert robust(list(c), list(c.values()), estimator="trimmed_mean") == pytest.approx(
+        robust(values, estimator="trimmed_mean"), abs=1e-12
+    )
+
+
+def test_bad_estimator_input_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="at least one value"):
+        robust([])
+    with pytest.raises(ValueError, match="finite"):
+        robust([0.03, float("nan")])
+    with pytest.raises(ValueError, match="trim"):
+        robust([0.03], estimator="trimmed_mean", trim=0.5)
+
+
+def test_freshness_and_observations_decide_the_entry_gate() -> None:
+    rule = InputRule(window_days=14, min_observations=7)
+    thin = estimate({0.21: 1}, 0.21, rule)  # rsETH on its second print
+    assert thin is not None and thin.entry_block(rule) == "too few observations: 2 of the 7 needed"
+    enough = estimate({0.03: 5, 0.031: 1}, 0.032, rule)
+    assert enough is not None and enough.entry_block(rule) is None and enough.value == 0.03
+    stale = estimate({0.03: 9}, None, rule)
+    assert stale is not None and stale.freshness == "stale" and stale.value == 0.03
+    assert stale.entry_block(rule) is not None and stale.entry_block(rule).startswith("stale")  # type: ignore[union-attr]
+    carried = estimate({0.03: 9}, None, rule, freshness="carried")
+    assert carried is not None and carried.entry_block(rule).startswith("carried")  # type: ignore[union-attr]
+    assert estimate({}, None, rule) is None
+    latest_only = InputRule(window_days=0, min_observations=7)  # no window: nothing to count
+    only = estimate({}, 0.05, latest_only)
+    assert only is not None and only.value == 0.05 and only.entry_block(latest_only) is None
+
+
+def _tree() -> Universe:
+    comp = (YieldComponent(name="base"),)
+    return Universe(
+        venues=(
+            Venue(id="eth", kind=VenueKind.IDLE),
+            Venue(id="steth", parent="eth", kind=VenueKind.LIQUID_STAKING, components=comp),
+            Venue(
+                id="restaked",
+                parent="steth",
+                kind=VenueKind.RESTAKING,
+                components=(YieldComponent(name="rewards"),),
+            ),
+            Venue(id="reth", parent="eth", kind=VenueKind.LIQUID_STAKING, components=comp),
+        )
+    )
+
+
+def test_a_closed_component_closes_every_venue_whose_yield_rests_on_it() -> None:
+    """stETH stale: stETH and the venue restaking it are closed; rETH is not."""
+    assert blocked_venues(_tree(), {("steth", "base"): "stale"}) == {
+        "steth": "steth.base stale",
+        "restaked": "steth.base stale",
+    }
+
+
+def test_decision_yields_value_stale_and_carried_components_and_close_them() -> None:
+    rule = InputRule(window_days=14, min_observations=3)
+    seen = decision_yields(
+        _tree(),
+        latest={"reth": {"base": 0.031}, "restaked": {"rewards": 0.012}},
+        window={
+            ("steth", "base"): {0.03: 10},
+            ("reth", "base"): {0.029: 2},
+            ("restaked", "rewards"): {0.01: 5},
+        },
+        rule=rule,
+        carried=frozenset({("restaked", "rewards")}),
+    )
+    assert seen.yields == {"steth": {"base": 0.03}, "reth": {"base": 0.029}, "restaked": {"rewards": 0.01}}
+    assert set(seen.entry_blocked) == {"steth", "restaked"}
+    assert "steth.base stale" in seen.entry_blocked["restaked"]
+    assert "restaked.rewards carried" in seen.entry_blocked["restaked"]
+    assert seen.estimates[("reth", "base")].observations == 3
