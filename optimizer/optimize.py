@@ -35,7 +35,7 @@ from optimizer.problem import (
     RiskForm,
     SolveResult,
 )
-from optimizer.scenarios import RESIDUAL_NAME
+from optimizer.scenarios import RESIDUAL_NAME, weighted_cvar
 from optimizer.structure import FloatArray
 
 MAX_MIN_MOVE_ROUNDS = 5
@@ -140,15 +140,40 @@ def prepare(
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
-    if violations(st, model.losses, model.shape, values, x0, check_turnover=False):
+    drift = TOLERANCE + lim.drift_band
+    if violations(st, model.losses, model.shape, values, x0, check_turnover=False, tol=drift):
         # Queued exits cannot lower today's exposure nor bring ETH back sooner, so a book already past a limit
         # (in-flight capital included) could never start to leave it: the limits then hold on where the capital is
-        # headed, as if exits were instant (the plan says so).
+        # headed, as if exits were instant (the plan says so). A book past a limit by no more than the drift band
+        # (yield accrual nudges a book at its CVaR budget over it every day) is one the plan may hold: exposure
+        # stays modelled, else queued exits would be free to break the limit.
         values.queued = np.zeros(st.n_venues)
         values.in_flight_offset = np.zeros(st.n_venues)
         values.ladder_min = np.array([r.min_share for r in lim.ladder])
         values.transit_relaxed = True
+    elif violations(st, model.losses, model.shape, values, x0, check_turnover=False):
+        _limits_at_today(model, values)
     return values, held, yields
+
+
+def _limits_at_today(model: AllocationModel, values: ParameterValues) -> None:
+    """The book is past a limit by no more than the drift band (yield accrual nudges a book at its CVaR budget over
+    it): each risk limit becomes the looser of itself and today's exposure, so the book may stay where it is (the
+    queued exits cannot lower today's exposure, so the LP would otherwise be infeasible) but no move may take it
+    further past. Exposure stays modelled in transit."""
+    st, shape, sl = model.structure, model.shape, model.losses
+    e0 = values.exposure(st, values.x0)
+    values.node_cap = np.maximum(values.node_cap, st.exposure @ e0)
+    if shape.layer_kinds:
+        values.layer_cap = np.maximum(values.layer_cap, st.kind_matrix(shape.layer_kinds) @ e0)
+    if shape.ladder_days:
+        liquid = st.ladder_matrix(shape.ladder_days) @ values.exposure(st, values.x0, in_flight=False)
+        values.ladder_min = np.minimum(values.ladder_min, liquid)
+    scen = sl.losses(e0)
+    values.cvar_budget = max(values.cvar_budget, weighted_cvar(scen, sl.probabilities, shape.cvar_beta))
+    if len(values.stress_max):
+        values.stress_max = np.maximum(values.stress_max, scen[list(sl.stress_limited)])
+    values.limits_at_today = True
 
 
 def optimize(
@@ -186,6 +211,11 @@ class _Run:
 
     def plan(self) -> Plan:
         st, v = self.model.structure, self.values
+        if v.limits_at_today:
+            self.heuristics.append(
+                "the current exposure is past a limit by less than the drift band (yield accrual): the limits are "
+                "taken at today's level, so the book may stay but no move takes it further past them"
+            )
         if v.transit_relaxed:
             self.heuristics.append(
                 "the current exposure (in-flight capital where it left) already breaks a limit, and queued exits "

@@ -85,6 +85,8 @@ class ParameterValues:
     in_flight_offset: FloatArray | None = None
     # the current exposure already breaks a limit: limits hold on the target only (queued exits cannot lower it)
     transit_relaxed: bool = False
+    # the current exposure is past a limit by less than the drift band: limits taken at today's level
+    limits_at_today: bool = False
 
     def exposure(self, structure: Structure, x: FloatArray, *, in_flight: bool = True) -> FloatArray:
         """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus (with

@@ -358,3 +358,56 @@ def test_the_documented_tail_weight_range_changes_decisions_monotonically() -> N
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(ys))
     assert len(set(books[:6])) >= 3  # the documented range 0–20 moves the decision
     assert books[-1] == (1.0, 0.0, 0.0, 0.0)  # κ = 100 (λ = 1): idle ETH beats every staked book
+
+
+def two_lst_universe() -> Universe:
+    def lst(name: str) -> Venue:
+        return Venue(
+            id=name,
+            parent="eth",
+            kind=VenueKind.LIQUID_STAKING,
+            components=(BASE,),
+            risk_nodes=(name,),
+            exit_routes=(ExitRoute(kind=ExitRouteKind.QUEUE, days=3),),
+        )
+
+    return Universe(
+        venues=(Venue(id="eth", kind=VenueKind.IDLE), lst("a"), lst("b")),
+        nodes=(RiskNode(id="a", p=0.005, lgd=0.1), RiskNode(id="b", p=0.005, lgd=0.1)),
+    )
+
+
+def test_a_book_a_hair_past_its_budget_keeps_its_queued_exits_exposed() -> None:
+    """Yield accrual puts a book at its CVaR budget a hair over it (here 1e-6). That is inside the drift band, so the
+    plan may hold, but the transit stays modelled: a swap a → b through a's 3-day queue would be exposed to both and
+    is not proposed. Before, any excess above 1e-7 switched the transit off and the replay broke CVaR on 104 days."""
+    u = two_lst_universe()
+    yields = {"a": {"base": 0.02}, "b": {"base": 0.04}}
+    held = {"eth": 100.0, "a": 900.0}
+
+    def inputs(budget: float, band: float) -> OptimizationInputs:
+        return OptimizationInputs(
+            universe=u,
+            limits=Limits(risk_aversion=0.0, cvar_budget=budget, drift_band=band),
+            portfolio_eth=1000.0,
+            holdings_eth=held,
+            yields=yields,
+        )
+
+    today = optimize(inputs(1.0, 0.0)).before.cvar
+    plan = optimize(inputs(today - 1e-6, 0.0025))
+    check_invariants(plan)
+    assert not any("already breaks a limit" in h for h in plan.heuristics)
+    assert any("drift band" in h for h in plan.heuristics)
+    loss, probs = dense_losses(plan)
+    target = np.array([plan.target_weights[v] for v in plan.problem.venue_order])
+    assert cvar(loss @ exposed(plan, target), probs, 0.99) <= today + 1e-7  # no further past the budget
+    assert plan.target_weights["b"] == pytest.approx(0.0, abs=1e-9)
+    assert plan.problem.objective is None or plan.problem.objective == pytest.approx(
+        rebuild_objective(plan), abs=1e-6
+    )
+    # Past the budget by more than the band, the transit is switched off (the book must be able to leave) and the
+    # swap is made: what the drift band now keeps from happening to a book that merely accrued.
+    far = optimize(inputs(today - 0.01, 0.0025))
+    assert any("already breaks a limit" in h for h in far.heuristics)
+    assert far.target_weights["b"] > 0.1
