@@ -2,8 +2,9 @@
 
 A decision becomes orders, the same tree steps a plan lists (`optimizer.moves.tree_moves`): withdrawals first,
 deepest first, then deposits. Each day every open order moves as much as its source holds:
-- a withdrawal pays the venue's `exit_cost`, then waits `exit_days` in the queue (earning nothing) before it lands
-  in the parent venue;
+- a withdrawal takes the venue's cheaper exit route at the decision's path yields (`Structure.exit_routes`, as the
+  model prices it: a protocol queue's wait or a DEX's fee): it pays the route's fee, then waits the route's days in
+  transit (earning nothing) before it lands in the parent venue;
 - a deposit pays the venue's `entry_cost` and lands at once;
 - each order pays `gas_cost_eth` once, when it first moves capital.
 A new decision cancels the orders still open. The weights a strategy sees count queued capital at its destination;
@@ -55,6 +56,8 @@ class Order:
     remaining: float
     gas_paid: bool = False
     leg: Leg | None = None
+    fee: float = 0.0  # a withdrawal's route: fee (fraction of the amount) and days in transit
+    days: float = 0.0
 
 
 @dataclass
@@ -121,14 +124,20 @@ class Book:
                 keep.append(t)
         self.in_flight = keep
 
-    def decide(self, target: FloatArray, own_yield: FloatArray) -> float:
-        """Replace open orders with the steps from today's weights to `target`; returns the turnover share."""
+    def decide(self, target: FloatArray, path_yield: FloatArray) -> float:
+        """Replace open orders with the steps from today's weights to `target`, each exit by its venue's cheaper
+        route at `path_yield` (the yield of each venue's whole path); returns the turnover share."""
+        st = self.structure
         x0 = self.weights()
         value = self.value
-        self.orders = [
-            Order(action=m.action, venue=self.structure.venue_index[m.venue], remaining=m.amount_eth)
-            for m in tree_moves(self.structure, x0, target, value, own_yield)
-        ]
+        _, days, route = st.exit_routes(path_yield)
+        self.orders = []
+        for m in tree_moves(st, x0, target, value, path_yield):
+            i = st.venue_index[m.venue]
+            order = Order(action=m.action, venue=i, remaining=m.amount_eth)
+            if m.action == "withdraw":
+                order.fee, order.days = float(st.route_fee[i, route[i]]), float(days[i])
+            self.orders.append(order)
         return 0.5 * float(np.abs(target - x0).sum())
 
     def execute(self, day: date) -> None:
@@ -156,8 +165,8 @@ class Book:
                 o.remaining -= amount
                 self.traded_eth += amount
                 if o.action == "withdraw":
-                    cost = amount * float(st.exit_cost[o.venue]) + gas
-                    days = math.ceil(float(st.exit_days[o.venue]) - 1e-9)
+                    cost = amount * o.fee + gas
+                    days = math.ceil(o.days - 1e-9)
                     landed = amount - cost
                     if days <= 0:
                         self.balances[parent] += landed

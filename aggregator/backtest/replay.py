@@ -4,8 +4,10 @@
 2. a stress event dated t hits every settled and queued position exposed to the failed nodes;
 3. on a decision day the strategy sees `Known` built from history rows ≤ t − 1: the daemon's robust estimate over
    the observed values of the window (`rule`, from `[rates]`), with the venues closed to entries (a carried or
-   stale value, too few observations), and may return target weights; the book turns them into orders (new
-   decisions cancel open orders);
+   stale value, too few observations), and may return target weights; a strategy that `SeesInFlight` (the
+   optimizer) is shown the settled balances and the capital in exit queues first, so it never re-issues a move in
+   flight and counts queued capital where it is exposed; the book turns the targets into orders, each exit by the
+   cheaper of its venue's routes at the path yields, as the model prices them (new decisions cancel open orders);
 4. open orders move what the funds allow (costs and gas paid);
 5. settled balances accrue what the venue EARNED on day t (`History.earned`: realised exchange-rate growth, a
    trailing window's APR over the days it measured, a daily APY compounded once; negative returns included; after
@@ -35,7 +37,7 @@ import numpy.typing as npt
 from aggregator.backtest.book import Book, Leg, reversed_legs
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import History
-from aggregator.backtest.strategies import Known, Strategy
+from aggregator.backtest.strategies import Known, SeesInFlight, Strategy
 from aggregator.estimate import InputRule
 from optimizer import AllocationModel, Limits, OptimizationInputs
 from optimizer.evaluate import violations
@@ -192,6 +194,9 @@ def run(
                 path.stress_loss_eth += book.shock(shocks[day])
             if known is not None:
                 path.decisions += 1
+                if isinstance(strategy, SeesInFlight):
+                    settled = dict(zip(st.venue_ids, book.balances.tolist(), strict=True))
+                    strategy.see_book(settled, book.in_flight_moves(day))
                 target = strategy.target(known, book.weights(), book.value)
                 path.targets.append((day, target))
                 if target is not None:

@@ -7,12 +7,12 @@ under the same costs. The optimizer strategy is the daemon's own `optimize()` on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from optimizer import Limits, ModelCache, OptimizationInputs, Universe, optimize
+from optimizer import InFlight, Limits, ModelCache, OptimizationInputs, Universe, optimize
 from optimizer.structure import FloatArray, Structure
 
 
@@ -31,6 +31,17 @@ class Strategy(Protocol):
     name: str
 
     def target(self, known: Known, weights: FloatArray, value_eth: float) -> FloatArray | None: ...
+
+
+InFlightMove = tuple[str, str, float, int]  # (from venue, to venue, ETH, days left): `Book.in_flight_moves`
+
+
+@runtime_checkable
+class SeesInFlight(Protocol):
+    """A strategy that plans on the book as it is: settled balances and the capital in exit queues (still exposed
+    to the venue it left). The replay calls `see_book` before each `target`."""
+
+    def see_book(self, settled: dict[str, float], in_flight: list[InFlightMove]) -> None: ...
 
 
 def _onto(structure: Structure, shares: dict[int, float]) -> FloatArray:
@@ -103,18 +114,39 @@ class Optimizer:
     cache: ModelCache
     holds: int = 0
     rebalances: int = 0
+    _settled: dict[str, float] | None = None
+    _in_flight: tuple[InFlight, ...] = ()
+
+    def see_book(self, settled: dict[str, float], in_flight: list[InFlightMove]) -> None:
+        """The book of the next `target`: settled ETH per venue and the capital in exit queues, which the optimizer
+        counts at its destination (so a move in flight is not issued again) and exposed where it left."""
+        self._settled = {v: float(a) for v, a in settled.items() if a > 0.0}
+        self._in_flight = tuple(
+            InFlight(from_venue=src, to_venue=dst, amount_eth=float(a), days_left=float(max(d, 0)))
+            for src, dst, a, d in in_flight
+            if a > 0.0
+        )
 
     def target(self, known: Known, weights: FloatArray, value_eth: float) -> FloatArray | None:
         ids = [v.id for v in self.universe.venues]
-        holdings = {v: float(w * value_eth) for v, w in zip(ids, weights, strict=True) if w > 0}
+        if self._settled is not None:
+            holdings, in_flight = self._settled, self._in_flight
+            self._settled, self._in_flight = (
+                None,
+                (),
+            )  # seen once: a later call without see_book plans on weights
+        else:
+            holdings = {v: float(w * value_eth) for v, w in zip(ids, weights, strict=True) if w > 0}
+            in_flight = ()
         plan = optimize(
             OptimizationInputs(
                 universe=self.universe,
                 limits=self.limits,
-                portfolio_eth=sum(holdings.values()),
+                portfolio_eth=sum(holdings.values()) + sum(f.amount_eth for f in in_flight),
                 holdings_eth=holdings,
                 yields=known.yields,
                 entry_blocked=known.entry_blocked,
+                in_flight=in_flight,
             ),
             cache=self.cache,
         )
