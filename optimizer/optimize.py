@@ -7,6 +7,7 @@ shadow prices), or diagnose. Any failure returns a "hold" plan with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -141,7 +142,11 @@ def prepare(
         in_flight_offset=offset,
     )
     drift = TOLERANCE + lim.drift_band
-    if violations(st, model.losses, model.shape, values, x0, check_turnover=False, tol=drift):
+    # Only the limits on the exposure: a share bound or the entry gate is on x, which a queued exit does change.
+    on_exposure = dataclasses.replace(
+        values, lo=np.zeros(st.n_venues), hi=np.ones(st.n_venues), entry_room=None
+    )
+    if violations(st, model.losses, model.shape, on_exposure, x0, check_turnover=False, tol=drift):
         # Queued exits cannot lower today's exposure nor bring ETH back sooner, so a book already past a limit
         # (in-flight capital included) could never start to leave it: the limits then hold on where the capital is
         # headed, as if exits were instant (the plan says so). A book past a limit by no more than the drift band
@@ -151,7 +156,7 @@ def prepare(
         values.in_flight_offset = np.zeros(st.n_venues)
         values.ladder_min = np.array([r.min_share for r in lim.ladder])
         values.transit_relaxed = True
-    elif violations(st, model.losses, model.shape, values, x0, check_turnover=False):
+    elif violations(st, model.losses, model.shape, on_exposure, x0, check_turnover=False):
         _limits_at_today(model, values)
     return values, held, yields
 

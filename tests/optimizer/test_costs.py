@@ -411,3 +411,36 @@ def test_a_book_a_hair_past_its_budget_keeps_its_queued_exits_exposed() -> None:
     far = optimize(inputs(today - 0.01, 0.0025))
     assert any("already breaks a limit" in h for h in far.heuristics)
     assert far.target_weights["b"] > 0.1
+
+
+def test_a_share_past_its_max_is_sold_down_with_the_transit_still_exposed() -> None:
+    """90 % in a with a max share of 50 %: a queued exit does lower a share (it is on x), so the transit stays
+    modelled and the exit is not paired with a purchase of b that, with a still exposed in its queue, would break
+    the CVaR budget. Before, any broken limit, a share bound too, switched the transit off (the replay's 4.5 % CVaR
+    day on 2024-06-25, after rETH drifted past its max)."""
+    capped = two_lst_universe()
+    capped = capped.model_copy(
+        update={
+            "venues": tuple(
+                v.model_copy(update={"max_share": 0.5}) if v.id == "a" else v for v in capped.venues
+            )
+        }
+    )
+
+    def inputs(budget: float) -> OptimizationInputs:
+        return OptimizationInputs(
+            universe=capped,
+            limits=Limits(risk_aversion=0.0, cvar_budget=budget, drift_band=0.0025),
+            portfolio_eth=1000.0,
+            holdings_eth={"eth": 100.0, "a": 900.0},
+            yields={"a": {"base": 0.02}, "b": {"base": 0.04}},
+        )
+
+    today = optimize(inputs(1.0)).before.cvar
+    plan = optimize(inputs(today))
+    check_invariants(plan)
+    assert not any("already breaks a limit" in h for h in plan.heuristics)
+    assert plan.target_weights["a"] == pytest.approx(0.5, abs=1e-9)
+    loss, probs = dense_losses(plan)
+    target = np.array([plan.target_weights[v] for v in plan.problem.venue_order])
+    assert cvar(loss @ exposed(plan, target), probs, 0.99) <= today + 1e-7
