@@ -165,11 +165,15 @@ def rebalance(
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
     (nothing is traded: the book is what the service believes you hold)."""
     settings = _load(config)
-    plan = Service(settings).rebalance("cli", apply=apply, wait_seconds=wait).plan
-    if as_json:
-        typer.echo(plan.model_dump_json(indent=2))
-    else:
-        render.plan_report(Console(), plan, applied=apply)
+    service = Service(settings)
+    try:
+        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        if as_json:
+            typer.echo(_json_dump(plan.model_dump(mode="json")))
+        else:
+            render.plan_report(Console(), plan, applied=apply)
+    finally:
+        service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
         raise typer.Exit(EXIT_PLAN_PROBLEM)
 

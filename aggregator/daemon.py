@@ -221,11 +221,13 @@ class Daemon:
                 reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
                 "its writes were never committed",
             )
+            self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
             log.info("daemon_stopped")
             sys.stdout.flush()
             os._exit(
                 0
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
+        self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
         log.info("daemon_stopped")
         return 0
 

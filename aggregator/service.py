@@ -57,6 +57,12 @@ class Service:
         self._collecting = threading.Lock()  # breakers and rate memory are shared by every job
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
+    def close(self, timeout: float | None = None) -> None:
+        """Flush the webhook queue before the process ends: queued deliveries are still tried for up to `timeout`
+        seconds (`notify.deadline_seconds` by default), then logged as `notify_failed`."""
+        if self.notifier:
+            self.notifier.close(timeout)
+
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
         settings = self.settings
