@@ -17,7 +17,6 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -31,7 +30,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregator import render
+from aggregator import render, strictjson
 from aggregator.api_guard import check_exposure
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import download_charts
@@ -344,7 +343,8 @@ def backtest(
 
 
 def _json_dump(obj: object) -> str:
-    return json.dumps(obj, indent=2, default=str)
+    """Strict JSON for `--json`: a non-finite number (NaN, Infinity) is written as null."""
+    return strictjson.dumps(obj, indent=2, default=str)
 
 
 def main() -> None:
