@@ -52,6 +52,11 @@ class Notifier:
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
         self._closing = threading.Event()
         self._cutoff = float("inf")  # monotonic time after which nothing more is tried (set by close)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = (
+            None  # the worker's; close() wakes an attempt in flight
+        )
+        self._wake: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
         self._thread.start()
 
@@ -70,8 +75,13 @@ class Notifier:
         with `notify_failed`. True when the worker finished in time."""
         wait = self.settings.deadline_seconds if timeout is None else timeout
         if not self._closing.is_set():
-            self._cutoff = time.monotonic() + wait
-            self._closing.set()
+            with self._lock:
+                self._cutoff = time.monotonic() + wait
+                self._closing.set()
+                if (
+                    self._loop is not None and self._wake is not None
+                ):  # an attempt in flight ends at the cutoff
+                    self._loop.call_soon_threadsafe(self._wake.set)
             with contextlib.suppress(queue.Full):  # the worker sees `_closing` once the queue is drained
                 self._queue.put_nowait(None)
         self._thread.join(wait + 2.0)  # past the cutoff the worker only logs what is left
@@ -80,6 +90,8 @@ class Notifier:
     def _work(self) -> None:
         assert self.settings.webhook_url is not None
         loop = asyncio.new_event_loop()
+        with self._lock:
+            self._loop, self._wake = loop, asyncio.Event()
         client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
         try:
             while True:
@@ -90,8 +102,39 @@ class Notifier:
                     break
                 self._deliver(loop, client, self.settings.webhook_url, payload)
         finally:
+            with self._lock:
+                self._loop = None
             loop.run_until_complete(client.aclose())
             loop.close()
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, url: str, payload: dict[str, Any], end: float
+    ) -> httpx.Response:
+        """One POST, cancelled at `end` or at the close cutoff, whichever comes first (TimeoutError)."""
+        assert self._wake is not None
+        post = asyncio.ensure_future(client.post(url, json=payload))
+        woken = self._wake.is_set()
+        try:
+            while True:
+                limit = min(end, self._cutoff) - time.monotonic()
+                if limit <= 0:
+                    raise TimeoutError
+                wake = None if woken else asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait(
+                    {post} if wake is None else {post, wake},
+                    timeout=limit,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if wake is not None:
+                    wake.cancel()
+                    woken = wake in done  # close() came: the cutoff is known now, recompute the limit
+                if post in done:
+                    return post.result()
+        finally:
+            if not post.done():
+                post.cancel()
+                with contextlib.suppress(BaseException):
+                    await post
 
     def _deliver(
         self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, payload: dict[str, Any]
@@ -106,12 +149,13 @@ class Notifier:
             if left <= 0:
                 break
             attempt += 1
+            began = time.monotonic()
             try:
                 response = loop.run_until_complete(
-                    asyncio.wait_for(client.post(url, json=payload), timeout=min(left, s.timeout_seconds))
+                    self._attempt(client, url, payload, min(began + s.timeout_seconds, deadline))
                 )
             except TimeoutError:
-                last = f"no answer within {min(left, s.timeout_seconds):g}s"
+                last = f"no answer within {time.monotonic() - began:.1f}s"
             except Exception as exc:  # any failure of one attempt (httpx, a bad URL, the OS) is retried
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:

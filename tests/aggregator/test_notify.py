@@ -88,13 +88,9 @@ def _wait_for(logs: list[dict[str, Any]], event: str, count: int = 1, timeout: f
         time.sleep(0.02)
 
 
-def _settings(demo_config: Callable[..., Path], url: str, extra: str = "") -> Settings:
+def _settings(demo_config: Callable[..., Path], url: str, extra: str = "timeout_seconds = 2\n") -> Settings:
     return load_settings(
-        demo_config(
-            lambda t: (
-                t + f'\n[notify]\nwebhook_url = "{url}"\nbackoff_seconds = 0.05\ntimeout_seconds = 2\n{extra}'
-            )
-        )
+        demo_config(lambda t: t + f'\n[notify]\nwebhook_url = "{url}"\nbackoff_seconds = 0.05\n{extra}')
     )
 
 
@@ -113,19 +109,23 @@ def test_each_proposal_is_posted_as_json_after_a_retry(demo_config: Callable[...
 
 
 def test_a_hanging_webhook_never_delays_the_cycle(demo_config: Callable[..., Path]) -> None:
-    """A receiver that accepts and never answers: the rebalance returns without waiting for it, and closing the
-    service gives the delivery up within its deadline, logged as `notify_failed` with the reason."""
+    """A receiver that accepts and never answers, with a minute allowed per attempt and per delivery: the
+    rebalance returns long before that (it never waits for the webhook), and closing the service with a 1 s
+    bound gives the delivery up then, logged as `notify_failed` with the reason."""
     with RawReceiver(["hang"]) as receiver:
-        service = Service(_settings(demo_config, receiver.url, "deadline_seconds = 1.5\nmax_attempts = 3\n"))
+        service = Service(
+            _settings(demo_config, receiver.url, "timeout_seconds = 60\ndeadline_seconds = 60\n")
+        )
         start = time.monotonic()
         service.rebalance("cli")
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 30
+        assert receiver.connections <= 1
         with capture_logs() as logs:
             assert service.notifier is not None
-            assert service.notifier.close(timeout=30)
+            assert service.notifier.close(timeout=1.0)
     failed = next(e for e in logs if e["event"] == "notify_failed")
-    assert failed["seconds"] <= 1.5 + 1.0
-    assert "deadline_seconds=1.5 passed" in failed["reason"] and "no answer within" in failed["reason"]
+    assert failed["seconds"] < 30
+    assert failed["reason"].startswith("the process is stopping; not delivered after")
 
 
 @pytest.mark.parametrize("first", ["hang", "drip"])
@@ -149,7 +149,7 @@ def test_a_stuck_delivery_ends_at_its_deadline_and_the_next_one_goes_out(first: 
         notifier.close(timeout=5)
     failed = next(e for e in logs if e["event"] == "notify_failed")
     sent = next(e for e in logs if e["event"] == "notify_sent")
-    assert failed["proposal"] == "p1" and failed["seconds"] <= 1.5 + 1.0
+    assert failed["proposal"] == "p1" and failed["seconds"] < 1.5 + 10  # each attempt may take 30 s
     assert failed["reason"].startswith("deadline_seconds=1.5 passed after 1 attempt(s)")
     assert sent["proposal"] == "p2" and receiver.connections == 2
 
@@ -179,7 +179,7 @@ def test_close_gives_up_what_is_left_at_its_bound_and_logs_each() -> None:
         assert notifier.close(timeout=1.0)
         took = time.monotonic() - start
     failed = [e for e in logs if e["event"] == "notify_failed"]
-    assert took < 1.0 + 2.0
+    assert took < 1.0 + 10  # a delivery may take 60 s
     assert [e["proposal"] for e in failed] == ["p0", "p1", "p2"]
     assert all(e["reason"].startswith("the process is stopping") for e in failed)
 
@@ -228,7 +228,7 @@ def test_a_cli_rebalance_with_a_hanging_webhook_exits_within_the_deadline(
         )
     assert done.returncode == 0, done.stderr[-2000:]
     failed = [e for e in _json_lines(done.stderr) if e["event"] == "notify_failed"]
-    assert len(failed) == 1 and failed[0]["seconds"] <= 2 + 1.0
+    assert len(failed) == 1 and failed[0]["seconds"] < 2 + 10  # 4 attempts of 5 s and back-off: 34 s
     assert failed[0]["reason"].startswith("deadline_seconds=2 passed")
 
 
