@@ -23,6 +23,8 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from aggregator.logs import asyncio_exception_handler
+
 log = structlog.get_logger(__name__)
 
 
@@ -90,6 +92,7 @@ class Notifier:
     def _work(self) -> None:
         assert self.settings.webhook_url is not None
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(asyncio_exception_handler)
         with self._lock:
             self._loop, self._wake = loop, asyncio.Event()
         client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
