@@ -139,29 +139,32 @@ def test_foreign_records_floods_and_uncaught_exceptions_are_one_json_line_each()
 def test_rates_json_with_a_non_finite_value_in_the_store_is_strict_json(
     demo_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """The store holds an infinite yield (written behind the service's back): `aggregator rates --json` still
-    prints strict JSON, the change against it written as null (it was a bare -Infinity)."""
-    cfg = demo_config()
-    env = clean_env({"AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/r.sqlite"})
+    """The store holds an infinite yield for stETH (written behind the service's back), which two sources quote
+    alike (so no one-source jump check holds it back): `aggregator rates --json` still prints strict JSON, the
+    change against it written as null (it was a bare -Infinity)."""
+    with FixtureServer() as server:
+        cfg = demo_config(slow_source(server, 0.0))
+        env = clean_env({"AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/r.sqlite"})
 
-    def rates() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [AGGREGATOR, "rates", "--config", str(cfg), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            check=False,
-        )
+        def rates() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [AGGREGATOR, "rates", "--config", str(cfg), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+                check=False,
+            )
 
-    assert rates().returncode == 0
-    with sqlite3.connect(tmp_path / "r.sqlite") as con:
-        con.execute("update rates set value = ? where venue = 'lido-steth'", (float("inf"),))
-    done = rates()
+        assert rates().returncode == 0
+        with sqlite3.connect(tmp_path / "r.sqlite") as con:
+            con.execute("update rates set value = ? where venue = 'lido-steth'", (float("inf"),))
+        done = rates()
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout, parse_constant=lambda name: pytest_fail(name, done.stdout))
     steth = next(r for r in out["rates"] if r["venue"] == "lido-steth")
-    assert steth["change"] is None and steth["value"] > 0
+    assert steth["sources"] == ["demo", "slow"] and steth["value"] > 0
+    assert steth["change"] is None
 
 
 def pytest_fail(name: str, text: str) -> None:
