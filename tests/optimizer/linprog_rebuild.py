@@ -1,5 +1,6 @@
-"""Rebuild a plan's LP from its recorded inputs with scipy.optimize.linprog: an independent formulation (dense
-scenario losses, yields and costs recomputed from the raw inputs) to cross-check the optimal objective."""
+"""Rebuild a plan's LP from its recorded inputs with scipy.optimize.linprog: an independent formulation (scenario
+losses rebuilt from the recorded enumeration rule, yields and costs recomputed from the raw inputs, CVaR in
+Rockafellar–Uryasev form plus the residual's expected loss / (1 − β)) to cross-check the optimal objective."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from optimizer import Plan
-from tests.optimizer.invariants import dense_losses
+from tests.optimizer.invariants import rebuild
 
 
 def rebuild_objective(plan: Plan) -> float:
@@ -34,8 +35,8 @@ def rebuild_objective(plan: Plan) -> float:
                 missing[idx[v]] = True
     yields = path @ own
     yields[(path @ missing) > 0] = 0.0
-    loss, probs = dense_losses(plan)
-    exp_loss = loss.T @ probs
+    r = rebuild(plan)
+    loss, probs = r.loss, r.probs
     amort = 365.0 / inp.limits.horizon_days
     exit_days = np.array([venues[v].exit_days for v in order])
     c_in = np.array([venues[v].entry_cost for v in order]) * amort
@@ -43,28 +44,28 @@ def rebuild_objective(plan: Plan) -> float:
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
     beta, lam = rec.cvar_beta, rec.risk_aversion
+    residual = r.residual / (1 - beta)
     # variables: x, p, q, t (n each), zeta, z (s)
     nv = 4 * n + 1 + s
     cx, cp_, cq, ct, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
     c = np.zeros(nv)
-    c[cx : cx + n] = -(yields - exp_loss)
+    c[cx : cx + n] = -(yields - r.expected_loss) + lam * residual
     c[cp_ : cp_ + n] = c_in
     c[cq : cq + n] = c_out
     c[cz0] = lam
     c[cz:] = lam * probs[weighted] / (1 - beta)
     x0 = np.array(rec.x0)
     subtree = path.T
-    eye = np.eye(n)
     a_eq = [np.concatenate([np.ones(n), np.zeros(nv - n)])]
     b_eq = [1.0]
-    for r in range(n):
+    for row_i in range(n):
         row = np.zeros(nv)
-        row[cx : cx + n] = subtree[r]
-        row[cp_ + r] = -1.0
-        row[cq + r] = 1.0
+        row[cx : cx + n] = subtree[row_i]
+        row[cp_ + row_i] = -1.0
+        row[cq + row_i] = 1.0
         a_eq.append(row)
-        b_eq.append(subtree[r] @ x0)
-    ub_rows: list[np.ndarray] = []
+        b_eq.append(subtree[row_i] @ x0)
+    blocks: list[sp.spmatrix] = []
     b_ub: list[float] = []
 
     def add(coef_x: np.ndarray, rhs: float, extra: dict[int, float] | None = None) -> None:
@@ -72,7 +73,7 @@ def rebuild_objective(plan: Plan) -> float:
         row[cx : cx + n] = coef_x
         for k, val in (extra or {}).items():
             row[k] += val
-        ub_rows.append(row)
+        blocks.append(sp.csr_matrix(row))
         b_ub.append(rhs)
 
     for j, cap in zip(rec.node_order, rec.node_caps, strict=True):
@@ -82,28 +83,39 @@ def rebuild_objective(plan: Plan) -> float:
     days = np.array(rec.days_to_eth)
     for d, floor in rec.ladder:
         add(-(days <= d + 1e-12).astype(float), -floor)
-    for k, sidx in enumerate(weighted):
-        add(loss[sidx], 0.0, {cz0: -1.0, cz + k: -1.0})
+    # scenario rows: L_s x − ζ − z_s ≤ 0
+    if s:
+        blocks.append(
+            sp.hstack(
+                [
+                    sp.csr_matrix(loss[weighted]),
+                    sp.csr_matrix((s, 3 * n)),
+                    sp.csr_matrix(-np.ones((s, 1))),
+                    -sp.identity(s, format="csr"),
+                ],
+                format="csr",
+            )
+        )
+        b_ub.extend([0.0] * s)
     cvar_row = {cz0: 1.0} | {cz + k: probs[sidx] / (1 - beta) for k, sidx in enumerate(weighted)}
-    add(np.zeros(n), rec.cvar_budget, cvar_row)
-    for r in range(n):
-        add(eye[r], x0[r], {ct + r: -1.0})
-        add(-eye[r], -x0[r], {ct + r: -1.0})
-    add(np.zeros(n), rec.max_turnover, {ct + r: 0.5 for r in range(n)})
+    add(residual, rec.cvar_budget, cvar_row)
+    eye = np.eye(n)
+    for row_i in range(n):
+        add(eye[row_i], x0[row_i], {ct + row_i: -1.0})
+        add(-eye[row_i], -x0[row_i], {ct + row_i: -1.0})
+    add(np.zeros(n), rec.max_turnover, {ct + k: 0.5 for k in range(n)})
     for v in inp.entry_blocked:  # closed to entries: its subtree may not grow
         add(subtree[idx[v]], float(subtree[idx[v]] @ x0))
-    for sidx, sc in enumerate(rec.scenarios):
+    offset = loss.shape[0] - len(rec.scenarios)
+    for k, sc in enumerate(rec.scenarios):
         if sc.max_loss is not None:
-            add(loss[sidx], sc.max_loss)
+            add(loss[offset + k], sc.max_loss)
     bounds = (
-        list(zip(rec.lower, rec.upper, strict=True))
-        + [(0, None)] * (3 * n)
-        + [(None, None)]
-        + [(0, None)] * s
+        list(zip(rec.lower, rec.upper, strict=True)) + [(0, None)] * (3 * n) + [(0, None)] + [(0, None)] * s
     )
     res = linprog(
         c,
-        A_ub=sp.csr_matrix(np.array(ub_rows)),
+        A_ub=sp.vstack(blocks, format="csr"),
         b_ub=b_ub,
         A_eq=sp.csr_matrix(np.array(a_eq)),
         b_eq=b_eq,
