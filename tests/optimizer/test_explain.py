@@ -3,6 +3,8 @@ for a bound that cannot move, and a multi-limit diagnosis says which values hold
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,9 +20,10 @@ from optimizer import (
     Universe,
     optimize,
 )
+from optimizer.explain import explain
 from optimizer.optimize import prepare
 from optimizer.synthetic import synthetic_universe
-from tests.optimizer.universes import YIELDS, small_universe
+from tests.optimizer.universes import YIELDS, small_inputs, small_universe
 
 
 def relaxed(inputs: OptimizationInputs, b: BindingLimit) -> OptimizationInputs:
@@ -135,25 +138,23 @@ def test_limits_that_bind_together_are_called_tied() -> None:
 
 
 def test_no_sentence_for_a_min_share_already_at_zero() -> None:
-    """The solver's dual sits on a venue's `x ≥ min_share` row with min share 0 (the same bound as x ≥ 0); the
-    plan offers no "lowering the min share" for it."""
-    universe, yields = synthetic_universe(10, 8, seed=11)
-    inputs = OptimizationInputs(
-        universe=universe,
-        limits=Limits(cvar_budget=0.04, risk_aversion=0.05, max_turnover=0.5),
-        portfolio_eth=100.0,
-        holdings_eth={"eth": 100.0},
-        yields=yields,
-    )
+    """A positive dual on a venue's `x ≥ min_share` row with min share 0 (the same bound as x ≥ 0; where a solver
+    puts that dual is its choice) gives no "lowering the min share" sentence; the same dual on a max share does."""
+    inputs = small_inputs(risk_aversion=0.0)
     cache = ModelCache()
-    plan = optimize(inputs, cache=cache)
+    optimize(inputs, cache=cache)
     model = next(iter(cache.models.values()))
     values, _, _ = prepare(model, inputs)
     res = model.solve(values)
-    duals = res.duals["min_share"][0]
-    assert np.any((np.abs(duals) > 1e-9) & (values.lo == 0.0))  # what the old wording turned into a sentence
-    assert not [b for b in plan.binding if b.limit == "min_share"]
-    check_sentences(inputs, plan)
+    k = model.structure.venue_index["etherfi-weeth"]
+    assert values.lo[k] == 0.0 and values.hi[k] < 1.0
+    min_dual = np.zeros(model.structure.n_venues)
+    min_dual[k] = 0.5
+    injected = dataclasses.replace(res, duals={**res.duals, "min_share": [min_dual]})
+    assert not [b for b in explain(model, values, injected, set(), ("HIGHS",)) if b.limit == "min_share"]
+    injected = dataclasses.replace(res, duals={**res.duals, "max_share": [min_dual]})
+    sentences = [b for b in explain(model, values, injected, set(), ("HIGHS",)) if b.limit == "max_share"]
+    assert [b.subject for b in sentences] == ["etherfi-weeth"]
 
 
 def test_a_multi_limit_diagnosis_says_the_values_hold_together_and_gives_each_alone() -> None:
