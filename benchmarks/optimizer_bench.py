@@ -178,7 +178,11 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["default", "large"])
     parser.add_argument(
-        "--large", nargs="+", choices=["pairs", "triples"], default=["pairs", "triples"], help="large enumerations"
+        "--large",
+        nargs="+",
+        choices=["pairs", "triples"],
+        default=["pairs", "triples"],
+        help="large enumerations",
     )
     parser.add_argument("--repeats", type=int, default=0, help="re-solves per measurement (default 50 / 20)")
     args = parser.parse_args()
