@@ -251,6 +251,7 @@ class Store:
         run_id: str,
         plan: Plan | None,
         apply: bool,
+        *,
         fence: Fence | None = None,
     ) -> None:
         """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book.
