@@ -89,6 +89,7 @@ class Daemon:
             else None
         )
         self.stopping = threading.Event()
+        self.stop_signal: str | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -139,8 +140,10 @@ class Daemon:
             log.error("integrity_check_failed", error=str(exc))
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Signal handler: only sets flags. The main loop logs `daemon_stopping`: logging here could deadlock on
+        the log's write lock when the signal lands while the main thread is writing a line."""
         if not self.stopping.is_set():
-            log.info("daemon_stopping", signal=signal.Signals(signum).name if signum else None)
+            self.stop_signal = signal.Signals(signum).name if signum else None
         self.stopping.set()
 
     def request_reload(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -260,6 +263,7 @@ class Daemon:
             if time.monotonic() >= retry_at:
                 self.service.retry_release()
                 retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
+        log.info("daemon_stopping", signal=self.stop_signal)
         self.scheduler.pause()
         if self.api:
             self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
