@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings
-from aggregator.crosscheck import CrossCheckSettings, check_bounds
+from aggregator.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
 from optimizer import (
@@ -94,15 +94,15 @@ class ComponentSettings(_Section):
     haircut: Fraction = 0.0
     quotes: tuple[QuoteRef, ...] = Field(min_length=1, max_length=MAX_QUOTES)
     note: str = ""
-    plausible: tuple[float, float] | None = Field(
+    plausible: Bounds | None = Field(
         default=None,
         description="[low, high] fractions per year; quotes outside are rejected ([rates] defaults)",
     )
 
-    @field_validator("plausible")
+    @field_validator("plausible", mode="before")
     @classmethod
-    def _plausible(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        return None if value is None else check_bounds(value)
+    def _plausible(cls, value: object) -> object:
+        return None if value is None else check_bounds_early(value)
 
 
 class VenueSettings(_Section):
