@@ -5,13 +5,33 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/demo.toml
 
-.PHONY: run test check bench backtest rebalance clean
+# The dependencies come from the lock files, every file checked against its hash; the project itself is installed
+# without dependencies on top (`make lock` regenerates the locks from pyproject.toml).
+LOCK_DEV := requirements-dev.lock
+LOCK_RUN := requirements.lock
+UV_VERSION ?= 0.13.9
+UV_VENV    := .venv-uv
+LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
 
-$(STAMP): pyproject.toml
+.PHONY: run test check bench backtest rebalance clean lock audit
+
+$(STAMP): pyproject.toml $(LOCK_DEV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK_DEV)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## lock: regenerate requirements-dev.lock (runtime + dev extra) and requirements.lock (runtime, the image's) with
+## hashes, after a change to the dependencies in pyproject.toml; kept pins stay (LOCK_ARGS=--upgrade moves them)
+lock:
+	test -x $(UV_VENV)/bin/uv || { $(PYTHON) -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV_VENV)/bin/uv pip compile pyproject.toml requirements-build.in --extra dev $(LOCK_FLAGS) $(LOCK_ARGS) -o $(LOCK_DEV)
+	$(UV_VENV)/bin/uv pip compile pyproject.toml requirements-build.in $(LOCK_FLAGS) -c $(LOCK_DEV) -o $(LOCK_RUN)
+
+## audit: known vulnerabilities in the locked dependencies (pip-audit); where its vulnerability database cannot be
+## reached it prints "audit skipped: <why>" and exits 0
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py $(LOCK_RUN) $(LOCK_DEV)
 
 ## run: start the daemon on the bundled offline demo snapshot
 run: $(STAMP)
@@ -40,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/optimizer_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache

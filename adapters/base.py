@@ -56,7 +56,7 @@ class SourceSettings(BaseModel):
     )
     breaker_failures: int = Field(default=3, ge=1, le=100, description="failed cycles in a row that open it")
     breaker_cooldown_minutes: float = Field(default=30.0, gt=0, le=1440)
-    max_age_hours: float = Field(default=48.0, gt=0)
+    max_age_hours: float = Field(default=48.0, gt=0, le=87_600)
     min_yield: float = Field(default=0.0, ge=-1, le=1, description="smaller yields are rejected")
     max_yield: float = Field(default=0.5, gt=0, le=10, description="larger yields are rejected as absurd")
     deadline_seconds: float = Field(

@@ -59,7 +59,7 @@ class OnchainSettings(SourceSettings):
     adapter: Literal["onchain"]
     rpc_url: str = "https://ethereum-rpc.publicnode.com"
     window_days: float = Field(default=7.0, gt=0, le=365)
-    blocks_per_day: int = Field(default=7200, gt=0, description="12-second slots")
+    blocks_per_day: int = Field(default=7200, gt=0, le=1_000_000, description="12-second slots")
 
 
 def _hex_int(source: str, what: str, value: Any) -> int:

@@ -14,7 +14,7 @@ from adapters.base import Clock, Quote, SourceSettings
 class StaticValue(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    value: float = Field(allow_inf_nan=False, description="fraction per year")
+    value: float = Field(ge=-1.0, le=10.0, allow_inf_nan=False, description="fraction per year")
     note: str = Field(min_length=1, description="where the number comes from")
 
 

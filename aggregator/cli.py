@@ -9,15 +9,15 @@ Exit codes (also in the README):
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
     7  not found (`show` with an unknown proposal id)
-    8  the database cannot be written or read (read-only, full, locked past the busy timeout); nothing half-written;
-       or the record asked for is damaged (`show` of a proposal whose stored plan does not parse)
+    8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
+       half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
+       `db check` exits 8 when the integrity check fails.
 `health` exits 0 when the daemon's API answers ok and 1 otherwise.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregator import render
+from aggregator import render, strictjson
 from aggregator.api_guard import check_exposure
 from aggregator.backtest.config import StressEvent
 from aggregator.backtest.history import download_charts
@@ -40,7 +40,8 @@ from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.logs import configure_logging
 from aggregator.service import Service
-from aggregator.settings import ENV_PREFIX, Settings, load_settings
+from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
+from aggregator.store import integrity
 from optimizer import Limits, OptimizationInputs, optimize
 
 (
@@ -165,11 +166,15 @@ def rebalance(
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
     (nothing is traded: the book is what the service believes you hold)."""
     settings = _load(config)
-    plan = Service(settings).rebalance("cli", apply=apply, wait_seconds=wait).plan
-    if as_json:
-        typer.echo(plan.model_dump_json(indent=2))
-    else:
-        render.plan_report(Console(), plan, applied=apply)
+    service = Service(settings)
+    try:
+        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        if as_json:
+            typer.echo(_json_dump(plan.model_dump(mode="json")))
+        else:
+            render.plan_report(Console(), plan, applied=apply)
+    finally:
+        service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
         raise typer.Exit(EXIT_PLAN_PROBLEM)
 
@@ -247,6 +252,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     settings = _load(config)
     if settings.api.enabled:
         check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
+        resolve_host("api.host", settings.api.host)
     console = Console()
     render.config_summary(console, settings, str(config))
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
@@ -339,8 +345,74 @@ def backtest(
     typer.echo(f"report: {files['report']}")
 
 
+db_app = typer.Typer(
+    help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+
+def _sqlite_file(config: Path) -> Path:
+    settings = _load(config)
+    path = integrity.sqlite_path(settings.database.url)
+    if path is None:
+        where = settings.database.url.rsplit("@", maxsplit=1)[-1]
+        print(
+            f"`aggregator db` works on an SQLite store; database.url is {where!r}: use that database's own tools "
+            "(PostgreSQL: pg_amcheck, pg_dump)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return path
+
+
+@db_app.command("check")
+@exit_codes
+def db_check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run SQLite's full `PRAGMA integrity_check` on the store (read-only, safe while the daemon runs): prints
+    `ok` and exits 0, or prints what is damaged, how to recover, and exits 8."""
+    path = _sqlite_file(config)
+    report = integrity.integrity_report(path, quick=False)
+    if report == ["ok"]:
+        typer.echo(f"ok: {path} passes PRAGMA integrity_check")
+        return
+    for line in report:
+        typer.echo(line)
+    print(
+        f"damaged: {path} fails PRAGMA integrity_check ({len(report)} problem(s) above). {integrity.RECOVERY}",
+        file=sys.stderr,
+    )
+    raise typer.Exit(EXIT_STORE)
+
+
+@db_app.command("backup")
+@exit_codes
+def db_backup(
+    target: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Copy the store to TARGET through SQLite's online backup API (one consistent snapshot, safe while the daemon
+    writes), then integrity-check the copy: exit 0 if it passes, 8 otherwise."""
+    path = _sqlite_file(config)
+    if target.exists():
+        print(f"{target} exists; choose a new file name (a backup never overwrites one)", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE)
+    report = integrity.backup(path, target)
+    if report != ["ok"]:
+        for line in report:
+            typer.echo(line)
+        print(
+            f"the copy {target} fails PRAGMA integrity_check: the store itself is damaged. {integrity.RECOVERY}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_STORE)
+    typer.echo(
+        f"ok: {path} backed up to {target} ({target.stat().st_size} bytes, passes PRAGMA integrity_check)"
+    )
+
+
 def _json_dump(obj: object) -> str:
-    return json.dumps(obj, indent=2, default=str)
+    """Strict JSON for `--json`: a non-finite number (NaN, Infinity) is written as null."""
+    return strictjson.dumps(obj, indent=2, default=str)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -30,7 +30,8 @@ from adapters import Quote
 from aggregator.estimate import InputRule
 
 Component = tuple[str, str]  # (venue, component)
-Bounds = tuple[float, float]
+YieldBound = Annotated[float, Field(ge=-1.0, le=10.0, allow_inf_nan=False)]
+Bounds = tuple[YieldBound, YieldBound]
 STAKING_KINDS = frozenset({"liquid_staking", "liquid_restaking"})
 
 
@@ -77,14 +78,25 @@ class CrossCheckSettings(BaseModel):
         default=(0.0, 0.30), description="every other component (restaking rewards, incentives)"
     )
 
-    @field_validator("plausible_staking", "plausible_other")
+    @field_validator("plausible_staking", "plausible_other", mode="before")
     @classmethod
-    def _bounds(cls, value: Bounds) -> Bounds:
-        return check_bounds(value)
+    def _bounds(cls, value: object) -> object:
+        return check_bounds_early(value)
 
     def rule(self) -> InputRule:
         """The window, estimator and entry minimum, as the estimator module takes them."""
         return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
+
+
+def check_bounds_early(value: object) -> object:
+    """`check_bounds` on the raw pair, before each number's own range is checked, so the message says what a valid
+    pair is; what is not a pair of numbers is left to the type check."""
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return value
+    check_bounds((low, high))
+    return value
 
 
 def check_bounds(value: Bounds) -> Bounds:

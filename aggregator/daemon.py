@@ -11,6 +11,10 @@ with the error) and the running config stays; so does one that changes what only
 database, the API listener). Otherwise the next cycle uses it (`config_reloaded`); a running cycle finishes on the
 config it started with, and the jobs are rescheduled to the new schedule.
 
+Store damage: a job quick-checks the SQLite file and its write-ahead log every `database.integrity_check_minutes`;
+damage is logged once (`store_damaged`) and every later write refused. A lease the store failed to release (disk
+full) is retried from the main loop, so no other process waits for its expiry.
+
 Clock jumps: the main loop compares the wall clock with the monotonic one; a jump of 30 s or more either way is
 logged (`clock_jumped`) and the jobs are rescheduled from the new time.
 """
@@ -42,13 +46,14 @@ from aggregator.api import ApiServer, create_app
 from aggregator.api_connections import ConnectionLimits
 from aggregator.api_guard import check_exposure
 from aggregator.cycle import Trigger
-from aggregator.errors import ConfigError, CycleBusyError, NoRatesError, StoreError
+from aggregator.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
-from aggregator.service import Service, utc_now
-from aggregator.settings import Settings, load_settings
+from aggregator.service import Service, book_venues, utc_now
+from aggregator.settings import Settings, load_settings, resolve_host
 
 log = structlog.get_logger(__name__)
 CLOCK_JUMP_SECONDS = 30.0  # wall clock against monotonic, per 0.2 s tick of the main loop
+RETRY_RELEASE_SECONDS = 5.0  # how often the main loop retries a lease release that failed
 
 
 class Daemon:
@@ -84,6 +89,7 @@ class Daemon:
             else None
         )
         self.stopping = threading.Event()
+        self.stop_signal: str | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -115,6 +121,8 @@ class Daemon:
             return
         try:
             self.service.rebalance(trigger)
+        except LeaseLostError:
+            pass  # logged by the service as lease_lost; nothing was written
         except CycleBusyError as exc:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
         except NoRatesError:
@@ -124,9 +132,18 @@ class Daemon:
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)
 
+    def integrity_job(self) -> None:
+        """Quick-check the store (logged once as `store_damaged` when it fails; writes are refused from then on)."""
+        try:
+            self.service.store.check_integrity()
+        except StoreError as exc:
+            log.error("integrity_check_failed", error=str(exc))
+
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Signal handler: only sets flags. The main loop logs `daemon_stopping`: logging here could deadlock on
+        the log's write lock when the signal lands while the main thread is writing a line."""
         if not self.stopping.is_set():
-            log.info("daemon_stopping", signal=signal.Signals(signum).name if signum else None)
+            self.stop_signal = signal.Signals(signum).name if signum else None
         self.stopping.set()
 
     def request_reload(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -143,6 +160,14 @@ class Daemon:
         except ConfigError as exc:
             log.error(
                 "config_reload_failed", path=str(self.config_path), error=str(exc), kept="running config"
+            )
+            return False
+        except Exception as exc:
+            log.error(
+                "config_reload_failed",
+                path=str(self.config_path),
+                error=f"{type(exc).__name__}: {exc}",
+                kept="running config",
             )
             return False
         fixed = [
@@ -166,7 +191,24 @@ class Daemon:
         log.info(
             "config_reloaded", path=str(self.config_path), venues=len(new.venues), sources=sorted(new.sources)
         )
+        self._check_book(new)
         return True
+
+    def _check_book(self, settings: Settings) -> None:
+        """Report a stored book naming venues this config does not have (the next cycle drops them)."""
+        try:
+            stored = self.service.store.book() or {}
+        except StoreError:
+            return
+        _, unknown = book_venues(stored, settings)
+        if unknown:
+            log.warning(
+                "book_venue_unknown",
+                venues=unknown,
+                path=str(self.config_path),
+                action="the next cycle starts from the book without these venues",
+                fix="add these venues back to the config, or apply a plan (rebalance --apply) to rewrite the book",
+            )
 
     def _schedule(self, *, start: bool) -> None:
         sched = self.settings.schedule
@@ -184,6 +226,12 @@ class Daemon:
             id="rebalance",
             replace_existing=True,
         )
+        self.scheduler.add_job(
+            self.integrity_job,
+            IntervalTrigger(minutes=self.settings.database.integrity_check_minutes),
+            id="integrity",
+            replace_existing=True,
+        )
         if start and sched.rebalance_on_start:
             self.scheduler.add_job(self.rebalance_job, args=["start"], id="rebalance-on-start")
 
@@ -194,7 +242,7 @@ class Daemon:
             signal.signal(sig, self.stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         if self.api:
-            self.api.start()
+            self._start_api()
         self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         log.info(
@@ -207,10 +255,15 @@ class Daemon:
             dry_run=True,
         )
         clock = (self.now(), time.monotonic())
+        retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
         while not self.stopping.wait(timeout=0.2):
             if self.reload_requested.is_set():
                 self.reload()
             clock = self._watch_clock(*clock)
+            if time.monotonic() >= retry_at:
+                self.service.retry_release()
+                retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
+        log.info("daemon_stopping", signal=self.stop_signal)
         self.scheduler.pause()
         if self.api:
             self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
@@ -221,13 +274,30 @@ class Daemon:
                 reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
                 "its writes were never committed",
             )
+            self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
             log.info("daemon_stopped")
             sys.stdout.flush()
             os._exit(
                 0
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
+        self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
         log.info("daemon_stopped")
         return 0
+
+    def _start_api(self) -> None:
+        """Listen, or stop with a ConfigError (exit 3) naming the setting: a host that does not resolve, a port in
+        use or not ours to bind."""
+        assert self.api is not None
+        api = self.settings.api
+        resolve_host("api.host", api.host)
+        try:
+            self.api.start()
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"api.host = {api.host!r}, api.port = {api.port}: the HTTP API cannot listen there (the port is in "
+                "use by another process, or not allowed for this user); stop the other process, choose another "
+                "api.port, or set api.enabled = false"
+            ) from exc
 
     def _watch_clock(self, wall: datetime, mono: float) -> tuple[datetime, float]:
         """Reschedule when the wall clock jumps (an NTP step, a VM resumed, the date set by hand): the scheduler

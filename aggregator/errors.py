@@ -7,8 +7,10 @@ AggregatorError
 │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
 ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
 ├── CycleBusyError         another rebalance is running: wait or refuse
+│   └── LeaseLostError         this cycle outlived its lease and another took it: its write is refused (fenced)
 └── StoreError             the database cannot be written or read (read-only, full, locked): nothing half-written
-    └── DamagedRecordError     one stored record does not parse: report it, keep serving the others (exit code 8)
+    ├── DamagedRecordError     one stored record does not parse: report it, keep serving the others (exit code 8)
+    └── StoreDamagedError      the database file is damaged (integrity check, vanished WAL): every write refused
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class CycleBusyError(AggregatorError):
     """Another rebalance holds the lock."""
 
 
+class LeaseLostError(CycleBusyError):
+    """The cycle's lease was taken over (its fencing epoch is no longer current): nothing of it was written."""
+
+
 class StoreError(AggregatorError):
     """The database refused a read or write; the transaction was rolled back, so the store is as before."""
 
@@ -40,14 +46,20 @@ class DamagedRecordError(StoreError):
     """A stored record (a proposal's plan or row) does not parse; the message names it and what is wrong."""
 
 
+class StoreDamagedError(StoreError):
+    """The database file failed an integrity check or lost its write-ahead log: writes are refused until restored."""
+
+
 __all__ = [
     "AggregatorError",
     "ConfigError",
     "CycleBusyError",
     "DamagedRecordError",
+    "LeaseLostError",
     "NoRatesError",
     "SourceDataError",
     "SourceError",
+    "StoreDamagedError",
     "StoreError",
     "TemporarySourceError",
 ]

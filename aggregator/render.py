@@ -99,6 +99,13 @@ def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
         console.print(f"[magenta]heuristic[/] {note}")
     for d in plan.diagnosis:
         console.print(f"[red]cannot meet[/] {d.message}")
+    if plan.tail is not None:
+        console.print(
+            f"[cyan]tail[/] every combination of up to {plan.tail.depth} simultaneous failures enumerated "
+            f"({plan.tail.scenarios:,} scenarios); residual mass {plan.tail.residual_mass:.3g} "
+            f"({plan.tail.tail_share:.3g} of the CVaR tail), counted with its exact expected loss: CVaR overstated "
+            f"by at most {pct(plan.tail.cvar_overstatement, 5)}"
+        )
     s = plan.solver
     console.print(
         f"solver {s.name or '-'} {s.status} in {s.seconds * 1000:.1f} ms ({s.solves} solve(s), {s.scenarios} "

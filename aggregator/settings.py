@@ -2,11 +2,16 @@
 `AGGREGATOR_LIMITS__CVAR_BUDGET=0.04`). Loaded once at the edge with `load_settings(path)` and passed down.
 
 Every error names the key, the bad value and what would be valid; a percent written where a fraction belongs
-(cvar_budget = 5 instead of 0.05) is called out as such.
+(cvar_budget = 5 instead of 0.05) is called out as such. Every numeric setting has a range, and the size of what
+the model accepts is bounded (`MAX_*` below, with the reason in the error), so a config that loads can be run.
+A file that is not UTF-8, larger than 1 MiB, nested absurdly deep, or an environment override that does not parse
+is a ConfigError too, never a traceback.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 import tomllib
 from datetime import UTC
 from pathlib import Path
@@ -22,16 +27,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings
-from aggregator.crosscheck import CrossCheckSettings, check_bounds
+from aggregator.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
 from optimizer import (
     ExitRoute,
+    LadderRung,
     Limits,
     RiskNode,
     StressScenario,
@@ -43,6 +51,32 @@ from optimizer import (
 
 ENV_PREFIX = "AGGREGATOR_"
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+MAX_ETH = 1e9  # per holding: several times all ETH in existence, so any sum of holdings stays finite
+MAX_FILE_BYTES = 1 << 20  # a config file; the bundled ones are ~20 KB
+MAX_NESTING = 32  # tables and arrays inside each other; the bundled configs use 4
+
+
+# How large a universe the model accepts, each well above real use and the optimizer benchmark (1,000 venues,
+# 200 risk nodes), with why, for the error message. Larger ones took minutes and gigabytes before failing.
+MAX_VENUES = 2000
+MAX_RISK_NODES = 400
+MAX_NODES_PER_VENUE = 32
+MAX_NODE_PARENTS = 16
+MAX_STRESS = 200
+MAX_COMPONENTS = 16
+MAX_QUOTES = 16
+MAX_SOURCES = 100
+WHY = {
+    "venues": "each venue adds variables to every failure scenario; the benchmarks run 1,000",
+    "risk_nodes": "every single and pair failure of risk nodes is a scenario (n² growth: 400 nodes are ~80,000 "
+    "scenarios); the benchmarks run 200",
+    "parents": "a risk node's ancestors all fail with it",
+    "stress": "each named stress scenario is a constraint in every solve",
+    "components": "yield components per venue",
+    "quotes": "quotes per component (their median is used)",
+    "sources": "each source is fetched every cycle",
+    "holdings_eth": "one holding per venue",
+}
 
 
 class _Section(BaseModel):
@@ -59,17 +93,17 @@ class QuoteRef(_Section):
 class ComponentSettings(_Section):
     name: str = Field(min_length=1)
     haircut: Fraction = 0.0
-    quotes: tuple[QuoteRef, ...] = Field(min_length=1)
+    quotes: tuple[QuoteRef, ...] = Field(min_length=1, max_length=MAX_QUOTES)
     note: str = ""
-    plausible: tuple[float, float] | None = Field(
+    plausible: Bounds | None = Field(
         default=None,
         description="[low, high] fractions per year; quotes outside are rejected ([rates] defaults)",
     )
 
-    @field_validator("plausible")
+    @field_validator("plausible", mode="before")
     @classmethod
-    def _plausible(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        return None if value is None else check_bounds(value)
+    def _plausible(cls, value: object) -> object:
+        return None if value is None else check_bounds_early(value)
 
 
 class VenueSettings(_Section):
@@ -77,8 +111,8 @@ class VenueSettings(_Section):
     parent: str | None = None
     kind: VenueKind
     name: str = ""
-    risk_nodes: tuple[str, ...] = ()
-    components: tuple[ComponentSettings, ...] = ()
+    risk_nodes: tuple[str, ...] = Field(default=(), max_length=MAX_NODES_PER_VENUE)
+    components: tuple[ComponentSettings, ...] = Field(default=(), max_length=MAX_COMPONENTS)
     exit_days: float = Field(default=0.0, ge=0.0, le=365.0, description="legacy: prefer exit_routes")
     entry_cost: Fraction = 0.0
     exit_cost: Fraction = Field(default=0.0, description="legacy: prefer exit_routes")
@@ -104,14 +138,16 @@ class RiskNodeSettings(_Section):
     id: str = Field(min_length=1)
     p: Fraction
     lgd: Fraction
-    parents: tuple[str, ...] = ()
+    parents: tuple[str, ...] = Field(default=(), max_length=MAX_NODE_PARENTS)
     cap: Fraction | None = None
     note: str = ""
 
 
 class PortfolioSettings(_Section):
-    holdings_eth: dict[str, Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = Field(min_length=1)
-    size_eth: float | None = Field(default=None, gt=0.0)
+    holdings_eth: dict[str, Annotated[float, Field(ge=0.0, le=MAX_ETH, allow_inf_nan=False)]] = Field(
+        min_length=1, max_length=MAX_VENUES
+    )
+    size_eth: float | None = Field(default=None, gt=0.0, le=MAX_ETH * MAX_VENUES)
 
 
 class ScheduleSettings(_Section):
@@ -124,7 +160,7 @@ class ScheduleSettings(_Section):
         description="propose at this fixed interval instead of rebalance_cron (e.g. 0.01 for a soak test)",
     )
     rebalance_on_start: bool = True
-    misfire_grace_seconds: int = Field(default=300, ge=1)
+    misfire_grace_seconds: int = Field(default=300, ge=1, le=86_400)
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="on SIGTERM, how long a running cycle may take to finish"
     )
@@ -153,6 +189,31 @@ class DatabaseSettings(_Section):
     busy_timeout_seconds: float = Field(
         default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
     )
+    integrity_check_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        le=10_080,
+        description="SQLite: the daemon quick-checks the file (and its write-ahead log) this often",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        """A URL SQLAlchemy can parse, for a dialect and driver that are installed."""
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(
+                "not a database URL; use sqlite:///PATH or postgresql+psycopg://user:pass@host/db"
+            ) from exc
+        try:
+            url.get_dialect().import_dbapi()
+        except (NoSuchModuleError, ImportError) as exc:
+            raise ValueError(
+                f"no driver installed for {url.drivername!r} ({exc}); SQLite needs nothing, PostgreSQL needs the "
+                "postgres extra (pip install '.[postgres]') and postgresql+psycopg://…"
+            ) from exc
+        return value
 
 
 class ApiSettings(_Section):
@@ -194,6 +255,22 @@ class LoggingSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class LadderRungSettings(LadderRung):
+    days: float = Field(ge=0.0, le=3650.0, allow_inf_nan=False)
+
+
+class LimitsSettings(Limits):
+    """The optimizer's limits with a range on every number (the optimizer itself takes any finite value)."""
+
+    risk_aversion: float = Field(default=1.0, ge=0.0, le=1000.0, allow_inf_nan=False)
+    tail_weight: float | None = Field(default=None, ge=0.0, le=100_000.0, allow_inf_nan=False)
+    ladder: tuple[LadderRungSettings, ...] = Field(default=(), max_length=32)
+    horizon_days: float = Field(default=365.0, gt=0.0, le=36_500.0, allow_inf_nan=False)
+    min_move_eth: float = Field(default=0.0, ge=0.0, le=MAX_ETH, allow_inf_nan=False)
+    min_improvement_bps: float = Field(default=0.0, ge=0.0, le=10_000.0, allow_inf_nan=False)
+    gas_cost_eth: float = Field(default=0.0, ge=0.0, le=1000.0, allow_inf_nan=False)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one deployment."""
 
@@ -202,11 +279,13 @@ class Settings(BaseSettings):
     )
 
     portfolio: PortfolioSettings
-    venues: tuple[VenueSettings, ...] = Field(min_length=1)
-    risk_nodes: tuple[RiskNodeSettings, ...] = ()
-    stress: tuple[StressScenario, ...] = ()
-    limits: Limits = Limits()
-    sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(min_length=1)
+    venues: tuple[VenueSettings, ...] = Field(min_length=1, max_length=MAX_VENUES)
+    risk_nodes: tuple[RiskNodeSettings, ...] = Field(default=(), max_length=MAX_RISK_NODES)
+    stress: tuple[StressScenario, ...] = Field(default=(), max_length=MAX_STRESS)
+    limits: LimitsSettings = LimitsSettings()
+    sources: dict[str, Annotated[AnySourceSettings, Field(discriminator="adapter")]] = Field(
+        min_length=1, max_length=MAX_SOURCES
+    )
     rates: CrossCheckSettings = CrossCheckSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -324,21 +403,90 @@ class Settings(BaseSettings):
 
 def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
+    raw = _read_toml(path)
+    _resolve_paths(raw, path.parent)
     try:
-        raw = tomllib.loads(path.read_text())
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid configuration\n" + format_errors(exc, raw)) from exc
+    except SettingsError as exc:  # an environment override that is not the JSON its section needs
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else f"an {ENV_PREFIX}… variable"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(
+            f"environment override {name} does not parse ({exc}{cause}); a whole section takes a JSON object, "
+            f"e.g. {ENV_PREFIX}LIMITS='{{\"cvar_budget\": 0.05}}', or set one key: {ENV_PREFIX}LIMITS__CVAR_BUDGET=0.05"
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{path}: a value (or an environment override) is nested too deeply to validate"
+        ) from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML, refusing what no operator writes: over MAX_FILE_BYTES, not UTF-8, nested past
+    MAX_NESTING."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError as exc:
         raise ConfigError(
             f"config file not found: {path} (pass --config PATH or set {ENV_PREFIX}CONFIG)"
         ) from exc
     except IsADirectoryError as exc:
         raise ConfigError(f"config path is a directory, not a TOML file: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file cannot be read: {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; a config is a few KB (the bundled ones ~20 KB)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); save the file as UTF-8"
+        ) from exc
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    _resolve_paths(raw, path.parent)
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{path}: nested too deeply (at most {MAX_NESTING} levels of tables and arrays)"
+        ) from exc
+    deep = _too_deep(raw)
+    if deep is not None:
+        raise ConfigError(
+            f"{path}: {deep or '(top level)'} is nested more than {MAX_NESTING} levels deep; "
+            "no setting needs more than a few"
+        )
+    return raw
+
+
+def _too_deep(raw: dict[str, Any]) -> str | None:
+    """The key of the first value nested past MAX_NESTING, or None (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        node, key, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return key
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if isinstance(v, dict | list):
+                stack.append((v, f"{key}.{k}" if key else str(k), depth + 1))
+    return None
+
+
+def resolve_host(key: str, host: str) -> None:
+    """A host name to listen on must resolve (ConfigError naming `key` otherwise)."""
     try:
-        return Settings(**raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid configuration\n" + format_errors(exc, raw)) from exc
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(
+            f"{key} = {host!r} cannot be resolved ({exc}); use an address such as 127.0.0.1 or 0.0.0.0"
+        ) from exc
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
@@ -387,6 +535,9 @@ def format_errors(exc: ValidationError, raw: dict[str, Any]) -> str:
             hint = f" (looks like a percent: fractions are used, write {value / 100:g} for {value:g} %)"
         if err["type"] == "missing":
             msg = "required key is missing"
+        if err["type"] == "too_long":
+            why = WHY.get(next((str(p) for p in reversed(err["loc"]) if str(p) in WHY), ""), "")
+            hint = f" (at most {ctx.get('max_length')}{': ' + why if why else ''})"
         lines.append(f"  - {loc or '(top level)'}{shown}: {msg}{hint}")
     return "\n".join(lines)
 

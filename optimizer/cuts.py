@@ -29,11 +29,12 @@ import cvxpy as cp
 import cvxpy.settings as s
 import highspy
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from cvxpy.reductions.solvers.conic_solvers.conic_solver import dims_to_solver_dict
 from cvxpy.reductions.solvers.conic_solvers.highs_conif import HIGHS
 
-from optimizer.scenarios import ScenarioLosses
+from optimizer.scenarios import ScenarioLosses, tail_weights
 from optimizer.structure import FloatArray
 
 TOLERANCE = 1e-8
@@ -51,45 +52,72 @@ simplex iteration, and a dropped cut that is needed again costs one round to fin
 _INF = highspy.kHighsInf
 
 
-@dataclass(frozen=True)
+@dataclass
 class TailOracle:
-    """The worst-tail CVaR of a weight vector and the cut it gives, from the factored scenario losses."""
+    """The worst-tail CVaR bound of a weight vector and the cut it gives, from the factored scenario losses.
 
-    coefficients: sp.csr_matrix  # H[s, T] over the weighted scenarios
-    incidence: sp.csr_matrix  # A[T, n]
+    CVaR_β(x) ≤ (worst-tail mean over the enumerated and stress scenarios) + bᵀx/(1 − β), b the residual's exact
+    expected loss per venue (`optimizer.scenarios`); the cut is that bound's gradient, so it is valid for every x.
+    Scenario losses are H (D x): the single-node terms of H are gathered by initiator (`ScenarioLosses.split`),
+    the joint terms are a sparse product.
+    """
+
+    singles: tuple[
+        npt.NDArray[np.int32], ...
+    ]  # per initiator position: the term of that single node, per scenario
+    joint: sp.csr_matrix  # the rest of H[s, J] over the weighted scenarios
+    incidence: sp.csr_matrix  # D[J, n]
     incidence_t: sp.csr_matrix
     tail_weights: FloatArray  # π_s / (1 − β)
+    residual: FloatArray  # b / (1 − β)
+    _hint: float | None = None
 
     @classmethod
     def of(cls, losses: ScenarioLosses, beta: float) -> TailOracle:
-        weighted = list(losses.weighted)
+        weighted = np.asarray(losses.weighted, dtype=np.int64)
+        singles, joint = losses.split
+        if weighted.size != joint.shape[0]:
+            joint = joint[weighted, :]
+            singles = tuple(np.ascontiguousarray(c[weighted]) for c in singles)
         return cls(
-            coefficients=losses.term_coefficients[weighted, :].tocsr(),
+            singles=singles,
+            joint=sp.csr_matrix(joint),
             incidence=losses.term_incidence.tocsr(),
             incidence_t=losses.term_incidence.T.tocsr(),
             tail_weights=losses.probabilities[weighted] / (1.0 - beta),
+            residual=losses.residual.expected_loss / (1.0 - beta),
         )
 
+    def losses(self, x: FloatArray) -> FloatArray:
+        """Loss of every weighted scenario at x."""
+        m = np.asarray(self.incidence @ x).ravel()
+        out: FloatArray = np.asarray(self.joint @ m).ravel()
+        if self.singles:
+            padded = np.append(m, 0.0)
+            for col in self.singles:
+                out += padded[col]
+        return out
+
     def cut(self, x: FloatArray) -> tuple[FloatArray, float]:
-        """(g, CVaR_β(x)) with CVaR_β(y) ≥ gᵀy for every y and equality at x."""
-        n = self.incidence.shape[1]
+        """(g, CVaR_β bound at x) with bound(y) ≥ gᵀy for every y and equality at x."""
         if self.tail_weights.size == 0:
-            return np.zeros(n), 0.0
-        loss = self.coefficients @ (self.incidence @ x)
-        w = self.tail_weights
-        # Scenarios with no loss sort last; they are only needed when the lossy ones carry less than full weight.
-        lossy = np.flatnonzero(loss > 0.0)
-        order = lossy[np.argsort(-loss[lossy], kind="stable")]
-        if w[order].sum() < 1.0:
-            rest = np.setdiff1d(np.arange(loss.size), lossy, assume_unique=True)
-            order = np.concatenate([order, rest])
-        cum = np.cumsum(w[order])
-        k = min(int(np.searchsorted(cum, 1.0)), order.size - 1)
-        tail = order[: k + 1]
-        q = w[tail].copy()
-        q[-1] = min(q[-1], 1.0 - (float(cum[k - 1]) if k else 0.0))
-        g: FloatArray = np.asarray(self.incidence_t @ (self.coefficients[tail].T @ q)).ravel()
-        return g, float(q @ loss[tail])
+            return self.residual.copy(), float(self.residual @ x)
+        loss = self.losses(x)
+        tail, q, var = tail_weights(loss, self.tail_weights, self._hint)
+        self._hint = var
+        if tail.size == 0:
+            return self.residual.copy(), float(self.residual @ x)
+        n_terms = self.joint.shape[1]
+        if tail.size * 8 < self.joint.shape[0]:
+            per_term = np.asarray(self.joint[tail].T @ q).ravel()
+        else:
+            full = np.zeros(self.joint.shape[0])
+            full[tail] = q
+            per_term = np.asarray(self.joint.T @ full).ravel()
+        for col in self.singles:
+            per_term += np.bincount(col[tail], weights=q, minlength=n_terms + 1)[:n_terms]
+        g: FloatArray = np.asarray(self.incidence_t @ per_term).ravel() + self.residual
+        return g, float(q @ loss[tail]) + float(self.residual @ x)
 
 
 @dataclass
@@ -112,6 +140,7 @@ class CutLoop:
     oracle: TailOracle
     options: dict[str, object]
     stats: CutStats = field(default_factory=CutStats)
+    cuts_added_total: int = 0  # over every solve of this loop
     _highs: highspy.Highs | None = None
     _matrix: sp.csc_matrix | None = None
     _rows: int = 0
@@ -148,6 +177,7 @@ class CutLoop:
             self._idle.append(0)
             self._add_row(h, g, x_col, eta_col)
             self.stats.cuts_added += 1
+            self.cuts_added_total += 1
         else:
             return f"no convergence after {MAX_ROUNDS} cuts"
         solution = h.getSolution()

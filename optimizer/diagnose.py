@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.plan import Diagnosis
-from optimizer.problem import AllocationModel, ModelShape, ParameterValues
+from optimizer.problem import SLACK_FREE, AllocationModel, ModelShape, ParameterValues
 from optimizer.structure import Structure
 
 
@@ -59,8 +59,13 @@ def prechecks(structure: Structure, shape: ModelShape, values: ParameterValues) 
 def elastic(
     model: AllocationModel, values: ParameterValues, solvers: tuple[str, ...]
 ) -> tuple[list[Diagnosis], str | None]:
-    """Relax every limit by the least total amount; returns the diagnoses, or the reason it could not say."""
-    relaxed = AllocationModel(model.universe, model.shape, elastic=True)
+    """Relax every limit by the least total amount; returns the diagnoses, or the reason it could not say.
+
+    The values of one elastic solve hold together. Where it names several limits, each one's least value with every
+    other limit as configured comes from another solve in which only that limit may give (its slack cap freed, the
+    others' set to 0), or is None when that limit alone cannot make the problem feasible.
+    """
+    relaxed = AllocationModel(model.universe, model.shape, elastic=True, losses=model.losses)
     result = relaxed.solve(values, solvers)
     if not result.ok:
         return (
@@ -84,25 +89,78 @@ def elastic(
         "cvar_budget": np.array([values.cvar_budget]),
         "turnover": np.array([values.max_turnover]),
     }
+    what = {
+        "cvar_budget": "smallest feasible CVaR budget",
+        "ladder": "largest feasible liquidity floor",
+        "turnover": "least turnover that can reach the limits",
+    }
+    found = [
+        (name, int(k), float(slack[k]))
+        for name, slack in relaxed.slack_values().items()
+        for k in np.flatnonzero(slack > 1e-8)
+    ]
+
+    def least(name: str, k: int, slack: float) -> float:
+        return float(configured[name][k]) + (-1.0 if name == "ladder" else 1.0) * slack
+
+    together = ", ".join(f"{name} ({subjects[name][k]}) {least(name, k, sl):.6f}" for name, k, sl in found)
     out: list[Diagnosis] = []
-    for name, slack in relaxed.slack_values().items():
-        for k in np.flatnonzero(slack > 1e-8):
-            conf = float(configured[name][k])
-            sign = -1.0 if name == "ladder" else 1.0
-            least = conf + sign * float(slack[k])
-            what = {
-                "cvar_budget": "smallest feasible CVaR budget",
-                "ladder": "largest feasible liquidity floor",
-                "turnover": "least turnover that can reach the limits",
-            }.get(name, "least feasible value")
+    for name, k, slack in found:
+        conf = float(configured[name][k])
+        joint = least(name, k, slack)
+        label = what.get(name, "least feasible value")
+        if len(found) == 1:
             out.append(
                 Diagnosis(
                     limit=name,
                     subject=subjects[name][k],
                     configured=conf,
-                    least_feasible=least,
+                    least_feasible=joint,
+                    least_alone=joint,
                     message=f"{name} ({subjects[name][k]}) cannot be met: configured {conf:.6f}, "
-                    f"{what} given the other limits is {least:.6f}",
+                    f"{label} given the other limits is {joint:.6f}",
                 )
             )
+            continue
+        alone = _alone(relaxed, values, solvers, name, k)
+        alone_value = None if alone is None else least(name, k, alone)
+        tail = (
+            f"with every other limit as configured, the {label} is {alone_value:.6f}"
+            if alone_value is not None
+            else "no value of this limit alone makes the problem feasible with the others as configured"
+        )
+        out.append(
+            Diagnosis(
+                limit=name,
+                subject=subjects[name][k],
+                configured=conf,
+                least_feasible=joint,
+                least_alone=alone_value,
+                message=f"{name} ({subjects[name][k]}) cannot be met: configured {conf:.6f}; {joint:.6f} holds "
+                f"together with the other values named ({together}); {tail}",
+            )
+        )
     return out, None
+
+
+def _alone(
+    relaxed: AllocationModel, values: ParameterValues, solvers: tuple[str, ...], name: str, k: int
+) -> float | None:
+    """The least slack of limit (name, k) with every other limit held as configured, or None if none works."""
+    saved = {n: np.array(c.value, dtype=float, copy=True) for n, c in relaxed.slack_caps.items()}
+    try:
+        for n, cap in relaxed.slack_caps.items():
+            only = np.zeros(cap.shape)
+            if n == name:
+                if only.ndim == 0:
+                    only = np.array(SLACK_FREE)
+                else:
+                    only[k] = SLACK_FREE
+            cap.value = only
+        res = relaxed.solve(values, solvers)
+        if not res.ok:
+            return None
+        return float(np.atleast_1d(relaxed.slack_values()[name])[k if np.ndim(saved[name]) else 0])
+    finally:
+        for n, cap in relaxed.slack_caps.items():
+            cap.value = saved[n]

@@ -9,7 +9,7 @@ import numpy as np
 
 from optimizer.plan import Metrics
 from optimizer.problem import ModelShape, ParameterValues
-from optimizer.scenarios import ScenarioLosses, weighted_cvar
+from optimizer.scenarios import ScenarioLosses
 from optimizer.structure import FloatArray, Structure
 
 TOLERANCE = 1e-7
@@ -30,13 +30,14 @@ def amortised_cost(structure: Structure, values: ParameterValues, x: FloatArray)
 def metrics(losses: ScenarioLosses, values: ParameterValues, beta: float, x: FloatArray) -> Metrics:
     """Yield and expected loss of where the capital is headed (x); CVaR and stress losses of where it is exposed
     while exits are in transit (`ParameterValues.exposure`), as the model charges them."""
-    scen = losses.losses(values.exposure(losses.structure, x))
-    cvar = weighted_cvar(scen, losses.probabilities, beta)
+    e = values.exposure(losses.structure, x)
+    scen = losses.losses(e)
+    cvar = losses.cvar(e, beta, scen)
     net = float(values.yields @ x)
     exp_loss = float(values.expected_loss @ x)
     stress = {
         s.name.removeprefix("stress: "): float(scen[i])
-        for i, s in enumerate(losses.scenarios)
+        for i, s in losses.named_stress
         if s.name.startswith("stress: ")
     }
     return Metrics(
@@ -93,7 +94,7 @@ def violations(
                 f"below the floor {values.ladder_min[r]:.6f}"
             )
     scen = losses.losses(e)
-    cvar = weighted_cvar(scen, losses.probabilities, shape.cvar_beta)
+    cvar = losses.cvar(e, shape.cvar_beta, scen)
     if cvar > values.cvar_budget + tol:
         out.append(f"CVaR {cvar:.6f} above the budget {values.cvar_budget:.6f}")
     for limit, s in zip(values.stress_max, losses.stress_limited, strict=True):

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+TAIL_TOLERANCE = 1e-4
+"""Default `Limits.tail_tolerance`: enumerate failure scenarios until the mass left out is a millionth of the tail."""
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
@@ -183,6 +186,12 @@ class Limits(_Frozen):
         default=0.0,
         description="a current allocation past a limit by at most this share may be held: drift from yields "
         "accruing at different rates is not corrected by a move every cycle",
+    )
+    tail_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=TAIL_TOLERANCE,
+        description="failure scenarios are enumerated (every triple at least) until the probability of the "
+        "combinations left out is below this share of the CVaR tail (1 − cvar_beta); what is left counts in CVaR with "
+        "its exact expected loss, so CVaR is overstated by at most that share of the worst loss",
     )
 
     @model_validator(mode="before")

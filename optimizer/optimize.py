@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer.diagnose import elastic, prechecks
 from optimizer.evaluate import TOLERANCE, amortised_cost, clean, metrics, violations
+from optimizer.explain import explain
 from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
 from optimizer.moves import one_off_cost_share, round_trip_cost_share, tree_moves
 from optimizer.plan import (
@@ -24,9 +25,11 @@ from optimizer.plan import (
     Diagnosis,
     HeldVenue,
     Plan,
+    RecordedEnumeration,
     RecordedProblem,
     RecordedScenario,
     SolverInfo,
+    TailBound,
 )
 from optimizer.problem import (
     DEFAULT_SOLVERS,
@@ -36,30 +39,27 @@ from optimizer.problem import (
     RiskForm,
     SolveResult,
 )
-from optimizer.scenarios import RESIDUAL_NAME, weighted_cvar
+from optimizer.scenarios import RESIDUAL_NAME, ScenarioSet
 from optimizer.structure import FloatArray
 
 MAX_MIN_MOVE_ROUNDS = 5
-SCENARIO_NOTE = (
-    "exact enumeration of no failure, every single and every pair failure; the mass of 3+ failures is one "
-    "scenario where every node fails (an upper bound on their loss); stress scenarios from config"
-)
 
 
 def shape_for(
-    inputs: OptimizationInputs, risk_form: RiskForm = "cuts", include_pairs: bool = True
+    inputs: OptimizationInputs, risk_form: RiskForm = "cuts", depth: int | None = None
 ) -> ModelShape:
-    return shape_of(inputs.limits, risk_form, include_pairs)
+    return shape_of(inputs.limits, risk_form, depth)
 
 
-def shape_of(lim: Limits, risk_form: RiskForm = "cuts", include_pairs: bool = True) -> ModelShape:
+def shape_of(lim: Limits, risk_form: RiskForm = "cuts", depth: int | None = None) -> ModelShape:
     """What the compiled problem's structure depends on in the limits (everything else is a parameter)."""
     return ModelShape(
         cvar_beta=lim.cvar_beta,
         ladder_days=tuple(r.days for r in lim.ladder),
         layer_kinds=tuple(sorted(lim.layer_caps, key=str)),
-        include_pairs=include_pairs,
         risk_form=risk_form,
+        tail_tolerance=lim.tail_tolerance,
+        depth=depth,
     )
 
 
@@ -175,7 +175,7 @@ def _limits_at_today(model: AllocationModel, values: ParameterValues) -> None:
         liquid = st.ladder_matrix(shape.ladder_days) @ values.exposure(st, values.x0, in_flight=False)
         values.ladder_min = np.minimum(values.ladder_min, liquid)
     scen = sl.losses(e0)
-    values.cvar_budget = max(values.cvar_budget, weighted_cvar(scen, sl.probabilities, shape.cvar_beta))
+    values.cvar_budget = max(values.cvar_budget, sl.cvar(e0, shape.cvar_beta, scen))
     if len(values.stress_max):
         values.stress_max = np.maximum(values.stress_max, scen[list(sl.stress_limited)])
     values.limits_at_today = True
@@ -355,6 +355,7 @@ class _Run:
         round_trip = round_trip_cost_share(st, v.x0, target, self.own)
         gas = len(moves) * inp.limits.gas_cost_eth
         ids = st.venue_ids
+        tail = self._tail(target)
         return Plan(
             status="rebalance" if status == "rebalance" else "hold",
             reason=reason,
@@ -390,76 +391,55 @@ class _Run:
                 attempts=self.attempts,
                 risk_form=res.risk_form if res is not None and res.risk_form else self.model.shape.risk_form,
                 scenarios=len(self.model.scenarios),
-                scenario_note=SCENARIO_NOTE,
+                scenario_note=tail.note,
             ),
             problem=self._record(res),
+            tail=tail,
+        )
+
+    def _tail(self, x: FloatArray) -> TailBound:
+        """The enumeration's depth and what it leaves out, for allocation x."""
+        sl, shape = self.model.losses, self.model.shape
+        r = sl.residual
+        tail_mass = 1.0 - shape.cvar_beta
+        n_enum = sl.scenarios.enumerated if isinstance(sl.scenarios, ScenarioSet) else len(sl.scenarios)
+        el = float(r.expected_loss @ x)
+        over = el / tail_mass
+        note = (
+            f"every combination of up to {r.depth} simultaneous failures is a scenario ({n_enum:,}), plus "
+            f"{len(sl.named_stress)} stress scenario(s); the {r.mass:.3g} probability of more "
+            f"({r.mass / tail_mass:.3g} of the {tail_mass:.3g} tail) counts in CVaR with its exact expected loss, "
+            f"as if all in the tail: CVaR may be overstated by at most {over * 100:.3g} pp, expected loss is exact"
+        )
+        if r.capped:
+            note += (
+                f" (enumeration stopped at the {shape.max_scenarios:,}-scenario cap, above the tolerance of "
+                f"{shape.tail_tolerance:g} of the tail)"
+            )
+        return TailBound(
+            depth=r.depth,
+            scenarios=n_enum,
+            residual_mass=r.mass,
+            tail_share=r.mass / tail_mass,
+            tolerance_share=shape.tail_tolerance,
+            capped=r.capped,
+            residual_expected_loss=el,
+            cvar_overstatement=over,
+            note=note,
         )
 
     def _binding(self, res: SolveResult, x: FloatArray) -> list[BindingLimit]:
-        """Limits with a positive shadow price, in words: what 1 percentage point more room is worth."""
-        st, v, shape = self.model.structure, self.values, self.model.shape
+        """Limits with a positive shadow price, in words: what 1 percentage point more room is worth, each figure
+        checked by re-solving with that limit relaxed (`optimizer.explain`)."""
+        del x
+        venues = self.inputs.universe.venues
         held = {h.venue for h in self.held}
-        out: list[BindingLimit] = []
-
-        def add(limit: str, subject: str, value: float, dual: float, verb: str) -> None:
-            bp = dual * 100.0  # objective is a fraction per year: 0.01 more room × dual × 1e4 bp
-            out.append(
-                BindingLimit(
-                    limit=limit,
-                    subject=subject,
-                    value=value,
-                    shadow_price=dual,
-                    bp_per_pct=bp,
-                    explanation=f"{verb} by 1 percentage point would add {bp:.2f} bp/yr of risk-adjusted yield",
-                )
-            )
-
-        d = res.duals
-        for name, verb_fmt, subjects, vals in (
-            ("max_share", "raising the max share of {}", st.venue_ids, v.hi),
-            ("min_share", "lowering the min share of {}", st.venue_ids, v.lo),
-            ("node_cap", "raising the {} exposure cap", st.node_ids, v.node_cap),
-            ("layer_cap", "raising the {} layer cap", tuple(str(k) for k in shape.layer_kinds), v.layer_cap),
-            (
-                "ladder",
-                "lowering the {}-day liquidity floor",
-                tuple(f"{x:g}" for x in shape.ladder_days),
-                v.ladder_min,
-            ),
-            (
-                "stress_max_loss",
-                "allowing 1 % more loss in {}",
-                tuple(self.model.scenarios[i].name for i in self.model.losses.stress_limited),
-                v.stress_max,
-            ),
-        ):
-            if name not in d:
-                continue
-            duals = np.abs(d[name][0])
-            for k in np.flatnonzero(duals > 1e-9):
-                if name in ("max_share", "min_share") and subjects[k] in held:
-                    continue
-                if name == "node_cap" and vals[k] >= 1.0:
-                    continue
-                verb = verb_fmt.format(subjects[k]) if "{}" in verb_fmt else verb_fmt
-                add(name, subjects[k], float(vals[k]), float(duals[k]), verb)
-        if "cvar_budget" in d and abs(d["cvar_budget"][0][0]) > 1e-9 and v.cvar_budget < 1.0:
-            add(
-                "cvar_budget",
-                "portfolio",
-                v.cvar_budget,
-                float(abs(d["cvar_budget"][0][0])),
-                "raising the CVaR budget",
-            )
-        if "turnover" in d and abs(d["turnover"][0][0]) > 1e-9 and v.max_turnover < 1.0:
-            add(
-                "turnover",
-                "portfolio",
-                v.max_turnover,
-                float(abs(d["turnover"][0][0])),
-                "allowing more turnover",
-            )
-        return sorted(out, key=lambda b: -b.shadow_price)
+        fixed = {
+            i
+            for i, v in enumerate(venues)
+            if v.id in held or self.values.lo[i] != v.min_share or self.values.hi[i] != v.max_share
+        }
+        return explain(self.model, self.values, res, fixed, self.solvers)
 
     def _record(self, res: SolveResult | None) -> RecordedProblem:
         st, v, shape, lim = self.model.structure, self.values, self.model.shape, self.inputs.limits
@@ -491,11 +471,24 @@ class _Run:
                     lgd={st.node_ids[j]: g for j, g in s.lgd},
                     max_loss=s.stress_max_loss,
                 )
-                for s in self.model.scenarios
+                for _, s in self.model.losses.named_stress
             ],
             objective=res.objective if res is not None and res.ok else None,
             queued=[] if v.queued is None else v.queued.tolist(),
             in_flight_offset=[] if v.in_flight_offset is None else v.in_flight_offset.tolist(),
+            enumeration=self._enumeration(),
+        )
+
+    def _enumeration(self) -> RecordedEnumeration | None:
+        sc = self.model.scenarios
+        if not isinstance(sc, ScenarioSet):
+            return None
+        return RecordedEnumeration(
+            depth=sc.depth,
+            scale=sc.scale,
+            scenarios=sc.enumerated,
+            residual_mass=sc.residual.mass,
+            residual_expected_loss=sc.residual.expected_loss.tolist(),
         )
 
 

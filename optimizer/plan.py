@@ -51,24 +51,42 @@ class Costs(_Out):
 
 
 class BindingLimit(_Out):
-    """A limit that stops the plan from doing better, with what relaxing it is worth."""
+    """A limit that stops the plan from doing better, with what relaxing it is worth.
+
+    The figure is a re-solve of the same model with only this limit relaxed by `relaxed_by` (1 percentage point, or
+    what is left before the limit stops meaning anything): `gain_bps` is the change of the optimal risk-adjusted
+    yield. `shadow_price` is the solver's dual; where its prediction differs from the re-solve the limit is `tied`
+    with others (they bind together, so the dual overstates what this one alone is worth) or another limit starts
+    binding within the step, and the explanation says so.
+    """
 
     limit: str
     subject: str
     value: float
     shadow_price: float
-    bp_per_pct: float
+    bp_per_pct: float  # re-solved gain per percentage point of relaxation, bp/yr
     explanation: str
+    relaxed_by: float = 0.01
+    gain_bps: float = 0.0  # re-solved gain for `relaxed_by`, bp/yr
+    shadow_bp_per_pct: float = 0.0  # what the dual alone predicts per percentage point, bp/yr
+    tied: bool = False
+    tied_with: list[str] = []
 
 
 class Diagnosis(_Out):
-    """A limit that cannot be met and the least value that could be."""
+    """A limit that cannot be met and the least value that could be.
+
+    `least_feasible` comes from one elastic solve of every limit at once: where several limits are named, their
+    values hold together (all relaxed to them at once, the problem is feasible). `least_alone` is this limit's least
+    value with every other limit as configured, or None when relaxing this limit alone cannot make it feasible.
+    """
 
     limit: str
     subject: str
     configured: float
     least_feasible: float
     message: str
+    least_alone: float | None = None
 
 
 class HeldVenue(_Out):
@@ -95,6 +113,38 @@ class SolverInfo(_Out):
     risk_form: str  # how CVaR entered the LP: "cuts" (default), "factored" (fallback) or "dense"
     scenarios: int
     scenario_note: str
+
+
+class TailBound(_Out):
+    """How exact the failure scenarios are (see `optimizer.scenarios`).
+
+    Every combination of up to `depth` simultaneous initiating failures is a scenario with its exact probability.
+    The combinations of more (probability `residual_mass`) are counted with their exact expected loss, as if all of
+    it fell in the CVaR tail: expected loss is exact, and the plan's CVaR exceeds the exact one by at most
+    `cvar_overstatement` (for the target allocation).
+    """
+
+    depth: int
+    scenarios: int  # enumerated combinations (stress scenarios not included)
+    residual_mass: float
+    tail_share: float  # residual_mass / (1 − β)
+    tolerance_share: float  # the share of the tail the enumeration aimed below
+    capped: bool  # stopped by the scenario cap with the residual above the tolerance
+    residual_expected_loss: float  # of the target allocation, fraction of the portfolio per year
+    cvar_overstatement: float  # of the target allocation: residual_expected_loss / (1 − β)
+    note: str
+
+
+class RecordedEnumeration(_Out):
+    """The enumerated scenarios as a rule, not a list: every set of up to `depth` initiating nodes (nodes with
+    0 < p < 1; nodes with p = 1 initiate in all), probability Π p · Π (1 − p) × `scale`, failures propagating to the
+    nodes below. The residual's exact expected loss per venue (venue order) joins CVaR as bᵀx/(1 − β)."""
+
+    depth: int
+    scale: float
+    scenarios: int
+    residual_mass: float
+    residual_expected_loss: list[float]
 
 
 class RecordedScenario(_Out):
@@ -127,12 +177,15 @@ class RecordedProblem(_Out):
     cvar_budget: float
     risk_aversion: float
     max_turnover: float
-    scenarios: list[RecordedScenario]
+    scenarios: list[
+        RecordedScenario
+    ]  # the operator's stress scenarios; the enumerated ones are `enumeration`
     objective: float | None
     queued: list[
         float
     ] = []  # 1 where the venue's cheaper exit is a timed route: its exits stay exposed meanwhile
     in_flight_offset: list[float] = []  # in-flight shares at their from venue minus at their destination
+    enumeration: RecordedEnumeration | None = None
 
 
 class Plan(_Out):
@@ -157,3 +210,4 @@ class Plan(_Out):
     diagnosis: list[Diagnosis]
     solver: SolverInfo
     problem: RecordedProblem
+    tail: TailBound | None = None

@@ -31,7 +31,12 @@ import numpy as np
 from optimizer.cuts import CutLoop, TailOracle
 from optimizer.inputs import Universe, VenueKind
 from optimizer.limits import ELASTIC, HARD, Constraints, Terms
-from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
+from optimizer.scenarios import (
+    DEFAULT_MAX_SCENARIOS,
+    DEFAULT_TAIL_TOLERANCE,
+    ScenarioLosses,
+    enumerate_scenarios,
+)
 from optimizer.structure import FloatArray, Structure
 
 RiskForm = Literal["cuts", "factored", "dense"]
@@ -45,6 +50,9 @@ SOLVER_OPTIONS: dict[str, dict[str, object]] = {
 }
 """Tight tolerances: the plan's limits are re-checked in numpy to 1e-7."""
 
+SLACK_FREE = 2.0
+"""An elastic limit's slack cap that never binds: every limit is a share or a loss of the portfolio (≤ 1)."""
+
 _OK = {cp.OPTIMAL, cp.OPTIMAL_INACCURATE}
 _INFEASIBLE = {cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE}
 
@@ -56,8 +64,12 @@ class ModelShape:
     cvar_beta: float
     ladder_days: tuple[float, ...]
     layer_kinds: tuple[VenueKind, ...]
-    include_pairs: bool = True
     risk_form: RiskForm = "cuts"
+    tail_tolerance: float = (
+        DEFAULT_TAIL_TOLERANCE  # scenarios: enumerate until the mass left out is below this × (1 − β)
+    )
+    max_scenarios: int = DEFAULT_MAX_SCENARIOS
+    depth: int | None = None  # a fixed enumeration depth instead (tests, benchmarks)
 
 
 @dataclass
@@ -140,13 +152,32 @@ def _absorb_highs_banner() -> None:
 class AllocationModel:
     """The compiled problem of one universe and shape; `solve` re-uses it with new parameter values."""
 
-    def __init__(self, universe: Universe, shape: ModelShape, *, elastic: bool = False) -> None:
+    def __init__(
+        self,
+        universe: Universe,
+        shape: ModelShape,
+        *,
+        elastic: bool = False,
+        losses: ScenarioLosses | None = None,
+    ) -> None:
+        """`losses` shares another model's scenarios (same universe and shape) instead of enumerating again."""
         _absorb_highs_banner()
         self.universe = universe
         self.shape = shape
-        self.structure = Structure(universe)
-        self.scenarios = enumerate_scenarios(self.structure, universe.stress, shape.include_pairs)
-        self.losses = ScenarioLosses(self.structure, self.scenarios)
+        if losses is None:
+            structure = Structure(universe)
+            scenarios = enumerate_scenarios(
+                structure,
+                universe.stress,
+                beta=shape.cvar_beta,
+                tolerance=shape.tail_tolerance,
+                max_scenarios=shape.max_scenarios,
+                depth=shape.depth,
+            )
+            losses = ScenarioLosses(structure, scenarios)
+        self.structure = losses.structure
+        self.scenarios = losses.scenarios
+        self.losses = losses
         self.elastic = elastic
         self._build()
 
@@ -165,7 +196,7 @@ class AllocationModel:
         x = cp.Variable(n, nonneg=True, name="x")
         e = cp.Variable(n, name="e")  # exposure while exits are in transit: the risk limits' weights
         q = cp.Variable(n, nonneg=True, name="q")
-        zeta = cp.Variable(name="zeta")
+        zeta = cp.Variable(nonneg=True, name="zeta")  # VaR (RU forms) or CVaR (cuts): losses are ≥ 0
         z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
         self.cut_loop: CutLoop | None = None
         in_transit = st.transit @ cp.multiply(self.p_queued, q)  # this plan's queued exits, where they leave
@@ -182,15 +213,17 @@ class AllocationModel:
             m = cp.Variable(len(sl.terms), name="m")
             self._exposure_def.append(m == sl.term_incidence @ e)
             h = sl.term_coefficients
-            node_exposure = m[:j] if j else cp.Constant(np.zeros(0))
+            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
             scenario_loss = h[weighted, :] @ m
             stress_loss = h[stressed, :] @ m if stressed else None
         else:
             node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
-            scenario_loss = sl.dense[weighted, :] @ e
-            stress_loss = sl.dense[stressed, :] @ e if stressed else None
+            scenario_loss = sl.matrix[weighted, :] @ e
+            stress_loss = sl.matrix[stressed, :] @ e if stressed else None
         tail_weights = sl.probabilities[weighted] / (1.0 - shape.cvar_beta)
-        cvar = zeta if z is None else zeta + tail_weights @ z
+        # The combinations left out of the enumeration count in full in the tail: + bᵀx/(1−β) (optimizer.scenarios).
+        residual = sl.residual.expected_loss / (1.0 - shape.cvar_beta)
+        cvar = zeta if z is None else zeta + tail_weights @ z + residual @ e
         self.terms = Terms(
             x=x,
             e=e,
@@ -227,6 +260,10 @@ class AllocationModel:
         for fn in HARD:
             self.named.update(fn(v, None))
         self.slacks: dict[str, cp.Variable] = {}
+        self.slack_caps: dict[
+            str, cp.Parameter
+        ] = {}  # elastic: how far each limit may give (diagnosis sets 0)
+        caps: list[cp.Constraint] = []
         widths: dict[str, int | None] = {  # None: one scalar slack
             "node_cap": j,
             "layer_cap": len(shape.layer_kinds),
@@ -239,8 +276,14 @@ class AllocationModel:
             slack = None
             width = widths[name]
             if self.elastic and width != 0:
-                slack = cp.Variable(() if width is None else width, nonneg=True, name=f"slack_{name}")
+                size = () if width is None else width
+                slack = cp.Variable(size, nonneg=True, name=f"slack_{name}")
+                cap = cp.Parameter(
+                    size, nonneg=True, name=f"slack_cap_{name}", value=np.full(size, SLACK_FREE)
+                )
                 self.slacks[name] = slack
+                self.slack_caps[name] = cap
+                caps.append(slack <= cap)
             self.named.update(limit(v, slack))
         net_yield = (self.p_yields - self.p_expected_loss) @ x
         costs = self.p_c_in @ v.p + self.p_c_out @ v.q
@@ -248,7 +291,7 @@ class AllocationModel:
             objective: cp.Minimize | cp.Maximize = cp.Minimize(sum(cp.sum(s) for s in self.slacks.values()))
         else:
             objective = cp.Maximize(net_yield - self.p_risk_aversion * cvar - costs)
-        constraints = [c for group in self.named.values() for c in group] + self._exposure_def
+        constraints = [c for group in self.named.values() for c in group] + self._exposure_def + caps
         self.problem = cp.Problem(objective, constraints)
         if not self.problem.is_dpp():  # pragma: no cover - guards the formulation
             raise AssertionError("allocation problem is not DPP: re-solves would recompile")
@@ -261,7 +304,10 @@ class AllocationModel:
     def full(self) -> AllocationModel:
         """The same model with every scenario row written out (factored), for solvers other than the cut loop's."""
         return AllocationModel(
-            self.universe, dataclasses.replace(self.shape, risk_form="factored"), elastic=self.elastic
+            self.universe,
+            dataclasses.replace(self.shape, risk_form="factored"),
+            elastic=self.elastic,
+            losses=self.losses,
         )
 
     def set(self, values: ParameterValues) -> None:

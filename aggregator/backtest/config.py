@@ -130,8 +130,9 @@ class BacktestSettings(_Section):
         "(which counts collections, every few minutes in the daemon, where history counts days)",
     )
     start_from: Literal["eth", "holdings"] = "eth"
-    risk_aversions: tuple[float, ...] = Field(
+    risk_aversions: tuple[Annotated[float, Field(ge=0.0, le=1000.0)], ...] = Field(
         default=(),
+        max_length=16,
         description="the optimizers compared, one per λ; default: the config's λ alone (none if `optimizers`)",
     )
     optimizers: tuple[OptimizerVariant, ...] = ()

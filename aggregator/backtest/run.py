@@ -94,7 +94,7 @@ def strategies_for(
     out.append(EqualWeight(name="equal weight", structure=structure, band=band))
     out.append(ChaseYield(name="chase yield", structure=structure))
     for lam in risk_aversions:
-        limits = settings.limits.model_copy(update={"risk_aversion": lam, "tail_weight": None})
+        limits: Limits = settings.limits.model_copy(update={"risk_aversion": lam, "tail_weight": None})
         out.append(Optimizer(name=f"optimizer λ={lam:g}", universe=universe, limits=limits, cache=cache))
     for v in variants:
         limits = variant_limits(settings, v)

@@ -1,6 +1,8 @@
 """Persistence: SQLite by default (WAL), any SQLAlchemy URL (PostgreSQL works too). Migrations run at start-up.
 
-Every collection is written in one transaction: a crash leaves the store as it was before it.
+Every collection is written in one transaction: a crash leaves the store as it was before it. An SQLite file is
+quick-checked when opened and watched for a vanished write-ahead log; a damaged one is never written to
+(`aggregator.store.integrity`). A cycle's write is fenced: it commits only while the cycle's lease epoch is current.
 """
 
 from __future__ import annotations
@@ -8,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
@@ -31,17 +36,52 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from adapters.base import Clock
-from aggregator.errors import DamagedRecordError, StoreError
+from aggregator.errors import ConfigError, DamagedRecordError, LeaseLostError, StoreDamagedError, StoreError
 from aggregator.ledger import Pending, Position, apply_moves
 from aggregator.rates import RateBook
-from aggregator.store.schema import book, collections, in_flight, leases, proposals, quotes, rates, rejections
+from aggregator.store.integrity import (
+    RECOVERY,
+    WalWatch,
+    check_file,
+    damaged_error,
+    integrity_report,
+    sqlite_path,
+)
+from aggregator.store.schema import (
+    book,
+    collections,
+    in_flight,
+    lease_epochs,
+    leases,
+    proposals,
+    quotes,
+    rates,
+    rejections,
+)
 from optimizer import Plan
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Component = tuple[str, str]
+log = structlog.get_logger(__name__)
+DAMAGE_MARKS = ("malformed", "not a database", "corrupt")  # an SQLite error that means the file is damaged
+
+# The leases held right now by cycles of this process. A lease row naming this process but absent here was left
+# by a release that failed (disk full, read-only): it is this process's own stale lease, free to take again.
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One acquisition of a lease: its name, owner and epoch (the fencing token; every acquisition takes the next
+    one). A write fenced by it commits only while the lease row still carries this owner and epoch."""
+
+    name: str
+    owner: str
+    epoch: int
 
 
 def _naive_utc(t: datetime) -> datetime:
@@ -111,19 +151,22 @@ def _guard(what: str, url: str) -> Iterator[None]:
     try:
         yield
     except (OperationalError, DBAPIError) as exc:
-        if isinstance(exc, IntegrityError):
-            raise
         reason = str(exc.orig) if exc.orig is not None else str(exc)
         hint = next((h for key, h in HINTS if key in reason.lower()), "")
         where = url.rsplit("@", maxsplit=1)[-1]  # never a password
+        if any(mark in reason.lower() for mark in DAMAGE_MARKS):
+            raise StoreDamagedError(f"{what} failed on {where}: {reason}. {RECOVERY}") from exc
         raise StoreError(f"{what} failed on {where}: {reason}" + (f" ({hint})" if hint else "")) from exc
 
 
 def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     """An engine on `url`, migrated to the latest schema."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > 0:
+            check_file(path)  # never migrate or write a damaged file
+    engine = _create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
     cfg = Config()
@@ -134,6 +177,20 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     return engine
 
 
+def _create_engine(url: str) -> Engine:
+    """`create_engine` with a bad URL or a missing driver reported as configuration, naming `database.url`."""
+    where = url.rsplit("@", maxsplit=1)[-1]
+    try:
+        return create_engine(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database.url = {where!r}: not a database URL ({exc})") from exc
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"database.url = {where!r}: no driver for it is installed ({exc}); for PostgreSQL install the "
+            "postgres extra (pip install '.[postgres]') and use postgresql+psycopg://…"
+        ) from exc
+
+
 class Store:
     """Rate history (and, as the schema grows, proposals and the book)."""
 
@@ -141,10 +198,52 @@ class Store:
         self.url = url
         self.now: Clock = now or (lambda: datetime.now(UTC))
         self.engine = open_engine(url, busy_timeout_seconds)
+        self.path = sqlite_path(url)
+        self.damage: StoreDamagedError | None = None  # once set, every write is refused
+        self.wal = WalWatch(self.path) if self.path is not None else None
+
+    def check_integrity(self) -> StoreDamagedError | None:
+        """Quick-check the file and its write-ahead log now (the daemon's periodic job); the damage, if any, is
+        remembered (and logged once as `store_damaged`) and every later write refused."""
+        if self.damage is None and self.path is not None:
+            report = integrity_report(self.path, quick=True)
+            if report != ["ok"]:
+                self._damaged(damaged_error(self.path, report))
+        self._check_wal()
+        return self.damage
+
+    def _check_wal(self) -> None:
+        problem = self.wal.problem() if self.wal is not None and self.damage is None else None
+        if problem is not None:
+            self._damaged(
+                StoreDamagedError(
+                    f"{problem}: writes from now on would be lost, so none is made. Stop this process, run "
+                    f"`aggregator db check`, and restore a backup if it fails. {RECOVERY}"
+                )
+            )
+
+    def _damaged(self, error: StoreDamagedError) -> None:
+        if self.damage is None:
+            self.damage = error
+            log.error("store_damaged", path=str(self.path), error=str(error))
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        """One write transaction, refused on a store known to be damaged; damage found by the write is
+        remembered."""
+        self._check_wal()
+        if self.damage is not None:
+            raise self.damage
+        try:
+            with _guard(what, self.url), self.engine.begin() as conn:
+                yield conn
+        except StoreDamagedError as exc:
+            self._damaged(exc)
+            raise
 
     def record_rates(self, rate_book: RateBook, trigger: str) -> int:
         """Write one collection with its rates and rejections, atomically; returns its id."""
-        with _guard("recording rates", self.url), self.engine.begin() as conn:
+        with self._write("recording rates") as conn:
             return _insert_collection(conn, rate_book, trigger)
 
     def record_cycle(
@@ -156,13 +255,18 @@ class Store:
         apply: bool,
         *,
         initial: dict[str, float] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book:
         settled positions plus the plan's queued exits in flight until due. `initial` is the book before the first
         applied plan (the config's holdings; default: the plan's current weights in ETH).
-        A crash anywhere leaves the store as it was before the cycle."""
+        A crash anywhere leaves the store as it was before the cycle. With `fence`, the transaction first checks
+        that the lease still carries the fence's owner and epoch and raises LeaseLostError, writing nothing, if
+        another cycle has taken it meanwhile."""
         now = self.now()
-        with _guard("recording the cycle", self.url), self.engine.begin() as conn:
+        with self._write("recording the cycle") as conn:
+            if fence is not None:
+                _check_fence(conn, fence)
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
                 return
@@ -230,7 +334,7 @@ class Store:
 
     def land_due(self, now: datetime) -> list[Pending]:
         """Move every flight due by `now` into the settled book (one transaction); returns what landed."""
-        with _guard("landing capital in flight", self.url), self.engine.begin() as conn:
+        with self._write("landing capital in flight") as conn:
             current = _position(conn)
             if current is None:
                 return []
@@ -239,8 +343,10 @@ class Store:
                 _write_position(conn, after, now, None)
             return landed
 
-    def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
-        """Take the lease `name` if it is free, expired, or held by a process on this host that no longer runs.
+    def acquire(self, name: str, owner: str, ttl_seconds: float) -> Fence | None:
+        """Take the lease `name` if it is free, expired, held by a process on this host that no longer runs, or
+        left by this process after a failed release; None if another holds it. The returned fence carries the
+        next epoch of `name`: a write fenced with it is refused once anyone takes the lease after it.
 
         On this host expiry is read on the monotonic clock (shared by every process since boot), so a wall-clock
         jump can neither hand a live holder's lease to another cycle nor prolong a dead holder's; a lease from
@@ -253,24 +359,42 @@ class Store:
             "boot_id": boot,
             "expires_monotonic": mono + ttl_seconds,
         }
-        with _guard("taking the rebalance lease", self.url), self.engine.begin() as conn:
+        with self._write("taking the rebalance lease") as conn:
+            epoch = _next_epoch(conn, name)  # a write first: the lock is ours before the lease row is read
             row = conn.execute(select(leases).where(leases.c.name == name)).first()
+            if row is not None and _held(row, now, boot, mono):
+                return None  # the epoch stays spent: epochs only need to grow
             if row is None:
-                try:
-                    conn.execute(insert(leases).values(name=name, **values))
-                except IntegrityError:
-                    return False
-                return True
-            if _held(row, now, boot, mono):
-                return False
-            taken = conn.execute(
-                update(leases).where(leases.c.name == name, leases.c.owner == row.owner).values(**values)
-            )
-            return bool(taken.rowcount)
+                conn.execute(insert(leases).values(name=name, epoch=epoch, **values))
+            else:
+                conn.execute(
+                    update(leases)
+                    .where(leases.c.name == name, leases.c.owner == row.owner)
+                    .values(epoch=epoch, **values)
+                )
+        with _HELD_LOCK:
+            _HELD.add(owner)
+        return Fence(name, owner, epoch)
 
     def release(self, name: str, owner: str) -> None:
+        """Give the lease up. Even when the database refuses (disk full), this process stops counting it as held,
+        so its next cycle recognises the row as its own stale lease instead of reporting another rebalance."""
+        with _HELD_LOCK:
+            _HELD.discard(owner)
         with _guard("releasing the rebalance lease", self.url), self.engine.begin() as conn:
             conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+
+    def release_stale(self, name: str) -> bool:
+        """Delete a lease this process left behind after a failed release (the daemon retries it every few
+        seconds, so that other processes are not kept waiting for its expiry); True if one was removed."""
+        prefix = f"{socket.gethostname()}:{os.getpid()}:"
+        with self.engine.connect() as conn:
+            row = conn.execute(select(leases.c.owner).where(leases.c.name == name)).first()
+        if row is None or not row.owner.startswith(prefix) or _is_held_here(row.owner):
+            return False
+        with _guard("releasing a stale rebalance lease", self.url), self.engine.begin() as conn:
+            gone = conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == row.owner))
+        return bool(gone.rowcount)
 
     def latest_rates(self) -> dict[str, Any] | None:
         """The latest collection and its rates, for the API."""
@@ -421,8 +545,42 @@ def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> i
     return cid
 
 
+def _next_epoch(conn: Connection, name: str) -> int:
+    """The next fencing epoch of lease `name`, taken in the caller's transaction. The update comes first: it
+    takes SQLite's write lock (waiting up to the busy timeout) before anything is read, so two processes taking
+    the lease at once are serialised instead of one failing on a stale snapshot."""
+    bumped = conn.execute(
+        update(lease_epochs).where(lease_epochs.c.name == name).values(epoch=lease_epochs.c.epoch + 1)
+    )
+    if not bumped.rowcount:
+        conn.execute(insert(lease_epochs).values(name=name, epoch=1))
+    return int(conn.execute(select(lease_epochs.c.epoch).where(lease_epochs.c.name == name)).scalar_one())
+
+
+def _check_fence(conn: Connection, fence: Fence) -> None:
+    """First statement of a fenced write: a no-op update that matches only while the lease is still the fence's.
+    Being a write, it takes the database's write lock (SQLite) or the row's lock (PostgreSQL) first, so no
+    takeover can commit between this check and the transaction's commit."""
+    match = (leases.c.name == fence.name, leases.c.owner == fence.owner, leases.c.epoch == fence.epoch)
+    if conn.execute(update(leases).where(*match).values(epoch=fence.epoch)).rowcount == 1:
+        return
+    row = conn.execute(select(leases.c.owner, leases.c.epoch).where(leases.c.name == fence.name)).first()
+    holder = "nobody (it was released)" if row is None else f"{row.owner} (epoch {row.epoch})"
+    raise LeaseLostError(
+        f"the {fence.name} lease of this cycle (epoch {fence.epoch}) is now held by {holder}: this cycle outlived "
+        "schedule.cycle_timeout_seconds and another took over, so nothing of it was written"
+    )
+
+
+def _is_held_here(owner: str) -> bool:
+    with _HELD_LOCK:
+        return owner in _HELD
+
+
 def _held(row: Any, now: datetime, boot: str | None, mono: float) -> bool:
     """Whether a lease row still belongs to its holder (see `Store.acquire`)."""
+    if row.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:") and not _is_held_here(row.owner):
+        return False  # this process's own lease, left by a release that failed
     if row.owner.partition(":")[0] != socket.gethostname():
         return _aware(row.expires_at) > now
     if row.boot_id is None or boot is None:  # written before the monotonic deadline existed

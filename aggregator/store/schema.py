@@ -80,6 +80,16 @@ leases = Table(
     Column("expires_at", DateTime, nullable=False),  # wall clock: what another host can check
     Column("boot_id", String(64), nullable=True),  # the holder's machine boot (Linux boot_id)
     Column("expires_monotonic", Float, nullable=True),  # the holder's monotonic clock: immune to clock jumps
+    Column("epoch", Integer, nullable=True),  # the fencing token of this acquisition (see lease_epochs)
+)
+
+lease_epochs = Table(
+    "lease_epochs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column(
+        "epoch", Integer, nullable=False
+    ),  # the last epoch handed out for this lease name; only ever grows
 )
 
 quotes = Table(

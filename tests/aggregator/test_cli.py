@@ -160,7 +160,7 @@ def test_environment_overrides_the_file() -> None:
 def test_infeasible_budget_holds_with_diagnosis_and_exits_5() -> None:
     """A CVaR budget the turnover cap cannot reach: hold, the least feasible budget named, exit 5."""
     out = run(
-        "rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.02"}
+        "rebalance", "--json", "--config", "config/demo.toml", env={"AGGREGATOR_LIMITS__CVAR_BUDGET": "0.005"}
     )
     assert out.returncode == 5, out.stderr
     plan = Plan.model_validate_json(out.stdout)

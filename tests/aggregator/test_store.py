@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy.exc import IntegrityError
 
 from aggregator.cycle import inputs_for
+from aggregator.errors import StoreError
 from aggregator.rates import ComponentRate, RateBook, Rejection
 from aggregator.settings import load_settings
 from aggregator.store import MIGRATIONS, Store
@@ -54,10 +54,11 @@ def test_window_counts_and_latest_values(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
-    """A write that fails after the collection and rates rows were inserted is rolled back whole."""
+    """A write that fails after the collection and rates rows were inserted is rolled back whole; the
+    constraint error is the store's StoreError, not SQLAlchemy's."""
     store = Store(f"sqlite:///{tmp_path}/a.sqlite")
     bad = [Rejection("s", "k", None, None)]  # type: ignore[arg-type]  # reason is NOT NULL
-    with pytest.raises(IntegrityError):
+    with pytest.raises(StoreError, match="NOT NULL constraint failed"):
         store.record_rates(book(T, 0.02, bad), "rates")
     con = sqlite3.connect(tmp_path / "a.sqlite")
     assert con.execute("select count(*) from collections").fetchone() == (0,)

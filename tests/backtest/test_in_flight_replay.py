@@ -51,7 +51,9 @@ def test_the_book_exits_by_the_route_the_model_prices_cheaper(small_config: Call
         assert book.balances[reth] == 0.0
 
 
-def test_a_scripted_lrt_exit_in_the_replay_uses_the_dex_when_cheaper(small_config: Callable[..., Path]) -> None:
+def test_a_scripted_lrt_exit_in_the_replay_uses_the_dex_when_cheaper(
+    small_config: Callable[..., Path],
+) -> None:
     """rETH bought on the 23rd and sold on the 24th: the DEX (5 bp) beats a week of rETH's ~3 % in the queue
     (5.8 bp), so the ETH is back the same day, not a week later."""
     s = with_reth_routes(small_config)
@@ -100,5 +102,7 @@ def test_the_optimizer_is_shown_capital_in_flight_and_never_re_issues_its_exit(s
     assert [(f[0], f[1], f[3]) for f in flights] == [("lido-steth", "eth", 1)]
     assert flights[0][2] > 990.0  # the whole book, less the entry and exit costs
     landed = date(2024, 1, 26)
-    withdrawals = [leg for leg in path.legs if leg.action == "withdraw" and leg.venue == 1 and leg.day <= landed]
+    withdrawals = [
+        leg for leg in path.legs if leg.action == "withdraw" and leg.venue == 1 and leg.day <= landed
+    ]
     assert [leg.day for leg in withdrawals] == [date(2024, 1, 24)]  # none while the first is in its queue

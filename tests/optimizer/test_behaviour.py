@@ -9,7 +9,7 @@ import pytest
 
 from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe, optimize
 from optimizer.problem import AllocationModel
-from optimizer.scenarios import RESIDUAL_NAME, ScenarioLosses, enumerate_scenarios
+from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
 from optimizer.structure import Structure
 from optimizer.synthetic import synthetic_universe
 from tests.optimizer.invariants import check_invariants
@@ -244,12 +244,15 @@ def test_clarabel_fallback_agrees_with_highs() -> None:
     assert a.problem.objective == pytest.approx(b.problem.objective, abs=1e-6)
 
 
-def test_scenarios_are_exact_up_to_pairs_and_keep_the_residual_mass() -> None:
-    """Probabilities sum to 1; the residual is one all-fail scenario; propagation fails children with parents."""
+def test_scenarios_keep_every_triple_and_the_residual_mass() -> None:
+    """Enumerated probabilities and the residual mass sum to 1; every triple is there; propagation fails children
+    with parents; the combination left out (all four) is not a scenario (no "every node fails" stand-in)."""
     st = Structure(small_universe())
     scen = enumerate_scenarios(st)
-    assert sum(s.probability for s in scen) == pytest.approx(1.0, abs=1e-12)
-    assert scen[-1].name == RESIDUAL_NAME and scen[-1].failed == frozenset(range(st.n_nodes))
+    assert scen.depth == 3 and scen.enumerated == 1 + 4 + 6 + 4
+    assert sum(s.probability for s in scen) + scen.residual.mass == pytest.approx(1.0, abs=1e-15)
+    assert scen.residual.mass == pytest.approx(float(np.prod(st.node_p)), rel=1e-12)  # the only 4-set
+    assert len(scen) == scen.enumerated and all(len(s.name.split(" + ")) <= 3 for s in scen)
     el = next(s for s in scen if s.name == "eigenlayer fails")
     assert el.failed == {st.node_index["eigenlayer"], st.node_index["etherfi"]}
     p = st.node_p
@@ -258,13 +261,21 @@ def test_scenarios_are_exact_up_to_pairs_and_keep_the_residual_mass() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_factored_losses_equal_the_dense_matrix(seed: int) -> None:
-    """H @ A reproduces L exactly, and both LP forms reach the same optimum."""
+    """H @ D reproduces every scenario's loss vector from its definition, and both LP forms reach the same
+    optimum."""
     universe, yields = synthetic_universe(40, 25, seed=seed)
-    sl = ScenarioLosses(Structure(universe), enumerate_scenarios(Structure(universe)))
-    np.testing.assert_allclose((sl.term_coefficients @ sl.term_incidence).toarray(), sl.dense, atol=1e-12)
+    structure = Structure(universe)
+    sl = ScenarioLosses(structure, enumerate_scenarios(structure))
+    lgd = structure.node_lgd
+    rng = np.random.default_rng(seed)
+    dense = (sl.term_coefficients @ sl.term_incidence).toarray()
+    for i in rng.choice(len(sl.scenarios), size=300, replace=False):
+        sc = sl.scenarios[int(i)]
+        want = [1.0 - np.prod([1.0 - lgd[j] for j in sc.failed & e]) for e in structure.venue_exposure_sets]
+        np.testing.assert_allclose(dense[int(i)], want, atol=1e-12)
     inputs = OptimizationInputs(
         universe=universe,
-        limits=Limits(cvar_budget=0.05, risk_aversion=0.2),
+        limits=Limits(cvar_budget=0.05, risk_aversion=0.2, tail_tolerance=1e-3),
         portfolio_eth=10.0,
         holdings_eth={"eth": 10.0},
         yields=yields,

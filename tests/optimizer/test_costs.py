@@ -20,7 +20,7 @@ from optimizer import (
     YieldComponent,
     optimize,
 )
-from tests.optimizer.invariants import check_invariants, cvar, dense_losses, exposed
+from tests.optimizer.invariants import check_invariants, exposed, plan_cvar
 from tests.optimizer.linprog_rebuild import rebuild_objective
 
 BASE = YieldComponent(name="base")
@@ -187,8 +187,7 @@ def test_queued_capital_counts_where_it_left_in_exposure_and_cvar() -> None:
     assert p_fly.before.cvar == pytest.approx(p_there.before.cvar)  # exposed where it left
     assert p_fly.before.cvar > p_arrived.before.cvar + 1e-3
     x0 = np.array(p_fly.problem.x0)
-    loss, probs = dense_losses(p_fly)
-    assert cvar(loss @ exposed(p_fly, x0), probs, 0.99) == pytest.approx(p_there.before.cvar)
+    assert plan_cvar(p_fly, exposed(p_fly, x0)) == pytest.approx(p_there.before.cvar)
 
 
 def test_limits_hold_on_the_exposure_while_the_plans_own_exits_are_queued() -> None:
@@ -399,9 +398,8 @@ def test_a_book_a_hair_past_its_budget_keeps_its_queued_exits_exposed() -> None:
     check_invariants(plan)
     assert not any("already breaks a limit" in h for h in plan.heuristics)
     assert any("drift band" in h for h in plan.heuristics)
-    loss, probs = dense_losses(plan)
     target = np.array([plan.target_weights[v] for v in plan.problem.venue_order])
-    assert cvar(loss @ exposed(plan, target), probs, 0.99) <= today + 1e-7  # no further past the budget
+    assert plan_cvar(plan, exposed(plan, target)) <= today + 1e-7  # no further past the budget
     assert plan.target_weights["b"] == pytest.approx(0.0, abs=1e-9)
     assert plan.problem.objective is None or plan.problem.objective == pytest.approx(
         rebuild_objective(plan), abs=1e-6
@@ -441,6 +439,5 @@ def test_a_share_past_its_max_is_sold_down_with_the_transit_still_exposed() -> N
     check_invariants(plan)
     assert not any("already breaks a limit" in h for h in plan.heuristics)
     assert plan.target_weights["a"] == pytest.approx(0.5, abs=1e-9)
-    loss, probs = dense_losses(plan)
     target = np.array([plan.target_weights[v] for v in plan.problem.venue_order])
-    assert cvar(loss @ exposed(plan, target), probs, 0.99) <= today + 1e-7
+    assert plan_cvar(plan, exposed(plan, target)) <= today + 1e-7

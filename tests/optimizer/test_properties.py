@@ -33,6 +33,7 @@ def problems(draw: st.DrawFn) -> OptimizationInputs:
         max_turnover=draw(st.sampled_from([None, 0.3, 1.0])),
         ladder=(LadderRung(days=1, min_share=draw(st.sampled_from([0.0, 0.05]))),),
         horizon_days=draw(st.sampled_from([90.0, 365.0])),
+        tail_tolerance=draw(st.sampled_from([1e-6, 1e-3, 0.5])),
     )
     return OptimizationInputs(
         universe=universe, limits=limits, portfolio_eth=total, holdings_eth=holdings, yields=yields
