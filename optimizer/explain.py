@@ -182,7 +182,7 @@ def explain(
                 if rate is not None and _agree(rate * 1e2, per_pct * 1e2):
                     text += (
                         f" (re-solved: the shadow price, {per_pct:.2f} bp/yr per percentage point, holds only for "
-                        f"the first part of the step; then {names} binds)"
+                        f"the first part of the step; then {names} {'bind' if len(others) > 1 else 'binds'})"
                     )
                 else:
                     tied = True

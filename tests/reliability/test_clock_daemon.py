@@ -5,6 +5,7 @@ without the daemon's clock watch a step back would silence it for the length of 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,15 @@ from tests.aggregator.test_daemon import _read_until
 from tests.conftest import start_daemon
 
 LIB = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+
+
+def _set_offset(path: Path, offset: str) -> None:
+    """Move the fake clock in one step: libfaketime re-reads the file on every call (FAKETIME_NO_CACHE), and a
+    plain write_text truncates first, so a read in between saw an empty file (offset 0) and the daemon logged two
+    jumps of one day instead of one of two days."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{offset}\n")
+    os.replace(tmp, path)
 
 
 def test_the_daemon_keeps_proposing_across_wall_clock_steps(
@@ -37,14 +47,14 @@ def test_the_daemon_keeps_proposing_across_wall_clock_steps(
     with start_daemon(demo_config(), env) as proc:
         try:
             _read_until(proc, "cycle_finished", timeout=60)
-            offset.write_text("-1d\n")
+            _set_offset(offset, "-1d")
             back = _read_until(proc, "clock_jumped", timeout=10)[-1]
             assert -86_400 - 5 < float(str(back["seconds"])) < -86_400 + 5
             after_back = _read_until(proc, "rebalance_completed", timeout=10)  # not a day later
             # the cycle writes its proposal just before cycle_finished: step forward only then, or the proposal can
             # be stamped on the far side of the next step (a race CI caught)
             after_back += _read_until(proc, "cycle_finished", timeout=10)
-            offset.write_text("+1d\n")
+            _set_offset(offset, "+1d")
             forward = _read_until(proc, "clock_jumped", timeout=10)[-1]
             assert 2 * 86_400 - 5 < float(str(forward["seconds"])) < 2 * 86_400 + 5
             _read_until(proc, "rebalance_completed", timeout=10)
