@@ -34,7 +34,7 @@ def _config(url: str, dead: bool) -> Settings:
         sources[name] = {
             "adapter": adapter,
             "base_url": base,
-            "max_age_hours": 1e6,
+            "max_age_hours": 87_600.0,
             "max_attempts": 1,
             **extra,
         }

@@ -38,7 +38,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     test_hostile.LIMITS.clear()
     test_hostile.LIMITS.update(
-        {"timeout_seconds": 2.0, "deadline_seconds": args.deadline, "max_attempts": 3, "max_age_hours": 1e6}
+        {"timeout_seconds": 2.0, "deadline_seconds": args.deadline, "max_attempts": 3, "max_age_hours": 87_600.0}
     )
     adapters = test_hostile.http_adapters()
     print(f"{len(adapters)} HTTP adapters at once, deadline {args.deadline:g} s, default size caps")

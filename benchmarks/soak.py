@@ -58,7 +58,7 @@ def _edit(url: str) -> Callable[[str], str]:
             )
             text += (
                 f'\n[sources.{adapter}]\nadapter = "{adapter}"\nbase_url = "{url}/{adapter}"\n'
-                "timeout_seconds = 0.2\nmax_attempts = 1\nmax_age_hours = 100000\nbreaker_cooldown_minutes = 0.05\n"
+                "timeout_seconds = 0.2\nmax_attempts = 1\nmax_age_hours = 87600\nbreaker_cooldown_minutes = 0.05\n"
             )
         return text
 
