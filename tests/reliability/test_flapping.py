@@ -55,7 +55,8 @@ def _settings(url: str, db: Path) -> Settings:
         sources[name] = http_settings(
             case,
             f"{url}/{name}",
-            timeout_seconds=0.25,  # a slow answer takes 0.3 s
+            timeout_seconds=0.6,  # a slow answer takes 1.2 s; 0.25 s let a loaded CI machine time out
+            # the connect itself, so the request never reached the server
             max_attempts=1,
             breaker_failures=BREAKER_FAILURES,
             breaker_cooldown_minutes=COOLDOWN.total_seconds() / 60,
