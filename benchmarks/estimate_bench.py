@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aggregator.cycle import inputs_for
-from aggregator.rates import ComponentRate, RateBook
+from aggregator.rates.collect import ComponentRate, RateBook
+from aggregator.service.cycle import inputs_for
 from aggregator.settings import Settings, load_settings
 from aggregator.store import Store
 

@@ -39,9 +39,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from adapters.base import Clock
-from aggregator.errors import ConfigError, DamagedRecordError, LeaseLostError, StoreDamagedError, StoreError
-from aggregator.ledger import Pending, Position, apply_moves
-from aggregator.rates import RateBook
+from aggregator.core.errors import (
+    ConfigError,
+    DamagedRecordError,
+    LeaseLostError,
+    StoreDamagedError,
+    StoreError,
+)
+from aggregator.rates.collect import RateBook
 from aggregator.store.integrity import (
     RECOVERY,
     WalWatch,
@@ -50,6 +55,7 @@ from aggregator.store.integrity import (
     integrity_report,
     sqlite_path,
 )
+from aggregator.store.ledger import Pending, Position, apply_moves
 from aggregator.store.schema import (
     book,
     collections,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.estimate import (
+from aggregator.rates.estimate import (
     InputRule,
     blocked_venues,
     counts,

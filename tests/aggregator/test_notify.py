@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.notify import Notifier, NotifySettings
+from aggregator.events.notify import Notifier, NotifySettings
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
 from tests.conftest import AGGREGATOR, clean_env, start_daemon

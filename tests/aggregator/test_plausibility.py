@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.crosscheck import CrossCheckSettings
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
+from aggregator.rates.crosscheck import CrossCheckSettings
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
 from tests.adapters.cases import FIXTURES

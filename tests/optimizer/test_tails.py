@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from aggregator.render import plan_report
+from aggregator.interfaces.render import plan_report
 from aggregator.settings import load_settings
 from optimizer import OptimizationInputs, StressScenario, Universe, optimize
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios

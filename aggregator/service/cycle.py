@@ -13,9 +13,9 @@ from typing import Literal
 import structlog
 
 from adapters.base import Clock
-from aggregator.errors import NoRatesError
-from aggregator.estimate import decision_yields
-from aggregator.rates import RateBook
+from aggregator.core.errors import NoRatesError
+from aggregator.rates.collect import RateBook
+from aggregator.rates.estimate import decision_yields
 from aggregator.settings import Settings
 from aggregator.store import Store
 from optimizer import InFlight, ModelCache, OptimizationInputs, Plan, optimize

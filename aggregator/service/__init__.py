@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 import structlog
 
 from adapters.base import Clock
-from adapters.breaker import SourceHealth
-from aggregator.crosscheck import RateMemory
-from aggregator.cycle import CycleResult, Trigger, run_cycle
-from aggregator.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
-from aggregator.metrics import Metrics
-from aggregator.notify import Notifier
-from aggregator.rates import RateBook, collect_sync
+from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.events.metrics import Metrics
+from aggregator.events.notify import Notifier
+from aggregator.rates.breaker import SourceHealth
+from aggregator.rates.collect import RateBook, collect_sync
+from aggregator.rates.crosscheck import RateMemory
+from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.settings import Settings
 from aggregator.store import Store
 from optimizer import InFlight, ModelCache

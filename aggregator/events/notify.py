@@ -23,7 +23,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from aggregator.logs import asyncio_exception_handler
+from aggregator.events.logs import asyncio_exception_handler
 
 log = structlog.get_logger(__name__)
 

@@ -7,9 +7,9 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from aggregator.backtest.run import Backtest
-from aggregator.backtest.table import TABLE_HEAD, rows
-from aggregator.rates import RateBook
+from aggregator.rates.collect import RateBook
+from aggregator.research.backtest.run import Backtest
+from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
 from optimizer import ExitRoute, ExitRouteKind, Plan
 

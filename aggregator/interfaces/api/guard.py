@@ -26,7 +26,7 @@ import structlog
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 

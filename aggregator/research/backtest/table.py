@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.backtest.run import Backtest
+from aggregator.research.backtest.run import Backtest
 
 
 def pct(v: float, digits: int = 2) -> str:

@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from adapters import Quote
-from aggregator.estimate import InputRule
+from aggregator.rates.estimate import InputRule
 
 Component = tuple[str, str]  # (venue, component)
 YieldBound = Annotated[float, Field(ge=-1.0, le=10.0, allow_inf_nan=False)]

@@ -31,16 +31,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregator import render, strictjson
-from aggregator.api_guard import check_exposure
-from aggregator.backtest.config import StressEvent
-from aggregator.backtest.history import download_charts
-from aggregator.backtest.run import backtest as run_backtest
-from aggregator.daemon import Daemon
-from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
-from aggregator.logs import configure_logging
+from aggregator.core import strictjson
+from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.events.logs import configure_logging
+from aggregator.interfaces import render
+from aggregator.interfaces.api.guard import check_exposure
+from aggregator.interfaces.daemon import Daemon
+from aggregator.research.backtest.history import download_charts
+from aggregator.research.backtest.run import backtest as run_backtest
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
+from aggregator.settings.backtest import StressEvent
 from aggregator.store import integrity
 from optimizer import Limits, OptimizationInputs, optimize
 
@@ -313,7 +314,7 @@ def backtest(
 ) -> None:
     """Replay the configured history through the optimizer and the baseline strategies; write the report
     (report.html, PNG plots, summary.json) and print the table."""
-    from aggregator.backtest import report  # noqa: PLC0415 - matplotlib loads only for this command
+    from aggregator.research.backtest import report  # noqa: PLC0415 - matplotlib loads only for this command
 
     settings = _load(config)
     events = [_stress_event(s) for s in stress or []]

@@ -28,7 +28,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from aggregator import strictjson
+from aggregator.core import strictjson
 
 THROTTLE_LIMIT = 10
 THROTTLE_WINDOW_SECONDS = 60.0

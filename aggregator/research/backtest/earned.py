@@ -24,7 +24,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from aggregator.backtest.config import BacktestSettings, SeriesSettings
+from aggregator.settings.backtest import BacktestSettings, SeriesSettings
 from optimizer.structure import FloatArray
 
 DAYS_PER_YEAR = 365.0

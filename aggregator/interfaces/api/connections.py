@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from aggregator.api_guard import Throttled
+from aggregator.interfaces.api.guard import Throttled
 
 log = structlog.get_logger(__name__)
 FD_TARGET = 65536  # the soft RLIMIT_NOFILE the daemon asks for (within the hard limit)

@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aggregator.backtest.run import Backtest
-from aggregator.backtest.table import TABLE_HEAD, pct, rows
+from aggregator.research.backtest.run import Backtest
+from aggregator.research.backtest.table import TABLE_HEAD, pct, rows
 
 PNG_METADATA = {"Software": None}  # no matplotlib version stamp: the same run gives the same bytes
 

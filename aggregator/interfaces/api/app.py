@@ -33,7 +33,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.api_connections import (
+from aggregator.core.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
     LoopErrors,
@@ -41,9 +43,7 @@ from aggregator.api_connections import (
     guarded_protocol,
     raise_fd_limit,
 )
-from aggregator.api_guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
-from aggregator.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
-from aggregator.metrics import Metrics
+from aggregator.interfaces.api.guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
 from aggregator.service import Service
 
 log = structlog.get_logger(__name__)

@@ -35,11 +35,11 @@ from adapters.errors import SourceError
 from adapters.http import get_json
 from adapters.onchain import annualise
 from adapters.static import StaticSettings
-from aggregator.backtest.config import BacktestSettings, SeriesSettings
-from aggregator.backtest.earned import earned_table
-from aggregator.errors import ConfigError
-from aggregator.estimate import DecisionYields, InputRule, counts, decision_yields
+from aggregator.core.errors import ConfigError
+from aggregator.rates.estimate import DecisionYields, InputRule, counts, decision_yields
+from aggregator.research.backtest.earned import earned_table
 from aggregator.settings import Settings
+from aggregator.settings.backtest import BacktestSettings, SeriesSettings
 from optimizer.inputs import Universe
 from optimizer.structure import FloatArray
 

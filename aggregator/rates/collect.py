@@ -17,8 +17,8 @@ import structlog
 
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
 from adapters.base import Clock
-from adapters.breaker import BreakerState, SourceHealth
-from aggregator.crosscheck import Bounds, RateMemory, check_component, plausible_range
+from aggregator.rates.breaker import BreakerState, SourceHealth
+from aggregator.rates.crosscheck import Bounds, RateMemory, check_component, plausible_range
 from aggregator.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -42,13 +42,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from adapters.base import Clock
-from aggregator.api import ApiServer, create_app
-from aggregator.api_connections import ConnectionLimits
-from aggregator.api_guard import check_exposure
-from aggregator.cycle import Trigger
-from aggregator.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
-from aggregator.metrics import Metrics
+from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
+from aggregator.interfaces.api.connections import ConnectionLimits
+from aggregator.interfaces.api.guard import check_exposure
 from aggregator.service import Service, book_venues, utc_now
+from aggregator.service.cycle import Trigger
 from aggregator.settings import Settings, load_settings, resolve_host
 
 log = structlog.get_logger(__name__)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import structlog
 from pydantic import ValidationError
 
-from aggregator.backtest.config import BacktestSettings, OptimizerVariant, StressEvent
-from aggregator.backtest.history import History, build_history
-from aggregator.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
-from aggregator.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
-from aggregator.errors import ConfigError
-from aggregator.estimate import InputRule
+from aggregator.core.errors import ConfigError
+from aggregator.rates.estimate import InputRule
+from aggregator.research.backtest.history import History, build_history
+from aggregator.research.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
+from aggregator.research.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.settings import Settings
+from aggregator.settings.backtest import BacktestSettings, OptimizerVariant, StressEvent
 from optimizer import Limits, ModelCache
 from optimizer.evaluate import TOLERANCE
 from optimizer.optimize import shape_of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from aggregator.rates import RateBook
+from aggregator.rates.collect import RateBook
 from optimizer import Plan
 
 

@@ -33,10 +33,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
-from aggregator.backtest.config import BacktestSettings
-from aggregator.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
-from aggregator.errors import ConfigError
-from aggregator.notify import NotifySettings
+from aggregator.core.errors import ConfigError
+from aggregator.events.notify import NotifySettings
+from aggregator.rates.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
+from aggregator.settings.backtest import BacktestSettings
 from optimizer import (
     ExitRoute,
     LadderRung,
