@@ -2,7 +2,7 @@
 
 AggregatorError
 ├── ConfigError            stop: bad or missing configuration (exit code 3)
-├── SourceError            a data source let us down this cycle       (defined in adapters.errors)
+├── SourceError            a data source let us down this cycle (adapters raise it, via adapters.errors)
 │   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
 │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
 ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
@@ -15,15 +15,38 @@ AggregatorError
 
 from __future__ import annotations
 
-from adapters.errors import SourceDataError, SourceError, TemporarySourceError
-
 
 class AggregatorError(Exception):
     """Base of every error the service raises on purpose."""
 
 
+MAX_REASON = 1000
+"""Longest failure reason kept: a reason can quote what a source sent, and it is logged and stored."""
+
+
 class ConfigError(AggregatorError):
     """Configuration cannot be used; start-up stops."""
+
+
+class SourceError(AggregatorError):
+    """A source failed this cycle."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        if len(reason) > MAX_REASON:
+            reason = f"{reason[: MAX_REASON - 40]}… [cut from {len(reason)} characters]"
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class TemporarySourceError(SourceError):
+    """Timeout, connection error, 429 or 5xx: worth retrying later."""
+
+    retry_after: float | None = None
+
+
+class SourceDataError(SourceError):
+    """The source answered with something we cannot trust (malformed, renamed fields, wrong units)."""
 
 
 class NoRatesError(AggregatorError):

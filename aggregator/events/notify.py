@@ -21,29 +21,11 @@ from typing import Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.events.logs import asyncio_exception_handler
+from aggregator.settings.notify import NotifySettings
 
 log = structlog.get_logger(__name__)
-
-
-class NotifySettings(BaseModel):
-    """`[notify]` in the config."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    webhook_url: str | None = None
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="one attempt, at most")
-    max_attempts: int = Field(default=4, ge=1, le=20)
-    backoff_seconds: float = Field(default=2.0, ge=0, le=300)
-    deadline_seconds: float = Field(
-        default=20.0,
-        gt=0,
-        le=600,
-        description="one delivery, every attempt and back-off included; also how long a stopping process "
-        "waits for its queued deliveries",
-    )
 
 
 class Notifier:

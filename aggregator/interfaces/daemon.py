@@ -41,7 +41,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from adapters.base import Clock
+from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app

@@ -16,10 +16,11 @@ import httpx
 import structlog
 
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
-from adapters.base import Clock
+from aggregator.core.clock import Clock
 from aggregator.rates.breaker import BreakerState, SourceHealth
-from aggregator.rates.crosscheck import Bounds, RateMemory, check_component, plausible_range
+from aggregator.rates.crosscheck import RateMemory, check_component, plausible_range
 from aggregator.settings import Settings
+from aggregator.settings.rates import Bounds
 
 log = structlog.get_logger(__name__)
 

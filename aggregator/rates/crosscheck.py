@@ -18,96 +18,15 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from adapters import Quote
-from aggregator.rates.estimate import InputRule
+from aggregator.settings.rates import Bounds, CrossCheckSettings
 
 Component = tuple[str, str]  # (venue, component)
-YieldBound = Annotated[float, Field(ge=-1.0, le=10.0, allow_inf_nan=False)]
-Bounds = tuple[YieldBound, YieldBound]
 STAKING_KINDS = frozenset({"liquid_staking", "liquid_restaking"})
-
-
-class CrossCheckSettings(BaseModel):
-    """`[rates]` in the config."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    disagreement_tolerance: float = Field(
-        default=0.005, gt=0, le=1, description="fraction per year (0.005 = 50 bp)"
-    )
-    jump_threshold: float = Field(default=0.01, gt=0, le=1, description="fraction per year (0.01 = 100 bp)")
-    confirm_after_minutes: float = Field(
-        default=30.0, ge=0, le=10_080, description="a repeat this much later confirms"
-    )
-    window_days: float = Field(
-        default=14.0,
-        ge=0,
-        le=365,
-        validation_alias=AliasChoices("window_days", "smoothing_days"),
-        description="decisions see a robust estimate of each yield over this many days of stored values; 0: the "
-        "latest value alone (`smoothing_days` is the old name)",
-    )
-    estimator: Literal["median", "trimmed_mean"] = Field(
-        default="median",
-        description="median (default: ignores anything under half the window) or trimmed_mean",
-    )
-    trim: float = Field(
-        default=0.25, ge=0, lt=0.5, description="trimmed_mean: share of the window dropped at each end"
-    )
-    min_observations: int = Field(
-        default=7,
-        ge=1,
-        le=100_000,
-        description="a venue may be entered only when each yield along its path rests on at least this many "
-        "values in the window (collections in the daemon, days in the backtest); exits are always allowed",
-    )
-
-    plausible_staking: Bounds = Field(
-        default=(0.005, 0.15),
-        description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
-    )
-    plausible_other: Bounds = Field(
-        default=(0.0, 0.30), description="every other component (restaking rewards, incentives)"
-    )
-
-    @field_validator("plausible_staking", "plausible_other", mode="before")
-    @classmethod
-    def _bounds(cls, value: object) -> object:
-        return check_bounds_early(value)
-
-    def rule(self) -> InputRule:
-        """The window, estimator and entry minimum, as the estimator module takes them."""
-        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
-
-
-def check_bounds_early(value: object) -> object:
-    """`check_bounds` on the raw pair, before each number's own range is checked, so the message says what a valid
-    pair is; what is not a pair of numbers is left to the type check."""
-    try:
-        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        return value
-    check_bounds((low, high))
-    return value
-
-
-def check_bounds(value: Bounds) -> Bounds:
-    """A (low, high) pair of finite fractions per year with low < high, or a ValueError saying what is valid."""
-    low, high = value
-    if not (math.isfinite(low) and math.isfinite(high) and -1.0 <= low < high <= 10.0):
-        raise ValueError(
-            f"plausible bounds must be [low, high] fractions per year with -1 <= low < high <= 10, "
-            f"got [{low:g}, {high:g}] (0.05 = 5 %/yr)"
-        )
-    return value
 
 
 def plausible_range(

@@ -33,26 +33,13 @@ from typing import Literal
 
 import numpy as np
 
+from aggregator.settings.rates import Estimator, InputRule
 from optimizer.inputs import Universe
 
-Estimator = Literal["median", "trimmed_mean"]
 Freshness = Literal["fresh", "stale", "carried"]
 
 STALE: Freshness = "stale"
 CARRIED: Freshness = "carried"
-
-
-@dataclass(frozen=True)
-class InputRule:
-    """How decisions read yields: the window, the estimator, and how many values an entry needs.
-
-    `window_days` = 0 means no window: the estimate is the latest value, and with nothing to count the
-    observation minimum does not apply (staleness still blocks entries)."""
-
-    window_days: float = 0.0
-    estimator: Estimator = "median"
-    trim: float = 0.25
-    min_observations: int = 1
 
 
 @dataclass(frozen=True)

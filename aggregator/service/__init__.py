@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from adapters.base import Clock
+from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier

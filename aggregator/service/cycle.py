@@ -12,7 +12,7 @@ from typing import Literal
 
 import structlog
 
-from adapters.base import Clock
+from aggregator.core.clock import Clock
 from aggregator.core.errors import NoRatesError
 from aggregator.rates.collect import RateBook
 from aggregator.rates.estimate import decision_yields

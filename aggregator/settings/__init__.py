@@ -34,9 +34,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
-from aggregator.events.notify import NotifySettings
-from aggregator.rates.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
 from aggregator.settings.backtest import BacktestSettings
+from aggregator.settings.notify import NotifySettings
+from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
 from optimizer import (
     ExitRoute,
     LadderRung,

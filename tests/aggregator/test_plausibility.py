@@ -12,9 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from aggregator.core.errors import ConfigError
-from aggregator.rates.crosscheck import CrossCheckSettings
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
+from aggregator.settings.rates import CrossCheckSettings
 from tests.adapters.cases import FIXTURES
 from tests.fixture_server import FixtureServer, Reply
 

@@ -36,10 +36,11 @@ from adapters.http import get_json
 from adapters.onchain import annualise
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
-from aggregator.rates.estimate import DecisionYields, InputRule, counts, decision_yields
+from aggregator.rates.estimate import DecisionYields, counts, decision_yields
 from aggregator.research.backtest.earned import earned_table
 from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, SeriesSettings
+from aggregator.settings.rates import InputRule
 from optimizer.inputs import Universe
 from optimizer.structure import FloatArray
 

@@ -34,11 +34,11 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from aggregator.rates.estimate import InputRule
 from aggregator.research.backtest.book import Book, Leg, reversed_legs
 from aggregator.research.backtest.history import History
 from aggregator.research.backtest.strategies import Known, SeesInFlight, Strategy
 from aggregator.settings.backtest import StressEvent
+from aggregator.settings.rates import InputRule
 from optimizer import AllocationModel, Limits, OptimizationInputs
 from optimizer.evaluate import violations
 from optimizer.optimize import prepare

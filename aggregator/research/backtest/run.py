@@ -11,12 +11,12 @@ import structlog
 from pydantic import ValidationError
 
 from aggregator.core.errors import ConfigError
-from aggregator.rates.estimate import InputRule
 from aggregator.research.backtest.history import History, build_history
 from aggregator.research.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
 from aggregator.research.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
 from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, OptimizerVariant, StressEvent
+from aggregator.settings.rates import InputRule
 from optimizer import Limits, ModelCache
 from optimizer.evaluate import TOLERANCE
 from optimizer.optimize import shape_of
