@@ -18,7 +18,8 @@ from aggregator.rates.collect import RateBook
 from aggregator.rates.estimate import decision_yields
 from aggregator.settings import Settings
 from aggregator.store import Store
-from optimizer import InFlight, ModelCache, OptimizationInputs, Plan, optimize
+from optimizer import InFlight, ModelCache, OptimizationInputs, Plan
+from optimizer.optimize import optimize
 
 log = structlog.get_logger(__name__)
 

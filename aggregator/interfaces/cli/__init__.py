@@ -13,6 +13,11 @@ Exit codes (also in the README):
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
 `health` exits 0 when the daemon's API answers ok and 1 otherwise.
+
+Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
+(the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
+and `health` (the container's health check) start in a fraction of the time. tests/aggregator/test_cli_imports.py
+checks it.
 """
 
 from __future__ import annotations
@@ -34,16 +39,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from aggregator.core import strictjson
 from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.events.logs import configure_logging
-from aggregator.interfaces import render
-from aggregator.interfaces.api.guard import check_exposure
-from aggregator.interfaces.daemon import Daemon
-from aggregator.research.backtest.history import download_charts
-from aggregator.research.backtest.run import backtest as run_backtest
-from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.settings.backtest import StressEvent
-from aggregator.store import integrity
-from optimizer import Limits, OptimizationInputs, optimize
 
 (
     EXIT_OK,
@@ -110,6 +107,8 @@ def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
 def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: pull rates and propose rebalances on the configured schedule (dry-run). SIGTERM/SIGINT
     stop it; SIGHUP reloads the config file (a bad file is logged and the running config kept)."""
+    from aggregator.interfaces.daemon import Daemon
+
     settings = load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
     raise typer.Exit(Daemon(settings, config_path=config).run())
@@ -119,6 +118,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 @exit_codes
 def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Fetch every source once and show the yield of each venue component, its sources and age."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
     settings = _load(config)
     book = Service(settings).collect("cli")
     if as_json:
@@ -166,6 +168,9 @@ def rebalance(
 ) -> None:
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
     (nothing is traded: the book is what the service believes you hold)."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
     settings = _load(config)
     service = Service(settings)
     try:
@@ -188,6 +193,9 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many, newest first")] = 20,
 ) -> None:
     """The latest proposals: time, trigger, mode, status, turnover, yield change."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
     settings = _load(config)
     rows = Service(settings).store.proposals(limit)
     if as_json:
@@ -204,6 +212,9 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One proposal in full: moves, why, binding limits, costs."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
     settings = _load(config)
     try:
         found = Service(settings).store.proposal(proposal_id)
@@ -250,6 +261,11 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 @exit_codes
 def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Validate the config, print a summary of the universe, and check the limits can all be met."""
+    from aggregator.interfaces import render
+    from aggregator.interfaces.api.guard import check_exposure
+    from optimizer import Limits, OptimizationInputs
+    from optimizer.optimize import optimize
+
     settings = _load(config)
     if settings.api.enabled:
         check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
@@ -314,7 +330,10 @@ def backtest(
 ) -> None:
     """Replay the configured history through the optimizer and the baseline strategies; write the report
     (report.html, PNG plots, summary.json) and print the table."""
-    from aggregator.research.backtest import report  # noqa: PLC0415 - matplotlib loads only for this command
+    from aggregator.interfaces import render
+    from aggregator.research.backtest import report
+    from aggregator.research.backtest.history import download_charts
+    from aggregator.research.backtest.run import backtest as run_backtest
 
     settings = _load(config)
     events = [_stress_event(s) for s in stress or []]
@@ -353,6 +372,8 @@ app.add_typer(db_app, name="db")
 
 
 def _sqlite_file(config: Path) -> Path:
+    from aggregator.store import integrity
+
     settings = _load(config)
     path = integrity.sqlite_path(settings.database.url)
     if path is None:
@@ -371,6 +392,8 @@ def _sqlite_file(config: Path) -> Path:
 def db_check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run SQLite's full `PRAGMA integrity_check` on the store (read-only, safe while the daemon runs): prints
     `ok` and exits 0, or prints what is damaged, how to recover, and exits 8."""
+    from aggregator.store import integrity
+
     path = _sqlite_file(config)
     report = integrity.integrity_report(path, quick=False)
     if report == ["ok"]:
@@ -393,6 +416,8 @@ def db_backup(
 ) -> None:
     """Copy the store to TARGET through SQLite's online backup API (one consistent snapshot, safe while the daemon
     writes), then integrity-check the copy: exit 0 if it passes, 8 otherwise."""
+    from aggregator.store import integrity
+
     path = _sqlite_file(config)
     if target.exists():
         print(f"{target} exists; choose a new file name (a backup never overwrites one)", file=sys.stderr)

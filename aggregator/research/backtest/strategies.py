@@ -12,7 +12,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from optimizer import InFlight, Limits, ModelCache, OptimizationInputs, Universe, optimize
+from optimizer import InFlight, Limits, ModelCache, OptimizationInputs, Universe
+from optimizer.optimize import optimize
 from optimizer.structure import FloatArray, Structure
 
 
