@@ -1,5 +1,5 @@
 """From sources to venue yields: fetch every source concurrently, reject bad quotes with a logged reason, cross-check
-what is left (`aggregator.crosscheck`: median, disagreement flag, jump quarantine). Nothing invalid reaches the
+what is left (`aggregator.rates.crosscheck`: median, disagreement flag, jump quarantine). Nothing invalid reaches the
 optimizer: a component with no usable quote is missing, and the optimizer holds that venue at its current weight.
 """
 

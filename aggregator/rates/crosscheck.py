@@ -10,7 +10,7 @@
 - Plausibility (`plausible_range`): before any of this, a quote outside its component's bounds is rejected; the
   defaults depend on what the component is (an LST's staking yield is 0.5–15 %/yr), a component can set its own.
 - Change since the last cycle is kept per component (seeded from the store), for `rates`.
-- What decisions see is not this cycle's median alone but a robust estimate over a window (`aggregator.estimate`,
+- What decisions see is not this cycle's median alone but a robust estimate over a window (`aggregator.rates.estimate`,
   `[rates]` `estimator`, `window_days`, `min_observations`).
 
 `RateMemory` is what a service keeps between cycles.

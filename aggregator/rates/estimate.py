@@ -1,7 +1,7 @@
 """What a decision may believe about a yield: a robust estimate over a window, and whether it may justify an entry.
 
-Pure (no I/O, no clock). The daemon (`aggregator.cycle`, over the store's window of component yields) and the
-backtest (`aggregator.backtest.history`, over the history rows a decision may see) call the same functions, so the
+Pure (no I/O, no clock). The daemon (`aggregator.service.cycle`, over the store's window of component yields) and the
+backtest (`aggregator.research.backtest.history`, over the history rows a decision may see) call the same functions, so the
 replay tests exactly what the daemon would have done.
 
 Why the median (the default) and not the mean: a yield series is a slow level with prints that are occasionally far

@@ -31,7 +31,7 @@ class SeriesSettings(_Section):
       quote for the component) between `from` and `until` (inclusive, either open), and 0 outside them: e.g.
       EigenLayer rewards, which began with EIGEN incentives on 2024-08-15.
     Values outside [min_yield, max_yield] are rejected (counted and logged), as a live source's would be: that
-    filter applies to what DECISIONS see. What a strategy EARNS is what happened (`aggregator.backtest.earned`):
+    filter applies to what DECISIONS see. What a strategy EARNS is what happened (`aggregator.research.backtest.earned`):
     a rate series earns its realised growth, a series of trailing-window APRs (`window_column` names each row's
     window in days) earns each value over the days it measured, a daily value earns that day as APR or APY
     (`compounding`), negative values included. `from`/`until` bound any series in time.

@@ -1,8 +1,8 @@
 """The daemon's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs). Reads are open; anything that changes
 state needs `Authorization: Bearer <api.token>` and is refused without it (a token counts from 16 characters; see
-aggregator.api_guard). Listens on 127.0.0.1 unless told; elsewhere only with a token.
+aggregator.interfaces.api.guard). Listens on 127.0.0.1 unless told; elsewhere only with a token.
 
-Limits (aggregator.api_guard, aggregator.api_connections): a write is authenticated before its body is read; bodies
+Limits (aggregator.interfaces.api.guard, aggregator.interfaces.api.connections): a write is authenticated before its body is read; bodies
 are capped (`api.max_body_bytes`, 413) and must arrive within `api.body_timeout_seconds` (408); request headers
 within `api.header_timeout_seconds` (408); at most `api.max_connections` connections are open, idle ones making
 room for new ones (503 only when every one is busy).
@@ -184,7 +184,7 @@ class ApiServer:
     instead of dozens of threads taking turns at the GIL, which starved the event loop (and so /health) under
     load. See benchmarks/load.py.
 
-    Connections are bounded and timed out by `limits` (aggregator.api_connections); the process's soft file
+    Connections are bounded and timed out by `limits` (aggregator.interfaces.api.connections); the process's soft file
     limit is raised at start so they and the daemon's own work fit together."""
 
     def __init__(

@@ -11,7 +11,7 @@ Rules, in order:
   value for the whole period (it is an assumption, not history, and the report says so).
 
 Row t of `values` only uses observations dated ≤ t. The replay decides on day t from `seen(t − 1, …)`: the
-daemon's robust estimate (`aggregator.estimate`) over the observed values of the window ending at row t − 1.
+daemon's robust estimate (`aggregator.rates.estimate`) over the observed values of the window ending at row t − 1.
 """
 
 from __future__ import annotations
