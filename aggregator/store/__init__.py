@@ -46,6 +46,7 @@ from aggregator.core.errors import (
     StoreDamagedError,
     StoreError,
 )
+from aggregator.core.modes import proposal_mode
 from aggregator.store.integrity import (
     RECOVERY,
     WalWatch,
@@ -276,13 +277,14 @@ class Store:
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
                 return
-            applied = apply and plan.status == "rebalance"
+            mode = proposal_mode(plan.status, apply)
+            applied = mode == "applied"
             conn.execute(
                 insert(proposals).values(
                     id=run_id,
                     created_at=_naive_utc(now),
                     trigger=trigger,
-                    mode="applied" if applied else "dry_run",
+                    mode=mode,
                     status=plan.status,
                     reason=plan.reason,
                     moves=len(plan.moves),
