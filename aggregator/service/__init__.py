@@ -20,6 +20,7 @@ import structlog
 
 from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.core.modes import proposal_mode
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier
 from aggregator.rates.breaker import SourceHealth
@@ -27,6 +28,7 @@ from aggregator.rates.collect import RateBook, collect_sync
 from aggregator.rates.crosscheck import RateMemory
 from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.settings import Settings
+from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
 from optimizer import InFlight, ModelCache
 
@@ -50,6 +52,7 @@ class Service:
         self.metrics = metrics
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
+        self._retired: list[Notifier] = []  # replaced by a reload, still flushing
         self.now = now
         self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
         self.memory = RateMemory(previous=self.store.latest_values())
@@ -61,8 +64,17 @@ class Service:
     def close(self, timeout: float | None = None) -> None:
         """Flush the webhook queue before the process ends: queued deliveries are still tried for up to `timeout`
         seconds (`notify.deadline_seconds` by default), then logged as `notify_failed`."""
-        if self.notifier:
-            self.notifier.close(timeout)
+        for notifier in [*self._retired, *([self.notifier] if self.notifier else [])]:
+            notifier.close(timeout)
+
+    def use_notify(self, settings: NotifySettings) -> None:
+        """A reloaded `[notify]`: later proposals go to the new webhook (none without a URL). The old notifier
+        flushes what it has queued on a thread of its own, so the reload does not wait for a slow receiver."""
+        old = self.notifier
+        self.notifier = Notifier(settings) if settings.webhook_url else None
+        if old is not None:
+            self._retired.append(old)
+            threading.Thread(target=old.close, name="notify-retire", daemon=True).start()
 
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
@@ -174,7 +186,7 @@ class Service:
                     {
                         "proposal": run_id,
                         "trigger": trigger,
-                        "mode": "applied" if apply and plan.status == "rebalance" else "dry_run",
+                        "mode": proposal_mode(plan.status, apply),
                         "status": plan.status,
                         "reason": plan.reason,
                         "moves": [m.model_dump() for m in plan.moves],
@@ -185,7 +197,7 @@ class Service:
                         "gain_bps": plan.gain_bps,
                     }
                 )
-            if apply and result.plan.status == "rebalance":
+            if proposal_mode(result.plan.status, apply) == "applied":
                 position = self.store.position()
                 log.info(
                     "book_updated",
