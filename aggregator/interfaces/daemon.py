@@ -137,7 +137,7 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped
-        except StoreError as exc:
+        except (StoreError, ConfigError) as exc:  # the message names the problem and the fix: no traceback
             log.error("rebalance_failed", trigger=trigger, error=str(exc))
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)

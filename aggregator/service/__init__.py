@@ -110,8 +110,11 @@ class Service:
             )
         return known
 
-    def in_flight(self) -> tuple[InFlight, ...]:
-        """Capital in exit queues (an applied plan's queued exits not yet due), after landing what is due."""
+    def in_flight(self, settings: Settings | None = None) -> tuple[InFlight, ...]:
+        """Capital in exit queues (an applied plan's queued exits not yet due), after landing what is due. An exit
+        naming a venue the config no longer has is left out of the plan's inputs and reported
+        (`in_flight_venue_unknown`), as the settled book's unknown venues are."""
+        settings = settings or self.settings
         for landed in self.store.land_due(self.now()):
             log.info(
                 "capital_landed",
@@ -122,7 +125,18 @@ class Service:
             )
         position = self.store.position()
         now = self.now()
-        return () if position is None else tuple(p.in_flight(now) for p in position.pending)
+        flights = () if position is None else tuple(p.in_flight(now) for p in position.pending)
+        ids = {v.id for v in settings.venues}
+        unknown = [f for f in flights if f.from_venue not in ids or f.to_venue not in ids]
+        if unknown:
+            log.warning(
+                "in_flight_venue_unknown",
+                exits=[
+                    {"from": f.from_venue, "to": f.to_venue, "eth": round(f.amount_eth, 9)} for f in unknown
+                ],
+                fix="add these venues back to the config until the exits land; the plan leaves them out meanwhile",
+            )
+        return tuple(f for f in flights if f not in unknown)
 
     def retry_release(self) -> None:
         """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works."""
@@ -153,7 +167,7 @@ class Service:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
-                flights = self.in_flight()
+                flights = self.in_flight(settings)
                 result = run_cycle(
                     settings,
                     book,
