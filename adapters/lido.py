@@ -15,6 +15,7 @@ from adapters.base import Clock, Quote, SourceSettings
 from adapters.simple import PERCENT, fetch_one, from_unix
 
 Number = StrictFloat | StrictInt
+ORIGIN = "lido-api"  # Lido's oracle reports, as eth-api.lido.fi serves them
 
 
 class LidoSettings(SourceSettings):
@@ -72,6 +73,7 @@ class LidoAdapter:
                     key="apr_last",
                     now=now,
                     label="Lido stETH last oracle-report APR",
+                    origin=ORIGIN,
                 )
             )
         if "apr_sma" in keys:
@@ -87,6 +89,7 @@ class LidoAdapter:
                     key="apr_sma",
                     now=now,
                     label="Lido stETH 7-day SMA APR",
+                    origin=ORIGIN,
                 )
             )
         return list(await asyncio.gather(*calls))

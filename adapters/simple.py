@@ -41,6 +41,7 @@ async def fetch_one(
     key: str,
     now: Clock,
     label: str,
+    origin: str = "",
 ) -> Quote:
     """One quote from one endpoint: `read` returns (value in the source's unit, observation time or None)."""
     payload = await get_json(client, source, url, settings)
@@ -53,6 +54,8 @@ async def fetch_one(
         observed_at=observed or fetched,
         fetched_at=fetched,
         note=f"{label} {value:g} {'%' if unit == PERCENT else '(fraction)'}",
+        url=url,
+        origin=origin,
     )
 
 

@@ -38,6 +38,7 @@ from aggregator.backtest.history import download_charts
 from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.lineage import independent_of
 from aggregator.logs import configure_logging
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
@@ -136,6 +137,10 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
                             "spread": r.spread,
                             "disagree": r.disagree,
                             "change": r.change,
+                            "independent": r.independent,
+                            "independence": independent_of(r.independent, len(r.sources)),
+                            "lineage": list(r.lineage),
+                            "urls": list(r.urls),
                         }
                         for r in book.rates
                     ],
