@@ -237,7 +237,7 @@ def test_config_loader_loads_or_raises_config_error(
     assert loaded.universe().venues  # what loads is a consistent universe
 
 
-CHAIN = json.loads((FIXTURES / "onchain" / "reth.json").read_text())
+CHAIN = json.loads((FIXTURES / "onchain" / "reth.reconstructed.json").read_text())
 RPC_TARGETS = ["eth_blockNumber", "block latest", "block earlier", "call latest", "call earlier"]
 hexish = st.one_of(
     st.text(alphabet="0123456789abcdefxX -", max_size=70).map(lambda t: "0x" + t),
