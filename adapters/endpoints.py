@@ -35,7 +35,7 @@ from adapters.http import request_json
 
 log = structlog.get_logger(__name__)
 
-_NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+NUMERIC = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 MAX_URLS = 8
 Path = tuple[str | int, ...]
 
@@ -114,7 +114,7 @@ def number(doc: Any, path: Path) -> float | str:
         return f"field {name} is {str(node).lower()}, not a number"
     if isinstance(node, int | float):
         return float(node)
-    if isinstance(node, str) and len(node) <= 400 and _NUMERIC.match(node):
+    if isinstance(node, str) and len(node) <= 400 and NUMERIC.match(node):
         return float(node)
     shown = repr(node)[:60] if isinstance(node, str) else type(node).__name__
     return f"field {name} is not a number or a numeric string: {shown}"

@@ -125,7 +125,7 @@ def test_a_json_answer_without_the_fields_passes_to_the_next_url() -> None:
 
 def test_every_url_failing_names_each_and_fails_the_source() -> None:
     with FixtureServer() as server:
-        book, logs = _collect({"adapter": "etherfi", "base_url": server.url}, "7_day_apr")
+        book, _ = _collect({"adapter": "etherfi", "base_url": server.url}, "7_day_apr")
     reason = book.failed_sources["src"]
     assert "every URL failed" in reason and ETHERFI_NEW in reason and ETHERFI_OLD in reason
 
