@@ -12,7 +12,8 @@ Exit codes (also in the README):
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
-`health` exits 0 when the daemon's API answers ok and 1 otherwise.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise. `sources check` exits 4 when a required quote
+(the only quote of a venue component) is unusable.
 """
 
 from __future__ import annotations
@@ -354,6 +355,25 @@ db_app = typer.Typer(
     help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+
+
+sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("check")
+@exit_codes
+def sources_check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Fetch each configured source once (live: needs internet) and print its status, latency, each value and the
+    URL that answered. Exit 0 when every required quote (the only quote of a venue component) is usable, 4 if not."""
+    from aggregator import sources_check as checker  # noqa: PLC0415 - the one command that needs it
+
+    results = checker.run(_load(config))
+    if as_json:
+        typer.echo(_json_dump(checker.as_json(results)))
+    else:
+        checker.render(Console(), results)
+    raise typer.Exit(checker.exit_code(results))
 
 
 def _sqlite_file(config: Path) -> Path:

@@ -25,13 +25,18 @@ NATIVE = ["lido", "rocketpool", "coinbase", "binance", "etherfi", "renzo", "kelp
 
 
 def _run(
-    *args: str, on_fallback: frozenset[str] = frozenset(), as_json: bool = True
+    *args: str,
+    on_fallback: frozenset[str] = frozenset(),
+    as_json: bool = True,
+    down: frozenset[str] = frozenset(),
 ) -> subprocess.CompletedProcess[str]:
     """`aggregator ARGS` on production.toml with every source at the local server; the adapters named in
-    `on_fallback` answer only on their fallback URL (the first one is 404)."""
+    `on_fallback` answer only on their fallback URL (the first one is 404), those in `down` on none."""
     db = tempfile.mkdtemp(prefix="aggregator-prod-")
     with FixtureServer() as server:
         for case in HTTP_CASES:
+            if case.adapter in down:
+                continue
             path = case.fallback_path if case.adapter in on_fallback else case.path
             server.routes[f"/{case.adapter}{path}"] = [Reply((FIXTURES / case.fixture).read_bytes())]
         server.routes["/lido/v1/protocol/steth/apr/sma"] = [
