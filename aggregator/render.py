@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aggregator.backtest.run import Backtest
@@ -44,10 +45,10 @@ def rates_table(console: Console, book: RateBook) -> None:
     console.print(table)
     lineage = sorted({line for r in book.rates if r.independent < len(r.sources) for line in r.lineage})
     if lineage:
-        console.print("lineage (sources sharing an origin count once): " + "; ".join(lineage))
+        console.print("lineage (sources sharing an origin count once): " + escape("; ".join(lineage)))
     answered = sorted({u for r in book.rates for u in r.urls})
     if answered:
-        console.print("answered: " + "; ".join(answered))
+        console.print("answered: " + escape("; ".join(answered)))
     for v, c in book.missing:
         console.print(f"[yellow]missing[/]: {v}.{c} has no valid quote (the venue is held, never bought)")
     for rej in book.rejected:

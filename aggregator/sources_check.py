@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adapters import REGISTRY, Quote, SourceError
@@ -165,7 +166,7 @@ def render(console: Console, results: list[SourceResult]) -> None:
         colour = {"ok": "green", "partial": "yellow"}.get(r.status, "red")
         first = True
         for k in r.keys or [KeyResult("")]:
-            detail = r.error or (f"{k.url}" + (f"  [rejected: {k.rejected}]" if k.rejected else ""))
+            detail = escape(r.error or (k.url + (f"  (rejected: {k.rejected})" if k.rejected else "")))
             table.add_row(
                 r.name if first else "",
                 f"[{colour}]{r.status}[/]" if first else "",
