@@ -18,6 +18,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from adapters.base import BoundedText, Clock, Quote, SourceSettings
+from adapters.endpoints import Quotes
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
@@ -173,6 +174,12 @@ class DefiLlamaAdapter:
             if named is not None:
                 wanted.setdefault(named, []).append(key)
         url = f"{settings.base_url.rstrip('/')}/pools"
+        rejected: dict[str, str] = {}  # why a key has no quote; cleared when its pool's row gives one
+        for k, named in ids.items():
+            if named is None:
+                rejected[k] = f"no pool for {k} in /pools (project/chain/symbol with poolMeta null)"
+            else:
+                rejected[k] = f"no pool {named} in /pools"
         out: list[Quote] = []
         for raw in pools.data:
             pool_id = raw.get("pool")
@@ -184,7 +191,11 @@ class DefiLlamaAdapter:
                 raise SourceDataError(name, f"pool {raw.get('pool')}: {exc.errors()[0]['msg']}") from exc
             value = getattr(pool, settings.field)
             if value is None:
+                for k in wanted[pool_id]:
+                    rejected[k] = f"pool {pool_id}: field {settings.field} is null or missing"
                 continue
+            for k in wanted[pool_id]:
+                rejected.pop(k, None)
             out.extend(
                 Quote(
                     source=name,
@@ -198,4 +209,4 @@ class DefiLlamaAdapter:
                 )
                 for key in wanted[pool_id]
             )
-        return out
+        return Quotes(out, rejected)

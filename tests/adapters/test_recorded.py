@@ -225,3 +225,13 @@ def test_sources_errors_never_escape_as_other_exceptions() -> None:
         server.routes[RP_OLD] = [Reply(b"[1, 2]")]
         with pytest.raises(SourceError, match="expected a JSON object"):
             _fetch("rocketpool", {"base_url": server.url, "max_attempts": 1}, ["apr"])
+
+
+def test_defillama_says_why_a_key_has_no_quote() -> None:
+    """A pool missing from /pools, or a name no pool has, is a rejection that says which."""
+    with FixtureServer() as server:
+        server.routes["/pools"] = [Reply(_body("defillama/pools.partly-reconstructed.json"))]
+        book, _ = _collect(
+            {"adapter": "defillama", "base_url": server.url}, "33c732f6-a78d-41da-af5b-ccd9fa5e52d5"
+        )
+    assert [r.reason for r in book.rejected] == ["no pool 33c732f6-a78d-41da-af5b-ccd9fa5e52d5 in /pools"]
