@@ -160,6 +160,7 @@ async def read_first(  # noqa: PLR0917 - the adapter contract's arguments, plus 
             errors.append((url, exc))
             continue
         if any(isinstance(r, Reading) for r in got.values()):
+            log.debug("source_answered", source=name, url=url, fallback=bool(i))
             if i:
                 log.warning(
                     "source_fallback_used",
