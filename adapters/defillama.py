@@ -17,16 +17,17 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from adapters.base import BoundedText, Clock, Quote, SourceSettings
+from adapters.base import BoundedText, Quote, SourceSettings
 from adapters.endpoints import Quotes
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
+from aggregator.core.clock import Clock
 
 DERIVED_FROM: dict[str, str] = {
     # DefiLlama project -> what its pools' apyBase is computed from (yield-server `src/adaptors/<project>`,
     # 2026-08): the protocol's own API, or the token's exchange rate read on chain. A quote with the same origin
-    # from another source is the same observation, not a second one (`aggregator.lineage`).
+    # from another source is the same observation, not a second one (`aggregator.rates.lineage`).
     "lido": "lido-api",  # apyBase = eth-api.lido.fi /v1/protocol/steth/apr/last
     "rocket-pool": "rocketpool-api",  # apyBase = api.rocketpool.net /api/apr yearlyAPR
     "binance-staked-eth": "binance-api",  # apyBase = getPurchasableProject annualInterestRate × 100

@@ -29,9 +29,10 @@ import httpx
 import structlog
 from pydantic import Field, field_validator
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.errors import SourceDataError, SourceError, TemporarySourceError
 from adapters.http import request_json
+from aggregator.core.clock import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -198,7 +199,7 @@ class Endpoint:
     unit: ClassVar[float]
     label: ClassVar[str]
     origin: ClassVar[str]
-    """What this source's numbers derive from (`aggregator.lineage`): the provider's own API."""
+    """What this source's numbers derive from (`aggregator.rates.lineage`): the provider's own API."""
 
     @classmethod
     def observed(cls, doc: Any) -> datetime | str | None:

@@ -18,7 +18,7 @@ from adapters.endpoints import EndpointSettings, resolve_urls
 from adapters.errors import SourceError
 from adapters.etherfi import EtherfiAdapter, EtherfiSettings
 from adapters.rocketpool import RocketpoolAdapter
-from aggregator.rates import RateBook, collect
+from aggregator.rates.collect import RateBook, collect
 from tests.adapters.cases import FIXTURES, one_source_settings
 from tests.fixture_server import FixtureServer, Reply
 

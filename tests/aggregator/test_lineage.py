@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters import Quote
-from aggregator.crosscheck import CrossCheckSettings, RateMemory, check_component
-from aggregator.lineage import independent_of, lineage, observations
+from aggregator.rates.crosscheck import RateMemory, check_component
+from aggregator.rates.lineage import independent_of, lineage, observations
+from aggregator.settings.rates import CrossCheckSettings
 
 T = datetime(2026, 11, 24, 12, tzinfo=UTC)
 C = ("lido-steth", "base")
