@@ -386,14 +386,14 @@ app.add_typer(sources_app, name="sources")
 def sources_check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Fetch each configured source once (live: needs internet) and print its status, latency, each value and the
     URL that answered. Exit 0 when every required quote (the only quote of a venue component) is usable, 4 if not."""
-    from aggregator.interfaces.cli import sources_check as checker
+    from aggregator.interfaces.cli.sources import exit_code, render, report, run
 
-    results = checker.run(_load(config))
+    results = run(_load(config))
     if as_json:
-        typer.echo(_json_dump(checker.as_json(results)))
+        typer.echo(_json_dump(report(results)))
     else:
-        checker.render(Console(), results)
-    raise typer.Exit(checker.exit_code(results))
+        render(Console(), results)
+    raise typer.Exit(exit_code(results))
 
 
 def _sqlite_file(config: Path) -> Path:

@@ -131,7 +131,7 @@ def exit_code(results: list[SourceResult]) -> int:
     return EXIT_REQUIRED_FAILED if any(r.required_failures() for r in results) else EXIT_OK
 
 
-def as_json(results: list[SourceResult]) -> dict[str, object]:
+def report(results: list[SourceResult]) -> dict[str, object]:
     return {
         "sources": [
             {
