@@ -8,7 +8,8 @@ test module.
 - `cli`: `run`, the console script as a real subprocess
 - `settings`: `demo_settings`, the demo config with sections overridden by value instead of text edits
 - `fixture_server`, `hostile_server`: real HTTP servers on 127.0.0.1 (recorded payloads; misbehaving sources)
-- `cases`, `faults`: the recorded source payloads and scripted faults of the adapter, flapping and soak runs
+- `cases` (re-exported from `tests/adapters/cases.py`, issue 20's), `faults`: the recorded source payloads and
+  scripted faults of the adapter, flapping and soak runs
 - `hostile`: the hostile-source matrix's settings (still defined in `tests/adapters/test_hostile.py`, owned by the
   sources work of issue 20; re-exported here so `benchmarks/hostile.py` does not import a test module)
 """
