@@ -16,6 +16,12 @@ less the entry costs spread over the period, subject to the same limits and CVaR
 no expected-loss term and no turnover cap; it is then replayed as a fixed book (bought on day one, re-traded
 only past the config's `min_move_eth` drift), with the same costs. It knows the future: the optimizer does not.
 
+The replay starts (`--start warm`, the default) `[backtest] min_observations` days after the config's start: the
+bundled stETH series begins the day before the config's start, so before then the entry gate keeps the best venue
+closed and the optimizer deploys idle ETH into second-best venues that it then keeps (moving costs round trips),
+while the hindsight book has no gate. Both start on the same day with the same data; `--start config` replays from
+the config's start to show that warm-up cost.
+
 Writes decisions.json, decisions.md (the table) and frontier.png (realised yield against mean CVaR on exposed
 capital: the optimizer's line over the budgets, every baseline a point) into --out (default var/decisions/).
 One core, a few minutes at most.
@@ -32,6 +38,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -318,6 +325,13 @@ def main() -> None:
     parser.add_argument("--no-steth", action="store_true", help="skip the stETH's-CVaR-with-caps-lifted case")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "decisions")
     parser.add_argument(
+        "--start",
+        default="warm",
+        help="first day of the replay: 'warm' (default) = the config's start plus [backtest] min_observations days, "
+        "the first day the entry gate can open on series that begin the day before the config's start; 'config' = "
+        "the config's start; or a date YYYY-MM-DD",
+    )
+    parser.add_argument(
         "--risk-aversions", default="", help="the optimizers compared, e.g. 0.05,0.25 (default: the config's)"
     )
     args = parser.parse_args()
@@ -344,6 +358,19 @@ def main() -> None:
             raise SystemExit(f"--risk-aversions {args.risk_aversions!r}: give numbers ≥ 0, e.g. 0.05,0.25")
         bt = settings.backtest.model_copy(update={"risk_aversions": lambdas})
         settings = settings.model_copy(update={"backtest": bt})
+    bt = settings.backtest
+    if args.start == "warm":
+        start = bt.start + timedelta(days=bt.min_observations or 0)
+    elif args.start == "config":
+        start = bt.start
+    else:
+        try:
+            start = date.fromisoformat(args.start)
+        except ValueError:
+            raise SystemExit(f"--start {args.start!r}: give 'warm', 'config' or a date YYYY-MM-DD") from None
+    if not bt.start <= start < bt.end:
+        raise SystemExit(f"--start {start}: must be within the config's period {bt.start} → {bt.end}")
+    settings = settings.model_copy(update={"backtest": bt.model_copy(update={"start": start})})
     t0 = time.perf_counter()
     cases = [run_case(with_budget(settings, b), f"{b * 100:g}%", b, []) for b in budgets]
     if not args.no_steth:

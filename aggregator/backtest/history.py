@@ -95,7 +95,9 @@ class History:
     def seen(self, t: int, universe: Universe, rule: InputRule) -> DecisionYields:
         """What a decision after row t sees, as the daemon would: each component's robust estimate over the values
         observed in rows (t − window_days, t]. A value at t that is only carried, or none at t with observations
-        earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield."""
+        earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield,
+        the venue held if the component was never observed, exit-only if it was observed before the window
+        (`expired`: the replay watches every day, so a series that stopped has gone stale, not warming up)."""
         values = self.values
         observed = ~np.isnan(values) if self.observed is None else self.observed
         if self.lead_values is not None and self.lead_observed is not None and len(self.lead_values):
@@ -107,6 +109,7 @@ class History:
         latest: dict[str, dict[str, float]] = {}
         window: dict[tuple[str, str], dict[float, float]] = {}
         carried: set[tuple[str, str]] = set()
+        expired: set[tuple[str, str]] = set()
         for k, comp in enumerate(self.components):
             venue, name = comp.split(".", 1)
             key = (venue, name)
@@ -120,7 +123,13 @@ class History:
                 carried.add(key)
                 if not earlier.size:  # carried from before the window: the carried value is all there is
                     latest.setdefault(venue, {})[name] = value
-        return decision_yields(universe, latest, window, rule, carried=frozenset(carried))
+            elif not earlier.size and observed[:lo, k].any():
+                expired.add(
+                    key
+                )  # observed before the window, nothing since: its venue may be sold, not bought
+        return decision_yields(
+            universe, latest, window, rule, carried=frozenset(carried), expired=frozenset(expired)
+        )
 
     def availability(self) -> dict[str, float]:
         """Share of days each component had a value."""
@@ -243,6 +252,18 @@ def _earned_rows(
     return rows, dict(read_csv(spec, spec.window_column))
 
 
+def trailing_means(rows: list[tuple[date, float]], days: int) -> list[tuple[date, float]]:
+    """Each day's mean of the values dated in the last `days` calendar days, where at least half of them have one
+    (finite values only): the realised yield of a window of daily returns."""
+    by_day = {d: v for d, v in rows if math.isfinite(v)}
+    out: list[tuple[date, float]] = []
+    for day, _ in rows:
+        window = [by_day[d] for k in range(days) if (d := day - timedelta(days=k)) in by_day]
+        if 2 * len(window) >= days:
+            out.append((day, sum(window) / len(window)))
+    return out
+
+
 def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date, float]], int]:
     """The series as (date, yield fraction) after conversion and validation, and how many values were rejected."""
     raw = raw_rows(spec, cache_dir)
@@ -258,6 +279,8 @@ def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date
     else:
         scale = 0.01 if spec.unit == "percent" else 1.0
         converted = [(d, v * scale) for d, v in raw]
+        if spec.mean_days is not None:
+            converted = trailing_means(converted, spec.mean_days)
     kept = [(d, v) for d, v in converted if math.isfinite(v) and spec.min_yield <= v <= spec.max_yield]
     rejected = len(converted) - len(kept)
     if rejected:

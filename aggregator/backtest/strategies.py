@@ -25,6 +25,7 @@ class Known:
     priced: npt.NDArray[np.bool_]  # per venue: every component along its path has a value
     net_yield: FloatArray  # per venue, after haircuts; 0 where not priced
     entry_blocked: dict[str, str] = field(default_factory=dict)
+    exit_only: dict[str, str] = field(default_factory=dict)  # went stale past the window: sell, never buy
 
 
 class Strategy(Protocol):
@@ -146,6 +147,7 @@ class Optimizer:
                 holdings_eth=holdings,
                 yields=known.yields,
                 entry_blocked=known.entry_blocked,
+                exit_only=known.exit_only,
                 in_flight=in_flight,
             ),
             cache=self.cache,

@@ -136,3 +136,24 @@ def test_decision_yields_value_stale_and_carried_components_and_close_them() -> 
     assert "steth.base stale" in seen.entry_blocked["restaked"]
     assert "restaked.rewards carried" in seen.entry_blocked["restaked"]
     assert seen.estimates[("reth", "base")].observations == 3
+
+
+def test_a_component_gone_past_its_window_makes_its_venue_exit_only_one_never_seen_leaves_it_held() -> None:
+    """steth.base expired (seen before the window, nothing since): steth and the venue restaking it may only be
+    sold; reth.base never observed: reth is neither exit-only nor closed by it (the optimizer holds it)."""
+    seen = decision_yields(
+        _tree(),
+        latest={"restaked": {"rewards": 0.01}},
+        window={("restaked", "rewards"): {0.01: 14}},
+        rule=InputRule(window_days=14, min_observations=3),
+        expired=frozenset({("steth", "base")}),
+    )
+    assert "steth" not in seen.yields and "reth" not in seen.yields
+    assert set(seen.exit_only) == {"steth", "restaked"}
+    assert seen.exit_only["restaked"].startswith("steth.base expired")
+    assert set(seen.entry_blocked) == {"steth", "restaked"}
+    # a venue missing one expired and one never-observed component is held, not sold
+    mixed = decision_yields(
+        _tree(), latest={}, window={}, rule=InputRule(window_days=14), expired=frozenset({("steth", "base")})
+    )
+    assert set(mixed.exit_only) == {"steth"}  # restaked.rewards was never observed

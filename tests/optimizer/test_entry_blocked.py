@@ -59,3 +59,39 @@ def test_a_child_may_exit_into_its_closed_parent_but_nothing_enters_the_parent()
 def test_unknown_venue_in_entry_blocked_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match=r"entry_blocked names unknown venues \['nope'\]"):
         OptimizationInputs.model_validate({**small_inputs().model_dump(), "entry_blocked": {"nope": "x"}})
+
+
+def test_an_exit_only_venue_is_sold_not_bought_and_a_never_observed_one_is_held() -> None:
+    """rETH's yield went stale past the window (exit_only, no yield given): it counts 0, so the held half is sold,
+    even with a min share, and nothing enters it although ETH is idle. The same venue without a yield but NOT
+    exit-only (never observed: a store warming up) is held at its weight, not sold."""
+    no_reth = {k: v for k, v in YIELDS.items() if k != "rocketpool-reth"}
+    holdings = {"eth": 500.0, "rocketpool-reth": 500.0}
+    stale = small_inputs(holdings=holdings, yields=no_reth).model_copy(
+        update={"exit_only": {"rocketpool-reth": "rocketpool-reth.base expired"}}
+    )
+    validated = OptimizationInputs.model_validate(stale.model_dump())
+    assert validated.entry_blocked == {
+        "rocketpool-reth": "rocketpool-reth.base expired"
+    }  # closed to entries too
+    plan = optimize(stale)
+    assert plan.status == "rebalance"
+    assert plan.target_weights["rocketpool-reth"] < 0.5 - 1e-6
+    assert [m.action for m in plan.moves if m.venue == "rocketpool-reth"] == ["withdraw"]
+    assert not plan.held
+    check_invariants(plan)
+    assert rebuild_objective(plan) == pytest.approx(plan.problem.objective, abs=1e-7)
+    # never bought: from an all-ETH book it stays at 0 whatever it yielded before
+    fresh = small_inputs(holdings={"eth": 1000.0}, yields=no_reth).model_copy(
+        update={"exit_only": {"rocketpool-reth": "expired"}}
+    )
+    assert optimize(fresh).target_weights["rocketpool-reth"] == pytest.approx(0.0, abs=1e-9)
+    # warming up: the same inputs without exit_only hold rETH where it is
+    held = optimize(small_inputs(holdings=holdings, yields=no_reth))
+    assert held.target_weights["rocketpool-reth"] == pytest.approx(0.5)
+    assert [h.venue for h in held.held] == ["rocketpool-reth"]
+
+
+def test_unknown_venue_in_exit_only_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"exit_only names unknown venues \['nope'\]"):
+        OptimizationInputs.model_validate({**small_inputs().model_dump(), "exit_only": {"nope": "x"}})
