@@ -332,6 +332,12 @@ def main() -> None:
         "the config's start; or a date YYYY-MM-DD",
     )
     parser.add_argument(
+        "--end",
+        default="",
+        help="last day of the replay, YYYY-MM-DD (default the config's end); with --start, a hold-out period "
+        "outside the config's, e.g. --start 2024-09-13 --end 2025-04-17",
+    )
+    parser.add_argument(
         "--risk-aversions", default="", help="the optimizers compared, e.g. 0.05,0.25 (default: the config's)"
     )
     args = parser.parse_args()
@@ -368,9 +374,13 @@ def main() -> None:
             start = date.fromisoformat(args.start)
         except ValueError:
             raise SystemExit(f"--start {args.start!r}: give 'warm', 'config' or a date YYYY-MM-DD") from None
-    if not bt.start <= start < bt.end:
-        raise SystemExit(f"--start {start}: must be within the config's period {bt.start} → {bt.end}")
-    settings = settings.model_copy(update={"backtest": bt.model_copy(update={"start": start})})
+    try:
+        end = date.fromisoformat(args.end) if args.end else bt.end
+    except ValueError:
+        raise SystemExit(f"--end {args.end!r}: give a date YYYY-MM-DD") from None
+    if not start < end:
+        raise SystemExit(f"--start {start} must be before --end {end}")
+    settings = settings.model_copy(update={"backtest": bt.model_copy(update={"start": start, "end": end})})
     t0 = time.perf_counter()
     cases = [run_case(with_budget(settings, b), f"{b * 100:g}%", b, []) for b in budgets]
     if not args.no_steth:
