@@ -2,7 +2,8 @@
 
 Rules, in order:
 - a series' raw observations are read (CSV or a cached DefiLlama chart), rates become yields over `window_days`
-  exactly as the `onchain` adapter computes them, and values outside [min_yield, max_yield] are rejected;
+  exactly as the `onchain` adapter computes them, and values outside [min_yield, max_yield] or outside the range
+  the daemon accepts for the component (`[rates] plausible_*`) are rejected;
 - several series for one component combine like several quotes: the median of those with a value that day;
 - a value is carried forward at most `max_gap_days` days; after that the component has no value (NaN) until the
   next observation. Nothing is interpolated or invented. `observed` says which values are new that day (not
@@ -37,6 +38,7 @@ from adapters.onchain import annualise
 from adapters.static import StaticSettings
 from aggregator.backtest.config import BacktestSettings, SeriesSettings
 from aggregator.backtest.earned import earned_table
+from aggregator.crosscheck import plausible_range
 from aggregator.errors import ConfigError
 from aggregator.estimate import DecisionYields, InputRule, counts, decision_yields
 from aggregator.settings import Settings
@@ -264,8 +266,11 @@ def trailing_means(rows: list[tuple[date, float]], days: int) -> list[tuple[date
     return out
 
 
-def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date, float]], int]:
-    """The series as (date, yield fraction) after conversion and validation, and how many values were rejected."""
+def observations(
+    spec: SeriesSettings, cache_dir: Path, plausible: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[list[tuple[date, float]], int]:
+    """The series as (date, yield fraction) after conversion and validation, and how many values were rejected:
+    outside the series' [min_yield, max_yield] or the daemon's `plausible` range for the component."""
     raw = raw_rows(spec, cache_dir)
     if spec.unit == "rate":
         by_day = dict(raw)
@@ -281,14 +286,15 @@ def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date
         converted = [(d, v * scale) for d, v in raw]
         if spec.mean_days is not None:
             converted = trailing_means(converted, spec.mean_days)
-    kept = [(d, v) for d, v in converted if math.isfinite(v) and spec.min_yield <= v <= spec.max_yield]
+    low, high = max(spec.min_yield, plausible[0]), min(spec.max_yield, plausible[1])
+    kept = [(d, v) for d, v in converted if math.isfinite(v) and low <= v <= high]
     rejected = len(converted) - len(kept)
     if rejected:
         log.info(
             "history_values_rejected",
             component=spec.component,
             rejected=rejected,
-            valid_range=[spec.min_yield, spec.max_yield],
+            valid_range=[low, high],
         )
     return kept, rejected
 
@@ -327,6 +333,19 @@ def _resolve_static(settings: Settings, bt: BacktestSettings) -> BacktestSetting
     return bt.model_copy(update={"series": tuple(series)})
 
 
+def _plausible(settings: Settings, component: str) -> tuple[float, float]:
+    """The range the daemon accepts for a component's quotes (`[rates] plausible_*` or the component's own): the
+    replay's decisions see what the daemon would, so a value the daemon rejects is not seen either."""
+    venue_id, name = component.split(".", 1)
+    for venue in settings.venues:
+        if venue.id == venue_id:
+            for comp in venue.components:
+                if comp.name == name:
+                    bounds, _ = plausible_range(settings.rates, venue.kind, name, comp.plausible)
+                    return float(bounds[0]), float(bounds[1])
+    return -math.inf, math.inf
+
+
 def build_history(settings: Settings, bt: BacktestSettings) -> History:
     """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
     before it the rows the first decisions' window reaches back to (`lead`)."""
@@ -362,7 +381,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
                 )
             )
             continue
-        obs, rejected = observations(spec, Path(bt.cache_dir))
+        obs, rejected = observations(spec, Path(bt.cache_dir), _plausible(settings, spec.component))
         carried = np.full(n_days, np.nan)
         new = np.zeros(n_days, dtype=bool)
         last_day: date | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer import OptimizationInputs, optimize
+from optimizer import InFlight, OptimizationInputs, optimize
 from tests.optimizer.invariants import check_invariants
 from tests.optimizer.linprog_rebuild import rebuild_objective
 from tests.optimizer.universes import YIELDS, small_inputs
@@ -95,3 +95,23 @@ def test_an_exit_only_venue_is_sold_not_bought_and_a_never_observed_one_is_held(
 def test_unknown_venue_in_exit_only_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match=r"exit_only names unknown venues \['nope'\]"):
         OptimizationInputs.model_validate({**small_inputs().model_dump(), "exit_only": {"nope": "x"}})
+
+
+def test_the_max_share_holds_on_exposure_while_an_exit_from_the_venue_is_queued() -> None:
+    """300 ETH left rETH two days ago and is still queued (exposed to rETH). rETH is now the best venue, max share
+    60 %: the plan may buy it back only up to 60 % of exposure, 30 % more, not to 60 % where the capital is headed
+    (before, x ≤ 60 % alone let the exposure reach 90 %)."""
+    inputs = small_inputs(holdings={"eth": 700.0}, yields=BEST).model_copy(
+        update={
+            "portfolio_eth": 1000.0,
+            "in_flight": (
+                InFlight(from_venue="rocketpool-reth", to_venue="eth", amount_eth=300.0, days_left=2.0),
+            ),
+        }
+    )
+    plan = optimize(inputs)
+    assert plan.status == "rebalance"
+    reth = plan.target_weights["rocketpool-reth"]
+    assert reth == pytest.approx(0.3, abs=1e-7)  # 0.3 + the 0.3 still queued out of it = its 0.6 max
+    check_invariants(plan)
+    assert rebuild_objective(plan) == pytest.approx(plan.problem.objective, abs=1e-7)
