@@ -70,6 +70,15 @@ class CrossCheckSettings(BaseModel):
         "values in the window (collections in the daemon, days in the backtest); exits are always allowed",
     )
 
+    entry_quantile: float = Field(
+        default=0.25,
+        ge=0,
+        le=0.5,
+        description="an entry counts on the window's lower quantile of each yield, not its median: the spread "
+        "between them is charged on capital entering a venue (noise cannot buy, and a held venue is valued at the "
+        "median, so selling it needs the median to fall: hysteresis on the input); 0.5 charges nothing",
+    )
+
     plausible_staking: Bounds = Field(
         default=(0.005, 0.15),
         description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
@@ -85,7 +94,9 @@ class CrossCheckSettings(BaseModel):
 
     def rule(self) -> InputRule:
         """The window, estimator and entry minimum, as the estimator module takes them."""
-        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
+        return InputRule(
+            self.window_days, self.estimator, self.trim, self.min_observations, self.entry_quantile
+        )
 
 
 def check_bounds_early(value: object) -> object:

@@ -72,6 +72,7 @@ def inputs_for(
         yields=seen.yields,
         entry_blocked=seen.entry_blocked,
         exit_only=seen.exit_only,
+        entry_discount=seen.entry_discount,
         in_flight=in_flight,
     )
 

@@ -62,6 +62,9 @@ class InputRule:
     estimator: Estimator = "median"
     trim: float = 0.25
     min_observations: int = 1
+    entry_quantile: float = (
+        0.5  # an entry counts on this quantile of the window (0.5: the median, no discount)
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,12 @@ class Estimate:
     value: float
     observations: int
     freshness: Freshness
+    entry_value: float | None = None  # the window's `entry_quantile`: what an entry counts on (None: `value`)
+
+    @property
+    def entry_spread(self) -> float:
+        """How much less than the estimate an entry counts on (≥ 0)."""
+        return 0.0 if self.entry_value is None else max(0.0, self.value - self.entry_value)
 
     def entry_block(self, rule: InputRule) -> str | None:
         """Why this value may not justify an entry, or None."""
@@ -120,6 +129,17 @@ def robust(
     return float(inside @ v / inside.sum())
 
 
+def quantile(values: Sequence[float], weights: Sequence[float], q: float) -> float:
+    """The weighted `q`-quantile: the smallest value whose cumulative weight reaches q of the total."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    cum = np.cumsum(w)
+    k = int(np.searchsorted(cum, q * float(cum[-1]) - 1e-12, side="left"))
+    return float(v[min(k, v.size - 1)])
+
+
 def estimate(
     window: Mapping[float, float],
     latest: float | None,
@@ -143,7 +163,9 @@ def estimate(
     n = round(sum(weights))
     if rule.window_days <= 0 and latest is not None:
         return Estimate(latest, n, freshness_)
-    return Estimate(robust(values, weights, estimator=rule.estimator, trim=rule.trim), n, freshness_)
+    value = robust(values, weights, estimator=rule.estimator, trim=rule.trim)
+    low = quantile(values, weights, rule.entry_quantile) if rule.entry_quantile < 0.5 else None
+    return Estimate(value, n, freshness_, low)
 
 
 def blocked_venues(universe: Universe, reasons: Mapping[tuple[str, str], str]) -> dict[str, str]:
@@ -181,6 +203,9 @@ class DecisionYields:
     estimates: dict[tuple[str, str], Estimate]
     entry_blocked: dict[str, str]
     exit_only: dict[str, str] = field(default_factory=dict)  # venue → why: an expired component on its path
+    # venue → yearly yield an entry does not count on: its own components' spread between estimate and the window's
+    # entry quantile, after haircuts
+    entry_discount: dict[str, float] = field(default_factory=dict)
 
 
 def decision_yields(
@@ -217,7 +242,18 @@ def decision_yields(
             if why is not None:
                 reasons[key] = why
     blocked = blocked_venues(universe, reasons)
-    return DecisionYields(yields, estimates, blocked, _exit_only(universe, yields, reasons, blocked))
+    discount: dict[str, float] = {}
+    for venue in universe.venues:
+        spread = sum(
+            (1.0 - c.haircut) * estimates[(venue.id, c.name)].entry_spread
+            for c in venue.components
+            if (venue.id, c.name) in estimates
+        )
+        if spread > 0.0:
+            discount[venue.id] = spread
+    return DecisionYields(
+        yields, estimates, blocked, _exit_only(universe, yields, reasons, blocked), discount
+    )
 
 
 def _exit_only(

@@ -340,6 +340,13 @@ class OptimizationInputs(_Frozen):
         "observed: a store warming up) is held at its weight instead.",
     )
 
+    entry_discount: dict[str, NonNegative] = Field(
+        default_factory=dict,
+        description="venue → yearly yield (fraction) an entry into it does not count on: the spread between its own "
+        "components' estimate and a lower quantile of their window. Charged on capital entering the venue (its "
+        "subtree), never on capital held: noise cannot buy, and selling needs the estimate itself to fall.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _exit_only_is_entry_blocked(cls, data: Any) -> Any:
@@ -377,6 +384,9 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.exit_only) - known)
         if bad:
             raise ValueError(f"exit_only names unknown venues {bad}; valid: {sorted(known)}")
+        bad = sorted(set(self.entry_discount) - known)
+        if bad:
+            raise ValueError(f"entry_discount names unknown venues {bad}; valid: {sorted(known)}")
         bad = sorted(set(self.entry_blocked) - known)
         if bad:
             raise ValueError(f"entry_blocked names unknown venues {bad}; valid: {sorted(known)}")

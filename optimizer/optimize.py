@@ -118,6 +118,9 @@ def prepare(
         lo[k] = 0.0  # nothing verifiable says it still earns: it may be sold whatever its min share
     amort = 365.0 / lim.horizon_days
     exit_rate, exit_days, _ = st.exit_routes(yields)
+    discount = np.zeros(st.n_venues)  # a yearly yield an entry does not count on (estimate's spread): on p
+    for venue, d in inputs.entry_discount.items():
+        discount[idx[venue]] = d
     # The ladder counts capital where it is headed; in-flight capital is there only after `days_left`, so a rung
     # counts it only if it is back as ETH in time: the floor rises by what x would count but will not be back.
     ladder_min = np.array([r.min_share for r in lim.ladder])
@@ -135,7 +138,7 @@ def prepare(
         x0=x0,
         lo=lo,
         hi=hi,
-        c_in=(st.entry_cost + exit_rate) * amort * lim.trade_cost_multiple,
+        c_in=(st.entry_cost + exit_rate) * amort * lim.trade_cost_multiple + discount,
         c_out=np.zeros(st.n_venues),
         node_cap=node_cap,
         layer_cap=layer_cap,

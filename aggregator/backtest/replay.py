@@ -189,6 +189,7 @@ def run(
                 net_yield=np.where(unpriced, 0.0, st.path @ own),
                 entry_blocked=seen.entry_blocked,
                 exit_only=seen.exit_only,
+                entry_discount=seen.entry_discount,
             )
         rate = np.nan_to_num(earned[t])
         for strategy, book, path in zip(strategies, books, paths, strict=True):

@@ -26,6 +26,7 @@ class Known:
     net_yield: FloatArray  # per venue, after haircuts; 0 where not priced
     entry_blocked: dict[str, str] = field(default_factory=dict)
     exit_only: dict[str, str] = field(default_factory=dict)  # went stale past the window: sell, never buy
+    entry_discount: dict[str, float] = field(default_factory=dict)  # what an entry does not count on
 
 
 class Strategy(Protocol):
@@ -148,6 +149,7 @@ class Optimizer:
                 yields=known.yields,
                 entry_blocked=known.entry_blocked,
                 exit_only=known.exit_only,
+                entry_discount=known.entry_discount,
                 in_flight=in_flight,
             ),
             cache=self.cache,

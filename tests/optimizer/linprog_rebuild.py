@@ -49,6 +49,7 @@ def rebuild_objective(plan: Plan) -> float:
         queued[idx[v]] = 1.0 if days_taken > 0 else 0.0
     k_band = inp.limits.trade_cost_multiple
     c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
+    c_in = c_in + np.array([inp.entry_discount.get(v, 0.0) for v in order])  # what an entry does not count on
     offset = np.zeros(n)
     for f in inp.in_flight:
         offset[idx[f.from_venue]] += f.amount_eth / inp.portfolio_eth

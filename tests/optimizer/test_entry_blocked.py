@@ -115,3 +115,21 @@ def test_the_max_share_holds_on_exposure_while_an_exit_from_the_venue_is_queued(
     assert reth == pytest.approx(0.3, abs=1e-7)  # 0.3 + the 0.3 still queued out of it = its 0.6 max
     check_invariants(plan)
     assert rebuild_objective(plan) == pytest.approx(plan.problem.objective, abs=1e-7)
+
+
+def test_an_entry_discount_stops_noise_from_buying_but_does_not_sell_what_is_held() -> None:
+    """rETH's estimate is 9 % but its window's lower quantile is 0.5 % (entry_discount 8.5 %/yr): from idle ETH
+    nothing enters it; a book already holding it keeps it, valued at the estimate (hysteresis on the input)."""
+    discount = {"entry_discount": {"rocketpool-reth": 0.085}}
+    fresh = optimize(small_inputs(yields=BEST).model_copy(update=discount))
+    assert fresh.target_weights["rocketpool-reth"] == pytest.approx(0.0, abs=1e-9)
+    assert optimize(small_inputs(yields=BEST)).target_weights["rocketpool-reth"] == pytest.approx(0.6)
+    held = optimize(
+        small_inputs(holdings={"eth": 400.0, "rocketpool-reth": 600.0}, yields=BEST).model_copy(
+            update=discount
+        )
+    )
+    assert held.target_weights["rocketpool-reth"] == pytest.approx(0.6)
+    assert not [m for m in held.moves if m.venue == "rocketpool-reth"]
+    check_invariants(fresh)
+    assert rebuild_objective(fresh) == pytest.approx(fresh.problem.objective, abs=1e-7)
