@@ -25,7 +25,9 @@ class InputRule:
     estimator: Estimator = "median"
     trim: float = 0.25
     min_observations: int = 1
-    entry_quantile: float = 0.5  # an entry counts on this quantile of the window (0.5: the median, no discount)
+    entry_quantile: float = (
+        0.5  # an entry counts on this quantile of the window (0.5: the median, no discount)
+    )
 
 
 class CrossCheckSettings(BaseModel):
@@ -87,7 +89,9 @@ class CrossCheckSettings(BaseModel):
 
     def rule(self) -> InputRule:
         """The window, estimator and entry minimum, as the estimator module takes them."""
-        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations, self.entry_quantile)
+        return InputRule(
+            self.window_days, self.estimator, self.trim, self.min_observations, self.entry_quantile
+        )
 
 
 def check_bounds_early(value: object) -> object:
