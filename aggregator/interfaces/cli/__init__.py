@@ -12,7 +12,8 @@ Exit codes (also in the README):
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
-`health` exits 0 when the daemon's API answers ok and 1 otherwise.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise (no answer, or degraded: no successful cycle
+within api.health_max_age_seconds; the reason is printed).
 
 Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
 (the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
@@ -243,16 +244,25 @@ def show(
 @app.command()
 @exit_codes
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok, 1 otherwise."""
+    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
+    answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
     settings = load_settings(config)
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
     url = f"http://{host}:{settings.api.port}/health"
     try:
-        ok = httpx.get(url, timeout=5).json().get("status") == "ok"
+        response = httpx.get(url, timeout=5)
+        body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
-    if not ok:
+    status = body.get("status") if isinstance(body, dict) else None
+    if status != "ok" or response.status_code != 200:
+        reason = body.get("reason") if isinstance(body, dict) else None
+        print(
+            f"unhealthy: {url}: {status or 'no status'} (HTTP {response.status_code})"
+            + (f": {reason}" if reason else ""),
+            file=sys.stderr,
+        )
         raise typer.Exit(1)
     typer.echo(f"ok: {url}")
 
