@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
+from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
 from aggregator.settings.notify import NotifySettings
 from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
@@ -313,6 +314,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
+    alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
 
