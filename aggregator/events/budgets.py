@@ -27,6 +27,11 @@ class Bar:
         return min(self.value / self.limit, 1.0) if self.limit > 0 else (1.0 if self.value > 0 else 0.0)
 
     @property
+    def near(self) -> bool:
+        """Within a tenth of a ceiling (a floor cannot be 'near' in the same sense: it holds or it does not)."""
+        return self.kind == "max" and self.ratio > 0.9 and not self.breached
+
+    @property
     def breached(self) -> bool:
         tol = 1e-6
         return self.value < self.limit - tol if self.kind == "min" else self.value > self.limit + tol

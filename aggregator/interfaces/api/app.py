@@ -7,6 +7,7 @@ are capped (`api.max_body_bytes`, 413) and must arrive within `api.body_timeout_
 within `api.header_timeout_seconds` (408); at most `api.max_connections` connections are open, idle ones making
 room for new ones (503 only when every one is busy).
 
+    GET  /                            the dashboard (aggregator.interfaces.dashboard); /docs, /redoc work offline
     GET  /health                      the last successful cycle; 503 "degraded" with the reason when it is older
                                       than api.health_max_age_seconds
     GET  /metrics                     Prometheus
@@ -34,10 +35,12 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from aggregator.core.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.events.metrics import Metrics
+from aggregator.interfaces import dashboard
 from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
@@ -103,7 +106,9 @@ def create_app(
     token = usable_token(token)
     started = clock()
     stored_success = _newest_proposal_time(service)
-    app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
+    # Swagger UI from fastapi-offline's vendored assets, ReDoc from the dashboard (its bundle patched so that it
+    # loads nothing from elsewhere): /docs and /redoc work with no internet.
+    app = FastAPIOffline(title="restaking-aggregator", version="0.1.0", description=__doc__, redoc_url=None)
     throttled = Throttled()
 
     async def authorised(credentials: Credentials) -> None:
@@ -186,6 +191,8 @@ def create_app(
         except (NoRatesError, StoreError) as exc:
             raise HTTPException(503, str(exc)) from exc
         return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+
+    dashboard.mount(app, service)
 
     def is_write(method: str, path: str) -> bool:
         return any(
