@@ -8,7 +8,8 @@ Exit codes (also in the README):
     4  no usable yield from any source
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
-    7  not found (`show` with an unknown proposal id)
+    7  not found (`show` with an unknown proposal id, or `show latest` with none yet); `show` with an id start
+       that several ids share exits 2 and lists them
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
@@ -29,7 +30,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -42,6 +43,9 @@ from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordErr
 from aggregator.events.logs import configure_logging
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.settings.backtest import StressEvent
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 (
     EXIT_OK,
@@ -175,11 +179,14 @@ def rebalance(
     settings = _load(config)
     service = Service(settings)
     try:
-        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        result = service.rebalance("cli", apply=apply, wait_seconds=wait)
+        plan = result.plan
         if as_json:
             typer.echo(_json_dump(plan.model_dump(mode="json")))
+            print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
             render.plan_report(Console(), plan, applied=apply)
+            typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
     finally:
         service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
@@ -208,17 +215,22 @@ def history(
 @app.command()
 @exit_codes
 def show(
-    proposal_id: Annotated[str, typer.Argument(help="the proposal id (from history)")],
+    proposal_id: Annotated[
+        str, typer.Argument(help="the proposal id (from history), a unique start of one, or `latest`")
+    ],
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """One proposal in full: moves, why, binding limits, costs."""
+    """One proposal in full: moves, why, binding limits, costs. `show latest` shows the newest; a unique prefix of
+    an id is enough."""
     from aggregator.interfaces import render
     from aggregator.service import Service
 
     settings = _load(config)
+    store = Service(settings).store
+    proposal_id = _resolve_proposal(store, proposal_id)
     try:
-        found = Service(settings).store.proposal(proposal_id)
+        found = store.proposal(proposal_id)
     except DamagedRecordError as exc:
         structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
         print(
@@ -239,6 +251,28 @@ def show(
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
         render.plan_report(console, plan, applied=meta["mode"] == "applied")
+
+
+def _resolve_proposal(store: Store, given: str) -> str:
+    """`latest`, a whole id, or a unique start of one: the whole id. Exits 7 when nothing matches, 2 when the
+    start is shared by several (they are listed)."""
+    if given == "latest":
+        rows = store.proposals(1)
+        if not rows:
+            print("no proposals yet: `aggregator rebalance` makes one", file=sys.stderr)
+            raise typer.Exit(EXIT_NOT_FOUND)
+        return str(rows[0]["id"])
+    matches = store.proposal_ids(given)
+    if given in matches or not matches:
+        return given  # whole, or unknown (reported by the caller)
+    if len(matches) > 1:
+        print(
+            f"{given!r} starts {len(matches)}{'+' if len(matches) == 10 else ''} proposal ids "
+            f"({', '.join(matches[:5])}); give more characters",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return matches[0]
 
 
 @app.command()
