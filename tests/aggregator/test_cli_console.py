@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.aggregator.test_cli_imports import HEAVY, loaded
 from tests.conftest import AGGREGATOR, clean_env, free_port
 
 
@@ -107,3 +108,11 @@ def test_a_busy_port_is_one_line(demo_config: Callable[..., Path]) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert f"api.port = {port}: the HTTP API cannot listen there (the port is in use" in lines[0]
+
+
+def test_version_answers_without_the_heavy_stack() -> None:
+    top, code, stderr = loaded(["--version"], {})
+    assert code == "0", stderr
+    assert not top & set(HEAVY)
+    done = _cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == "aggregator 0.1.0"

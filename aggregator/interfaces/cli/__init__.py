@@ -78,6 +78,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"aggregator {version('restaking-aggregator')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon."""
+
+
 def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
     """Our exceptions become exit codes here, in one place (Typer owns usage errors: exit 2)."""
 
