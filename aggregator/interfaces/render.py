@@ -205,7 +205,10 @@ def history_table(console: Console, rows: list[dict[str, object]]) -> None:
         "gain",
     ):
         table.add_column(
-            col, justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left"
+            col,
+            justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left",
+            no_wrap=col == "id",  # a whole id, to paste into `aggregator show`
+            min_width=max((len(str(r["id"])) for r in rows), default=2) if col == "id" else None,
         )
     for r in rows:
         created = r["created_at"]

@@ -21,6 +21,8 @@ import structlog
 from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
 from aggregator.core.modes import proposal_mode
+from aggregator.events.alerts import Alerter, source_conditions
+from aggregator.events.budgets import breaches
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier
 from aggregator.rates.breaker import SourceHealth
@@ -30,7 +32,7 @@ from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.settings import Settings
 from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
-from optimizer import InFlight, ModelCache
+from optimizer import InFlight, ModelCache, Plan
 
 log = structlog.get_logger(__name__)
 LEASE = "rebalance"
@@ -53,6 +55,7 @@ class Service:
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
         self._retired: list[Notifier] = []  # replaced by a reload, still flushing
+        self.alerter = Alerter(settings.alerts) if settings.alerts.urls else None
         self.now = now
         self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
         self.memory = RateMemory(previous=self.store.latest_values())
@@ -66,6 +69,8 @@ class Service:
         seconds (`notify.deadline_seconds` by default), then logged as `notify_failed`."""
         for notifier in [*self._retired, *([self.notifier] if self.notifier else [])]:
             notifier.close(timeout)
+        if self.alerter:
+            self.alerter.close(timeout)
 
     def use_notify(self, settings: NotifySettings) -> None:
         """A reloaded `[notify]`: later proposals go to the new webhook (none without a URL). The old notifier
@@ -76,12 +81,31 @@ class Service:
             self._retired.append(old)
             threading.Thread(target=old.close, name="notify-retire", daemon=True).start()
 
+    def _alert_sources(self, book: RateBook) -> None:
+        if self.alerter:
+            self.alerter.update("sources", source_conditions(book, self.health))
+
+    def _alert_cycle(
+        self, run_id: str, trigger: str, mode: str, plan: Plan | None, failed: str | None
+    ) -> None:
+        """A message for the proposal, the budgets the current book breaks, and whether the cycle failed."""
+        if self.alerter is None:
+            return
+        if plan is not None:
+            names = {v.id: v.name or v.id for v in self.settings.venues}
+            self.alerter.proposal(run_id, trigger, mode, plan, names)
+            self.alerter.update("limits", breaches(plan))
+            if plan.diagnosis or (plan.hold is not None and plan.hold.is_problem):
+                failed = f"proposal {run_id} holds because of a problem: {plan.reason}"
+        self.alerter.update("cycle", {"cycle:failed": failed} if failed else {})
+
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
         settings = self.settings
         with self._collecting:
             book = collect_sync(settings, self.now, self.health, self.memory)
             self.store.record_rates(book, trigger)
+        self._alert_sources(book)
         if self.metrics:
             self.metrics.observe_book(book)
         return book
@@ -163,6 +187,7 @@ class Service:
         try:
             with self._collecting:
                 book = collect_sync(settings, self.now, self.health, self.memory)
+            self._alert_sources(book)
             if self.metrics:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
@@ -180,8 +205,11 @@ class Service:
                     run_id=run_id,
                     apply=apply,
                 )
-            except NoRatesError:
+            except NoRatesError as exc:
                 self.store.record_cycle(book, trigger, run_id, None, apply=False, fence=fence)
+                self._alert_cycle(
+                    run_id, trigger, "dry_run", None, f"cycle {run_id} ({trigger}) failed: {exc}"
+                )
                 raise
             self.store.record_cycle(
                 book,
@@ -194,6 +222,8 @@ class Service:
             )
             if self.metrics:
                 self.metrics.observe_plan(result.plan, apply, time.time())
+            mode = "applied" if apply and result.plan.status == "rebalance" else "dry_run"
+            self._alert_cycle(run_id, trigger, mode, result.plan, None)
             if self.notifier:
                 plan = result.plan
                 self.notifier.send(
@@ -231,6 +261,16 @@ class Service:
             return result
         except LeaseLostError as exc:
             log.error("lease_lost", trigger=trigger, lease=owner, epoch=fence.epoch, error=str(exc))
+            raise
+        except (StoreError, ConfigError) as exc:
+            self._alert_cycle("", trigger, "dry_run", None, f"a {trigger} cycle failed: {exc}")
+            raise
+        except NoRatesError:
+            raise  # alerted above, where the collection was recorded
+        except Exception as exc:
+            self._alert_cycle(
+                "", trigger, "dry_run", None, f"a {trigger} cycle failed: {type(exc).__name__}: {exc}"
+            )
             raise
         finally:
             log.info("cycle_finished", trigger=trigger, lease=owner)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
+from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
 from aggregator.settings.notify import NotifySettings
 from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
@@ -180,6 +181,20 @@ class ScheduleSettings(_Section):
             ) from exc
         return value
 
+    def longest_gap_seconds(self) -> float:
+        """The longest wait between two scheduled rebalances (over the next eight days for a cron schedule)."""
+        if self.rebalance_every_minutes is not None:
+            return self.rebalance_every_minutes * 60.0
+        trigger = CronTrigger.from_crontab(self.rebalance_cron, timezone=UTC)
+        start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: a weekly schedule shows its whole week
+        fire, gap = trigger.get_next_fire_time(None, start), 0.0
+        while fire is not None and fire < start + timedelta(days=8):
+            nxt = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+            if nxt is None:
+                break
+            gap, fire = max(gap, (nxt - fire).total_seconds()), nxt
+        return gap or 86_400.0
+
 
 class DatabaseSettings(_Section):
     url: str = Field(
@@ -248,6 +263,14 @@ class ApiSettings(_Section):
         le=10_000,
         description="open connections at most; idle ones make room for new ones, 503 when all are busy",
     )
+    health_max_age_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="/health and `aggregator health` report degraded (503, exit 1) when the last successful "
+        "cycle is older than this; default: twice the longest gap of the rebalance schedule plus "
+        "schedule.cycle_timeout_seconds",
+    )
 
 
 class LoggingSettings(_Section):
@@ -291,6 +314,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
+    alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
 
@@ -364,6 +388,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"backtest.stress: unknown risk node {e.node!r}; valid: {sorted(nodes)}")
             if not bt.start <= e.on <= bt.end:
                 raise ValueError(f"backtest.stress[{e.node}]: date {e.on} is outside {bt.start}..{bt.end}")
+
+    @property
+    def health_max_age_seconds(self) -> float:
+        """How old the last successful cycle may be before health is degraded (`api.health_max_age_seconds`)."""
+        if self.api.health_max_age_seconds is not None:
+            return self.api.health_max_age_seconds
+        return 2 * self.schedule.longest_gap_seconds() + self.schedule.cycle_timeout_seconds
 
     @property
     def portfolio_eth(self) -> float:

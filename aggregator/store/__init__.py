@@ -170,7 +170,13 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     """An engine on `url`, migrated to the latest schema."""
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # not a directory, no permission, read-only file system
+            raise ConfigError(
+                f"database.url = {url!r}: its directory {str(path.parent)!r} does not exist and cannot be created "
+                f"({exc.strerror or exc}); create it, or point database.url (AGGREGATOR_DATABASE__URL) elsewhere"
+            ) from exc
         if path.exists() and path.stat().st_size > 0:
             check_file(path)  # never migrate or write a damaged file
     engine = _create_engine(url)
@@ -320,6 +326,17 @@ class Store:
         query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
         with self._read("reading the proposals") as conn:
             return [_meta(row._asdict()) for row in conn.execute(query)]
+
+    def proposal_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """The ids starting with `prefix` (matched literally), newest first, at most `limit`."""
+        query = (
+            select(proposals.c.id)
+            .where(proposals.c.id.startswith(prefix, autoescape=True))
+            .order_by(proposals.c.collection_id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row.id for row in conn.execute(query)]
 
     def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
         """One proposal: its row and its full plan. DamagedRecordError if either does not parse."""

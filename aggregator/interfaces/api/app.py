@@ -7,7 +7,9 @@ are capped (`api.max_body_bytes`, 413) and must arrive within `api.body_timeout_
 within `api.header_timeout_seconds` (408); at most `api.max_connections` connections are open, idle ones making
 room for new ones (503 only when every one is busy).
 
-    GET  /health                      liveness and the last successful cycle
+    GET  /                            the dashboard (aggregator.interfaces.dashboard); /docs, /redoc work offline
+    GET  /health                      the last successful cycle; 503 "degraded" with the reason when it is older
+                                      than api.health_max_age_seconds
     GET  /metrics                     Prometheus
     GET  /api/v1/rates                the latest stored collection
     GET  /api/v1/proposals            the latest proposals (?limit=)
@@ -22,7 +24,9 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -31,10 +35,12 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.events.metrics import Metrics
+from aggregator.interfaces import dashboard
 from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
@@ -89,10 +95,20 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout_seconds: float = 10.0,
+    health_max_age_seconds: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The API over `service`. A token shorter than 16 characters counts as none (logged at once)."""
+    """The API over `service`. A token shorter than 16 characters counts as none (logged at once).
+
+    `/health` is degraded when the last successful cycle (this process's, else the newest stored proposal) is
+    older than `health_max_age_seconds`, or when none has succeeded that long after the API started; `clock` is
+    Unix time (a test moves it)."""
     token = usable_token(token)
-    app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
+    started = clock()
+    stored_success = _newest_proposal_time(service)
+    # Swagger UI from fastapi-offline's vendored assets, ReDoc from the dashboard (its bundle patched so that it
+    # loads nothing from elsewhere): /docs and /redoc work with no internet.
+    app = FastAPIOffline(title="restaking-aggregator", version="0.1.0", description=__doc__, redoc_url=None)
     throttled = Throttled()
 
     async def authorised(credentials: Credentials) -> None:
@@ -107,10 +123,27 @@ def create_app(
                 401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        last = metrics.last_success._value.get()
-        return {"status": "ok", "last_successful_cycle": last or None, "dry_run_default": True}
+    @app.get("/health", responses={503: {"description": "degraded: no successful cycle recently enough"}})
+    async def health(response: Response) -> dict[str, Any]:
+        last = metrics.last_success_at or stored_success
+        body: dict[str, Any] = {"status": "ok", "last_successful_cycle": last, "dry_run_default": True}
+        if health_max_age_seconds is None:
+            return body
+        now = clock()
+        age = now - (last if last is not None else started)
+        body |= {"age_seconds": round(age, 3), "max_age_seconds": health_max_age_seconds}
+        if age > health_max_age_seconds:
+            since = (
+                f"the last successful cycle was {age:.0f}s ago"
+                if last is not None
+                else f"no cycle has succeeded since the API started {age:.0f}s ago"
+            )
+            body |= {
+                "status": "degraded",
+                "reason": f"{since}, more than api.health_max_age_seconds={health_max_age_seconds:g}",
+            }
+            response.status_code = 503
+        return body
 
     @app.get(
         "/metrics",
@@ -159,6 +192,8 @@ def create_app(
             raise HTTPException(503, str(exc)) from exc
         return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
 
+    dashboard.mount(app, service)
+
     def is_write(method: str, path: str) -> bool:
         return any(
             isinstance(route, APIRoute)
@@ -175,6 +210,17 @@ def create_app(
         body_timeout_seconds=body_timeout_seconds,
     )
     return app
+
+
+def _newest_proposal_time(service: Service) -> float | None:
+    """Unix time of the newest stored proposal with a readable time (a restarted daemon's last success)."""
+    try:
+        rows = service.store.proposals(1)
+    except StoreError as exc:
+        log.warning("health_history_unreadable", error=str(exc))
+        return None
+    created = rows[0].get("created_at") if rows else None
+    return created.timestamp() if isinstance(created, datetime) else None
 
 
 class ApiServer:

@@ -8,12 +8,14 @@ Exit codes (also in the README):
     4  no usable yield from any source
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
-    7  not found (`show` with an unknown proposal id)
+    7  not found (`show` with an unknown proposal id, or `show latest` with none yet); `show` with an id start
+       that several ids share exits 2 and lists them
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
-`health` exits 0 when the daemon's API answers ok and 1 otherwise. `sources check` exits 4 when a required quote
-(the only quote of a venue component) is unusable.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise (no answer, or degraded: no successful cycle
+within api.health_max_age_seconds; the reason is printed). `sources check` exits 4 when a required quote (the only
+quote of a venue component) is unusable.
 
 Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
 (the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
@@ -29,7 +31,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -42,6 +44,9 @@ from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordErr
 from aggregator.events.logs import configure_logging
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.settings.backtest import StressEvent
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 (
     EXIT_OK,
@@ -72,6 +77,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on 
 DEFAULT_CONFIG = Path("config/demo.toml")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"aggregator {version('restaking-aggregator')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon."""
 
 
 def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
@@ -180,11 +203,14 @@ def rebalance(
     settings = _load(config)
     service = Service(settings)
     try:
-        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        result = service.rebalance("cli", apply=apply, wait_seconds=wait)
+        plan = result.plan
         if as_json:
             typer.echo(_json_dump(plan.model_dump(mode="json")))
+            print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
             render.plan_report(Console(), plan, applied=apply)
+            typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
     finally:
         service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.hold is not None and plan.hold.is_problem:
@@ -213,17 +239,22 @@ def history(
 @app.command()
 @exit_codes
 def show(
-    proposal_id: Annotated[str, typer.Argument(help="the proposal id (from history)")],
+    proposal_id: Annotated[
+        str, typer.Argument(help="the proposal id (from history), a unique start of one, or `latest`")
+    ],
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """One proposal in full: moves, why, binding limits, costs."""
+    """One proposal in full: moves, why, binding limits, costs. `show latest` shows the newest; a unique prefix of
+    an id is enough."""
     from aggregator.interfaces import render
     from aggregator.service import Service
 
     settings = _load(config)
+    store = Service(settings).store
+    proposal_id = _resolve_proposal(store, proposal_id)
     try:
-        found = Service(settings).store.proposal(proposal_id)
+        found = store.proposal(proposal_id)
     except DamagedRecordError as exc:
         structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
         print(
@@ -246,19 +277,50 @@ def show(
         render.plan_report(console, plan, applied=meta["mode"] == "applied")
 
 
+def _resolve_proposal(store: Store, given: str) -> str:
+    """`latest`, a whole id, or a unique start of one: the whole id. Exits 7 when nothing matches, 2 when the
+    start is shared by several (they are listed)."""
+    if given == "latest":
+        rows = store.proposals(1)
+        if not rows:
+            print("no proposals yet: `aggregator rebalance` makes one", file=sys.stderr)
+            raise typer.Exit(EXIT_NOT_FOUND)
+        return str(rows[0]["id"])
+    matches = store.proposal_ids(given)
+    if given in matches or not matches:
+        return given  # whole, or unknown (reported by the caller)
+    if len(matches) > 1:
+        print(
+            f"{given!r} starts {len(matches)}{'+' if len(matches) == 10 else ''} proposal ids "
+            f"({', '.join(matches[:5])}); give more characters",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return matches[0]
+
+
 @app.command()
 @exit_codes
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok, 1 otherwise."""
+    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
+    answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
     settings = load_settings(config)
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
     url = f"http://{host}:{settings.api.port}/health"
     try:
-        ok = httpx.get(url, timeout=5).json().get("status") == "ok"
+        response = httpx.get(url, timeout=5)
+        body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
-    if not ok:
+    status = body.get("status") if isinstance(body, dict) else None
+    if status != "ok" or response.status_code != 200:
+        reason = body.get("reason") if isinstance(body, dict) else None
+        print(
+            f"unhealthy: {url}: {status or 'no status'} (HTTP {response.status_code})"
+            + (f": {reason}" if reason else ""),
+            file=sys.stderr,
+        )
         raise typer.Exit(1)
     typer.echo(f"ok: {url}")
 
