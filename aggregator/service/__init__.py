@@ -51,7 +51,8 @@ class Service:
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
         self.now = now
-        self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
+        db = settings.database
+        self.store = store or Store(db.url, db.busy_timeout_seconds, now, owner=db.owner, adopt=db.adopt)
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
