@@ -23,6 +23,8 @@ from execution.book import (
 )
 
 SOURCE = "chain"
+COVERED = ("eth", "lido-steth", "rocketpool-reth", "eigenlayer-steth")
+"""The venues the chain reader reads; the others keep the book the service expected."""
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 log = structlog.get_logger(__name__)
 

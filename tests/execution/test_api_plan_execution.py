@@ -26,6 +26,8 @@ def test_a_proposal_has_its_timeline_and_its_safe_batches(demo_config: Callable[
     server.start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=120) as client:
+            booked = client.get("/api/v1/book").json()
+            assert booked["source"] == "config" and booked["holdings_eth"]["eigenlayer-steth"] == 4000.0
             made = client.post("/api/v1/rebalance", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
             assert made.status_code == 200, made.text
             proposal = made.json()["proposal"]

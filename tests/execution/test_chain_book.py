@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from Crypto.Hash import keccak as pycryptodome_keccak
+from structlog.testing import capture_logs
 
 from aggregator.core.errors import SourceDataError
+from aggregator.service import Service
 from aggregator.service.chain import read_book
+from aggregator.settings import load_settings
 from execution.calls import (
     EIGEN_STETH_STRATEGY,
     EIGEN_STRATEGY_MANAGER,
@@ -170,3 +173,40 @@ def test_aggregator_book_prints_the_treasury_positions(
     assert doc["source"] == f"chain at block {BLOCK}"
     assert doc["holdings_eth"]["lido-steth"] == pytest.approx(160.0)
     assert doc["in_flight"][0]["eth"] == pytest.approx(20.0)
+
+
+def test_a_cycle_plans_from_the_chain_book_and_logs_the_drift(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """The demo config expects 10,000 ETH (1,000 idle, 5,000 stETH, 4,000 in EigenLayer); the chain holds the
+    treasury above: the plan starts from the chain, and `book_drift` names each difference."""
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    service = Service(load_settings(config))
+    with capture_logs() as logs:
+        plan = service.rebalance("cli").plan
+    # settled 235 ETH on chain plus the 20 ETH pending Lido request (counted where it lands, at eth)
+    assert plan.portfolio_eth == pytest.approx(12.5 + 160 + 11 + 31.5 + 20)
+    [drift] = [e for e in logs if e["event"] == "book_drift"]
+    assert drift["venues"]["eth"] == {"expected": 1000.0, "chain": 12.5}
+    assert drift["venues"]["rocketpool-reth"] == {"expected": 0.0, "chain": 11.0}
+    assert drift["in_flight_chain_eth"] == pytest.approx(20.0)
+
+
+def test_a_failed_chain_read_keeps_the_expected_book(tmp_path: Path) -> None:
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "http://127.0.0.1:9/rpc"\n', 1
+        ),
+    )
+    service = Service(load_settings(config))
+    with capture_logs() as logs:
+        plan = service.rebalance("cli").plan
+    assert plan.portfolio_eth == pytest.approx(10_000.0)
+    assert any(e["event"] == "chain_book_unavailable" for e in logs)

@@ -11,6 +11,7 @@ room for new ones (503 only when every one is busy).
     GET  /metrics                     Prometheus
     GET  /api/v1/rates                the latest stored collection
     GET  /api/v1/proposals            the latest proposals (?limit=)
+    GET  /api/v1/book                 the current book and its source (chain at block N, applied plan, config)
     GET  /api/v1/proposals/{id}       one proposal with its plan and its timeline
     GET  /api/v1/proposals/{id}/safe-batch   its Safe Transaction Builder files (?safe=0x…&slippage=), never sent
     POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
@@ -35,7 +36,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.core.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.core.errors import CycleBusyError, DamagedRecordError, NoRatesError, SourceError, StoreError
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
@@ -131,6 +132,13 @@ def create_app(
         if found is None:
             raise HTTPException(404, "no rates collected yet")
         return found
+
+    @app.get("/api/v1/book", responses=_errors(503))
+    def current_book() -> dict[str, Any]:
+        try:
+            return service.book_report()
+        except SourceError as exc:
+            raise HTTPException(503, f"the book could not be read from chain: {exc}") from exc
 
     @app.get("/api/v1/proposals")
     def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:

@@ -244,20 +244,18 @@ def rebalance(
 @exit_codes
 def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """The book per venue: read on chain at one block when [portfolio] address and rpc_url are set (tokens and
-    ETH, pending Lido withdrawals in flight), else the config's holdings."""
+    ETH, pending Lido withdrawals in flight), else the applied plans' book, else the config's holdings. Exit 4
+    when the chain cannot be read."""
     from aggregator.core.errors import SourceError
-    from aggregator.service.chain import read_book
+    from aggregator.service import Service
 
     settings = _load(config)
     portfolio = settings.portfolio
-    if portfolio.address is None or portfolio.rpc_url is None:
-        out: dict[str, object] = {"source": "config", "holdings_eth": dict(portfolio.holdings_eth)}
-    else:
-        try:
-            out = read_book(portfolio.rpc_url, portfolio.address).as_dict()
-        except SourceError as exc:
-            print(f"the book could not be read from chain: {exc}", file=sys.stderr)
-            raise typer.Exit(EXIT_NO_RATES) from exc
+    try:
+        out = Service(settings).book_report()
+    except SourceError as exc:
+        print(f"the book could not be read from chain: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_NO_RATES) from exc
     if as_json:
         typer.echo(_json_dump(out))
         return
@@ -268,10 +266,12 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     for venue, eth in out["holdings_eth"].items():  # type: ignore[attr-defined]
         console.print(f"  {venue:<20} {eth:>14,.6f} ETH")
     for f in out.get("in_flight", []):  # type: ignore[attr-defined]
-        state = "finalised, claimable" if f["finalized"] else "waiting for finalisation"
-        console.print(
-            f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH (request {f['request_id']}, {state})"
-        )
+        if "request_id" in f:
+            state = "finalised, claimable" if f["finalized"] else "waiting for finalisation"
+            when = f"Lido request {f['request_id']}, {state}"
+        else:
+            when = f"due {f['due']}"
+        console.print(f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH ({when})")
 
 
 @app.command()
