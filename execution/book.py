@@ -16,18 +16,23 @@ from typing import Any
 
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
+from eth_hash.auto import keccak
 
 from execution.calls import (
     EIGEN_STETH_STRATEGY,
     EIGEN_STRATEGY_MANAGER,
     LIDO_WITHDRAWAL_QUEUE,
     RETH,
+    ROCKET_DEPOSIT_POOL,
+    ROCKET_STORAGE,
     STETH,
     WSTETH,
     selector,
 )
 
 WEI = 10**18
+ROCKET_DEPOSIT_POOL_KEY = keccak(b"contract.address" + ROCKET_DEPOSIT_POOL.encode())
+"""RocketStorage's key of the deposit pool's address: keccak256(abi.encodePacked("contract.address", name))."""
 MAX_REQUESTS = 1000
 """Pending Lido withdrawal requests read at most (a treasury has a handful)."""
 
@@ -70,6 +75,14 @@ def first_round(address: str) -> list[EthCall]:
             returns="uint256",
         ),
         _call(
+            "rocket_deposit_pool",
+            ROCKET_STORAGE,
+            "getAddress",
+            ("bytes32",),
+            (ROCKET_DEPOSIT_POOL_KEY,),
+            returns="address",
+        ),
+        _call(
             "lido_requests",
             LIDO_WITHDRAWAL_QUEUE,
             "getWithdrawalRequests",
@@ -84,13 +97,21 @@ def second_round(first: Mapping[str, Any]) -> list[EthCall]:
     """The calls that need the first round's answers."""
     calls = [
         _call(
+            "eigen_steth_rate",
+            EIGEN_STETH_STRATEGY,
+            "sharesToUnderlyingView",
+            ("uint256",),
+            (WEI,),
+            returns="uint256",
+        ),
+        _call(
             "eigen_steth_underlying",
             EIGEN_STETH_STRATEGY,
             "sharesToUnderlyingView",
             ("uint256",),
             (first["eigen_steth_shares"],),
             returns="uint256",
-        )
+        ),
     ]
     ids = list(first["lido_requests"])
     if len(ids) > MAX_REQUESTS:
@@ -153,6 +174,8 @@ class ChainBook:
     block: int
     positions: list[Position]
     pending: list[Pending] = field(default_factory=list)
+    rates: dict[str, float] = field(default_factory=dict)  # venue → rate, as execution.calls.RATE_KEYS
+    resolved: dict[str, str] = field(default_factory=dict)  # registry name → address
 
     def holdings_eth(self) -> dict[str, float]:
         """ETH per venue, settled positions only."""
@@ -169,6 +192,8 @@ class ChainBook:
             "positions": [vars(p) for p in self.positions],
             "in_flight": [vars(p) for p in self.pending],
             "holdings_eth": self.holdings_eth(),
+            "rates": self.rates,
+            "resolved": self.resolved,
         }
 
 
@@ -193,4 +218,10 @@ def assemble(address: str, block: int, balance_wei: int, answers: Mapping[str, A
         for request_id, status in zip(answers["lido_requests"], answers.get("lido_statuses", ()), strict=True)
         if not status[5]  # claimed requests are no longer in flight
     ]
-    return ChainBook(address, block, [p for p in positions if p.tokens > 0], pending)
+    rates = {
+        "rocketpool-reth": eth_per_reth,
+        "eigenlayer-steth": answers["eigen_steth_rate"] / WEI,
+    }
+    pool = str(answers["rocket_deposit_pool"])
+    resolved = {} if int(pool, 16) == 0 else {ROCKET_DEPOSIT_POOL: pool}
+    return ChainBook(address, block, [p for p in positions if p.tokens > 0], pending, rates, resolved)

@@ -25,6 +25,7 @@ from execution.calls import (
     EIGEN_STRATEGY_MANAGER,
     LIDO_WITHDRAWAL_QUEUE,
     RETH,
+    ROCKET_STORAGE,
     STETH,
     WSTETH,
 )
@@ -33,13 +34,18 @@ from tests.fixture_server import FixtureServer, Reply
 
 TREASURY = "0x2222222222222222222222222222222222222222"
 BLOCK = 0x1588A00
+DEPOSIT_POOL = "0xDD3f50F8A6CafbE9b31a427582963f465E745AF8"  # what RocketStorage answers here
 E18 = 10**18
 
 
-def sel(signature: str) -> str:
+def k256(data: bytes) -> str:
     h = pycryptodome_keccak.new(digest_bits=256)
-    h.update(signature.encode())
-    return "0x" + h.hexdigest()[:8]
+    h.update(data)
+    return h.hexdigest()
+
+
+def sel(signature: str) -> str:
+    return "0x" + k256(signature.encode())[:8]
 
 
 def word(n: int) -> str:
@@ -64,6 +70,9 @@ ANSWERS = {
         EIGEN_STRATEGY_MANAGER,
         sel("stakerDepositShares(address,address)") + addr(TREASURY) + addr(EIGEN_STETH_STRATEGY),
     ): "0x" + word(30 * E18),
+    (EIGEN_STETH_STRATEGY, sel("sharesToUnderlyingView(uint256)") + word(E18)): "0x" + word(105 * E18 // 100),
+    (ROCKET_STORAGE, sel("getAddress(bytes32)") + k256(b"contract.addressrocketDepositPool")): "0x"
+    + addr(DEPOSIT_POOL),
     (EIGEN_STETH_STRATEGY, sel("sharesToUnderlyingView(uint256)") + word(30 * E18)): "0x"
     + word(315 * E18 // 10),
     (LIDO_WITHDRAWAL_QUEUE, sel("getWithdrawalRequests(address)") + addr(TREASURY)): "0x"
@@ -130,6 +139,8 @@ def test_the_book_read_matches_hand_computed_eth_values(chain: tuple[FixtureServ
     assert book.holdings_eth() == pytest.approx(
         {"eth": 12.5, "lido-steth": 100 + 50 * 1.2, "rocketpool-reth": 11.0, "eigenlayer-steth": 31.5}
     )
+    assert book.rates == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    assert {k: v.lower() for k, v in book.resolved.items()} == {"rocketDepositPool": DEPOSIT_POOL.lower()}
     [pending] = book.pending  # request 9 is claimed: no longer in flight
     assert (pending.request_id, pending.eth, pending.finalized) == (7, 20.0, False)
     assert server.hits["/rpc"] == 3  # the block number, then two batches
@@ -210,3 +221,35 @@ def test_a_failed_chain_read_keeps_the_expected_book(tmp_path: Path) -> None:
         plan = service.rebalance("cli").plan
     assert plan.portfolio_eth == pytest.approx(10_000.0)
     assert any(e["event"] == "chain_book_unavailable" for e in logs)
+
+
+def test_safe_batch_takes_rates_and_the_deposit_pool_from_chain(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    out_dir = tmp_path / "b"
+    done = subprocess.run(
+        [AGGREGATOR, "rebalance", "--config", str(config), "--safe-batch", str(out_dir)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    [summary_file] = out_dir.glob("*-summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["safe"].lower() == TREASURY
+    assert summary["rates"] == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    calls = [c for d in summary["days"] for c in d["calls"]]
+    manual = [m["why"] for d in summary["days"] for m in d["manual"]]
+    assert not any("none was given" in why or "was not resolved" in why for why in manual)
+    # this plan buys rETH: the deposit goes to the pool RocketStorage named, encoded, not left manual
+    assert ("deposit()", DEPOSIT_POOL) in [(c["function"], c["to"]) for c in calls]

@@ -223,6 +223,19 @@ def rebalance(
         else:
             render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
         if safe_batch is not None and account is not None:
+            resolved: dict[str, str] = {}
+            if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
+                from aggregator.core.errors import SourceError
+                from aggregator.service.chain import read_book
+
+                try:
+                    chain = read_book(settings.portfolio.rpc_url, account)
+                    rates_given = chain.rates | rates_given  # --rate overrides what the chain says
+                    resolved = chain.resolved
+                except SourceError as exc:
+                    print(
+                        f"rates not read from chain ({exc}); steps needing them are manual", file=sys.stderr
+                    )
             written, _ = batch.write(
                 safe_batch,
                 result.run_id,
@@ -231,6 +244,7 @@ def rebalance(
                 slippage=slippage,
                 rates=rates_given,
                 created=created,
+                resolved=resolved,
             )
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)

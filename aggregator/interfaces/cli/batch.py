@@ -40,9 +40,10 @@ def write(
     slippage: float,
     rates: Mapping[str, float],
     created: datetime,
+    resolved: Mapping[str, str] | None = None,
 ) -> tuple[list[Path], dict[str, object]]:
     """Write the batch files and `<plan>-summary.json` (every call and every manual step) into `directory`."""
-    ctx = Context(safe=safe, slippage=slippage, rates=dict(rates))
+    ctx = Context(safe=safe, slippage=slippage, rates=dict(rates), resolved=dict(resolved or {}))
     days = batches(timeline, plan_id, ctx, created)
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
