@@ -149,6 +149,23 @@ class PortfolioSettings(_Section):
         min_length=1, max_length=MAX_VENUES
     )
     size_eth: float | None = Field(default=None, gt=0.0, le=MAX_ETH * MAX_VENUES)
+    address: str | None = Field(
+        default=None,
+        description="the treasury's account (a Safe or any address): owner of the withdrawal requests and the "
+        "Safe the Transaction Builder batches are made for",
+    )
+    rpc_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="an Ethereum JSON-RPC endpoint: with `address`, `aggregator book` reads what it holds on chain",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(r"0x[0-9a-fA-F]{40}", value) is None:
+            raise ValueError("not an address; write 0x followed by 40 hex digits (the Safe's address)")
+        return value
 
 
 class ScheduleSettings(_Section):
@@ -199,7 +216,8 @@ class ScheduleSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = Field(
         default="sqlite:///aggregator.sqlite",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder. Unset in a "
+        "config file: <config name>.sqlite beside the file, so two configs never share a store",
     )
     busy_timeout_seconds: float = Field(
         default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
@@ -209,6 +227,17 @@ class DatabaseSettings(_Section):
         gt=0,
         le=10_080,
         description="SQLite: the daemon quick-checks the file (and its write-ahead log) this often",
+    )
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="this config's identity, recorded in the store it creates; a store is refused to another "
+        "identity. Default: the config file's name without .toml",
+    )
+    adopt: bool = Field(
+        default=False,
+        description="take over a store another config created (its recorded owner becomes this config)",
     )
 
     @field_validator("url")
@@ -435,6 +464,10 @@ class Settings(BaseSettings):
 def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
     raw = _read_toml(path)
+    db = raw.setdefault("database", {})
+    if isinstance(db, dict):  # one store per config: its identity is the file's name unless it names another
+        db.setdefault("url", f"sqlite:///{path.stem}.sqlite")
+        db.setdefault("owner", path.stem)
     _resolve_paths(raw, path.parent)
     try:
         return Settings(**raw)

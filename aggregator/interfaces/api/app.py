@@ -13,7 +13,9 @@ room for new ones (503 only when every one is busy).
     GET  /metrics                     Prometheus
     GET  /api/v1/rates                the latest stored collection
     GET  /api/v1/proposals            the latest proposals (?limit=)
-    GET  /api/v1/proposals/{id}       one proposal with its plan
+    GET  /api/v1/book                 the current book and its source (chain at block N, applied plan, config)
+    GET  /api/v1/proposals/{id}       one proposal with its plan and its timeline
+    GET  /api/v1/proposals/{id}/safe-batch   its Safe Transaction Builder files (?safe=0x…&slippage=), never sent
     POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
 """
 
@@ -26,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -38,7 +40,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.core.errors import (
+    ConfigError,
+    CycleBusyError,
+    DamagedRecordError,
+    NoRatesError,
+    SourceError,
+    StoreError,
+)
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces import dashboard
 from aggregator.interfaces.api.connections import (
@@ -51,6 +60,9 @@ from aggregator.interfaces.api.connections import (
 )
 from aggregator.interfaces.api.guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
 from aggregator.service import Service
+from execution.calls import Context
+from execution.safe import batches, summary
+from execution.timeline import plan_timeline
 
 log = structlog.get_logger(__name__)
 _bearer = HTTPBearer(auto_error=False)
@@ -160,6 +172,13 @@ def create_app(
             raise HTTPException(404, "no rates collected yet")
         return found
 
+    @app.get("/api/v1/book", responses=_errors(503))
+    def current_book() -> dict[str, Any]:
+        try:
+            return service.book_report()
+        except SourceError as exc:
+            raise HTTPException(503, f"the book could not be read from chain: {exc}") from exc
+
     @app.get("/api/v1/proposals")
     def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         return service.store.proposals(limit)
@@ -174,7 +193,31 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        return {"proposal": meta, "plan": plan.model_dump(mode="json")}
+        return {"proposal": meta, "plan": plan.model_dump(mode="json"), "timeline": _timeline(meta, plan)}
+
+    @app.get("/api/v1/proposals/{proposal_id}/safe-batch", responses=_errors(400, 404, 500))
+    def safe_batch(
+        proposal_id: str,
+        safe: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+        slippage: Annotated[float, Query(ge=0.0, le=0.05)] = 0.005,
+    ) -> dict[str, Any]:
+        account = safe or service.settings.portfolio.address
+        if account is None:
+            raise HTTPException(400, "no Safe address: pass ?safe=0x… or set [portfolio] address")
+        try:
+            found = service.store.proposal(proposal_id)
+        except DamagedRecordError as exc:
+            raise HTTPException(500, str(exc)) from exc
+        if found is None:
+            raise HTTPException(404, f"no proposal {proposal_id!r}")
+        meta, plan = found
+        created = meta.get("created_at") or datetime.now(UTC)
+        ctx = Context(safe=account, slippage=slippage)
+        days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
+        return {
+            "summary": summary(proposal_id, days, ctx),
+            "batches": {f"{proposal_id}-{d.filename}": d.batch for d in days if d.batch is not None},
+        }
 
     @app.post(
         "/api/v1/rebalance",
@@ -190,7 +233,11 @@ def create_app(
             raise HTTPException(409, str(exc)) from exc
         except (NoRatesError, StoreError, ConfigError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+        return {
+            "proposal": result.run_id,
+            "plan": result.plan.model_dump(mode="json"),
+            "timeline": plan_timeline(result.plan, datetime.now(UTC).date()).as_dict(),
+        }
 
     dashboard.mount(app, service)
 
@@ -288,3 +335,9 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def _timeline(meta: dict[str, Any], plan: Any) -> dict[str, object] | None:
+    """A stored proposal's timeline from the day it was made (None when its time is damaged)."""
+    created = meta.get("created_at")
+    return plan_timeline(plan, created.date()).as_dict() if isinstance(created, datetime) else None

@@ -186,6 +186,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
 @app.command()
 @exit_codes
 def rebalance(
+    *,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
     apply: Annotated[
@@ -194,27 +195,128 @@ def rebalance(
     wait: Annotated[
         float, typer.Option("--wait", help="seconds to wait if another rebalance is running")
     ] = 30.0,
+    safe_batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--safe-batch",
+            help="write the plan's Safe Transaction Builder files into this folder, one per date of its timeline",
+        ),
+    ] = None,
+    safe: Annotated[
+        str | None, typer.Option("--safe", help="the Safe's address (default: [portfolio] address)")
+    ] = None,
+    slippage: Annotated[
+        float,
+        typer.Option(
+            "--slippage", min=0.0, max=0.05, help="allowance taken off amounts a deposit must return"
+        ),
+    ] = 0.005,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", help="an exchange rate read at planning time, VENUE=RATE (repeatable)"),
+    ] = None,
 ) -> None:
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
-    (nothing is traded: the book is what the service believes you hold)."""
+    (nothing is traded: the book is what the service believes you hold). The plan's timeline shows each move on
+    the day the chain allows it; --safe-batch writes the transactions to sign, never sends any."""
+    from datetime import UTC, datetime
+
     from aggregator.interfaces import render
+    from aggregator.interfaces.cli import batch
     from aggregator.service import Service
+    from execution.timeline import plan_timeline
 
     settings = _load(config)
+    account = safe or settings.portfolio.address
+    if safe_batch is not None:
+        if account is None or re.fullmatch(r"0x[0-9a-fA-F]{40}", account) is None:
+            print(
+                f"--safe-batch needs the Safe's address: --safe 0x… (40 hex digits) or [portfolio] address "
+                f"(got {account!r})",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        try:
+            rates_given = batch.parse_rates(rate or [])
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            raise typer.Exit(EXIT_USAGE) from exc
     service = Service(settings)
     try:
         result = service.rebalance("cli", apply=apply, wait_seconds=wait)
         plan = result.plan
+        created = datetime.now(UTC)
+        timeline = plan_timeline(plan, created.date())
         if as_json:
             typer.echo(_json_dump(plan.model_dump(mode="json")))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
-            render.plan_report(Console(), plan, applied=apply)
+            render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
             typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
+        if safe_batch is not None and account is not None:
+            resolved: dict[str, str] = {}
+            if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
+                from aggregator.core.errors import SourceError
+                from aggregator.service.chain import read_book
+
+                try:
+                    chain = read_book(settings.portfolio.rpc_url, account)
+                    rates_given = chain.rates | rates_given  # --rate overrides what the chain says
+                    resolved = chain.resolved
+                except SourceError as exc:
+                    print(
+                        f"rates not read from chain ({exc}); steps needing them are manual", file=sys.stderr
+                    )
+            written, _ = batch.write(
+                safe_batch,
+                result.run_id,
+                timeline,
+                safe=account,
+                slippage=slippage,
+                rates=rates_given,
+                created=created,
+                resolved=resolved,
+            )
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
     finally:
         service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.hold is not None and plan.hold.is_problem:
         raise typer.Exit(EXIT_PLAN_PROBLEM)
+
+
+@app.command()
+@exit_codes
+def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """The book per venue: read on chain at one block when [portfolio] address and rpc_url are set (tokens and
+    ETH, pending Lido withdrawals in flight), else the applied plans' book, else the config's holdings. Exit 4
+    when the chain cannot be read."""
+    from aggregator.core.errors import SourceError
+    from aggregator.service import Service
+
+    settings = _load(config)
+    portfolio = settings.portfolio
+    try:
+        out = Service(settings).book_report()
+    except SourceError as exc:
+        print(f"the book could not be read from chain: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_NO_RATES) from exc
+    if as_json:
+        typer.echo(_json_dump(out))
+        return
+    console = Console()
+    console.print(f"book of {portfolio.address or 'the config'}: {out['source']}")
+    for p in out.get("positions", []):  # type: ignore[attr-defined]
+        console.print(f"  {p['venue']:<20} {p['tokens']:>16,.6f} {p['token']:<34} = {p['eth']:>14,.6f} ETH")
+    for venue, eth in out["holdings_eth"].items():  # type: ignore[attr-defined]
+        console.print(f"  {venue:<20} {eth:>14,.6f} ETH")
+    for f in out.get("in_flight", []):  # type: ignore[attr-defined]
+        if "request_id" in f:
+            state = "finalised, claimable" if f["finalized"] else "waiting for finalisation"
+            when = f"Lido request {f['request_id']}, {state}"
+        else:
+            when = f"due {f['due']}"
+        console.print(f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH ({when})")
 
 
 @app.command()
@@ -266,15 +368,26 @@ def show(
         print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
         raise typer.Exit(EXIT_NOT_FOUND)
     meta, plan = found
+    from execution.timeline import plan_timeline
+
+    timeline = plan_timeline(plan, meta["created_at"].date()) if meta.get("created_at") else None
     if as_json:
-        typer.echo(_json_dump({"proposal": meta, "plan": plan.model_dump(mode="json")}))
+        typer.echo(
+            _json_dump(
+                {
+                    "proposal": meta,
+                    "plan": plan.model_dump(mode="json"),
+                    "timeline": timeline.as_dict() if timeline is not None else None,
+                }
+            )
+        )
     else:
         console = Console()
         console.print(
             f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
-        render.plan_report(console, plan, applied=meta["mode"] == "applied")
+        render.plan_report(console, plan, applied=meta["mode"] == "applied", timeline=timeline)
 
 
 def _resolve_proposal(store: Store, given: str) -> str:
