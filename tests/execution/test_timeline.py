@@ -17,7 +17,7 @@ def move(step: int, action: str, src: str, dst: str, amount: float, days: float,
     venue = src if action == "withdraw" else dst
     return Move(
         step=step,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         venue=venue,
         from_venue=src,
         to_venue=dst,
