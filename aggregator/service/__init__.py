@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from aggregator.coordination import Leases
 from aggregator.core.clock import Clock
 from aggregator.core.errors import (
     ConfigError,
@@ -67,6 +68,7 @@ class Service:
         self.now = now
         db = settings.database
         self.store = store or Store(db.url, db.busy_timeout_seconds, now, owner=db.owner, adopt=db.adopt)
+        self.leases = Leases(self.store)
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
@@ -251,7 +253,7 @@ class Service:
     def retry_release(self) -> None:
         """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works."""
         try:
-            if self.store.release_stale(LEASE):
+            if self.leases.release_stale(LEASE):
                 log.info("lease_released", lease=LEASE, reason="a release that failed earlier")
         except StoreError:
             pass
@@ -263,7 +265,7 @@ class Service:
         settings = self.settings  # one config for the whole cycle, even if a reload swaps it meanwhile
         ttl = settings.schedule.cycle_timeout_seconds
         deadline = time.monotonic() + wait_seconds
-        while (fence := self.store.acquire(LEASE, owner, ttl)) is None:
+        while (fence := self.leases.acquire(LEASE, owner, ttl)) is None:
             if time.monotonic() >= deadline:
                 raise CycleBusyError(
                     f"another rebalance is running (schedule, CLI or API); waited {wait_seconds:g}s"
@@ -365,7 +367,7 @@ class Service:
         finally:
             log.info("cycle_finished", trigger=trigger, lease=owner)
             try:
-                self.store.release(LEASE, owner)
+                self.leases.release(LEASE, owner)
             except StoreError as exc:  # never mask the cycle's own error; the lease expires on its own
                 log.error("lease_release_failed", lease=owner, error=str(exc), expires_after_seconds=ttl)
 

@@ -2,20 +2,16 @@
 
 Every collection is written in one transaction: a crash leaves the store as it was before it. An SQLite file is
 quick-checked when opened and watched for a vanished write-ahead log; a damaged one is never written to
-(`aggregator.store.integrity`). A cycle's write is fenced: it commits only while the cycle's lease epoch is current.
+(`aggregator.store.integrity`). A cycle's write is fenced: it commits only while the cycle's lease epoch is current
+(the leases themselves are `aggregator.coordination`, which hands `record_cycle` its fence).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +38,6 @@ from aggregator.core.clock import Clock
 from aggregator.core.errors import (
     ConfigError,
     DamagedRecordError,
-    LeaseLostError,
     StoreDamagedError,
     StoreError,
     StoreOwnerError,
@@ -57,13 +52,11 @@ from aggregator.store.integrity import (
     sqlite_path,
 )
 from aggregator.store.ledger import Pending, Position, apply_moves
-from aggregator.store.records import Collection
+from aggregator.store.records import Collection, Fenced
 from aggregator.store.schema import (
     book,
     collections,
     in_flight,
-    lease_epochs,
-    leases,
     proposals,
     quotes,
     rates,
@@ -76,21 +69,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Component = tuple[str, str]
 log = structlog.get_logger(__name__)
 DAMAGE_MARKS = ("malformed", "not a database", "corrupt")  # an SQLite error that means the file is damaged
-
-# The leases held right now by cycles of this process. A lease row naming this process but absent here was left
-# by a release that failed (disk full, read-only): it is this process's own stale lease, free to take again.
-_HELD: set[str] = set()
-_HELD_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Fence:
-    """One acquisition of a lease: its name, owner and epoch (the fencing token; every acquisition takes the next
-    one). A write fenced by it commits only while the lease row still carries this owner and epoch."""
-
-    name: str
-    owner: str
-    epoch: int
 
 
 def _naive_utc(t: datetime) -> datetime:
@@ -295,6 +273,21 @@ class Store:
         with _guard(what, self.url), self.engine.connect() as conn:
             yield conn
 
+    def reading(self, what: str) -> AbstractContextManager[Connection]:
+        """One read for a floor beside the store (`aggregator.coordination`); errors arrive as StoreError."""
+        return self._read(what)
+
+    @contextmanager
+    def transaction(self, what: str, *, checked: bool = True) -> Iterator[Connection]:
+        """One write transaction for a floor beside the store (`aggregator.coordination`); errors arrive as
+        StoreError. `checked=False` writes even to a store known to be damaged (a lease's release)."""
+        if checked:
+            with self._write(what) as conn:
+                yield conn
+        else:
+            with _guard(what, self.url), self.engine.begin() as conn:
+                yield conn
+
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
         """One write transaction, refused on a store known to be damaged; damage found by the write is
@@ -323,18 +316,18 @@ class Store:
         apply: bool,
         *,
         initial: dict[str, float] | None = None,
-        fence: Fence | None = None,
+        fence: Fenced | None = None,
     ) -> None:
         """One rebalance cycle in one transaction: its collection, its proposal, and (when applied) the new book:
         settled positions plus the plan's queued exits in flight until due. `initial` is the book before the first
         applied plan (the config's holdings; default: the plan's current weights in ETH).
-        A crash anywhere leaves the store as it was before the cycle. With `fence`, the transaction first checks
-        that the lease still carries the fence's owner and epoch and raises LeaseLostError, writing nothing, if
-        another cycle has taken it meanwhile."""
+        A crash anywhere leaves the store as it was before the cycle. With `fence` (a lease's fence, see
+        `aggregator.coordination`), the transaction first runs its check, which raises LeaseLostError, so that
+        nothing is written, when another cycle has taken the lease meanwhile."""
         now = self.now()
         with self._write("recording the cycle") as conn:
             if fence is not None:
-                _check_fence(conn, fence)
+                fence.check(conn)
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
                 return
@@ -422,59 +415,6 @@ class Store:
             if landed:
                 _write_position(conn, after, now, None)
             return landed
-
-    def acquire(self, name: str, owner: str, ttl_seconds: float) -> Fence | None:
-        """Take the lease `name` if it is free, expired, held by a process on this host that no longer runs, or
-        left by this process after a failed release; None if another holds it. The returned fence carries the
-        next epoch of `name`: a write fenced with it is refused once anyone takes the lease after it.
-
-        On this host expiry is read on the monotonic clock (shared by every process since boot), so a wall-clock
-        jump can neither hand a live holder's lease to another cycle nor prolong a dead holder's; a lease from
-        before a reboot is free. A holder on another host is trusted until its wall-clock expiry."""
-        now = self.now()
-        boot, mono = _boot_id(), time.monotonic()
-        values = {
-            "owner": owner,
-            "expires_at": _naive_utc(now + timedelta(seconds=ttl_seconds)),
-            "boot_id": boot,
-            "expires_monotonic": mono + ttl_seconds,
-        }
-        with self._write("taking the rebalance lease") as conn:
-            epoch = _next_epoch(conn, name)  # a write first: the lock is ours before the lease row is read
-            row = conn.execute(select(leases).where(leases.c.name == name)).first()
-            if row is not None and _held(row, now, boot, mono):
-                return None  # the epoch stays spent: epochs only need to grow
-            if row is None:
-                conn.execute(insert(leases).values(name=name, epoch=epoch, **values))
-            else:
-                conn.execute(
-                    update(leases)
-                    .where(leases.c.name == name, leases.c.owner == row.owner)
-                    .values(epoch=epoch, **values)
-                )
-        with _HELD_LOCK:
-            _HELD.add(owner)
-        return Fence(name, owner, epoch)
-
-    def release(self, name: str, owner: str) -> None:
-        """Give the lease up. Even when the database refuses (disk full), this process stops counting it as held,
-        so its next cycle recognises the row as its own stale lease instead of reporting another rebalance."""
-        with _HELD_LOCK:
-            _HELD.discard(owner)
-        with _guard("releasing the rebalance lease", self.url), self.engine.begin() as conn:
-            conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
-
-    def release_stale(self, name: str) -> bool:
-        """Delete a lease this process left behind after a failed release (the daemon retries it every few
-        seconds, so that other processes are not kept waiting for its expiry); True if one was removed."""
-        prefix = f"{socket.gethostname()}:{os.getpid()}:"
-        with self._read("reading the rebalance lease") as conn:
-            row = conn.execute(select(leases.c.owner).where(leases.c.name == name)).first()
-        if row is None or not row.owner.startswith(prefix) or _is_held_here(row.owner):
-            return False
-        with _guard("releasing a stale rebalance lease", self.url), self.engine.begin() as conn:
-            gone = conn.execute(delete(leases).where(leases.c.name == name, leases.c.owner == row.owner))
-        return bool(gone.rowcount)
 
     def latest_rates(self) -> dict[str, Any] | None:
         """The latest collection and its rates, for the API."""
@@ -645,71 +585,3 @@ def _insert_collection(conn: Connection, rate_book: Collection, trigger: str) ->
             ],
         )
     return cid
-
-
-def _next_epoch(conn: Connection, name: str) -> int:
-    """The next fencing epoch of lease `name`, taken in the caller's transaction. The update comes first: it
-    takes SQLite's write lock (waiting up to the busy timeout) before anything is read, so two processes taking
-    the lease at once are serialised instead of one failing on a stale snapshot."""
-    bumped = conn.execute(
-        update(lease_epochs).where(lease_epochs.c.name == name).values(epoch=lease_epochs.c.epoch + 1)
-    )
-    if not bumped.rowcount:
-        conn.execute(insert(lease_epochs).values(name=name, epoch=1))
-    return int(conn.execute(select(lease_epochs.c.epoch).where(lease_epochs.c.name == name)).scalar_one())
-
-
-def _check_fence(conn: Connection, fence: Fence) -> None:
-    """First statement of a fenced write: a no-op update that matches only while the lease is still the fence's.
-    Being a write, it takes the database's write lock (SQLite) or the row's lock (PostgreSQL) first, so no
-    takeover can commit between this check and the transaction's commit."""
-    match = (leases.c.name == fence.name, leases.c.owner == fence.owner, leases.c.epoch == fence.epoch)
-    if conn.execute(update(leases).where(*match).values(epoch=fence.epoch)).rowcount == 1:
-        return
-    row = conn.execute(select(leases.c.owner, leases.c.epoch).where(leases.c.name == fence.name)).first()
-    holder = "nobody (it was released)" if row is None else f"{row.owner} (epoch {row.epoch})"
-    raise LeaseLostError(
-        f"the {fence.name} lease of this cycle (epoch {fence.epoch}) is now held by {holder}: this cycle outlived "
-        "schedule.cycle_timeout_seconds and another took over, so nothing of it was written"
-    )
-
-
-def _is_held_here(owner: str) -> bool:
-    with _HELD_LOCK:
-        return owner in _HELD
-
-
-def _held(row: Any, now: datetime, boot: str | None, mono: float) -> bool:
-    """Whether a lease row still belongs to its holder (see `Store.acquire`)."""
-    if row.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:") and not _is_held_here(row.owner):
-        return False  # this process's own lease, left by a release that failed
-    if row.owner.partition(":")[0] != socket.gethostname():
-        return _aware(row.expires_at) > now
-    if row.boot_id is None or boot is None:  # written before the monotonic deadline existed
-        return _aware(row.expires_at) > now and _alive(row.owner)
-    if row.boot_id != boot:
-        return False  # its holder ran before this machine restarted
-    return bool(row.expires_monotonic > mono) and _alive(row.owner)
-
-
-def _boot_id() -> str | None:
-    """This boot of this machine (Linux); None elsewhere, where the wall clock decides."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
-def _alive(owner: str) -> bool:
-    """Whether a lease owner (host:pid:token) may still be running: only a process on this host can be checked."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

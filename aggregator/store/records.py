@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import Connection
+
 
 class StoredRate(Protocol):
     """One venue component's yield of a collection."""
@@ -67,3 +69,10 @@ class Collection(Protocol):
     def quotes(self) -> Sequence[StoredQuote]: ...
     @property
     def rejected(self) -> Sequence[StoredRejection]: ...
+
+
+class Fenced(Protocol):
+    """A fence a write runs first (`aggregator.coordination.Fence`): `check` raises LeaseLostError, inside the
+    write's transaction, when the lease it stands for was taken by another."""
+
+    def check(self, conn: Connection) -> None: ...

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.coordination import Leases
 from aggregator.store import Store
 from optimizer import Plan
 from tests.aggregator.test_cli import run
@@ -68,12 +69,12 @@ def test_a_second_rebalance_is_refused_while_one_runs(tmp_path: Path) -> None:
     store = Store(env["AGGREGATOR_DATABASE__URL"])
 
     owner = f"{socket.gethostname()}:{os.getpid()}:test"
-    assert store.acquire("rebalance", owner, ttl_seconds=60)
+    assert Leases(store).acquire("rebalance", owner, ttl_seconds=60)
     start = time.monotonic()
     out = run("rebalance", "--wait", "1", env=env)
     assert out.returncode == 6 and "another rebalance is running" in out.stderr
     assert time.monotonic() - start >= 1.0
-    store.release("rebalance", owner)
+    Leases(store).release("rebalance", owner)
     assert run("rebalance", "--wait", "0", env=env).returncode == 0
 
 
@@ -84,7 +85,7 @@ def test_a_lease_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     proc = subprocess.Popen(["sleep", "0"])
     proc.wait()
 
-    assert store.acquire("rebalance", f"{socket.gethostname()}:{proc.pid}:dead", ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", f"{socket.gethostname()}:{proc.pid}:dead", ttl_seconds=600)
     assert run("rebalance", "--wait", "0", env=env).returncode == 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from aggregator.coordination import Leases
 from aggregator.core.errors import NoRatesError
 from aggregator.service import Service
 from aggregator.settings import Settings
@@ -149,25 +150,25 @@ def test_a_clock_jump_never_hands_a_live_holders_lease_to_another_cycle(tmp_path
     store = Store(f"sqlite:///{tmp_path}/lease.sqlite", now=clock)
     host = socket.gethostname()
     live = f"{host}:{os.getpid()}:running-cycle"
-    assert store.acquire("rebalance", live, ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", live, ttl_seconds=600)
     clock.at += timedelta(hours=2)
-    assert not store.acquire("rebalance", f"{host}:{os.getpid()}:another", ttl_seconds=600)
-    store.release("rebalance", live)
+    assert not Leases(store).acquire("rebalance", f"{host}:{os.getpid()}:another", ttl_seconds=600)
+    Leases(store).release("rebalance", live)
 
     dead = subprocess.Popen(["true"])
     dead.wait()
-    assert store.acquire("rebalance", f"{host}:{dead.pid}:killed", ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", f"{host}:{dead.pid}:killed", ttl_seconds=600)
     clock.at -= timedelta(days=1)
-    assert store.acquire("rebalance", f"{host}:{os.getpid()}:next", ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", f"{host}:{os.getpid()}:next", ttl_seconds=600)
 
 
 def test_a_lease_held_on_another_host_expires_by_the_wall_clock(tmp_path: Path) -> None:
     """A holder elsewhere cannot be asked whether it runs: its lease lasts until its wall-clock expiry."""
     clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
     store = Store(f"sqlite:///{tmp_path}/lease.sqlite", now=clock)
-    assert store.acquire("rebalance", "elsewhere:1:cycle", ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", "elsewhere:1:cycle", ttl_seconds=600)
     me = f"{socket.gethostname()}:{os.getpid()}:cycle"
     clock.at += timedelta(seconds=599)
-    assert not store.acquire("rebalance", me, ttl_seconds=600)
+    assert not Leases(store).acquire("rebalance", me, ttl_seconds=600)
     clock.at += timedelta(seconds=2)
-    assert store.acquire("rebalance", me, ttl_seconds=600)
+    assert Leases(store).acquire("rebalance", me, ttl_seconds=600)

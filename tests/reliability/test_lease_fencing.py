@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from aggregator.coordination import Leases
 from aggregator.core.errors import LeaseLostError, StoreError
 from aggregator.rates.collect import RateBook
 from aggregator.service import LEASE, Service
@@ -48,11 +49,11 @@ def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(tmp_
     url = f"sqlite:///{tmp_path}/fence.sqlite"
     clock_a, clock_b = Clock(T0), Clock(T0)
     a, b = Store(url, now=clock_a), Store(url, now=clock_b)
-    fence_a = a.acquire(LEASE, "elsewhere:1:a", ttl_seconds=600)
+    fence_a = Leases(a).acquire(LEASE, "elsewhere:1:a", ttl_seconds=600)
     assert fence_a is not None and fence_a.epoch == 1
-    assert b.acquire(LEASE, "elsewhere:2:b", ttl_seconds=600) is None  # A's lease is live
+    assert Leases(b).acquire(LEASE, "elsewhere:2:b", ttl_seconds=600) is None  # A's lease is live
     clock_b.at = T0 + timedelta(seconds=601)
-    fence_b = b.acquire(LEASE, "elsewhere:2:b", ttl_seconds=600)
+    fence_b = Leases(b).acquire(LEASE, "elsewhere:2:b", ttl_seconds=600)
     assert fence_b is not None and fence_b.epoch > fence_a.epoch
 
     empty = RateBook(fetched_at=T0, rates=[], rejected=[], failed_sources={}, missing=[])
@@ -62,10 +63,10 @@ def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(tmp_
     b.record_cycle(empty, "cli", "run-b", None, apply=False, fence=fence_b)
     assert _count(tmp_path / "fence.sqlite", "collections") == 1
 
-    b.release(LEASE, "elsewhere:2:b")  # released: the row is gone, the epoch is not reused
+    Leases(b).release(LEASE, "elsewhere:2:b")  # released: the row is gone, the epoch is not reused
     with pytest.raises(LeaseLostError, match="nobody"):
         a.record_cycle(empty, "cli", "run-a", None, apply=False, fence=fence_a)
-    again = b.acquire(LEASE, "elsewhere:3:c", ttl_seconds=600)
+    again = Leases(b).acquire(LEASE, "elsewhere:3:c", ttl_seconds=600)
     assert again is not None and again.epoch > fence_b.epoch
 
 
