@@ -17,15 +17,52 @@ import contextlib
 import queue
 import threading
 import time
-from typing import Any
 
 import httpx
 import structlog
+from pydantic import BaseModel, ConfigDict
 
+from aggregator.core.modes import Mode, proposal_mode
 from aggregator.events.logs import asyncio_exception_handler
 from aggregator.settings.notify import NotifySettings
+from optimizer import Move, Plan
 
 log = structlog.get_logger(__name__)
+
+
+class ProposalEvent(BaseModel):
+    """The webhook's JSON body: one proposal, what it did (`mode`, from `aggregator.core.modes`), its moves, and
+    its yields (fractions per year) and CVaR before and after."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    proposal: str
+    trigger: str
+    mode: Mode
+    status: str  # rebalance | hold
+    reason: str
+    moves: list[Move]
+    yield_before: float
+    yield_after: float
+    cvar_before: float
+    cvar_after: float
+    gain_bps: float
+
+    @classmethod
+    def of(cls, run_id: str, trigger: str, plan: Plan, apply: bool) -> ProposalEvent:
+        return cls(
+            proposal=run_id,
+            trigger=trigger,
+            mode=proposal_mode(plan.status, apply),
+            status=plan.status,
+            reason=plan.reason,
+            moves=list(plan.moves),
+            yield_before=plan.before.net_yield,
+            yield_after=plan.after.net_yield,
+            cvar_before=plan.before.cvar,
+            cvar_after=plan.after.cvar,
+            gain_bps=plan.gain_bps,
+        )
 
 
 class Notifier:
@@ -33,7 +70,7 @@ class Notifier:
 
     def __init__(self, settings: NotifySettings) -> None:
         self.settings = settings
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[ProposalEvent | None] = queue.Queue(maxsize=1000)
         self._closing = threading.Event()
         self._cutoff = float("inf")  # monotonic time after which nothing more is tried (set by close)
         self._lock = threading.Lock()
@@ -44,15 +81,15 @@ class Notifier:
         self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
         self._thread.start()
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, event: ProposalEvent) -> None:
         """Never blocks: a full queue (or a closed notifier) drops the message with a log line."""
         if self._closing.is_set():
-            log.warning("notify_dropped", reason="notifier closed", proposal=payload.get("proposal"))
+            log.warning("notify_dropped", reason="notifier closed", proposal=event.proposal)
             return
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait(event)
         except queue.Full:
-            log.warning("notify_dropped", reason="queue full", proposal=payload.get("proposal"))
+            log.warning("notify_dropped", reason="queue full", proposal=event.proposal)
 
     def close(self, timeout: float | None = None) -> bool:
         """Deliver what is queued for up to `timeout` seconds (default `deadline_seconds`), then give the rest up
@@ -82,10 +119,10 @@ class Notifier:
             while True:
                 if self._closing.is_set() and self._queue.empty():
                     break
-                payload = self._queue.get()
-                if payload is None:
+                event = self._queue.get()
+                if event is None:
                     break
-                self._deliver(loop, client, self.settings.webhook_url, payload)
+                self._deliver(loop, client, self.settings.webhook_url, event)
         finally:
             with self._lock:
                 self._loop = None
@@ -93,11 +130,13 @@ class Notifier:
             loop.close()
 
     async def _attempt(
-        self, client: httpx.AsyncClient, url: str, payload: dict[str, Any], end: float
+        self, client: httpx.AsyncClient, url: str, payload: bytes, end: float
     ) -> httpx.Response:
         """One POST, cancelled at `end` or at the close cutoff, whichever comes first (TimeoutError)."""
         assert self._wake is not None
-        post = asyncio.ensure_future(client.post(url, json=payload))
+        post = asyncio.ensure_future(
+            client.post(url, content=payload, headers={"Content-Type": "application/json"})
+        )
         woken = self._wake.is_set()
         try:
             while True:
@@ -122,12 +161,13 @@ class Notifier:
                     await post
 
     def _deliver(
-        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, payload: dict[str, Any]
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, event: ProposalEvent
     ) -> None:
         s = self.settings
         started = time.monotonic()
         deadline = started + s.deadline_seconds
-        proposal = payload.get("proposal")
+        proposal = event.proposal
+        payload = event.model_dump_json().encode()
         attempt, last = 0, "not tried"
         while attempt < s.max_attempts:
             left = min(deadline, self._cutoff) - time.monotonic()

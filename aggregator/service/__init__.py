@@ -32,7 +32,7 @@ from aggregator.core.modes import proposal_mode
 from aggregator.events.alerts import Alerter, source_conditions
 from aggregator.events.budgets import breaches
 from aggregator.events.metrics import Metrics
-from aggregator.events.notify import Notifier
+from aggregator.events.notify import Notifier, ProposalEvent
 from aggregator.rates.breaker import SourceHealth
 from aggregator.rates.collect import RateBook, collect_sync
 from aggregator.rates.crosscheck import RateMemory
@@ -317,22 +317,7 @@ class Service:
             mode = "applied" if apply and result.plan.status == "rebalance" else "dry_run"
             self._alert_cycle(run_id, trigger, mode, result.plan, None)
             if self.notifier:
-                plan = result.plan
-                self.notifier.send(
-                    {
-                        "proposal": run_id,
-                        "trigger": trigger,
-                        "mode": proposal_mode(plan.status, apply),
-                        "status": plan.status,
-                        "reason": plan.reason,
-                        "moves": [m.model_dump() for m in plan.moves],
-                        "yield_before": plan.before.net_yield,
-                        "yield_after": plan.after.net_yield,
-                        "cvar_before": plan.before.cvar,
-                        "cvar_after": plan.after.cvar,
-                        "gain_bps": plan.gain_bps,
-                    }
-                )
+                self.notifier.send(ProposalEvent.of(run_id, trigger, result.plan, apply))
             if proposal_mode(result.plan.status, apply) == "applied":
                 position = self.store.position()
                 log.info(

@@ -184,3 +184,30 @@ def test_database_reads_use_at_most_api_threads_and_health_answers_meanwhile(
     finally:
         gate.set()
         server.stop()
+
+
+def test_every_json_response_is_a_documented_model(api: tuple[httpx.Client, Path]) -> None:
+    """/openapi.json names a response model for each JSON route (before, each was an untyped object); the served
+    bodies keep their shapes: a proposal row has no `damaged` key unless damaged, times keep "+00:00"."""
+    client, _ = api
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def schema(path: str, method: str = "get") -> object:
+        return paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert schema("/health") == {"$ref": "#/components/schemas/HealthBody"}
+    assert schema("/api/v1/rates") == {"$ref": "#/components/schemas/LatestRates"}
+    assert schema("/api/v1/book") == {"$ref": "#/components/schemas/BookBody"}
+    assert schema("/api/v1/proposals")["items"] == {"$ref": "#/components/schemas/ListedProposalRow"}  # type: ignore[index]
+    assert schema("/api/v1/proposals/{proposal_id}") == {"$ref": "#/components/schemas/ProposalBody"}
+    assert schema("/api/v1/rebalance", "post") == {"$ref": "#/components/schemas/RebalanceBody"}
+
+    made = client.post("/api/v1/rebalance", json={}, headers=auth())
+    assert made.status_code == 200 and set(made.json()) == {"proposal", "plan", "timeline"}
+    [row] = client.get("/api/v1/proposals").json()
+    assert (
+        "damaged" not in row and row["created_at"].endswith("+00:00") and row["id"] == made.json()["proposal"]
+    )
+    shown = client.get(f"/api/v1/proposals/{row['id']}").json()
+    assert shown["proposal"] == row and shown["plan"] == made.json()["plan"]
+    assert client.get("/api/v1/rates").json()["fetched_at"].endswith("+00:00")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.events.notify import Notifier
+from aggregator.events.notify import Notifier, ProposalEvent
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
 from aggregator.settings.notify import NotifySettings
@@ -89,6 +89,14 @@ def _wait_for(logs: Sequence[Mapping[str, Any]], event: str, count: int = 1, tim
         time.sleep(0.02)
 
 
+def _event(proposal: str) -> ProposalEvent:
+    """A webhook body for the notifier's own tests (its content does not matter to them)."""
+    zero = {"yield_before": 0.0, "yield_after": 0.0, "cvar_before": 0.0, "cvar_after": 0.0, "gain_bps": 0.0}
+    return ProposalEvent(
+        proposal=proposal, trigger="cli", mode="dry_run", status="hold", reason="test", moves=[], **zero
+    )
+
+
 def _settings(demo_config: Callable[..., Path], url: str, extra: str = "timeout_seconds = 2\n") -> Settings:
     return load_settings(
         demo_config(lambda t: t + f'\n[notify]\nwebhook_url = "{url}"\nbackoff_seconds = 0.05\n{extra}')
@@ -104,6 +112,7 @@ def test_each_proposal_is_posted_as_json_after_a_retry(demo_config: Callable[...
             result = service.rebalance("cli")
             service.close()
     body = json.loads(server.bodies["/hook"][-1])
+    assert ProposalEvent.model_validate(body) == ProposalEvent.of(result.run_id, "cli", result.plan, False)
     assert body["proposal"] == result.run_id and body["mode"] == "dry_run"
     assert len(body["moves"]) == len(result.plan.moves) and body["moves"][0]["amount_eth"] > 0
     assert any(e["event"] == "notify_sent" and e["attempts"] == 2 for e in logs)
@@ -144,8 +153,8 @@ def test_a_stuck_delivery_ends_at_its_deadline_and_the_next_one_goes_out(first: 
                 deadline_seconds=1.5,
             )
         )
-        notifier.send({"proposal": "p1"})
-        notifier.send({"proposal": "p2"})
+        notifier.send(_event("p1"))
+        notifier.send(_event("p2"))
         _wait_for(logs, "notify_sent", timeout=60)
         notifier.close(timeout=5)
     failed = next(e for e in logs if e["event"] == "notify_failed")
@@ -162,7 +171,7 @@ def test_attempts_running_out_are_logged_with_the_last_reason() -> None:
         notifier = Notifier(
             NotifySettings(webhook_url=f"{server.url}/hook", max_attempts=3, backoff_seconds=0.01)
         )
-        notifier.send({"proposal": "p1"})
+        notifier.send(_event("p1"))
         notifier.close(timeout=30)
     failed = next(e for e in logs if e["event"] == "notify_failed")
     assert failed["attempts"] == 3 and failed["reason"] == "3 attempts failed (last: HTTP 503)"
@@ -175,7 +184,7 @@ def test_close_gives_up_what_is_left_at_its_bound_and_logs_each() -> None:
     with RawReceiver(["hang"]) as receiver, capture_logs() as logs:
         notifier = Notifier(NotifySettings(webhook_url=receiver.url, timeout_seconds=60, deadline_seconds=60))
         for n in range(3):
-            notifier.send({"proposal": f"p{n}"})
+            notifier.send(_event(f"p{n}"))
         start = time.monotonic()
         assert notifier.close(timeout=1.0)
         took = time.monotonic() - start

@@ -59,7 +59,9 @@ from aggregator.interfaces.api.connections import (
     raise_fd_limit,
 )
 from aggregator.interfaces.api.guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
+from aggregator.interfaces.api.models import BookBody, HealthBody, ProposalBody, RebalanceBody, SafeBatchBody
 from aggregator.service import Service
+from aggregator.store.rows import LatestRates, ListedProposalRow
 from execution.calls import Context
 from execution.safe import batches, summary
 from execution.timeline import plan_timeline
@@ -135,7 +137,14 @@ def create_app(
                 401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.get("/health", responses={503: {"description": "degraded: no successful cycle recently enough"}})
+    @app.get(
+        "/health",
+        response_model=HealthBody,
+        response_model_exclude_unset=True,
+        responses={
+            503: {"model": HealthBody, "description": "degraded: no successful cycle recently enough"}
+        },
+    )
     async def health(response: Response) -> dict[str, Any]:
         last = metrics.last_success_at or stored_success
         body: dict[str, Any] = {"status": "ok", "last_successful_cycle": last, "dry_run_default": True}
@@ -165,25 +174,27 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/api/v1/rates", responses=_errors(404))
+    @app.get("/api/v1/rates", response_model=LatestRates, responses=_errors(404))
     def latest_rates() -> dict[str, Any]:
         found = service.store.latest_rates()
         if found is None:
             raise HTTPException(404, "no rates collected yet")
         return found
 
-    @app.get("/api/v1/book", responses=_errors(503))
-    def current_book() -> dict[str, Any]:
+    @app.get(
+        "/api/v1/book", response_model=BookBody, response_model_exclude_unset=True, responses=_errors(503)
+    )
+    def current_book() -> dict[str, object]:
         try:
             return service.book_report()
         except SourceError as exc:
             raise HTTPException(503, f"the book could not be read from chain: {exc}") from exc
 
-    @app.get("/api/v1/proposals")
+    @app.get("/api/v1/proposals", response_model=list[ListedProposalRow], response_model_exclude_unset=True)
     def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         return service.store.proposals(limit)
 
-    @app.get("/api/v1/proposals/{proposal_id}", responses=_errors(404, 500))
+    @app.get("/api/v1/proposals/{proposal_id}", response_model=ProposalBody, responses=_errors(404, 500))
     def proposal(proposal_id: str) -> dict[str, Any]:
         try:
             found = service.store.proposal(proposal_id)
@@ -193,9 +204,13 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        return {"proposal": meta, "plan": plan.model_dump(mode="json"), "timeline": _timeline(meta, plan)}
+        return {"proposal": meta, "plan": plan, "timeline": _timeline(meta, plan)}
 
-    @app.get("/api/v1/proposals/{proposal_id}/safe-batch", responses=_errors(400, 404, 500))
+    @app.get(
+        "/api/v1/proposals/{proposal_id}/safe-batch",
+        response_model=SafeBatchBody,
+        responses=_errors(400, 404, 500),
+    )
     def safe_batch(
         proposal_id: str,
         safe: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
@@ -222,6 +237,7 @@ def create_app(
     @app.post(
         "/api/v1/rebalance",
         dependencies=[Depends(authorised)],
+        response_model=RebalanceBody,
         responses=_errors(400, 401, 403, 408, 409, 413, 503),
     )
     def rebalance(request: RebalanceRequest) -> dict[str, Any]:
@@ -235,7 +251,7 @@ def create_app(
             raise HTTPException(503, str(exc)) from exc
         return {
             "proposal": result.run_id,
-            "plan": result.plan.model_dump(mode="json"),
+            "plan": result.plan,
             "timeline": plan_timeline(result.plan, datetime.now(UTC).date()).as_dict(),
         }
 

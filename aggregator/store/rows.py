@@ -1,0 +1,65 @@
+"""The store's rows as they are read back: typed models for what leaves the store towards the CLI, the API and the
+dashboard (`Store.proposals`, `Store.proposal`, `Store.latest_rates`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+# A time in JSON as Python's isoformat writes it ("+00:00"), as the API and `--json` wrote it before rows were typed.
+IsoTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json")]
+
+
+class ProposalRow(BaseModel):
+    """One stored proposal without its plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    created_at: IsoTime
+    trigger: str  # schedule | start | cli | api
+    mode: str  # dry_run | applied
+    status: str  # rebalance | hold
+    reason: str
+    moves: int
+    turnover: float
+    yield_before: float  # fraction per year
+    yield_after: float
+    cvar_before: float
+    cvar_after: float
+    gain_bps: float
+    collection_id: int | None
+
+
+class ListedProposalRow(ProposalRow):
+    """A proposal in a listing: a row whose time does not parse is listed too, with `created_at` None and
+    `damaged` saying why (`damaged` is present only then)."""
+
+    created_at: IsoTime | None  # type: ignore[assignment]
+    damaged: str | None = None
+
+
+class StoredRateRow(BaseModel):
+    """One venue component's yield of a stored collection (a fraction per year)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    venue: str
+    component: str
+    value: float
+    sources: list[str]
+    observed_at: IsoTime
+    spread: float | None
+
+
+class LatestRates(BaseModel):
+    """The latest stored collection and its rates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: int
+    fetched_at: IsoTime
+    failed_sources: dict[str, str]  # source -> why it failed
+    rates: list[StoredRateRow]
