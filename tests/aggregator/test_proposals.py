@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,6 @@ from aggregator.coordination import Leases
 from aggregator.store import Store
 from optimizer import Plan
 from tests.aggregator.test_cli import run
-from tests.conftest import AGGREGATOR, slow_source
-from tests.fixture_server import FixtureServer
 
 
 def db_env(tmp_path: Path) -> dict[str, str]:
@@ -87,33 +82,3 @@ def test_a_lease_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 
     assert Leases(store).acquire("rebalance", f"{socket.gethostname()}:{proc.pid}:dead", ttl_seconds=600)
     assert run("rebalance", "--wait", "0", env=env).returncode == 0
-
-
-def test_kill_9_mid_cycle_leaves_a_consistent_store(demo_config: Callable[..., Path], tmp_path: Path) -> None:
-    """A rebalance killed while fetching leaves no trace of its cycle; the store is intact and the next run works."""
-    with FixtureServer() as server:
-        cfg = demo_config(slow_source(server, 5, timeout=30))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")} | db_env(tmp_path)
-        assert (
-            run("rebalance", "--config", str(cfg), env=db_env(tmp_path)).returncode == 0
-        )  # one good cycle first
-        proc = subprocess.Popen(
-            [AGGREGATOR, "rebalance", "--config", str(cfg)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while server.hits["/slow/pools"] < 2 and time.monotonic() < deadline:  # the second run is fetching
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    con = sqlite3.connect(tmp_path / "agg.sqlite")
-    assert con.execute("pragma integrity_check").fetchone() == ("ok",)
-    assert con.execute("select count(*) from proposals").fetchone() == (1,)
-    assert con.execute("select count(*) from collections").fetchone() == (1,)
-    orphans = "select count(*) from rates where collection_id not in (select id from collections)"
-    assert con.execute(orphans).fetchone() == (0,)
-    con.close()
-    again = run("rebalance", "--wait", "0", env=db_env(tmp_path))  # the dead run's lease does not block
-    assert again.returncode == 0, again.stderr
