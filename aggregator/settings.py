@@ -37,6 +37,7 @@ from aggregator.backtest.config import BacktestSettings
 from aggregator.crosscheck import Bounds, CrossCheckSettings, check_bounds_early
 from aggregator.errors import ConfigError
 from aggregator.notify import NotifySettings
+from aggregator.risk.apply import RiskSettings, apply_scorecard
 from optimizer import (
     ExitRoute,
     LadderRung,
@@ -293,6 +294,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
+    risk: RiskSettings = RiskSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -405,6 +407,7 @@ def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
     raw = _read_toml(path)
     _resolve_paths(raw, path.parent)
+    apply_scorecard(raw, path.parent)  # p and lgd of every risk node from the scorecard, when one is named
     try:
         return Settings(**raw)
     except ValidationError as exc:
