@@ -1,4 +1,4 @@
-"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (SOURCES.md §2)."""
+"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (docs/sources.md §2)."""
 
 from __future__ import annotations
 

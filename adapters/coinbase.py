@@ -1,4 +1,4 @@
-"""Coinbase cbETH, `GET {base_url}/wrapped-assets/CBETH/` → `apy` as a string **fraction** (SOURCES.md §2)."""
+"""Coinbase cbETH, `GET {base_url}/wrapped-assets/CBETH/` → `apy` as a string **fraction** (docs/sources.md §2)."""
 
 from __future__ import annotations
 

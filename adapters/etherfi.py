@@ -1,5 +1,5 @@
 """ether.fi weETH, `GET {base_url}/api/protocol/protocol-detail` → `7_day_apr` (staking) and `7_day_restaking_apr`
-(EIGEN rewards), both percent (SOURCES.md §2)."""
+(EIGEN rewards), both percent (docs/sources.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Frax sfrxETH, `GET {base_url}/v2/frxeth/summary/latest` → `sfrxethApr` (percent) at `intervalTimestamp`
-(SOURCES.md §2). The APR is in frxETH, which can trade off its ETH peg."""
+(docs/sources.md §2). The APR is in frxETH, which can trade off its ETH peg."""
 
 from __future__ import annotations
 

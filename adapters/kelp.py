@@ -1,4 +1,4 @@
-"""Kelp rsETH, `GET {base_url}/rseth/apy` → `{"value": <percent>}` (SOURCES.md §2)."""
+"""Kelp rsETH, `GET {base_url}/rseth/apy` → `{"value": <percent>}` (docs/sources.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rocket Pool rETH, `GET {base_url}/api/apr` → `{"yearlyAPR": "<percent as a string>"}` (SOURCES.md §2)."""
+"""Rocket Pool rETH, `GET {base_url}/api/apr` → `{"yearlyAPR": "<percent as a string>"}` (docs/sources.md §2)."""
 
 from __future__ import annotations
 

@@ -39,6 +39,8 @@ from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.logs import configure_logging
+from aggregator.risk import report as risk_report
+from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.store import integrity
@@ -162,6 +164,14 @@ def rebalance(
     wait: Annotated[
         float, typer.Option("--wait", help="seconds to wait if another rebalance is running")
     ] = 30.0,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="also re-solve with each risk node's p and lgd halved and doubled and the CVaR budget ± 1 pp, "
+            "and report which assumptions move the target most (with --json: {plan, sensitivity})",
+        ),
+    ] = False,
 ) -> None:
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
     (nothing is traded: the book is what the service believes you hold)."""
@@ -169,7 +179,14 @@ def rebalance(
     service = Service(settings)
     try:
         plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
-        if as_json:
+        if sensitivity:
+            found = risk_sensitivity(plan.problem.inputs)
+            if as_json:
+                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
+            else:
+                render.plan_report(Console(), plan, applied=apply)
+                risk_report.render_sensitivity(Console(), found)
+        elif as_json:
             typer.echo(_json_dump(plan.model_dump(mode="json")))
         else:
             render.plan_report(Console(), plan, applied=apply)
@@ -243,6 +260,18 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     if not ok:
         raise typer.Exit(1)
     typer.echo(f"ok: {url}")
+
+
+@app.command()
+@exit_codes
+def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """The risk priors: each node's scorecard (attributes, points, grade), its p and lgd, overrides with their
+    reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
+    settings = _load(config)
+    if as_json:
+        typer.echo(_json_dump(risk_report.as_json(settings)))
+    else:
+        risk_report.render(Console(), settings)
 
 
 @app.command("check-config")

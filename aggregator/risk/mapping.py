@@ -115,7 +115,8 @@ class Mapping:
         if tvl_usd is None:
             return 1.0
         low, high = self.tvl_factor_bounds
-        return min(high, max(low, self.tvl_step ** math.log10(max(tvl_usd, 1.0) / 1e9)))
+        factor = float(self.tvl_step ** math.log10(max(tvl_usd, 1.0) / 1e9))
+        return min(high, max(low, factor))
 
 
 V1 = Mapping(
