@@ -39,8 +39,6 @@ def test_rseth_is_not_bought_on_its_first_observations(demo_config: Callable[...
     def edit(text: str) -> str:
         text = re.sub(r"(?m)^start = 2024-01-23.*$", "start = 2024-04-03", text)
         text = re.sub(r"(?m)^end = 2024-09-05.*$", "end = 2024-04-12", text)
-        # the LRTs' common-mode parent (Ethereum consensus, shared with the LSTs held) also keeps rsETH out
-        text = text.replace('parents = ["eigenlayer", "ethereum-consensus"]', 'parents = ["eigenlayer"]')
         return re.sub(
             r"(?m)^cvar_budget = .*$", "cvar_budget = 0.5", text
         )  # so that only the gate can stop it
