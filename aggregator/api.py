@@ -12,7 +12,8 @@ room for new ones (503 only when every one is busy).
     GET  /api/v1/rates                the latest stored collection
     GET  /api/v1/proposals            the latest proposals (?limit=)
     GET  /api/v1/proposals/{id}       one proposal with its plan
-    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
+    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run); {"sensitivity": true}
+                                      adds the re-solves of `aggregator rebalance --sensitivity`
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from aggregator.api_connections import (
 from aggregator.api_guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
 from aggregator.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
+from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 from aggregator.service import Service
 
 log = structlog.get_logger(__name__)
@@ -59,6 +61,7 @@ class RebalanceRequest(BaseModel):
 
     apply: bool = False
     wait_seconds: float = 0.0
+    sensitivity: bool = False  # also re-solve with each prior halved and doubled (docs/risk.md), ≈ 50 solves
 
 
 class ErrorBody(BaseModel):
@@ -157,7 +160,10 @@ def create_app(
             raise HTTPException(409, str(exc)) from exc
         except (NoRatesError, StoreError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        return {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+        out = {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+        if request.sensitivity:
+            out["sensitivity"] = risk_sensitivity(result.plan.problem.inputs).to_json()
+        return out
 
     def is_write(method: str, path: str) -> bool:
         return any(

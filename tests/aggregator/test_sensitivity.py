@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
+from aggregator.api import ApiServer, create_app
+from aggregator.metrics import Metrics
 from aggregator.risk.sensitivity import sensitivity
+from aggregator.service import Service
+from aggregator.settings import load_settings
 from optimizer import OptimizationInputs, Plan, RiskNode, optimize
-from tests.conftest import AGGREGATOR, ROOT, clean_env
+from tests.conftest import AGGREGATOR, ROOT, clean_env, free_port
 from tests.optimizer.universes import small_inputs
+
+TOKEN = "t0ken-for-tests-0123456789"
 
 
 def _with_node(inputs: OptimizationInputs, node_id: str, **change: float) -> OptimizationInputs:
@@ -92,3 +101,29 @@ def test_cli_reports_sensitivity_on_the_demo(tmp_path: Path) -> None:
     )
     assert people.returncode == 0 and "assumptions that move the plan most" in people.stdout
     assert top["assumption"] in people.stdout
+
+
+def test_api_rebalance_with_sensitivity(demo_config: Callable[..., Path]) -> None:
+    """POST /api/v1/rebalance {"sensitivity": true} answers the plan and the same variants as a re-solve here."""
+    settings = load_settings(demo_config())
+    metrics = Metrics()
+    server = ApiServer(
+        create_app(Service(settings, metrics=metrics), metrics, SecretStr(TOKEN)), "127.0.0.1", free_port()
+    )
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=300) as client:
+            plain = client.post("/api/v1/rebalance", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert plain.status_code == 200 and "sensitivity" not in plain.json()
+            response = client.post(
+                "/api/v1/rebalance", json={"sensitivity": True}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    plan = Plan.model_validate(body["plan"])
+    expected = sensitivity(plan.problem.inputs)
+    got = body["sensitivity"]["variants"]
+    assert [v["assumption"] for v in got] == [v.assumption for v in expected.variants]
+    assert [v["net_yield"] for v in got] == pytest.approx([v.net_yield for v in expected.variants], abs=1e-9)
