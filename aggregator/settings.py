@@ -10,6 +10,7 @@ is a ConfigError too, never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
@@ -407,7 +408,8 @@ def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
     raw = _read_toml(path)
     _resolve_paths(raw, path.parent)
-    apply_scorecard(raw, path.parent)  # p and lgd of every risk node from the scorecard, when one is named
+    # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment)
+    apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
     try:
         return Settings(**raw)
     except ValidationError as exc:

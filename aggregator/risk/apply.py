@@ -23,18 +23,22 @@ class RiskSettings(BaseModel):
     )
 
 
-def apply_scorecard(raw: dict[str, Any], base: Path) -> dict[str, Prior] | None:
-    """Resolve `risk.scorecard` against `base`, derive the priors and write them into `raw["risk_nodes"]`.
+def apply_scorecard(raw: dict[str, Any], base: Path, env_path: str | None = None) -> dict[str, Prior] | None:
+    """Resolve `risk.scorecard` against `base` (or take `env_path`, the environment's override, relative to the
+    working directory), derive the priors and write them into `raw["risk_nodes"]`.
 
     ConfigError when a risk node has no score or override, types its own p or lgd, or the scorecard scores a
     node the config does not have. Returns the priors (None without a scorecard)."""
     risk = raw.get("risk")
-    if not isinstance(risk, dict) or not isinstance(risk.get("scorecard"), str):
+    if env_path:
+        path = Path(env_path).resolve()
+    elif isinstance(risk, dict) and isinstance(risk.get("scorecard"), str):
+        path = Path(risk["scorecard"])
+        path = path if path.is_absolute() else (base / path).resolve()
+    else:
         return None
-    path = Path(risk["scorecard"])
-    if not path.is_absolute():
-        path = (base / path).resolve()
-    risk["scorecard"] = str(path)
+    if isinstance(risk, dict):
+        risk["scorecard"] = str(path)
     priors = derive(load_scorecard(path))
     nodes = [n for n in raw.get("risk_nodes") or [] if isinstance(n, dict)]
     ids = [str(n.get("id")) for n in nodes]

@@ -166,6 +166,9 @@ def render_sensitivity(console: Console, s: Sensitivity, top: int = 12) -> None:
             others or "-",
         )
     console.print(table)
+    held = [v for v in s.variants[:top] if v.status == "hold"]
+    for v in held:
+        console.print(f"{escape(v.assumption)}: hold, {escape(v.reason)} (the target is the current book)")
     still = [v.assumption for v in s.variants if not v.venue]
     if still:
         console.print(f"no change in the target: {len(still)} of {len(s.variants)} variants")

@@ -28,6 +28,7 @@ class Variant:
     changes: dict[str, float]  # venue → weight − base weight, for moves above 0.1 % of the book
     net_yield: float
     cvar: float
+    reason: str  # the plan's reason: a hold's says why (then the target is the current book)
 
 
 @dataclass(frozen=True)
@@ -111,4 +112,5 @@ def _variant(label: str, value: float, base: Plan, plan: Plan) -> Variant:
         changes={v: d for v, d in diff.items() if abs(d) > 1e-3},
         net_yield=plan.after.net_yield,
         cvar=plan.after.cvar,
+        reason=plan.reason,
     )

@@ -157,3 +157,24 @@ def test_an_override_needs_a_reason_and_may_stand_alone(demo_config: Callable[..
     card.write_text(text[:start] + alone.replace("small TVL, unverified delays: cautious", "") + text[end:])
     out = cli("check-config", "--config", str(path), tmp=path.parent)
     assert out.returncode == 3 and "nodes.karak.override.reason" in out.stderr
+
+
+def test_the_environment_may_name_another_scorecard(
+    demo_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AGGREGATOR_RISK__SCORECARD replaces the file's scorecard, and the priors are that scorecard's."""
+    path = demo_config()
+    other = tmp_path / "other.toml"
+    other.write_text(
+        SCORECARD.read_text().replace(
+            "audits = 0\nincidents = 1\nadmin = 1", "audits = 2\nincidents = 3\nadmin = 2", 1
+        )
+    )
+    monkeypatch.setenv("AGGREGATOR_RISK__SCORECARD", str(other))
+    settings = load_settings(path)
+    lido = next(n for n in settings.risk_nodes if n.id == "lido")
+    assert settings.risk.scorecard == other and (lido.p, lido.lgd) == (
+        derive(load_scorecard(other))["lido"].p,
+        0.10,
+    )
+    assert lido.p == round(0.016 * 1.115 ** math.log10(23.9), 5)  # 8 points: grade C
