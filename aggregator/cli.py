@@ -269,9 +269,9 @@ def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
     settings = _load(config)
     if as_json:
-        typer.echo(_json_dump(risk_report.as_json(settings)))
+        typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
     else:
-        risk_report.render(Console(), settings)
+        risk_report.render(Console(), settings.universe().nodes, settings.risk.scorecard)
 
 
 @app.command("check-config")

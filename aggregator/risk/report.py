@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,23 +14,21 @@ from aggregator.risk.calibration import claims
 from aggregator.risk.mapping import SCORED
 from aggregator.risk.scorecard import Prior, derive, load_scorecard
 from aggregator.risk.sensitivity import Sensitivity
-
-if TYPE_CHECKING:
-    from aggregator.settings import Settings
+from optimizer import RiskNode
 
 ATTRS = ("audits", "incidents", "admin", "oracle", "withdrawal")
 
 
-def priors_of(settings: Settings) -> dict[str, Prior] | None:
-    """The scorecard's priors for the config's nodes, or None when the config types its own."""
-    path = settings.risk.scorecard
-    return None if path is None else derive(load_scorecard(path))
+def priors_of(scorecard: Path | None) -> dict[str, Prior] | None:
+    """The scorecard's priors, or None when the config types its own (no scorecard)."""
+    return None if scorecard is None else derive(load_scorecard(scorecard))
 
 
-def as_json(settings: Settings) -> dict[str, Any]:
-    priors = priors_of(settings)
+def as_json(risk_nodes: Sequence[RiskNode], scorecard: Path | None) -> dict[str, Any]:
+    """The config's risk nodes (as the plan uses them) with their scorecard, and the calibration claims."""
+    priors = priors_of(scorecard)
     nodes: list[dict[str, Any]] = []
-    for n in settings.risk_nodes:
+    for n in risk_nodes:
         row: dict[str, Any] = {"node": n.id, "p": n.p, "lgd": n.lgd, "parents": list(n.parents), "cap": n.cap}
         prior = priors.get(n.id) if priors else None
         if prior is not None:
@@ -45,17 +45,17 @@ def as_json(settings: Settings) -> dict[str, Any]:
                 "sources": dict(card.sources),
             }
         nodes.append(row)
-    out: dict[str, Any] = {"scorecard": str(settings.risk.scorecard) if settings.risk.scorecard else None}
-    if priors is not None:
-        card_version = load_scorecard(settings.risk.scorecard).version if settings.risk.scorecard else None
-        out["mapping"] = card_version
+    out: dict[str, Any] = {"scorecard": None if scorecard is None else str(scorecard)}
+    if priors is not None and scorecard is not None:
+        out["mapping"] = load_scorecard(scorecard).version
         out["calibration"] = [vars(c) for c in claims(priors)]
     out["nodes"] = nodes
     return out
 
 
-def render(console: Console, settings: Settings) -> None:
-    priors = priors_of(settings)
+def render(console: Console, risk_nodes: Sequence[RiskNode], scorecard: Path | None) -> None:
+    """The table for people: per node its attributes, grade, p and lgd; overrides; every fact's source; claims."""
+    priors = priors_of(scorecard)
     if priors is None:
         console.print(
             "[yellow]no risk.scorecard[/]: p and lgd are typed in the config, with no recorded source"
@@ -76,7 +76,7 @@ def render(console: Console, settings: Settings) -> None:
         "fails with",
     ):
         table.add_column(col, justify="right" if col in ("p / yr", "lgd", "age", "TVL") else "left")
-    for n in settings.risk_nodes:
+    for n in risk_nodes:
         prior = priors.get(n.id) if priors else None
         parents = ", ".join(n.parents) or "-"
         if prior is None or prior.score is None:
