@@ -45,7 +45,6 @@ from aggregator.api_connections import (
 from aggregator.api_guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
 from aggregator.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.metrics import Metrics
-from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 from aggregator.service import Service
 
 log = structlog.get_logger(__name__)
@@ -162,6 +161,8 @@ def create_app(
             raise HTTPException(503, str(exc)) from exc
         out = {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
         if request.sensitivity:
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity  # noqa: PLC0415 (only here)
+
             out["sensitivity"] = risk_sensitivity(result.plan.problem.inputs).to_json()
         return out
 

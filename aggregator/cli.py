@@ -39,8 +39,6 @@ from aggregator.backtest.run import backtest as run_backtest
 from aggregator.daemon import Daemon
 from aggregator.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.logs import configure_logging
-from aggregator.risk import report as risk_report
-from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 from aggregator.service import Service
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.store import integrity
@@ -180,6 +178,9 @@ def rebalance(
     try:
         plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
         if sensitivity:
+            from aggregator.risk import report as risk_report  # noqa: PLC0415 (lazy, as the re-layered CLI)
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity  # noqa: PLC0415
+
             found = risk_sensitivity(plan.problem.inputs)
             if as_json:
                 typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
@@ -267,6 +268,8 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """The risk priors: each node's scorecard (attributes, points, grade), its p and lgd, overrides with their
     reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
+    from aggregator.risk import report as risk_report  # noqa: PLC0415 (lazy, as the re-layered CLI)
+
     settings = _load(config)
     if as_json:
         typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
