@@ -104,7 +104,9 @@ def test_risk_command_prints_the_table_sources_overrides_and_calibration(tmp_pat
     )
     assert data["mapping"] == "v1" and all(c["holds"] for c in data["calibration"])
     summary = cli("check-config", "--config", "config/demo.toml", tmp=tmp_path)
-    assert summary.returncode == 0 and "p and lgd from" in summary.stdout and "scorecard.toml" in summary.stdout
+    assert (
+        summary.returncode == 0 and "p and lgd from" in summary.stdout and "scorecard.toml" in summary.stdout
+    )
 
 
 SCORECARD_ERRORS = [
