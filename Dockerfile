@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY aggregator ./aggregator
 COPY optimizer ./optimizer
 COPY adapters ./adapters
+COPY execution ./execution
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
 
 FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS runtime

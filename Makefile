@@ -41,11 +41,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-## check: format check, lint, types
+## check: format check, lint, types, the layer contract (.importlinter: no import runs up a layer)
 check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## rebalance: one dry-run proposal on the demo config
 rebalance: $(STAMP)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Protocol
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-Clock = Callable[[], datetime]
+from aggregator.core.clock import Clock
 
 MAX_TEXT = 512
 """Longest text taken from a source (notes, names) that is kept: longer is cut, so nothing a source sends can

@@ -17,10 +17,11 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from adapters.base import BoundedText, Clock, Quote, SourceSettings
+from adapters.base import BoundedText, Quote, SourceSettings
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
+from aggregator.core.clock import Clock
 
 Field_ = Literal["apyBase", "apy", "apyMean30d", "apyBase7d"]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)

@@ -10,9 +10,10 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.http import get_json
 from adapters.simple import PERCENT, parse
+from aggregator.core.clock import Clock
 
 Number = StrictFloat | StrictInt
 KEYS = {"7_day_apr": "seven_day_apr", "7_day_restaking_apr": "seven_day_restaking_apr"}

@@ -11,8 +11,9 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.simple import PERCENT, fetch_one, from_unix
+from aggregator.core.clock import Clock
 
 Number = StrictFloat | StrictInt
 

@@ -18,9 +18,10 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import Field
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.errors import SourceDataError
 from adapters.http import request_json
+from aggregator.core.clock import Clock
 
 ONE = f"{10**18:064x}"
 TOKENS: dict[str, tuple[str, str]] = {

@@ -10,9 +10,10 @@ from typing import Annotated, Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, StringConstraints, ValidationError
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.errors import SourceDataError
 from adapters.http import get_json
+from aggregator.core.clock import Clock
 
 M = TypeVar("M", bound=BaseModel)
 PERCENT = 0.01

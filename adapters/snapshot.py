@@ -15,8 +15,9 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.base import BoundedText, Clock, Quote, SourceSettings
+from adapters.base import BoundedText, Quote, SourceSettings
 from adapters.errors import SourceDataError
+from aggregator.core.clock import Clock
 
 
 class SnapshotSettings(SourceSettings):

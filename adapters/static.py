@@ -8,7 +8,8 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
+from aggregator.core.clock import Clock
 
 
 class StaticValue(BaseModel):

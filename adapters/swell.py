@@ -10,8 +10,9 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import RootModel, StrictFloat, StrictInt
 
-from adapters.base import Clock, Quote, SourceSettings
+from adapters.base import Quote, SourceSettings
 from adapters.simple import PERCENT, fetch_one
+from aggregator.core.clock import Clock
 
 
 class SwellSettings(SourceSettings):

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from benchmarks.daemon import Daemon
-from tests.conftest import AGGREGATOR, clean_env, copy_demo, free_port
+from benchmarks.demo import AGGREGATOR, clean_env, copy_demo, free_port
 
 LIMITED = (  # exec argv[2:] with RLIMIT_NOFILE at argv[1] (soft and hard)
     "import os, resource, sys; n = int(sys.argv[1]); "

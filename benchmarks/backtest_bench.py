@@ -25,14 +25,17 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from aggregator.backtest.history import History  # noqa: E402
-from aggregator.backtest.replay import run  # noqa: E402
-from aggregator.backtest.run import input_rule, strategies_for  # noqa: E402
-from aggregator.backtest.strategies import Optimizer  # noqa: E402
-from aggregator.rates import collect_sync  # noqa: E402
+from aggregator.rates.collect import collect_sync  # noqa: E402
+from aggregator.research.backtest.history import History  # noqa: E402
+from aggregator.research.backtest.replay import run  # noqa: E402
+from aggregator.research.backtest.run import input_rule, strategies_for  # noqa: E402
+from aggregator.research.backtest.strategies import Optimizer  # noqa: E402
 from aggregator.settings import Settings, load_settings  # noqa: E402
-from optimizer import ModelCache, OptimizationInputs, optimize  # noqa: E402
-from optimizer.optimize import shape_of  # noqa: E402
+from optimizer import ModelCache, OptimizationInputs  # noqa: E402
+from optimizer.optimize import (  # noqa: E402
+    optimize,
+    shape_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""A daemon subprocess for the load and soak benchmarks (on `tests.conftest.copy_demo`'s config): its JSON log read
+"""A daemon subprocess for the load and soak benchmarks (on `benchmarks.demo.copy_demo`'s config): its JSON log read
 by a thread, and its resident memory and open file descriptors read from /proc."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import start_daemon
+from benchmarks.demo import start_daemon
 
 
 class Daemon:

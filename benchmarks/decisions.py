@@ -42,10 +42,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from aggregator.backtest.history import History, build_history  # noqa: E402
-from aggregator.backtest.replay import DAYS_PER_YEAR  # noqa: E402
-from aggregator.backtest.run import Backtest, StrategyResult, backtest  # noqa: E402
-from aggregator.logs import configure_logging  # noqa: E402
+from aggregator.events.logs import configure_logging  # noqa: E402
+from aggregator.research.backtest.history import History, build_history  # noqa: E402
+from aggregator.research.backtest.replay import DAYS_PER_YEAR  # noqa: E402
+from aggregator.research.backtest.run import Backtest, StrategyResult, backtest  # noqa: E402
 from aggregator.settings import Settings, load_settings  # noqa: E402
 from optimizer import ModelCache, OptimizationInputs  # noqa: E402
 from optimizer.evaluate import violations  # noqa: E402

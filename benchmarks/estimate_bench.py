@@ -4,7 +4,7 @@
 
 A real SQLite store holds `days` of collections of the demo universe (every `every-minutes`), each component's value
 drawn afresh every collection (the worst case: no value repeats, so the store's per-value counts save nothing);
-then `aggregator.cycle.inputs_for` (the window query, the median, the entry gate) is timed on it, next to the same
+then `aggregator.service.cycle.inputs_for` (the window query, the median, the entry gate) is timed on it, next to the same
 window where each value stays for an hour (as DefiLlama's and most protocols' APIs do).
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aggregator.cycle import inputs_for
-from aggregator.rates import ComponentRate, RateBook
+from aggregator.rates.collect import ComponentRate, RateBook
+from aggregator.service.cycle import inputs_for
 from aggregator.settings import Settings, load_settings
 from aggregator.store import Store
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from aggregator.rates import RateBook, collect
+from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import Settings
 from tests.adapters.cases import HTTP_CASES, ROOT
 from tests.fixture_server import FixtureServer, Reply

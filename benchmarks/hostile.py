@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from aggregator.rates import collect
+from aggregator.rates.collect import collect
 from tests.adapters import test_hostile
 from tests.hostile_server import BEHAVIOURS, HostileServer
 
@@ -38,7 +38,12 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     test_hostile.LIMITS.clear()
     test_hostile.LIMITS.update(
-        {"timeout_seconds": 2.0, "deadline_seconds": args.deadline, "max_attempts": 3, "max_age_hours": 87_600.0}
+        {
+            "timeout_seconds": 2.0,
+            "deadline_seconds": args.deadline,
+            "max_attempts": 3,
+            "max_age_hours": 87_600.0,
+        }
     )
     adapters = test_hostile.http_adapters()
     print(f"{len(adapters)} HTTP adapters at once, deadline {args.deadline:g} s, default size caps")

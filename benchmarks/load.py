@@ -37,7 +37,7 @@ import aiohttp
 import httpx
 
 from benchmarks.daemon import Daemon
-from tests.conftest import copy_demo, free_port
+from benchmarks.demo import copy_demo, free_port
 
 TOKEN = "load-benchmark-token-value"
 

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from optimizer import Limits, OptimizationInputs, optimize
-from optimizer.optimize import ModelCache, prepare, shape_for
+from optimizer import Limits, OptimizationInputs
+from optimizer.optimize import ModelCache, optimize, prepare, shape_for
 from optimizer.problem import AllocationModel, RiskForm
 from optimizer.synthetic import synthetic_universe
 

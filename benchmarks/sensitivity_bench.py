@@ -17,7 +17,8 @@ from adapters.snapshot import SnapshotSettings
 from adapters.static import StaticSettings
 from aggregator.risk.sensitivity import variants_of
 from aggregator.settings import load_settings
-from optimizer import ModelCache, OptimizationInputs, optimize
+from optimizer import OptimizationInputs
+from optimizer.optimize import ModelCache, optimize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,8 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.daemon import Daemon
+from benchmarks.demo import copy_demo
 from tests.adapters.cases import HTTP_CASES
-from tests.conftest import copy_demo
 from tests.fixture_server import FixtureServer
 from tests.reliability.faults import FAULTS, scripted_reply
 

@@ -1,9 +1,15 @@
 """The allocation model: a pure function from typed inputs to an explained plan (no I/O, no clock, no logging).
 
 plan = optimize(OptimizationInputs(universe=..., limits=..., portfolio_eth=..., holdings_eth=..., yields=...))
+
+`optimize` is imported from `optimizer.optimize` (not from this package): the package loads the solver side
+(cvxpy) only when one of its names is first used, and a lazy name cannot share its name with a submodule.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from optimizer.inputs import (
     ExitRoute,
@@ -19,10 +25,30 @@ from optimizer.inputs import (
     VenueKind,
     YieldComponent,
 )
-from optimizer.optimize import ModelCache, optimize
 from optimizer.plan import BindingLimit, Diagnosis, Metrics, Move, Plan, RecordedProblem
-from optimizer.problem import DEFAULT_SOLVERS, AllocationModel, ModelShape
-from optimizer.scenarios import weighted_cvar
+
+if TYPE_CHECKING:
+    from optimizer.optimize import ModelCache
+    from optimizer.problem import DEFAULT_SOLVERS, AllocationModel, ModelShape
+    from optimizer.scenarios import weighted_cvar
+
+# The solver side (cvxpy, scipy) loads on first use: reading a config or a stored plan, or `aggregator health`,
+# needs the typed inputs and plans above, not the model.
+_LAZY = {
+    "ModelCache": "optimizer.optimize",
+    "DEFAULT_SOLVERS": "optimizer.problem",
+    "AllocationModel": "optimizer.problem",
+    "ModelShape": "optimizer.problem",
+    "weighted_cvar": "optimizer.scenarios",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optimizer' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_SOLVERS",
@@ -47,6 +73,5 @@ __all__ = [
     "Venue",
     "VenueKind",
     "YieldComponent",
-    "optimize",
     "weighted_cvar",
 ]

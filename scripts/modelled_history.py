@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aggregator.backtest.modelled import check_points, fit_apy, fit_rate, read_dated, steth_points
+from aggregator.research.backtest.modelled import check_points, fit_apy, fit_rate, read_dated, steth_points
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

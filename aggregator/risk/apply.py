@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
 from aggregator.risk.scorecard import Prior, derive, load_scorecard
 
 

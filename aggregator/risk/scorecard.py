@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
 from aggregator.risk.mapping import MAPPINGS, SCALES, SCORED, Custody, Mapping, Score, score, years_between
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]

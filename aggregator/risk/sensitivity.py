@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from optimizer import ModelCache, OptimizationInputs, Plan, optimize
+from optimizer import OptimizationInputs, Plan
+from optimizer.optimize import ModelCache, optimize
 
 FACTORS = (0.5, 2.0)
 BUDGET_STEP = 0.01

@@ -38,10 +38,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from adapters.base import Clock
-from aggregator.errors import ConfigError, DamagedRecordError, LeaseLostError, StoreDamagedError, StoreError
-from aggregator.ledger import Pending, Position, apply_moves
-from aggregator.rates import RateBook
+from aggregator.core.clock import Clock
+from aggregator.core.errors import (
+    ConfigError,
+    DamagedRecordError,
+    LeaseLostError,
+    StoreDamagedError,
+    StoreError,
+)
 from aggregator.store.integrity import (
     RECOVERY,
     WalWatch,
@@ -50,6 +54,8 @@ from aggregator.store.integrity import (
     integrity_report,
     sqlite_path,
 )
+from aggregator.store.ledger import Pending, Position, apply_moves
+from aggregator.store.records import Collection
 from aggregator.store.schema import (
     book,
     collections,
@@ -241,14 +247,14 @@ class Store:
             self._damaged(exc)
             raise
 
-    def record_rates(self, rate_book: RateBook, trigger: str) -> int:
+    def record_rates(self, rate_book: Collection, trigger: str) -> int:
         """Write one collection with its rates and rejections, atomically; returns its id."""
         with self._write("recording rates") as conn:
             return _insert_collection(conn, rate_book, trigger)
 
     def record_cycle(
         self,
-        rate_book: RateBook,
+        rate_book: Collection,
         trigger: str,
         run_id: str,
         plan: Plan | None,
@@ -493,7 +499,7 @@ def _write_position(conn: Connection, position: Position, now: datetime, run_id:
         conn.execute(insert(in_flight), flights)
 
 
-def _insert_collection(conn: Connection, rate_book: RateBook, trigger: str) -> int:
+def _insert_collection(conn: Connection, rate_book: Collection, trigger: str) -> int:
     key = conn.execute(
         insert(collections).values(
             fetched_at=_naive_utc(rate_book.fetched_at),

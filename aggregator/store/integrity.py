@@ -12,7 +12,7 @@ import weakref
 from contextlib import closing
 from pathlib import Path
 
-from aggregator.errors import StoreDamagedError, StoreError
+from aggregator.core.errors import StoreDamagedError, StoreError
 
 RECOVERY = (
     "Recovery: stop the daemon; run `aggregator db check` to see the damage; restore the latest "

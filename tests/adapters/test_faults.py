@@ -19,7 +19,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.rates import RateBook, collect
+from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import Settings
 from tests.adapters.cases import HTTP_CASES, Case, one_source_settings
 from tests.adapters.test_contract import http_settings

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from adapters import REGISTRY
 from adapters.base import MAX_TEXT
 from adapters.errors import MAX_REASON
-from aggregator.rates import RateBook, collect
+from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.adapters.cases import HTTP_CASES, Case

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from adapters import REGISTRY, Quote
-from adapters.breaker import SourceHealth
 from adapters.errors import SourceDataError
 from adapters.http import check_json_shape
 from adapters.lido import LidoSettings
-from aggregator.rates import RateBook, collect
+from aggregator.rates.breaker import SourceHealth
+from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import Settings
 from tests.adapters.cases import FIXTURES
 from tests.fixture_server import FixtureServer, Reply

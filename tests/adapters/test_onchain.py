@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
 from adapters.onchain import OnchainSettings, annualise
-from aggregator.rates import collect
+from aggregator.rates.collect import collect
 from tests.adapters.cases import FIXTURES, one_source_settings
 from tests.fixture_server import FixtureServer, Reply
 

@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from aggregator.api import ApiServer, create_app
-from aggregator.metrics import Metrics
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from tests.conftest import free_port

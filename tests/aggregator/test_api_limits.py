@@ -17,10 +17,10 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from aggregator.api import ApiServer, create_app
-from aggregator.api_connections import ConnectionLimits
-from aggregator.api_guard import MIN_TOKEN_LENGTH, is_loopback
-from aggregator.metrics import Metrics
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
+from aggregator.interfaces.api.connections import ConnectionLimits
+from aggregator.interfaces.api.guard import MIN_TOKEN_LENGTH, is_loopback
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from tests.conftest import free_port

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters import Quote
-from aggregator.crosscheck import CrossCheckSettings, RateMemory, check_component
+from aggregator.rates.crosscheck import RateMemory, check_component
+from aggregator.settings.rates import CrossCheckSettings
 
 T = datetime(2026, 9, 14, tzinfo=UTC)
 S = CrossCheckSettings(disagreement_tolerance=0.005, jump_threshold=0.01)

@@ -13,9 +13,9 @@ import pytest
 import structlog
 from rich.console import Console
 
-from aggregator.cycle import run_cycle
-from aggregator.rates import RateBook, collect_sync
-from aggregator.render import plan_report
+from aggregator.interfaces.render import plan_report
+from aggregator.rates.collect import RateBook, collect_sync
+from aggregator.service.cycle import run_cycle
 from aggregator.settings import Settings, load_settings
 from aggregator.store import Store
 from optimizer import ModelCache

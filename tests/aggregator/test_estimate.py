@@ -8,14 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.estimate import (
-    InputRule,
-    blocked_venues,
-    counts,
-    decision_yields,
-    estimate,
-    robust,
-)
+from aggregator.rates.estimate import blocked_venues, counts, decision_yields, estimate, robust
+from aggregator.settings.rates import InputRule
 from optimizer import Universe, Venue, VenueKind, YieldComponent
 
 MIN_WINDOW = 5

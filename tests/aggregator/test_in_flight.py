@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.ledger import Pending, Position, apply_moves
 from aggregator.service import Service
 from aggregator.settings import load_settings
+from aggregator.store.ledger import Pending, Position, apply_moves
 from optimizer import Move
 
 T0 = datetime(2026, 9, 14, 12, 0, tzinfo=UTC)

@@ -88,7 +88,7 @@ def test_the_daemons_whole_output_is_strict_json_lines(
 SCRIPT = """
 import asyncio, logging, threading, warnings
 import structlog
-from aggregator.logs import configure_logging
+from aggregator.events.logs import configure_logging
 configure_logging("info", "json")
 log = structlog.get_logger("aggregator.probe")
 log.info("probe", nan=float("nan"), inf=float("inf"), nested={"x": [float("-inf"), 1.5]})

@@ -18,9 +18,10 @@ from typing import Any, Literal
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.notify import Notifier, NotifySettings
+from aggregator.events.notify import Notifier
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
+from aggregator.settings.notify import NotifySettings
 from tests.conftest import AGGREGATOR, clean_env, start_daemon
 from tests.fixture_server import FixtureServer, Reply
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.crosscheck import CrossCheckSettings
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
 from aggregator.service import Service
 from aggregator.settings import Settings, load_settings
+from aggregator.settings.rates import CrossCheckSettings
 from tests.adapters.cases import FIXTURES
 from tests.fixture_server import FixtureServer, Reply
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.rates import RateBook, collect
+from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import load_settings
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

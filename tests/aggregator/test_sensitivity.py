@@ -12,12 +12,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from aggregator.api import ApiServer, create_app
-from aggregator.metrics import Metrics
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.risk.sensitivity import sensitivity
 from aggregator.service import Service
 from aggregator.settings import load_settings
-from optimizer import OptimizationInputs, Plan, RiskNode, optimize
+from optimizer import OptimizationInputs, Plan, RiskNode
+from optimizer.optimize import optimize
 from tests.conftest import AGGREGATOR, ROOT, clean_env, free_port
 from tests.optimizer.universes import small_inputs
 

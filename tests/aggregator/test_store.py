@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from aggregator.cycle import inputs_for
-from aggregator.errors import StoreError
-from aggregator.rates import ComponentRate, RateBook, Rejection
+from aggregator.core.errors import StoreError
+from aggregator.rates.collect import ComponentRate, RateBook, Rejection
+from aggregator.service.cycle import inputs_for
 from aggregator.settings import load_settings
 from aggregator.store import MIGRATIONS, Store
 from tests.aggregator.test_cli import run

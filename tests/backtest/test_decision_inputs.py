@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.backtest.history import History, build_history
-from aggregator.backtest.replay import run
-from aggregator.backtest.run import input_rule
-from aggregator.backtest.strategies import Optimizer
-from aggregator.estimate import InputRule
+from aggregator.research.backtest.history import History, build_history
+from aggregator.research.backtest.replay import run
+from aggregator.research.backtest.run import input_rule
+from aggregator.research.backtest.strategies import Optimizer
 from aggregator.settings import Settings, load_settings
+from aggregator.settings.rates import InputRule
 from optimizer import ModelCache
 from optimizer.optimize import shape_of
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.backtest.history import build_history
+from aggregator.research.backtest.history import build_history
 from aggregator.settings import load_settings
 from benchmarks.decisions import hindsight_book, realised_yields, steth_case
 

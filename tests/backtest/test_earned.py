@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.backtest.book import Book, Leg, reversed_legs
-from aggregator.backtest.history import build_history
-from aggregator.backtest.run import backtest, strategies_for
-from aggregator.backtest.strategies import Optimizer
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
+from aggregator.research.backtest.book import Book, Leg, reversed_legs
+from aggregator.research.backtest.history import build_history
+from aggregator.research.backtest.run import backtest, strategies_for
+from aggregator.research.backtest.strategies import Optimizer
 from aggregator.settings import Settings, load_settings
 from optimizer import ModelCache
 from optimizer.optimize import shape_of

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.backtest.history import HistoryError, build_history, download_charts, read_chart
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
+from aggregator.research.backtest.history import HistoryError, build_history, download_charts, read_chart
 from aggregator.settings import load_settings
 from tests.fixture_server import FixtureServer, Reply
 

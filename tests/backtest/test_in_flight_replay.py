@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.backtest.book import Book
-from aggregator.backtest.strategies import InFlightMove, Known, Optimizer, SeesInFlight
+from aggregator.research.backtest.book import Book
+from aggregator.research.backtest.strategies import InFlightMove, Known, Optimizer, SeesInFlight
 from aggregator.settings import Settings, load_settings
 from optimizer import ModelCache
 from optimizer.optimize import shape_of

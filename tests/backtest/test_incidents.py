@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.backtest.incidents import hit_venues
-from aggregator.backtest.report import summary, write
-from aggregator.backtest.run import backtest
+from aggregator.research.backtest.incidents import hit_venues
+from aggregator.research.backtest.report import summary, write
+from aggregator.research.backtest.run import backtest
 from aggregator.settings import load_settings
 
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from aggregator.backtest.modelled import (
+from aggregator.research.backtest.modelled import (
     check_points,
     fit_apy,
     fit_rate,

@@ -9,12 +9,12 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from aggregator.backtest.config import StressEvent
-from aggregator.backtest.history import History, build_history
-from aggregator.backtest.replay import run
-from aggregator.backtest.run import backtest, input_rule, strategies_for
-from aggregator.backtest.strategies import Fixed, Known
+from aggregator.research.backtest.history import History, build_history
+from aggregator.research.backtest.replay import run
+from aggregator.research.backtest.run import backtest, input_rule, strategies_for
+from aggregator.research.backtest.strategies import Fixed, Known
 from aggregator.settings import Settings, load_settings
+from aggregator.settings.backtest import StressEvent
 from optimizer import ModelCache
 from optimizer.optimize import shape_of
 from optimizer.structure import FloatArray

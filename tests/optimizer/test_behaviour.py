@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe, optimize
+from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe
+from optimizer.optimize import optimize
 from optimizer.problem import AllocationModel
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
 from optimizer.structure import Structure

@@ -3,8 +3,8 @@ an uncapped node's exposure may pass 100 % while capital is in transit from one 
 
 from __future__ import annotations
 
-from optimizer import Limits, OptimizationInputs, RiskNode, Universe, optimize
-from optimizer.optimize import UNCAPPED_NODE
+from optimizer import Limits, OptimizationInputs, RiskNode, Universe
+from optimizer.optimize import UNCAPPED_NODE, optimize
 from tests.optimizer.universes import YIELDS, small_universe
 
 

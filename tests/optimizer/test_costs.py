@@ -18,8 +18,8 @@ from optimizer import (
     Venue,
     VenueKind,
     YieldComponent,
-    optimize,
 )
+from optimizer.optimize import optimize
 from tests.optimizer.invariants import check_invariants, exposed, plan_cvar
 from tests.optimizer.linprog_rebuild import rebuild_objective
 

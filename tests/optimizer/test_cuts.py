@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import optimizer.cuts
-from optimizer import Limits, ModelCache, OptimizationInputs, optimize
+from optimizer import Limits, ModelCache, OptimizationInputs
 from optimizer.cuts import TailOracle
-from optimizer.optimize import prepare, shape_for
+from optimizer.optimize import optimize, prepare, shape_for
 from optimizer.problem import AllocationModel
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios, weighted_cvar
 from optimizer.structure import Structure

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer import OptimizationInputs, optimize
+from optimizer import OptimizationInputs
+from optimizer.optimize import optimize
 from tests.optimizer.invariants import check_invariants
 from tests.optimizer.linprog_rebuild import rebuild_objective
 from tests.optimizer.universes import YIELDS, small_inputs

@@ -10,18 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer import (
-    BindingLimit,
-    LadderRung,
-    Limits,
-    ModelCache,
-    OptimizationInputs,
-    Plan,
-    Universe,
-    optimize,
-)
+from optimizer import BindingLimit, LadderRung, Limits, ModelCache, OptimizationInputs, Plan, Universe
 from optimizer.explain import explain
-from optimizer.optimize import prepare
+from optimizer.optimize import optimize, prepare
 from optimizer.synthetic import synthetic_universe
 from tests.optimizer.universes import YIELDS, small_inputs, small_universe
 

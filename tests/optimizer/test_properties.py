@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, optimize
+from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs
+from optimizer.optimize import optimize
 from optimizer.synthetic import synthetic_universe
 from tests.optimizer.invariants import check_invariants
 from tests.optimizer.linprog_rebuild import rebuild_objective

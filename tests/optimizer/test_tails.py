@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from aggregator.render import plan_report
+from aggregator.interfaces.render import plan_report
 from aggregator.settings import load_settings
-from optimizer import OptimizationInputs, StressScenario, Universe, optimize
+from optimizer import OptimizationInputs, StressScenario, Universe
+from optimizer.optimize import optimize
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
 from optimizer.structure import Structure
 from optimizer.synthetic import synthetic_universe

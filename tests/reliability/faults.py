@@ -12,7 +12,9 @@ FAULTS = ("up", "down", "slow", "garbled", "absurd")
 FAILING = frozenset(
     {"down", "slow", "garbled"}
 )  # the source fails; "absurd" parses and is rejected by validation
-SLOW_SECONDS = 1.2  # longer than the timeouts the flapping test (0.6 s) and the soak (0.2 s) give their sources
+SLOW_SECONDS = (
+    1.2  # longer than the timeouts the flapping test (0.6 s) and the soak (0.2 s) give their sources
+)
 
 
 def scripted_reply(case: Case, fault: str) -> Reply:

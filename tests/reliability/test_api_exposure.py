@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aggregator.api_connections import ACCEPT_BACKLOG
+from aggregator.interfaces.api.connections import ACCEPT_BACKLOG
 from tests.conftest import AGGREGATOR, clean_env, free_port, start_daemon
 
 FD_LIMIT = 1024  # the daemon's RLIMIT_NOFILE (soft and hard) in the flood test: a common default

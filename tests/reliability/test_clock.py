@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.errors import NoRatesError
+from aggregator.core.errors import NoRatesError
 from aggregator.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from aggregator.errors import StoreError
+from aggregator.core.errors import StoreError
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from tests.aggregator.test_cli import run

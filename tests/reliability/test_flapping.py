@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.errors import NoRatesError
+from aggregator.core.errors import NoRatesError
 from aggregator.service import Service
 from aggregator.settings import Settings
 from tests.adapters.cases import HTTP_CASES

@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from adapters import REGISTRY, Quote
 from adapters.errors import SourceError
 from adapters.onchain import annualise
-from aggregator.errors import ConfigError
-from aggregator.rates import validate
+from aggregator.core.errors import ConfigError
+from aggregator.rates.collect import validate
 from aggregator.settings import load_settings
 from tests.adapters.cases import FIXTURES, HTTP_CASES, Case, one_source_settings
 from tests.adapters.test_contract import http_settings

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from aggregator.errors import LeaseLostError, StoreError
-from aggregator.rates import RateBook
+from aggregator.core.errors import LeaseLostError, StoreError
+from aggregator.rates.collect import RateBook
 from aggregator.service import LEASE, Service
 from aggregator.settings import load_settings
 from aggregator.store import Store

@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-from aggregator.api import ApiServer, create_app
-from aggregator.metrics import Metrics
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from tests.conftest import copy_demo, free_port

@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from aggregator.errors import ConfigError
+from aggregator.core.errors import ConfigError
 from aggregator.settings import MAX_NODES_PER_VENUE, MAX_RISK_NODES, Settings, load_settings
 from tests.aggregator.test_cli import run
 

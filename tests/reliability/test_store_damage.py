@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.errors import StoreDamagedError
+from aggregator.core.errors import StoreDamagedError
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from aggregator.store.integrity import RECOVERY

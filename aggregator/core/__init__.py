@@ -1,0 +1,1 @@
+"""The bottom floor: the clock, the one exception tree, strict JSON. Imports nothing of this project."""

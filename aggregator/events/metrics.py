@@ -1,0 +1,69 @@
+"""Prometheus metrics of one service (own registry, so several can live in one process, as tests do)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from aggregator.rates.collect import RateBook
+from optimizer import Plan
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.last_success_at: float | None = None
+        self.last_success = Gauge(
+            "aggregator_last_successful_cycle_timestamp_seconds",
+            "Unix time of the last rebalance cycle that produced a plan",
+            registry=self.registry,
+        )
+        self.fetch_seconds = Histogram(
+            "aggregator_source_fetch_seconds",
+            "Time to fetch one source, retries included",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.source_failures = Counter(
+            "aggregator_source_failures_total",
+            "Cycles in which a source failed or was skipped",
+            ["source"],
+            registry=self.registry,
+        )
+        self.quotes_rejected = Counter(
+            "aggregator_quotes_rejected_total",
+            "Quotes rejected or quarantined",
+            ["source"],
+            registry=self.registry,
+        )
+        self.proposals = Counter(
+            "aggregator_proposals_total",
+            "Proposals by status and mode",
+            ["status", "mode"],
+            registry=self.registry,
+        )
+        self.book_yield = Gauge(
+            "aggregator_book_expected_yield",
+            "Net yield of the book, fraction per year",
+            registry=self.registry,
+        )
+        self.book_cvar = Gauge("aggregator_book_cvar", "CVaR of the book, fraction", registry=self.registry)
+
+    def observe_book(self, book: RateBook) -> None:
+        for source, seconds in book.source_seconds.items():
+            self.fetch_seconds.labels(source).observe(seconds)
+        for source in book.failed_sources:
+            self.source_failures.labels(source).inc()
+        for rejection in book.rejected:
+            self.quotes_rejected.labels(rejection.source).inc()
+
+    def observe_plan(self, plan: Plan, applied: bool, at: float) -> None:
+        self.proposals.labels(plan.status, "applied" if applied else "dry_run").inc()
+        held = plan.after if applied and plan.status == "rebalance" else plan.before
+        self.book_yield.set(held.net_yield)
+        self.book_cvar.set(held.cvar)
+        self.last_success.set(at)
+        self.last_success_at = at
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,482 @@
+"""`aggregator`: the operator's command line. Thin: each command loads settings, calls the service, renders.
+
+Exit codes (also in the README):
+    0  success (a plan was proposed, or a deliberate hold)
+    1  unexpected internal error
+    2  command-line usage error
+    3  configuration error (missing file, invalid or infeasible limits)
+    4  no usable yield from any source
+    5  the plan holds because of a problem: limits cannot be met, or the solver failed
+    6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
+    7  not found (`show` with an unknown proposal id)
+    8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
+       half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
+       `db check` exits 8 when the integrity check fails.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise.
+
+Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
+(the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
+and `health` (the container's health check) start in a fraction of the time. tests/aggregator/test_cli_imports.py
+checks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import httpx
+import structlog
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from aggregator.core import strictjson
+from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.events.logs import configure_logging
+from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
+from aggregator.settings.backtest import StressEvent
+
+(
+    EXIT_OK,
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    EXIT_CONFIG,
+    EXIT_NO_RATES,
+    EXIT_PLAN_PROBLEM,
+    EXIT_BUSY,
+    EXIT_NOT_FOUND,
+    EXIT_STORE,
+) = range(9)
+
+app = typer.Typer(
+    help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", envvar=f"{ENV_PREFIX}CONFIG", help="operator TOML file", show_default=True
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+DEFAULT_CONFIG = Path("config/demo.toml")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
+    """Our exceptions become exit codes here, in one place (Typer owns usage errors: exit 2)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_CONFIG) from exc
+        except NoRatesError as exc:
+            print(f"no rates: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_NO_RATES) from exc
+        except CycleBusyError as exc:
+            print(f"busy: {exc}; retry later or pass --wait SECONDS", file=sys.stderr)
+            raise typer.Exit(EXIT_BUSY) from exc
+        except StoreError as exc:
+            print(f"database error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_STORE) from exc
+
+    return wrapper
+
+
+def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
+    settings = load_settings(config)
+    configure_logging(settings.logging.level, settings.logging.format, log_stream)  # type: ignore[arg-type]
+    return settings
+
+
+@app.command()
+@exit_codes
+def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run the daemon: pull rates and propose rebalances on the configured schedule (dry-run). SIGTERM/SIGINT
+    stop it; SIGHUP reloads the config file (a bad file is logged and the running config kept)."""
+    from aggregator.interfaces.daemon import Daemon
+
+    settings = load_settings(config)
+    configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
+    raise typer.Exit(Daemon(settings, config_path=config).run())
+
+
+@app.command()
+@exit_codes
+def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Fetch every source once and show the yield of each venue component, its sources and age."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
+    settings = _load(config)
+    book = Service(settings).collect("cli")
+    if as_json:
+        typer.echo(
+            _json_dump(
+                {
+                    "fetched_at": book.fetched_at.isoformat(),
+                    "rates": [
+                        {
+                            "venue": r.venue,
+                            "component": r.component,
+                            "value": r.value,
+                            "sources": list(r.sources),
+                            "observed_at": r.observed_at.isoformat(),
+                            "notes": list(r.notes),
+                            "spread": r.spread,
+                            "disagree": r.disagree,
+                            "change": r.change,
+                        }
+                        for r in book.rates
+                    ],
+                    "rejected": [vars(r) for r in book.rejected],
+                    "failed_sources": book.failed_sources,
+                    "missing": [{"venue": v, "component": c} for v, c in book.missing],
+                }
+            )
+        )
+    else:
+        render.rates_table(Console(), book)
+    if not book.rates:
+        raise typer.Exit(EXIT_NO_RATES)
+
+
+@app.command()
+@exit_codes
+def rebalance(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="record the plan as applied and move the book (default: dry run)")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait if another rebalance is running")
+    ] = 30.0,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="also re-solve with each risk node's p and lgd halved and doubled and the CVaR budget ± 1 pp, "
+            "and report which assumptions move the target most (with --json: {plan, sensitivity})",
+        ),
+    ] = False,
+) -> None:
+    """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
+    (nothing is traded: the book is what the service believes you hold)."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
+    settings = _load(config)
+    service = Service(settings)
+    try:
+        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        if sensitivity:
+            from aggregator.risk import report as risk_report
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
+
+            found = risk_sensitivity(plan.problem.inputs)
+            if as_json:
+                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
+            else:
+                render.plan_report(Console(), plan, applied=apply)
+                risk_report.render_sensitivity(Console(), found)
+        elif as_json:
+            typer.echo(_json_dump(plan.model_dump(mode="json")))
+        else:
+            render.plan_report(Console(), plan, applied=apply)
+    finally:
+        service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
+    if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
+        raise typer.Exit(EXIT_PLAN_PROBLEM)
+
+
+@app.command()
+@exit_codes
+def history(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many, newest first")] = 20,
+) -> None:
+    """The latest proposals: time, trigger, mode, status, turnover, yield change."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
+    settings = _load(config)
+    rows = Service(settings).store.proposals(limit)
+    if as_json:
+        typer.echo(_json_dump(rows))
+    else:
+        render.history_table(Console(), rows)
+
+
+@app.command()
+@exit_codes
+def show(
+    proposal_id: Annotated[str, typer.Argument(help="the proposal id (from history)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """One proposal in full: moves, why, binding limits, costs."""
+    from aggregator.interfaces import render
+    from aggregator.service import Service
+
+    settings = _load(config)
+    try:
+        found = Service(settings).store.proposal(proposal_id)
+    except DamagedRecordError as exc:
+        structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
+        print(
+            f"damaged: {exc}; the other proposals are unaffected (`aggregator history` lists them)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_STORE) from exc
+    if found is None:
+        print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
+        raise typer.Exit(EXIT_NOT_FOUND)
+    meta, plan = found
+    if as_json:
+        typer.echo(_json_dump({"proposal": meta, "plan": plan.model_dump(mode="json")}))
+    else:
+        console = Console()
+        console.print(
+            f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
+            f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
+        )
+        render.plan_report(console, plan, applied=meta["mode"] == "applied")
+
+
+@app.command()
+@exit_codes
+def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok, 1 otherwise."""
+    settings = load_settings(config)
+    host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
+    url = f"http://{host}:{settings.api.port}/health"
+    try:
+        ok = httpx.get(url, timeout=5).json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if not ok:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {url}")
+
+
+@app.command()
+@exit_codes
+def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """The risk priors: each node's scorecard (attributes, points, grade), its p and lgd, overrides with their
+    reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
+    from aggregator.risk import report as risk_report
+
+    settings = _load(config)
+    if as_json:
+        typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
+    else:
+        risk_report.render(Console(), settings.universe().nodes, settings.risk.scorecard)
+
+
+@app.command("check-config")
+@exit_codes
+def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the config, print a summary of the universe, and check the limits can all be met."""
+    from aggregator.interfaces import render
+    from aggregator.interfaces.api.guard import check_exposure
+    from optimizer import Limits, OptimizationInputs
+    from optimizer.optimize import optimize
+
+    settings = _load(config)
+    if settings.api.enabled:
+        check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
+        resolve_host("api.host", settings.api.host)
+    console = Console()
+    render.config_summary(console, settings, str(config))
+    # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
+    zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
+    limits = Limits.model_validate(settings.limits.model_dump() | {"max_turnover": None})
+    plan = optimize(
+        OptimizationInputs(
+            universe=settings.universe(),
+            limits=limits,
+            portfolio_eth=settings.portfolio_eth,
+            holdings_eth=dict(settings.portfolio.holdings_eth),
+            yields=zero,
+        )
+    )
+    if plan.diagnosis or plan.problem.objective is None:
+        for d in plan.diagnosis:
+            console.print(f"[red]error[/]: {d.message}")
+        what = (
+            f"{len(plan.diagnosis)} limit(s) cannot be met (listed above)" if plan.diagnosis else plan.reason
+        )
+        raise ConfigError(f"{config}: {what}")
+    console.print("[green]ok[/]: the tree, risk nodes, sources and limits are consistent and feasible")
+
+
+def _stress_event(text: str) -> StressEvent:
+    """NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2 (LOSS a fraction; default the node's lgd)."""
+    m = re.fullmatch(r"([^@]+)@(\d{4}-\d{2}-\d{2})(?::([0-9.]+))?", text.strip())
+    if not m:
+        raise typer.BadParameter(f"{text!r}: expected NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2")
+    try:
+        return StressEvent(
+            node=m.group(1),
+            on=date.fromisoformat(m.group(2)),
+            loss=None if m.group(3) is None else float(m.group(3)),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: {exc} (LOSS is a fraction from 0 to 1)") from exc
+
+
+@app.command()
+@exit_codes
+def backtest(
+    *,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="report folder (default: the config's backtest.output_dir)"),
+    ] = None,
+    stress: Annotated[
+        list[str] | None,
+        typer.Option("--stress", help="NODE@YYYY-MM-DD[:LOSS]: that risk node fails that day (repeatable)"),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="fetch DefiLlama /chart series into the cache first (internet)")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the configured history through the optimizer and the baseline strategies; write the report
+    (report.html, PNG plots, summary.json) and print the table."""
+    from aggregator.interfaces import render
+    from aggregator.research.backtest import report
+    from aggregator.research.backtest.history import download_charts
+    from aggregator.research.backtest.run import backtest as run_backtest
+
+    settings = _load(config)
+    events = [_stress_event(s) for s in stress or []]
+    if download and settings.backtest is not None:
+        for path in download_charts(settings.backtest):
+            print(f"downloaded {path}", file=sys.stderr)
+    show = progress and sys.stderr.isatty() and not as_json
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=None)
+        result = run_backtest(
+            settings, stress=events, progress=lambda t, n: bar.update(task, completed=t, total=n)
+        )
+    assert settings.backtest is not None
+    folder = out or Path(settings.backtest.output_dir)
+    files = report.write(result, folder)
+    if as_json:
+        typer.echo(_json_dump(report.summary(result) | {"files": {k: str(v) for k, v in files.items()}}))
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets every column
+    render.backtest_table(console, result)
+    typer.echo(f"report: {files['report']}")
+
+
+db_app = typer.Typer(
+    help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+
+def _sqlite_file(config: Path) -> Path:
+    from aggregator.store import integrity
+
+    settings = _load(config)
+    path = integrity.sqlite_path(settings.database.url)
+    if path is None:
+        where = settings.database.url.rsplit("@", maxsplit=1)[-1]
+        print(
+            f"`aggregator db` works on an SQLite store; database.url is {where!r}: use that database's own tools "
+            "(PostgreSQL: pg_amcheck, pg_dump)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return path
+
+
+@db_app.command("check")
+@exit_codes
+def db_check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run SQLite's full `PRAGMA integrity_check` on the store (read-only, safe while the daemon runs): prints
+    `ok` and exits 0, or prints what is damaged, how to recover, and exits 8."""
+    from aggregator.store import integrity
+
+    path = _sqlite_file(config)
+    report = integrity.integrity_report(path, quick=False)
+    if report == ["ok"]:
+        typer.echo(f"ok: {path} passes PRAGMA integrity_check")
+        return
+    for line in report:
+        typer.echo(line)
+    print(
+        f"damaged: {path} fails PRAGMA integrity_check ({len(report)} problem(s) above). {integrity.RECOVERY}",
+        file=sys.stderr,
+    )
+    raise typer.Exit(EXIT_STORE)
+
+
+@db_app.command("backup")
+@exit_codes
+def db_backup(
+    target: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Copy the store to TARGET through SQLite's online backup API (one consistent snapshot, safe while the daemon
+    writes), then integrity-check the copy: exit 0 if it passes, 8 otherwise."""
+    from aggregator.store import integrity
+
+    path = _sqlite_file(config)
+    if target.exists():
+        print(f"{target} exists; choose a new file name (a backup never overwrites one)", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE)
+    report = integrity.backup(path, target)
+    if report != ["ok"]:
+        for line in report:
+            typer.echo(line)
+        print(
+            f"the copy {target} fails PRAGMA integrity_check: the store itself is damaged. {integrity.RECOVERY}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_STORE)
+    typer.echo(
+        f"ok: {path} backed up to {target} ({target.stat().st_size} bytes, passes PRAGMA integrity_check)"
+    )
+
+
+def _json_dump(obj: object) -> str:
+    """Strict JSON for `--json`: a non-finite number (NaN, Infinity) is written as null."""
+    return strictjson.dumps(obj, indent=2, default=str)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,330 @@
+"""`aggregator run`: APScheduler pulls rates and proposes on the configured schedule until SIGTERM/SIGINT.
+
+The jobs only call the service (`aggregator.service`); coalesce, one instance per job, misfire grace and UTC are
+the scheduler's defaults. A failing cycle is logged and the daemon keeps going.
+
+Stopping: no new cycle starts; a running one has `shutdown_timeout_seconds` to finish. Past that it is abandoned
+and the process exits: a cycle writes only in its final transaction, so an abandoned one leaves nothing behind.
+
+Reloading (SIGHUP): the config file is read again. A file that does not load is logged (`config_reload_failed`,
+with the error) and the running config stays; so does one that changes what only a restart can change (the
+database, the API listener). Otherwise the next cycle uses it (`config_reloaded`); a running cycle finishes on the
+config it started with, and the jobs are rescheduled to the new schedule.
+
+Store damage: a job quick-checks the SQLite file and its write-ahead log every `database.integrity_check_minutes`;
+damage is logged once (`store_damaged`) and every later write refused. A lease the store failed to release (disk
+full) is retried from the main loop, so no other process waits for its expiry.
+
+Clock jumps: the main loop compares the wall clock with the monotonic one; a jump of 30 s or more either way is
+logged (`clock_jumped`) and the jobs are rescheduled from the new time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from aggregator.core.clock import Clock
+from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
+from aggregator.interfaces.api.connections import ConnectionLimits
+from aggregator.interfaces.api.guard import check_exposure
+from aggregator.service import Service, book_venues, utc_now
+from aggregator.service.cycle import Trigger
+from aggregator.settings import Settings, load_settings, resolve_host
+
+log = structlog.get_logger(__name__)
+CLOCK_JUMP_SECONDS = 30.0  # wall clock against monotonic, per 0.2 s tick of the main loop
+RETRY_RELEASE_SECONDS = 5.0  # how often the main loop retries a lease release that failed
+
+
+class Daemon:
+    """The scheduled service. `run()` blocks until `stop()` (called from the signal handlers)."""
+
+    def __init__(self, settings: Settings, now: Clock = utc_now, config_path: Path | None = None) -> None:
+        self.settings = settings
+        self.now = now
+        self.config_path = config_path
+        self.reload_requested = threading.Event()
+        api = settings.api
+        if api.enabled:
+            check_exposure(
+                api.host, api.token
+            )  # before anything starts: no token, no listening beyond loopback
+        self.metrics = Metrics()
+        self.service = Service(settings, now, metrics=self.metrics)
+        self.api = (
+            ApiServer(
+                create_app(
+                    self.service,
+                    self.metrics,
+                    api.token,
+                    max_body_bytes=api.max_body_bytes,
+                    body_timeout_seconds=api.body_timeout_seconds,
+                ),
+                api.host,
+                api.port,
+                api.threads,
+                ConnectionLimits(api.max_connections, api.header_timeout_seconds, api.keep_alive_seconds),
+            )
+            if api.enabled
+            else None
+        )
+        self.stopping = threading.Event()
+        self.stop_signal: str | None = None
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": settings.schedule.misfire_grace_seconds,
+            },
+        )
+
+    def rates_job(self) -> None:
+        try:
+            book = self.service.collect("rates")
+        except StoreError as exc:
+            log.error("rates_failed", error=str(exc))
+            return
+        except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
+            log.exception("rates_failed")
+            return
+        log.info(
+            "rates_collected",
+            components=len(book.rates),
+            rejected=len(book.rejected),
+            failed_sources=sorted(book.failed_sources),
+            missing=[f"{v}.{c}" for v, c in book.missing],
+        )
+
+    def rebalance_job(self, trigger: Trigger = "schedule") -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.service.rebalance(trigger)
+        except LeaseLostError:
+            pass  # logged by the service as lease_lost; nothing was written
+        except CycleBusyError as exc:
+            log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
+        except NoRatesError:
+            pass  # logged by the cycle as rebalance_skipped
+        except StoreError as exc:
+            log.error("rebalance_failed", trigger=trigger, error=str(exc))
+        except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
+            log.exception("rebalance_failed", trigger=trigger)
+
+    def integrity_job(self) -> None:
+        """Quick-check the store (logged once as `store_damaged` when it fails; writes are refused from then on)."""
+        try:
+            self.service.store.check_integrity()
+        except StoreError as exc:
+            log.error("integrity_check_failed", error=str(exc))
+
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Signal handler: only sets flags. The main loop logs `daemon_stopping`: logging here could deadlock on
+        the log's write lock when the signal lands while the main thread is writing a line."""
+        if not self.stopping.is_set():
+            self.stop_signal = signal.Signals(signum).name if signum else None
+        self.stopping.set()
+
+    def request_reload(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
+        self.reload_requested.set()  # the main loop reloads: no file I/O or logging inside a signal handler
+
+    def reload(self) -> bool:
+        """Read the config file again and use it from the next cycle; on any problem keep the running one."""
+        self.reload_requested.clear()
+        if self.config_path is None:
+            log.warning("config_reload_failed", error="no config file to reload (started without --config)")
+            return False
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "config_reload_failed", path=str(self.config_path), error=str(exc), kept="running config"
+            )
+            return False
+        except Exception as exc:
+            log.error(
+                "config_reload_failed",
+                path=str(self.config_path),
+                error=f"{type(exc).__name__}: {exc}",
+                kept="running config",
+            )
+            return False
+        fixed = [
+            name
+            for name in ("database", "api")
+            if getattr(new, name).model_dump() != getattr(self.settings, name).model_dump()
+        ]
+        if fixed:
+            log.error(
+                "config_reload_failed",
+                path=str(self.config_path),
+                error=f"[{'], ['.join(fixed)}] changed: only a restart applies them",
+                kept="running config",
+            )
+            return False
+        old_schedule = self.settings.schedule
+        self.settings = new
+        self.service.settings = new
+        if new.schedule != old_schedule:
+            self._schedule(start=False)
+        log.info(
+            "config_reloaded", path=str(self.config_path), venues=len(new.venues), sources=sorted(new.sources)
+        )
+        self._check_book(new)
+        return True
+
+    def _check_book(self, settings: Settings) -> None:
+        """Report a stored book naming venues this config does not have (the next cycle drops them)."""
+        try:
+            stored = self.service.store.book() or {}
+        except StoreError:
+            return
+        _, unknown = book_venues(stored, settings)
+        if unknown:
+            log.warning(
+                "book_venue_unknown",
+                venues=unknown,
+                path=str(self.config_path),
+                action="the next cycle starts from the book without these venues",
+                fix="add these venues back to the config, or apply a plan (rebalance --apply) to rewrite the book",
+            )
+
+    def _schedule(self, *, start: bool) -> None:
+        sched = self.settings.schedule
+        self.scheduler.add_job(
+            self.rates_job,
+            IntervalTrigger(minutes=sched.rates_every_minutes),
+            id="rates",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.rebalance_job,
+            CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC)
+            if sched.rebalance_every_minutes is None
+            else IntervalTrigger(minutes=sched.rebalance_every_minutes),
+            id="rebalance",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.integrity_job,
+            IntervalTrigger(minutes=self.settings.database.integrity_check_minutes),
+            id="integrity",
+            replace_existing=True,
+        )
+        if start and sched.rebalance_on_start:
+            self.scheduler.add_job(self.rebalance_job, args=["start"], id="rebalance-on-start")
+
+    def run(self) -> int:
+        sched = self.settings.schedule
+        self._schedule(start=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        if self.api:
+            self._start_api()
+        self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.start()
+        log.info(
+            "daemon_started",
+            venues=len(self.settings.venues),
+            sources=sorted(self.settings.sources),
+            rates_every_minutes=sched.rates_every_minutes,
+            rebalance_cron=sched.rebalance_cron if sched.rebalance_every_minutes is None else None,
+            rebalance_every_minutes=sched.rebalance_every_minutes,
+            dry_run=True,
+        )
+        clock = (self.now(), time.monotonic())
+        retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
+        while not self.stopping.wait(timeout=0.2):
+            if self.reload_requested.is_set():
+                self.reload()
+            clock = self._watch_clock(*clock)
+            if time.monotonic() >= retry_at:
+                self.service.retry_release()
+                retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
+        log.info("daemon_stopping", signal=self.stop_signal)
+        self.scheduler.pause()
+        if self.api:
+            self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
+        finished = self._drain(self.settings.schedule.shutdown_timeout_seconds)
+        if not finished:
+            log.warning(
+                "cycle_abandoned",
+                reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
+                "its writes were never committed",
+            )
+            self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
+            log.info("daemon_stopped")
+            sys.stdout.flush()
+            os._exit(
+                0
+            )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
+        self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
+        log.info("daemon_stopped")
+        return 0
+
+    def _start_api(self) -> None:
+        """Listen, or stop with a ConfigError (exit 3) naming the setting: a host that does not resolve, a port in
+        use or not ours to bind."""
+        assert self.api is not None
+        api = self.settings.api
+        resolve_host("api.host", api.host)
+        try:
+            self.api.start()
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"api.host = {api.host!r}, api.port = {api.port}: the HTTP API cannot listen there (the port is in "
+                "use by another process, or not allowed for this user); stop the other process, choose another "
+                "api.port, or set api.enabled = false"
+            ) from exc
+
+    def _watch_clock(self, wall: datetime, mono: float) -> tuple[datetime, float]:
+        """Reschedule when the wall clock jumps (an NTP step, a VM resumed, the date set by hand): the scheduler
+        computes its next runs on the wall clock, so a clock set back an hour would otherwise stay silent an hour."""
+        now, now_mono = self.now(), time.monotonic()
+        jump = (now - wall).total_seconds() - (now_mono - mono)
+        if abs(jump) >= CLOCK_JUMP_SECONDS:
+            log.warning("clock_jumped", seconds=round(jump, 1), action="jobs rescheduled from the new time")
+            self._schedule(start=False)
+        return now, now_mono
+
+    def _not_run(self, event: JobEvent) -> None:
+        """A scheduled run that did not happen is logged with its reason: no cycle is lost silently."""
+        if isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
+            times, reason = event.scheduled_run_times, "the previous run of this job is still going"
+        else:
+            times = [event.scheduled_run_time]
+            reason = (
+                f"started more than misfire_grace_seconds={self.settings.schedule.misfire_grace_seconds} "
+                "late (process suspended, clock jumped or the machine overloaded)"
+            )
+        for t in times:
+            log.warning("cycle_missed", job=event.job_id, scheduled_at=t.isoformat(), reason=reason)
+
+    def _drain(self, timeout: float) -> bool:
+        """Shut the scheduler down, waiting up to `timeout` for running jobs; False if they are still running."""
+        closer = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()

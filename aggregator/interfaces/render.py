@@ -1,0 +1,234 @@
+"""Tables for people (rich). Percent only here: inside the code yields are fractions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.rates.collect import RateBook
+from aggregator.research.backtest.run import Backtest
+from aggregator.research.backtest.table import TABLE_HEAD, rows
+from aggregator.settings import Settings
+from optimizer import ExitRoute, ExitRouteKind, Plan
+
+
+def pct(x: float, digits: int = 3) -> str:
+    return f"{x * 100:.{digits}f} %"
+
+
+def age(now: datetime, then: datetime) -> str:
+    hours = (now - then).total_seconds() / 3600.0
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.0f} d"
+
+
+def rates_table(console: Console, book: RateBook) -> None:
+    table = Table(
+        title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)"
+    )
+    for col in ("venue", "component", "yield", "sources", "age"):
+        table.add_column(col, justify="right" if col in ("yield", "age") else "left")
+    for r in book.rates:
+        table.add_row(
+            r.venue, r.component, pct(r.value), ", ".join(r.sources), age(book.fetched_at, r.observed_at)
+        )
+    console.print(table)
+    for v, c in book.missing:
+        console.print(f"[yellow]missing[/]: {v}.{c} has no valid quote (the venue is held, never bought)")
+    for rej in book.rejected:
+        console.print(f"[yellow]rejected[/]: {rej.source} {rej.key}: {rej.reason}")
+    for name, reason in sorted(book.failed_sources.items()):
+        console.print(f"[red]source failed[/]: {name}: {reason}")
+
+
+def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
+    colour = "green" if plan.status == "rebalance" else "yellow"
+    mode = "applied: the book now holds the target" if applied and plan.status == "rebalance" else "dry run"
+    console.print(f"[bold {colour}]{plan.status.upper()}[/] ({mode}): {plan.reason}")
+    summary = Table(title=f"Portfolio {plan.portfolio_eth:,.2f} ETH")
+    for col in ("", "before", "after"):
+        summary.add_column(col, justify="right" if col else "left")
+    b, a = plan.before, plan.after
+    summary.add_row("net yield", pct(b.net_yield), pct(a.net_yield))
+    summary.add_row("expected loss", pct(b.expected_loss), pct(a.expected_loss))
+    summary.add_row("CVaR", pct(b.cvar), pct(a.cvar))
+    summary.add_row("risk-adjusted", pct(b.risk_adjusted), pct(a.risk_adjusted))
+    for name in a.stress_losses:
+        summary.add_row(f"loss in '{name}'", pct(b.stress_losses[name]), pct(a.stress_losses[name]))
+    console.print(summary)
+    weights = Table(title="Allocation")
+    for col in ("venue", "current", "target", "target ETH"):
+        weights.add_column(col, justify="left" if col == "venue" else "right")
+    for v, w in plan.target_weights.items():
+        cur = plan.current_weights[v]
+        if cur > 0 or w > 0:
+            weights.add_row(v, pct(cur, 2), pct(w, 2), f"{plan.target_eth[v]:,.2f}")
+    console.print(weights)
+    if plan.moves:
+        moves = Table(title="Moves (exits first)")
+        for col in ("#", "action", "from", "to", "ETH", "cost ETH", "exit days"):
+            moves.add_column(col, justify="right" if col in ("#", "ETH", "cost ETH", "exit days") else "left")
+        for m in plan.moves:
+            moves.add_row(
+                str(m.step),
+                m.action,
+                m.from_venue,
+                m.to_venue,
+                f"{m.amount_eth:,.4f}",
+                f"{m.cost_eth:,.4f}",
+                f"{m.days:g}",
+            )
+        console.print(moves)
+        console.print(
+            f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH "
+            f"({pct(plan.costs.amortised_per_year)} per year over the horizon) + gas {plan.costs.gas_eth:g} ETH; "
+            f"net gain {plan.gain_bps:.2f} bp/yr"
+        )
+    for bl in plan.binding:
+        console.print(f"[cyan]binding[/] {bl.limit} ({bl.subject}) at {bl.value:g}: {bl.explanation}")
+    for h in plan.held:
+        console.print(f"[yellow]held[/] {h.venue} at {pct(h.weight, 2)}: {h.reason}")
+    for closed in plan.entry_blocked:
+        console.print(
+            f"[yellow]no entry[/] {closed.venue} (at {pct(closed.weight, 2)}, may be sold): {closed.reason}"
+        )
+    for note in plan.heuristics:
+        console.print(f"[magenta]heuristic[/] {note}")
+    for d in plan.diagnosis:
+        console.print(f"[red]cannot meet[/] {d.message}")
+    if plan.tail is not None:
+        console.print(
+            f"[cyan]tail[/] every combination of up to {plan.tail.depth} simultaneous failures enumerated "
+            f"({plan.tail.scenarios:,} scenarios); residual mass {plan.tail.residual_mass:.3g} "
+            f"({plan.tail.tail_share:.3g} of the CVaR tail), counted with its exact expected loss: CVaR overstated "
+            f"by at most {pct(plan.tail.cvar_overstatement, 5)}"
+        )
+    s = plan.solver
+    console.print(
+        f"solver {s.name or '-'} {s.status} in {s.seconds * 1000:.1f} ms ({s.solves} solve(s), {s.scenarios} "
+        f"scenarios, {s.risk_form} risk form)"
+    )
+
+
+def _routes(routes: tuple[ExitRoute, ...], days: float, fee: float) -> str:
+    """Exit routes in words: "queue 14 d / dex 0.20 %" (legacy fields as one route)."""
+    shown = routes or (ExitRoute(kind=ExitRouteKind.QUEUE, days=days, fee=fee),)
+    parts = []
+    for r in shown:
+        bits = ([f"{r.days:g} d"] if r.days or not r.fee else []) + ([pct(r.fee, 2)] if r.fee else [])
+        parts.append(f"{r.kind} {' + '.join(bits)}")
+    return " / ".join(parts)
+
+
+def config_summary(console: Console, settings: Settings, path: str) -> None:
+    console.print(
+        f"[bold]{path}[/]: portfolio {settings.portfolio_eth:,.2f} ETH across {len(settings.venues)} venues"
+    )
+    tree = Table(title="Venues (position tree)")
+    for col in (
+        "venue",
+        "parent",
+        "kind",
+        "risk nodes",
+        "exit routes",
+        "max share",
+        "holding ETH",
+        "yield sources",
+    ):
+        tree.add_column(col)
+    for v in settings.venues:
+        srcs = "; ".join(f"{c.name}<-{'+'.join(q.source for q in c.quotes)}" for c in v.components) or "-"
+        tree.add_row(
+            v.id,
+            v.parent or "-",
+            str(v.kind),
+            ", ".join(v.risk_nodes) or "-",
+            _routes(v.exit_routes, v.exit_days, v.exit_cost),
+            f"{v.max_share:g}",
+            f"{settings.portfolio.holdings_eth.get(v.id, 0.0):,.2f}",
+            srcs,
+        )
+    console.print(tree)
+    card = settings.risk.scorecard
+    nodes = Table(
+        title="Risk nodes"
+        + (
+            f" (p and lgd from {card}: `aggregator risk` shows why)"
+            if card
+            else " (p and lgd typed in the config)"
+        )
+    )
+    for col in ("node", "p / yr", "loss given event", "parents", "cap"):
+        nodes.add_column(col)
+    for n in settings.risk_nodes:
+        nodes.add_row(
+            n.id,
+            pct(n.p, 2),
+            pct(n.lgd, 1),
+            ", ".join(n.parents) or "-",
+            "-" if n.cap is None else pct(n.cap, 1),
+        )
+    console.print(nodes)
+    lim = settings.limits
+    console.print(
+        f"limits: CVaR{lim.cvar_beta:g} budget {'-' if lim.cvar_budget is None else pct(lim.cvar_budget, 2)}, "
+        f"risk aversion: tail weight κ {lim.kappa:.3g} (λ = κ·(1 − β) = {lim.lam:.3g}; κ = 0 counts expected loss "
+        f"only, κ = 1 counts the worst {pct(1 - lim.cvar_beta, 0)} of years twice; useful 0–20), turnover cap "
+        f"{'-' if lim.max_turnover is None else pct(lim.max_turnover, 1)}, ladder "
+        f"{', '.join(f'{pct(r.min_share, 1)} within {r.days:g} d' for r in lim.ladder) or '-'}, horizon "
+        f"{lim.horizon_days:g} d, min move {lim.min_move_eth:g} ETH, no-trade band: each move gains "
+        f"{lim.trade_cost_multiple:g}× its round-trip cost and the plan ≥ {lim.min_improvement_bps:g} bp/yr"
+    )
+    console.print("sources: " + ", ".join(f"{n} ({s.adapter})" for n, s in sorted(settings.sources.items())))
+
+
+def history_table(console: Console, rows: list[dict[str, object]]) -> None:
+    table = Table(title="Proposals (newest first)")
+    for col in (
+        "id",
+        "time (UTC)",
+        "trigger",
+        "mode",
+        "status",
+        "moves",
+        "turnover",
+        "yield",
+        "CVaR",
+        "gain",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left"
+        )
+    for r in rows:
+        created = r["created_at"]
+        table.add_row(
+            str(r["id"]),
+            f"{created:%Y-%m-%d %H:%M}" if isinstance(created, datetime) else "[red]damaged[/]",
+            str(r["trigger"]),
+            str(r["mode"]).replace("_", " "),
+            str(r["status"]),
+            str(r["moves"]),
+            pct(float(r["turnover"]), 1),  # type: ignore[arg-type]
+            f"{pct(float(r['yield_before']), 2)} → {pct(float(r['yield_after']), 2)}",  # type: ignore[arg-type]
+            f"{pct(float(r['cvar_before']), 2)} → {pct(float(r['cvar_after']), 2)}",  # type: ignore[arg-type]
+            f"{float(r['gain_bps']):.1f} bp",  # type: ignore[arg-type]
+        )
+    console.print(table)
+    if not rows:
+        console.print("no proposals yet: `aggregator rebalance` makes one")
+
+
+def backtest_table(console: Console, result: Backtest) -> None:
+    days = result.replay.days
+    table = Table(
+        title=f"Backtest {days[0]} → {days[-1]} ({len(days)} days, {result.replay.start_eth:,.0f} ETH)",
+        title_justify="left",
+    )
+    for i, head in enumerate(TABLE_HEAD):
+        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows(result):
+        table.add_row(*row)
+    console.print(table)

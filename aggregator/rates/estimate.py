@@ -1,0 +1,191 @@
+"""What a decision may believe about a yield: a robust estimate over a window, and whether it may justify an entry.
+
+Pure (no I/O, no clock). The daemon (`aggregator.service.cycle`, over the store's window of component yields) and the
+backtest (`aggregator.research.backtest.history`, over the history rows a decision may see) call the same functions, so the
+replay tests exactly what the daemon would have done.
+
+Why the median (the default) and not the mean: a yield series is a slow level with prints that are occasionally far
+off it (a one-day 9.91 % stETH value, a weekly reward distribution showing up as one high day of ezETH). A mean moves
+by spike/N however large the spike, and moves twice, when it enters and when it leaves the window: the optimizer
+bought and sold on both edges. The median of N values does not depend on how large an outlier is, and it ignores
+anything up to just under half the window (7 of 14 days), so a spike neither enters nor leaves it. Its costs: it
+uses the order of the values rather than their size (less efficient on well-behaved noise) and it follows a real
+level change about half a window late, a week on the default 14 days. For a position held for months whose round
+trip costs more than a month of its yield, a week's lag is cheap. `trimmed_mean` (drop `trim` of the values at each
+end, average the rest) is offered for operators who want a smoother estimate; with `trim` ≥ 1/N it also ignores a
+single spike, but it breaks down at `trim` of the window instead of half.
+
+Values may carry weights (how many times a value was seen): the daemon's store returns each distinct value of the
+window once with its count, so a cycle reads a few rows per component, not every collection of two weeks.
+
+Entries: a venue may be entered only on a yield observed this cycle (fresh), resting on at least
+`min_observations` values of the window. A value that is only carried (the backtest keeps the last one up to
+`max_gap_days`) or stale (the daemon has no fresh quote this cycle, the estimate is the stored window's) values a
+venue already held, so it can be sold, but never buys more of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from aggregator.settings.rates import Estimator, InputRule
+from optimizer.inputs import Universe
+
+Freshness = Literal["fresh", "stale", "carried"]
+
+STALE: Freshness = "stale"
+CARRIED: Freshness = "carried"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One component's robust yield and what it rests on."""
+
+    value: float
+    observations: int
+    freshness: Freshness
+
+    def entry_block(self, rule: InputRule) -> str | None:
+        """Why this value may not justify an entry, or None."""
+        if self.freshness == "stale":
+            return "stale: no fresh quote this cycle; valued at the window's last robust estimate"
+        if self.freshness == "carried":
+            return "carried: no new value since an earlier day; valued at the window's robust estimate"
+        if rule.window_days > 0 and self.observations < rule.min_observations:
+            return f"too few observations: {self.observations} of the {rule.min_observations} needed"
+        return None
+
+
+def robust(
+    values: Sequence[float],
+    weights: Sequence[float] | None = None,
+    *,
+    estimator: Estimator = "median",
+    trim: float = 0.25,
+) -> float:
+    """The weighted median (the mean of the two middle values when the weight splits evenly), or the mean of what
+    is left after dropping `trim` of the total weight at each end. Raises ValueError on no values, a non-finite
+    value or a non-positive weight."""
+    v = np.asarray(values, dtype=float)
+    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=float)
+    if v.size == 0:
+        raise ValueError("a robust estimate needs at least one value")
+    if w.shape != v.shape:
+        raise ValueError(f"{v.size} values but {w.size} weights")
+    if not (np.isfinite(v).all() and np.isfinite(w).all() and (w > 0).all()):
+        raise ValueError("values must be finite and weights positive")
+    if not 0.0 <= trim < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5), got {trim}")
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    upper = np.cumsum(w)  # cumulative weight at the top of each value
+    total = float(upper[-1])
+    if estimator == "median":
+        half = total / 2.0
+        k = int(np.searchsorted(upper, half, side="left"))  # first value whose cumulative weight reaches half
+        k = min(k, v.size - 1)
+        if k + 1 < v.size and math.isclose(upper[k], half, rel_tol=1e-12, abs_tol=1e-12):
+            return float((v[k] + v[k + 1]) / 2.0)  # an even split: between the two middle values
+        return float(v[k])
+    lower = upper - w
+    lo, hi = trim * total, (1.0 - trim) * total
+    inside = np.clip(np.minimum(upper, hi) - np.maximum(lower, lo), 0.0, None)  # each value's weight kept
+    return float(inside @ v / inside.sum())
+
+
+def estimate(
+    window: Mapping[float, float],
+    latest: float | None,
+    rule: InputRule,
+    *,
+    freshness: Freshness = "fresh",
+) -> Estimate | None:
+    """A component's estimate from its window (value → how many times it was seen, the latest value excluded)
+    and this cycle's value `latest` (None when there is none). Without a fresh value the estimate rests on the
+    window alone and is marked stale (or `freshness` as given); with neither there is no estimate."""
+    values = list(window)
+    weights = [float(window[v]) for v in values]
+    if latest is not None:
+        values.append(latest)
+        weights.append(1.0)
+        freshness_ = freshness
+    else:
+        freshness_ = STALE if freshness == "fresh" else freshness
+    if not values:
+        return None
+    n = round(sum(weights))
+    if rule.window_days <= 0 and latest is not None:
+        return Estimate(latest, n, freshness_)
+    return Estimate(robust(values, weights, estimator=rule.estimator, trim=rule.trim), n, freshness_)
+
+
+def blocked_venues(universe: Universe, reasons: Mapping[tuple[str, str], str]) -> dict[str, str]:
+    """Venue → why it may not be entered, from component-level reasons ((venue, component) → reason): a venue is
+    closed to entries when any component along its path is (its value rests on that component)."""
+    by_id = {v.id: v for v in universe.venues}
+    out: dict[str, str] = {}
+    for venue in universe.venues:
+        why: list[str] = []
+        node: str | None = venue.id
+        while node is not None:
+            for comp in by_id[node].components:
+                reason = reasons.get((node, comp.name))
+                if reason is not None:
+                    why.append(f"{node}.{comp.name} {reason}")
+            node = by_id[node].parent
+        if why:
+            out[venue.id] = "; ".join(why)
+    return out
+
+
+def counts(values: Iterable[float]) -> dict[float, float]:
+    """Each distinct value with how many times it occurs (the form `estimate` takes)."""
+    out: dict[float, float] = {}
+    for v in values:
+        out[v] = out.get(v, 0.0) + 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class DecisionYields:
+    """What one decision sees: venue → component → robust yield, every estimate, and why venues are closed."""
+
+    yields: dict[str, dict[str, float]]
+    estimates: dict[tuple[str, str], Estimate]
+    entry_blocked: dict[str, str]
+
+
+def decision_yields(
+    universe: Universe,
+    latest: Mapping[str, Mapping[str, float]],
+    window: Mapping[tuple[str, str], Mapping[float, float]],
+    rule: InputRule,
+    *,
+    carried: frozenset[tuple[str, str]] = frozenset(),
+) -> DecisionYields:
+    """Every component's estimate from this cycle's values (`latest`, venue → component → value) and its window
+    (the earlier values with their counts). A component without a latest value is stale and estimated from its
+    window; one listed in `carried` has a latest value that is only carried; one with neither value nor window has
+    no yield (its venue is held). A venue is closed to entries when any component along its path is stale,
+    carried or rests on fewer than `min_observations` values."""
+    yields: dict[str, dict[str, float]] = {}
+    estimates: dict[tuple[str, str], Estimate] = {}
+    reasons: dict[tuple[str, str], str] = {}
+    for venue in universe.venues:
+        for comp in venue.components:
+            key = (venue.id, comp.name)
+            value = latest.get(venue.id, {}).get(comp.name)
+            est = estimate(window.get(key, {}), value, rule, freshness=CARRIED if key in carried else "fresh")
+            if est is None:
+                continue
+            estimates[key] = est
+            yields.setdefault(venue.id, {})[comp.name] = est.value
+            why = est.entry_block(rule)
+            if why is not None:
+                reasons[key] = why
+    return DecisionYields(yields, estimates, blocked_venues(universe, reasons))

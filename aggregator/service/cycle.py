@@ -1,0 +1,138 @@
+"""The rebalance cycle as a plain function: rates in, plan out, every proposed move logged.
+
+Pure of side effects beyond the log: `aggregator.service` holds the lock around it and records what it returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import structlog
+
+from aggregator.core.clock import Clock
+from aggregator.core.errors import NoRatesError
+from aggregator.rates.collect import RateBook
+from aggregator.rates.estimate import decision_yields
+from aggregator.settings import Settings
+from aggregator.store import Store
+from optimizer import InFlight, ModelCache, OptimizationInputs, Plan
+from optimizer.optimize import optimize
+
+log = structlog.get_logger(__name__)
+
+Trigger = Literal["schedule", "cli", "api", "start"]
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    run_id: str
+    trigger: Trigger
+    book: RateBook
+    plan: Plan
+
+
+def inputs_for(
+    settings: Settings,
+    book: RateBook,
+    store: Store | None = None,
+    holdings: dict[str, float] | None = None,
+    in_flight: tuple[InFlight, ...] = (),
+) -> OptimizationInputs:
+    """The optimizer's inputs. Each yield is the robust estimate (`[rates] estimator`) over the stored values of
+    the last `window_days` and this cycle's value, counted once. A venue whose yield along its path is stale (no
+    fresh quote this cycle: valued at its window's estimate) or rests on fewer than `min_observations` values is
+    closed to entries; one with no value at all in the window is held. `holdings` is the settled book in ETH
+    (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands)."""
+    held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
+    rule = settings.rates.rule()
+    window = {}
+    if rule.window_days > 0 and store is not None:
+        since = book.fetched_at - timedelta(days=rule.window_days)
+        window = store.window_counts(since, before=book.fetched_at)
+    universe = settings.universe()
+    seen = decision_yields(universe, book.yields(), window, rule)
+    return OptimizationInputs(
+        universe=universe,
+        limits=settings.limits,
+        portfolio_eth=sum(held.values()) + sum(f.amount_eth for f in in_flight),
+        holdings_eth=held,
+        yields=seen.yields,
+        entry_blocked=seen.entry_blocked,
+        in_flight=in_flight,
+    )
+
+
+def run_cycle(
+    settings: Settings,
+    book: RateBook,
+    *,
+    cache: ModelCache,
+    trigger: Trigger,
+    now: Clock,
+    store: Store | None = None,
+    holdings: dict[str, float] | None = None,
+    in_flight: tuple[InFlight, ...] = (),
+    run_id: str | None = None,
+    apply: bool = False,
+) -> CycleResult:
+    """Propose a rebalance from this cycle's rates and log it. Raises NoRatesError when no yield is usable."""
+    run_id = run_id or uuid.uuid4().hex[:12]
+    with structlog.contextvars.bound_contextvars(run_id=run_id, trigger=trigger):
+        started = now()
+        if not book.rates:
+            log.warning(
+                "rebalance_skipped",
+                reason="no valid yield this cycle; holding the current allocation",
+                failed_sources=sorted(book.failed_sources),
+                rejected=len(book.rejected),
+            )
+            raise NoRatesError("no valid yield from any source this cycle")
+        inputs = inputs_for(settings, book, store, holdings, in_flight)
+        log.debug("optimizer_started", venues=len(inputs.universe.venues), nodes=len(inputs.universe.nodes))
+        plan = optimize(inputs, cache=cache)
+        for move in plan.moves:
+            log.info(
+                "move_proposed",
+                step=move.step,
+                action=move.action,
+                venue=move.venue,
+                from_venue=move.from_venue,
+                to_venue=move.to_venue,
+                amount_eth=round(move.amount_eth, 6),
+                cost_eth=round(move.cost_eth, 6),
+                exit_days=move.days,
+                route=move.route,
+                dry_run=not apply,
+            )
+        for held in plan.held:
+            log.info("venue_held", venue=held.venue, weight=round(held.weight, 6), reason=held.reason)
+        for blocked in plan.entry_blocked:
+            log.info(
+                "venue_entry_blocked",
+                venue=blocked.venue,
+                weight=round(blocked.weight, 6),
+                reason=blocked.reason,
+            )
+        log.info(
+            "rebalance_completed",
+            status=plan.status,
+            reason=plan.reason,
+            dry_run=not apply,
+            moves=len(plan.moves),
+            turnover=round(plan.turnover, 6),
+            yield_before_pct=round(plan.before.net_yield * 100, 4),
+            yield_after_pct=round(plan.after.net_yield * 100, 4),
+            cvar_before_pct=round(plan.before.cvar * 100, 4),
+            cvar_after_pct=round(plan.after.cvar * 100, 4),
+            gain_bps=round(plan.gain_bps, 3),
+            binding=[f"{b.limit}:{b.subject}" for b in plan.binding],
+            solver=plan.solver.name,
+            solve_ms=round(plan.solver.seconds * 1000, 2),
+            failed_sources=sorted(book.failed_sources),
+            rejected_quotes=len(book.rejected),
+            seconds=round((now() - started).total_seconds(), 3),
+        )
+        return CycleResult(run_id=run_id, trigger=trigger, book=book, plan=plan)

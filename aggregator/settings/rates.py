@@ -1,0 +1,102 @@
+"""`[rates]` in the config: cross-check tolerances, plausible bounds, and how decisions read yields (the window,
+the estimator, the entry minimum). The schema only; `aggregator.rates` applies it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+Estimator = Literal["median", "trimmed_mean"]
+YieldBound = Annotated[float, Field(ge=-1.0, le=10.0, allow_inf_nan=False)]
+Bounds = tuple[YieldBound, YieldBound]
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """How decisions read yields: the window, the estimator, and how many values an entry needs.
+
+    `window_days` = 0 means no window: the estimate is the latest value, and with nothing to count the
+    observation minimum does not apply (staleness still blocks entries)."""
+
+    window_days: float = 0.0
+    estimator: Estimator = "median"
+    trim: float = 0.25
+    min_observations: int = 1
+
+
+class CrossCheckSettings(BaseModel):
+    """`[rates]` in the config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    disagreement_tolerance: float = Field(
+        default=0.005, gt=0, le=1, description="fraction per year (0.005 = 50 bp)"
+    )
+    jump_threshold: float = Field(default=0.01, gt=0, le=1, description="fraction per year (0.01 = 100 bp)")
+    confirm_after_minutes: float = Field(
+        default=30.0, ge=0, le=10_080, description="a repeat this much later confirms"
+    )
+    window_days: float = Field(
+        default=14.0,
+        ge=0,
+        le=365,
+        validation_alias=AliasChoices("window_days", "smoothing_days"),
+        description="decisions see a robust estimate of each yield over this many days of stored values; 0: the "
+        "latest value alone (`smoothing_days` is the old name)",
+    )
+    estimator: Literal["median", "trimmed_mean"] = Field(
+        default="median",
+        description="median (default: ignores anything under half the window) or trimmed_mean",
+    )
+    trim: float = Field(
+        default=0.25, ge=0, lt=0.5, description="trimmed_mean: share of the window dropped at each end"
+    )
+    min_observations: int = Field(
+        default=7,
+        ge=1,
+        le=100_000,
+        description="a venue may be entered only when each yield along its path rests on at least this many "
+        "values in the window (collections in the daemon, days in the backtest); exits are always allowed",
+    )
+
+    plausible_staking: Bounds = Field(
+        default=(0.005, 0.15),
+        description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
+    )
+    plausible_other: Bounds = Field(
+        default=(0.0, 0.30), description="every other component (restaking rewards, incentives)"
+    )
+
+    @field_validator("plausible_staking", "plausible_other", mode="before")
+    @classmethod
+    def _bounds(cls, value: object) -> object:
+        return check_bounds_early(value)
+
+    def rule(self) -> InputRule:
+        """The window, estimator and entry minimum, as the estimator module takes them."""
+        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
+
+
+def check_bounds_early(value: object) -> object:
+    """`check_bounds` on the raw pair, before each number's own range is checked, so the message says what a valid
+    pair is; what is not a pair of numbers is left to the type check."""
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return value
+    check_bounds((low, high))
+    return value
+
+
+def check_bounds(value: Bounds) -> Bounds:
+    """A (low, high) pair of finite fractions per year with low < high, or a ValueError saying what is valid."""
+    low, high = value
+    if not (math.isfinite(low) and math.isfinite(high) and -1.0 <= low < high <= 10.0):
+        raise ValueError(
+            f"plausible bounds must be [low, high] fractions per year with -1 <= low < high <= 10, "
+            f"got [{low:g}, {high:g}] (0.05 = 5 %/yr)"
+        )
+    return value

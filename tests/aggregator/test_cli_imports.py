@@ -1,0 +1,70 @@
+"""`aggregator --help` and `aggregator health` (the container's health check) load neither cvxpy nor FastAPI: the
+CLI imports what a command needs when the command runs. Each case runs the console script's entry point in a real
+subprocess and prints the modules it loaded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import clean_env, free_port
+
+WRAPPER = """
+import sys
+from aggregator.interfaces.cli import main
+sys.argv = ["aggregator", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("MODULES=" + ",".join(sorted(sys.modules)), file=sys.stderr)
+print(f"EXIT={code}", file=sys.stderr)
+"""
+
+HEAVY = ("cvxpy", "fastapi")
+
+
+def loaded(args: list[str], env: dict[str, str]) -> tuple[set[str], str, str]:
+    """The top-level packages the CLI loaded for `args`, its exit code and its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(env),
+    )
+    lines = done.stderr.splitlines()
+    modules = next(line for line in lines if line.startswith("MODULES=")).removeprefix("MODULES=").split(",")
+    code = next(line for line in lines if line.startswith("EXIT=")).removeprefix("EXIT=")
+    return {m.split(".")[0] for m in modules}, code, done.stderr
+
+
+def test_help_loads_neither_cvxpy_nor_fastapi() -> None:
+    top, code, _ = loaded(["--help"], {})
+    assert code == "0"
+    assert "typer" in top  # the wrapper did run the CLI
+    assert not top & set(HEAVY)
+
+
+def test_health_loads_neither_cvxpy_nor_fastapi(demo_config: Callable[..., Path]) -> None:
+    port = free_port()  # nothing listens there: the check runs to its end and reports unhealthy
+    top, code, stderr = loaded(
+        ["health", "--config", str(demo_config())], {"AGGREGATOR_API__PORT": str(port)}
+    )
+    assert code == "1"
+    assert f"unhealthy: http://127.0.0.1:{port}/health" in stderr
+    assert "aggregator" in top and "httpx" in top
+    assert not top & set(HEAVY)
+
+
+def test_the_probe_sees_cvxpy_where_a_command_needs_it(demo_config: Callable[..., Path]) -> None:
+    """The same probe on `check-config`, which solves: it reports cvxpy, so an absence above is not an artefact of
+    the probe (and `from optimizer import ...` of the typed inputs alone did not load it either)."""
+    top, code, _ = loaded(["check-config", "--config", str(demo_config())], {})
+    assert code == "0"
+    assert "cvxpy" in top
