@@ -35,6 +35,11 @@ class Quote(BaseModel):
     observed_at: datetime
     fetched_at: datetime
     note: BoundedText = ""
+    url: BoundedText = ""
+    """The URL that answered (of the source's ordered fallbacks); empty for sources that make no request."""
+    origin: BoundedText = ""
+    """What the number derives from (`aggregator.rates.lineage`): quotes sharing an origin are one observation in the
+    cross-check. Empty: the quote is its own observation."""
 
 
 class SourceSettings(BaseModel):

@@ -1,37 +1,26 @@
-"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (docs/sources.md §2)."""
+"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (docs/sources.md §2), sent as a
+JSON number or a numeric string (DefiLlama's and PancakeSwap's readers accept both)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, StrictFloat, StrictInt
-
 from adapters.base import SourceSettings
-from adapters.simple import FRACTION, HttpSourceSettings, SingleEndpoint
+from adapters.endpoints import Endpoint, EndpointSettings, Path
+from adapters.simple import FRACTION
 
 
-class BinanceSettings(HttpSourceSettings):
+class BinanceSettings(EndpointSettings):
     adapter: Literal["binance"]
-    base_url: str = "https://www.binance.com"
 
 
-class _Data(BaseModel):
-    annualInterestRate: StrictFloat | StrictInt  # noqa: N815
-
-
-class _Doc(BaseModel):
-    data: _Data
-
-
-class BinanceAdapter(SingleEndpoint):
+class BinanceAdapter(Endpoint):
     settings_model: ClassVar[type[SourceSettings]] = BinanceSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"apr"})
-    path: ClassVar[str] = "/bapi/earn/v1/public/pos/cftoken/project/getPurchasableProject"
-    model: ClassVar[type[BaseModel]] = _Doc
+    urls: ClassVar[tuple[str, ...]] = (
+        "https://www.binance.com/bapi/earn/v1/public/pos/cftoken/project/getPurchasableProject",
+    )
+    fields: ClassVar[dict[str, Path]] = {"apr": ("data", "annualInterestRate")}
     unit: ClassVar[float] = FRACTION
     label: ClassVar[str] = "Binance wBETH annualInterestRate"
-
-    @staticmethod
-    def read(doc: _Doc) -> tuple[float, datetime | None]:
-        return float(doc.data.annualInterestRate), None
+    origin: ClassVar[str] = "binance-api"

@@ -18,10 +18,27 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from adapters.base import BoundedText, Quote, SourceSettings
+from adapters.endpoints import Quotes
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
 from aggregator.core.clock import Clock
+
+DERIVED_FROM: dict[str, str] = {
+    # DefiLlama project -> what its pools' apyBase is computed from (yield-server `src/adaptors/<project>`,
+    # 2026-08): the protocol's own API, or the token's exchange rate read on chain. A quote with the same origin
+    # from another source is the same observation, not a second one (`aggregator.rates.lineage`).
+    "lido": "lido-api",  # apyBase = eth-api.lido.fi /v1/protocol/steth/apr/last
+    "rocket-pool": "rocketpool-api",  # apyBase = api.rocketpool.net /api/apr yearlyAPR
+    "binance-staked-eth": "binance-api",  # apyBase = getPurchasableProject annualInterestRate × 100
+    "kelp": "kelp-api",  # apyBase = universe.kelpdao.xyz /rseth/apy value
+    "frax-ether": "frax-api",  # apy = api.frax.finance sfrxethApr
+    "swell-liquid-staking": "swell-api",  # apyBase = the Swell swETH APR endpoint
+    "coinbase-wrapped-staked-eth": "chain:cbeth",  # 1-day growth of cbETH.exchangeRate()
+    "ether.fi-stake": "chain:weeth",  # 7-day growth of weETH.getRate()
+    "renzo": "chain:ezeth",  # 30-day growth of ezETH's rate provider
+}
+"""Projects whose number is not in this table are taken as DefiLlama's own observation."""
 
 Field_ = Literal["apyBase", "apy", "apyMean30d", "apyBase7d"]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -152,7 +169,18 @@ class DefiLlamaAdapter:
         except ValidationError as exc:
             raise SourceDataError(name, f"/pools payload malformed: {exc.errors()[0]['msg']}") from exc
         ids = {k: resolve(pools.data, k) for k in keys}
-        wanted = {pool_id: key for key, pool_id in ids.items() if pool_id is not None}
+        # pool id -> every key naming it: an id and a project/chain/symbol name may be the same pool
+        wanted: dict[str, list[str]] = {}
+        for key, named in ids.items():
+            if named is not None:
+                wanted.setdefault(named, []).append(key)
+        url = f"{settings.base_url.rstrip('/')}/pools"
+        rejected: dict[str, str] = {}  # why a key has no quote; cleared when its pool's row gives one
+        for k, named in ids.items():
+            if named is None:
+                rejected[k] = f"no pool for {k} in /pools (project/chain/symbol with poolMeta null)"
+            else:
+                rejected[k] = f"no pool {named} in /pools"
         out: list[Quote] = []
         for raw in pools.data:
             pool_id = raw.get("pool")
@@ -164,15 +192,22 @@ class DefiLlamaAdapter:
                 raise SourceDataError(name, f"pool {raw.get('pool')}: {exc.errors()[0]['msg']}") from exc
             value = getattr(pool, settings.field)
             if value is None:
+                for k in wanted[pool_id]:
+                    rejected[k] = f"pool {pool_id}: field {settings.field} is null or missing"
                 continue
-            out.append(
+            for k in wanted[pool_id]:
+                rejected.pop(k, None)
+            out.extend(
                 Quote(
                     source=name,
-                    key=wanted[pool_id],
+                    key=key,
                     value=float(value) / 100.0,
                     observed_at=fetched,
                     fetched_at=fetched,
                     note=f"{pool.project} {pool.symbol} {settings.field} {value} %",
+                    url=url,
+                    origin=DERIVED_FROM.get(pool.project, ""),
                 )
+                for key in wanted[pool_id]
             )
-        return out
+        return Quotes(out, rejected)

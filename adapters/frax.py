@@ -1,35 +1,41 @@
-"""Frax sfrxETH, `GET {base_url}/v2/frxeth/summary/latest` → `sfrxethApr` (percent) at `intervalTimestamp`
-(docs/sources.md §2). The APR is in frxETH, which can trade off its ETH peg."""
+"""Frax sfrxETH, `GET https://api.frax.finance/v2/frxeth/summary/latest` → `sfrxethApr` (percent) at
+`intervalTimestamp` (ISO 8601) (docs/sources.md §2). The APR is in frxETH, which can trade off its ETH peg."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
-
-from pydantic import AwareDatetime, BaseModel, StrictFloat, StrictInt
+from typing import Any, ClassVar, Literal
 
 from adapters.base import SourceSettings
-from adapters.simple import PERCENT, HttpSourceSettings, SingleEndpoint
+from adapters.endpoints import Endpoint, EndpointSettings, Path
+from adapters.simple import PERCENT
 
 
-class FraxSettings(HttpSourceSettings):
+class FraxSettings(EndpointSettings):
     adapter: Literal["frax"]
-    base_url: str = "https://api.frax.finance"
 
 
-class _Doc(BaseModel):
-    intervalTimestamp: AwareDatetime  # noqa: N815
-    sfrxethApr: StrictFloat | StrictInt  # noqa: N815
-
-
-class FraxAdapter(SingleEndpoint):
+class FraxAdapter(Endpoint):
     settings_model: ClassVar[type[SourceSettings]] = FraxSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"sfrxeth"})
-    path: ClassVar[str] = "/v2/frxeth/summary/latest"
-    model: ClassVar[type[BaseModel]] = _Doc
+    urls: ClassVar[tuple[str, ...]] = ("https://api.frax.finance/v2/frxeth/summary/latest",)
+    fields: ClassVar[dict[str, Path]] = {"sfrxeth": ("sfrxethApr",)}
     unit: ClassVar[float] = PERCENT
     label: ClassVar[str] = "Frax sfrxETH sfrxethApr"
+    origin: ClassVar[str] = "frax-api"
 
-    @staticmethod
-    def read(doc: _Doc) -> tuple[float, datetime | None]:
-        return float(doc.sfrxethApr), doc.intervalTimestamp
+    @classmethod
+    def observed(cls, doc: Any) -> datetime | str | None:
+        """`intervalTimestamp` is required: a value without its time cannot be checked for staleness."""
+        raw = doc.get("intervalTimestamp")
+        if not isinstance(raw, str):
+            return (
+                f"field intervalTimestamp is {'missing' if raw is None else 'not a string'}: an ISO 8601 time"
+            )
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            return f"field intervalTimestamp is not an ISO 8601 time: {raw[:60]!r}"
+        if when.utcoffset() is None:
+            return f"field intervalTimestamp has no time zone: {raw[:60]!r}"
+        return when

@@ -192,12 +192,14 @@ async def request_json(
     body: Any = None,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
+    deadline_at: float | None = None,
 ) -> Any:
     """The JSON at `url`, retrying temporary failures up to `settings.max_attempts` times in all, everything within
-    `settings.deadline_seconds`."""
+    `settings.deadline_seconds` (or by `deadline_at`, a loop time, when the caller shares one deadline between
+    several URLs)."""
     jitter = rng or random.Random()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.deadline_seconds
+    deadline = loop.time() + settings.deadline_seconds if deadline_at is None else deadline_at
     for attempt in range(1, settings.max_attempts + 1):
         try:
             async with asyncio.timeout_at(deadline):

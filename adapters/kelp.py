@@ -1,33 +1,24 @@
-"""Kelp rsETH, `GET {base_url}/rseth/apy` → `{"value": <percent>}` (docs/sources.md §2)."""
+"""Kelp rsETH, `GET https://universe.kelpdao.xyz/rseth/apy` → `{"value": <percent>}` (docs/sources.md §2), a JSON number
+or a numeric string (other integrators' readers accept both)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, StrictFloat, StrictInt
-
 from adapters.base import SourceSettings
-from adapters.simple import PERCENT, HttpSourceSettings, SingleEndpoint
+from adapters.endpoints import Endpoint, EndpointSettings, Path
+from adapters.simple import PERCENT
 
 
-class KelpSettings(HttpSourceSettings):
+class KelpSettings(EndpointSettings):
     adapter: Literal["kelp"]
-    base_url: str = "https://universe.kelpdao.xyz"
 
 
-class _Doc(BaseModel):
-    value: StrictFloat | StrictInt
-
-
-class KelpAdapter(SingleEndpoint):
+class KelpAdapter(Endpoint):
     settings_model: ClassVar[type[SourceSettings]] = KelpSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"apy"})
-    path: ClassVar[str] = "/rseth/apy"
-    model: ClassVar[type[BaseModel]] = _Doc
+    urls: ClassVar[tuple[str, ...]] = ("https://universe.kelpdao.xyz/rseth/apy",)
+    fields: ClassVar[dict[str, Path]] = {"apy": ("value",)}
     unit: ClassVar[float] = PERCENT
-    label: ClassVar[str] = "Kelp rsETH apy"
-
-    @staticmethod
-    def read(doc: _Doc) -> tuple[float, datetime | None]:
-        return float(doc.value), None
+    label: ClassVar[str] = "Kelp rsETH"
+    origin: ClassVar[str] = "kelp-api"

@@ -16,6 +16,7 @@ from adapters.simple import PERCENT, fetch_one, from_unix
 from aggregator.core.clock import Clock
 
 Number = StrictFloat | StrictInt
+ORIGIN = "lido-api"  # Lido's oracle reports, as eth-api.lido.fi serves them
 
 
 class LidoSettings(SourceSettings):
@@ -73,6 +74,7 @@ class LidoAdapter:
                     key="apr_last",
                     now=now,
                     label="Lido stETH last oracle-report APR",
+                    origin=ORIGIN,
                 )
             )
         if "apr_sma" in keys:
@@ -88,6 +90,7 @@ class LidoAdapter:
                     key="apr_sma",
                     now=now,
                     label="Lido stETH 7-day SMA APR",
+                    origin=ORIGIN,
                 )
             )
         return list(await asyncio.gather(*calls))

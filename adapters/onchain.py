@@ -151,6 +151,8 @@ class OnchainAdapter:
                             fetched_at=fetched,
                             note=f"{token} rate {r0:.9f} -> {r1:.9f} over {days:.2f} d "
                             f"(blocks {earlier}..{latest})",
+                            url=settings.rpc_url,
+                            origin=f"chain:{token}",
                         )
                     )
         return out

@@ -1,33 +1,29 @@
-"""Rocket Pool rETH, `GET {base_url}/api/apr` → `{"yearlyAPR": "<percent as a string>"}` (docs/sources.md §2)."""
+"""Rocket Pool rETH → `{"yearlyAPR": "<percent>"}`, a numeric string (seen with ~100 decimals) or a number.
+
+URLs, in order: `https://api.rocketpool.net/mainnet/reth/apr` (read by Balancer since 2024-10 and by 2026
+consumers), then `https://api.rocketpool.net/api/apr` (still read by DefiLlama's yield adaptor); same field."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel
-
 from adapters.base import SourceSettings
-from adapters.simple import PERCENT, HttpSourceSettings, NumericString, SingleEndpoint
+from adapters.endpoints import Endpoint, EndpointSettings, Path
+from adapters.simple import PERCENT
 
 
-class RocketpoolSettings(HttpSourceSettings):
+class RocketpoolSettings(EndpointSettings):
     adapter: Literal["rocketpool"]
-    base_url: str = "https://api.rocketpool.net"
 
 
-class _Doc(BaseModel):
-    yearlyAPR: NumericString  # noqa: N815 - the API names it so; a string by design
-
-
-class RocketpoolAdapter(SingleEndpoint):
+class RocketpoolAdapter(Endpoint):
     settings_model: ClassVar[type[SourceSettings]] = RocketpoolSettings
     keys: ClassVar[frozenset[str] | None] = frozenset({"apr"})
-    path: ClassVar[str] = "/api/apr"
-    model: ClassVar[type[BaseModel]] = _Doc
+    urls: ClassVar[tuple[str, ...]] = (
+        "https://api.rocketpool.net/mainnet/reth/apr",
+        "https://api.rocketpool.net/api/apr",
+    )
+    fields: ClassVar[dict[str, Path]] = {"apr": ("yearlyAPR",)}
     unit: ClassVar[float] = PERCENT
     label: ClassVar[str] = "Rocket Pool rETH yearlyAPR"
-
-    @staticmethod
-    def read(doc: _Doc) -> tuple[float, datetime | None]:
-        return float(doc.yearlyAPR), None
+    origin: ClassVar[str] = "rocketpool-api"

@@ -48,6 +48,7 @@ class SwellAdapter:
                 key=key,
                 now=now,
                 label=f"Swell {key} apr",
+                origin="swell-api",
             )
             for key, base in (("sweth", settings.base_url), ("rsweth", settings.restaking_base_url))
             if key in keys

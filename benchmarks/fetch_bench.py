@@ -80,7 +80,7 @@ def main() -> None:
             server.routes[f"/{case.adapter}{case.path}"] = [Reply(body, delay=LATENCY)]
         sma = (ROOT / "tests/fixtures/lido/apr_sma.json").read_bytes()
         server.routes["/lido-sma/v1/protocol/steth/apr/sma"] = [Reply(sma, delay=LATENCY)]
-        pools = (ROOT / "tests/fixtures/defillama/pools.json").read_bytes()
+        pools = (ROOT / "tests/fixtures/defillama/pools.partly-reconstructed.json").read_bytes()
         server.routes["/llama-mean/pools"] = [Reply(pools, delay=LATENCY)]
         server.routes["/dead/api/apr"] = [Reply(b"{}", delay=DEAD_TIMEOUT * 5)]
         print(f"12 sources, {LATENCY * 1000:.0f} ms latency each, one request per source (HTTP on 127.0.0.1)")

@@ -27,7 +27,7 @@ def slow_source(server: FixtureServer, delay: float, timeout: float | None = Non
     """Serve the recorded /pools after `delay` seconds and return an edit of the demo config that makes stETH also
     quoted by that slow source, so a cycle takes at least `delay` (for lock, shutdown and kill tests)."""
     server.routes["/slow/pools"] = [
-        Reply((ROOT / "tests/fixtures/defillama/pools.json").read_bytes(), delay=delay)
+        Reply((ROOT / "tests/fixtures/defillama/pools.partly-reconstructed.json").read_bytes(), delay=delay)
     ]
     extra = "" if timeout is None else f"timeout_seconds = {timeout:g}\n"
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aggregator.rates.collect import RateBook
+from aggregator.rates.lineage import independent_of
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
@@ -29,13 +31,24 @@ def rates_table(console: Console, book: RateBook) -> None:
     table = Table(
         title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)"
     )
-    for col in ("venue", "component", "yield", "sources", "age"):
+    for col in ("venue", "component", "yield", "sources", "independence", "age"):
         table.add_column(col, justify="right" if col in ("yield", "age") else "left")
     for r in book.rates:
         table.add_row(
-            r.venue, r.component, pct(r.value), ", ".join(r.sources), age(book.fetched_at, r.observed_at)
+            r.venue,
+            r.component,
+            pct(r.value),
+            ", ".join(r.sources),
+            independent_of(r.independent, len(r.sources)),
+            age(book.fetched_at, r.observed_at),
         )
     console.print(table)
+    lineage = sorted({line for r in book.rates if r.independent < len(r.sources) for line in r.lineage})
+    if lineage:
+        console.print("lineage (sources sharing an origin count once): " + escape("; ".join(lineage)))
+    answered = sorted({u for r in book.rates for u in r.urls})
+    if answered:
+        console.print("answered: " + escape("; ".join(answered)))
     for v, c in book.missing:
         console.print(f"[yellow]missing[/]: {v}.{c} has no valid quote (the venue is held, never bought)")
     for rej in book.rejected:

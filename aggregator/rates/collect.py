@@ -16,6 +16,7 @@ import httpx
 import structlog
 
 from adapters import REGISTRY, Quote, SourceDataError, SourceError
+from adapters.endpoints import rejected_reasons
 from aggregator.core.clock import Clock
 from aggregator.rates.breaker import BreakerState, SourceHealth
 from aggregator.rates.crosscheck import RateMemory, check_component, plausible_range
@@ -38,6 +39,9 @@ class ComponentRate:
     spread: float | None = None
     disagree: bool = False
     change: float | None = None
+    independent: int = 0  # independent observations among the sources (aggregator.rates.lineage)
+    lineage: tuple[str, ...] = ()  # per observation: "origin: source, source"
+    urls: tuple[str, ...] = ()  # per used quote: "source: the URL that answered"
 
 
 @dataclass(frozen=True)
@@ -201,11 +205,11 @@ async def collect(
                 used = True
             if used:
                 book.quotes.append(q)
+        reasons = rejected_reasons(result)
         for key in sorted(wanted[name] - seen):
-            book.rejected.append(Rejection(name, key, None, "not in the source's answer"))
-            log.warning(
-                "quote_rejected", source=name, key=key, value=None, reason="not in the source's answer"
-            )
+            why = reasons.get(key, "not in the source's answer")
+            book.rejected.append(Rejection(name, key, None, why))
+            log.warning("quote_rejected", source=name, key=key, value=None, reason=why)
     tol = settings.rates.disagreement_tolerance
     for venue in settings.venues:
         for comp in venue.components:
@@ -240,6 +244,7 @@ async def collect(
                     spread=checked.spread,
                     tolerance=tol,
                     values={q.source: q.value for q in checked.used},
+                    independent=len(checked.observations),
                     used=checked.value,
                 )
             book.rates.append(
@@ -253,6 +258,9 @@ async def collect(
                     spread=checked.spread,
                     disagree=disagree,
                     change=checked.change,
+                    independent=len(checked.observations),
+                    lineage=tuple(o.describe() for o in checked.observations),
+                    urls=tuple(sorted({f"{q.source}: {q.url}" for q in checked.used if q.url})),
                 )
             )
     return book

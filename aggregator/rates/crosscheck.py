@@ -1,6 +1,8 @@
 """Cross-checking the valid quotes of each venue component, with memory across cycles.
 
-- Several sources: the component's yield is their median; a spread beyond `disagreement_tolerance` is flagged.
+- Several sources: the component's yield is the median of their independent observations (`aggregator.rates.lineage`:
+  quotes deriving from the same origin count once); a spread between observations beyond
+  `disagreement_tolerance` is flagged.
 - A jump: a source whose value moved more than `jump_threshold` from its last accepted value is quarantined
   unless another source agrees with the new level (within the tolerance) or the same source still shows that level
   at least `confirm_after_minutes` later (a re-fetch of the same cached number a minute later confirms nothing).
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapters import Quote
+from aggregator.rates.lineage import Observation, lineage, observations
 from aggregator.settings.rates import Bounds, CrossCheckSettings
 
 Component = tuple[str, str]  # (venue, component)
@@ -59,6 +62,7 @@ class Checked:
     quarantined: tuple[tuple[Quote, float], ...]  # (quote, last accepted value of its source)
     spread: float | None  # max − min of the used quotes when several
     change: float | None  # value − last cycle's value
+    observations: tuple[Observation, ...] = ()  # the independent observations the value rests on
 
 
 def check_component(
@@ -73,7 +77,7 @@ def check_component(
         last = memory.accepted.get(key, memory.previous.get(component))
         jumped = last is not None and abs(q.value - last) > settings.jump_threshold
         if jumped:
-            others = [o for o in quotes if o.source != q.source]
+            others = [o for o in quotes if o.source != q.source and lineage(o) != lineage(q)]
             agreed = any(abs(o.value - q.value) <= settings.disagreement_tolerance for o in others)
             pending = memory.pending.get(key)
             repeated = (
@@ -92,7 +96,8 @@ def check_component(
         used.append(q)
     if not used:
         return Checked(None, (), tuple(held), None, None)
-    values = [q.value for q in used]
+    seen = observations(used)  # quotes of one origin are one observation (aggregator.rates.lineage)
+    values = [o.value for o in seen]
     value = statistics.median(values)
     before = memory.previous.get(component)
     memory.previous[component] = value
@@ -102,4 +107,5 @@ def check_component(
         quarantined=tuple(held),
         spread=max(values) - min(values) if len(values) > 1 else None,
         change=None if before is None else value - before,
+        observations=tuple(seen),
     )

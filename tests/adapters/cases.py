@@ -27,6 +27,7 @@ class Case:
     observed: datetime | None = None  # the observation time the payload carries, if any
     timestamp_path: tuple[str | int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    fallback_path: str = ""  # the URL path the adapter tries next when `path` fails
 
     def payload(self) -> Any:
         return json.loads((FIXTURES / self.fixture).read_text())
@@ -39,18 +40,27 @@ HTTP_CASES = [
         "apr_last",
         0.02235,
         "/v1/protocol/steth/apr/last",
-        "lido/apr_last.json",
+        "lido/apr_last.reconstructed.json",
         ("data", "apr"),
         observed=LIDO_TS,
         timestamp_path=("data", "timeUnix"),
     ),
-    Case("rocketpool", "apr", 0.0217, "/api/apr", "rocketpool/apr.json", ("yearlyAPR",), string_valued=True),
+    Case(
+        "rocketpool",
+        "apr",
+        0.021,
+        "/mainnet/reth/apr",
+        "rocketpool/reth_apr.json",
+        ("yearlyAPR",),
+        string_valued=True,
+        fallback_path="/api/apr",
+    ),
     Case(
         "coinbase",
         "apy",
-        0.0235,
+        0.0384,
         "/wrapped-assets/CBETH/",
-        "coinbase/cbeth.json",
+        "coinbase/cbeth.docs-example.json",
         ("apy",),
         unit="fraction",
         string_valued=True,
@@ -60,7 +70,7 @@ HTTP_CASES = [
         "apr",
         0.0314,
         "/bapi/earn/v1/public/pos/cftoken/project/getPurchasableProject",
-        "binance/project.json",
+        "binance/project.reconstructed.json",
         ("data", "annualInterestRate"),
         unit="fraction",
     ),
@@ -69,7 +79,7 @@ HTTP_CASES = [
         "sfrxeth",
         0.0299,
         "/v2/frxeth/summary/latest",
-        "frax/latest.json",
+        "frax/latest.reconstructed.json",
         ("sfrxethApr",),
         observed=datetime(2025, 3, 22, tzinfo=UTC),
         timestamp_path=("intervalTimestamp",),
@@ -77,23 +87,27 @@ HTTP_CASES = [
     Case(
         "etherfi",
         "7_day_restaking_apr",
-        0.01305,
-        "/api/protocol/protocol-detail",
+        0.013050994875671165,
+        "/api/dapp/protocol/protocol-detail",
         "etherfi/protocol-detail.json",
         ("7_day_restaking_apr",),
+        fallback_path="/api/protocol/protocol-detail",
     ),
-    Case("renzo", "apr", 0.0128, "/api/apr", "renzo/apr.json", ("apr",)),
-    Case("kelp", "apy", 0.0355, "/rseth/apy", "kelp/apy.json", ("value",)),
-    Case("swell", "sweth", 0.0296, "/api/tokens/sweth/apr", "swell/sweth_apr.json", ()),
+    Case("renzo", "apr", 0.0128, "/api/apr", "renzo/apr.reconstructed.json", ("apr",)),
+    Case("kelp", "apy", 0.0355, "/rseth/apy", "kelp/apy.reconstructed.json", ("value",)),
+    Case("swell", "sweth", 0.0296, "/api/tokens/sweth/apr", "swell/sweth_apr.reconstructed.json", ()),
     Case(
         "defillama",
         "747c1d2a-c668-4682-b9f9-296708a3dd90",
         0.02235,
         "/pools",
-        "defillama/pools.json",
+        "defillama/pools.partly-reconstructed.json",
         ("data", 0, "apyBase"),
     ),
 ]
+"""One case per HTTP adapter: the body the fault-injection tests (here, tests/reliability, benchmarks/soak.py)
+derive their variants from: the adapter's real recording where one was found (tests/fixtures/PROVENANCE.toml),
+else a body reconstructed from recorded values, so named."""
 
 
 def one_source_settings(source: dict[str, Any], key: str) -> Settings:

@@ -31,7 +31,11 @@ def _fetch(adapter: str, settings: object, keys: list[str], handler: object = No
 
 
 def _serve(status: int = 200, body: bytes | None = None, ctype: str = "application/json") -> object:
-    payload = body if body is not None else (FIXTURES / "defillama" / "pools.json").read_bytes()
+    payload = (
+        body
+        if body is not None
+        else (FIXTURES / "defillama" / "pools.partly-reconstructed.json").read_bytes()
+    )
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/pools"
@@ -74,7 +78,7 @@ def test_defillama_failures_are_translated(status: int, body: bytes, ctype: str,
 
 def test_defillama_value_as_string_is_rejected() -> None:
     """A number turned into a string (as Lido's APR once did upstream) is malformed data, not coerced."""
-    payload = json.loads((FIXTURES / "defillama" / "pools.json").read_text())
+    payload = json.loads((FIXTURES / "defillama" / "pools.partly-reconstructed.json").read_text())
     payload["data"][0]["apyBase"] = "2.235"
     settings = DefiLlamaSettings(adapter="defillama", base_url="http://llama.test")
     with pytest.raises(SourceDataError, match="747c1d2a"):
@@ -124,7 +128,7 @@ def test_defillama_resolves_project_chain_symbol_to_the_canonical_pool() -> None
 def test_defillama_chart_history_in_fractions_oldest_first() -> None:
     """/chart/{pool} gives the daily history as fractions per year, in time order."""
 
-    body = (FIXTURES / "defillama" / "chart_steth.json").read_bytes()
+    body = (FIXTURES / "defillama" / "chart_steth.reconstructed.json").read_bytes()
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path == f"/chart/{LIDO}"

@@ -89,7 +89,7 @@ def _assert_isolated(
 def test_lido_time_out_of_range_is_that_sources_failure() -> None:
     """Issue 19: a Lido `timeUnix` no calendar has makes the shared `from_unix` raise a plain ValueError (or
     OverflowError); before, `collect` re-raised it and every source's quotes were lost."""
-    doc = json.loads((FIXTURES / "lido" / "apr_last.json").read_text())
+    doc = json.loads((FIXTURES / "lido" / "apr_last.reconstructed.json").read_text())
     doc["data"]["timeUnix"] = 10**15  # year ~31.7 million
     with FixtureServer() as server:
         server.routes["/v1/protocol/steth/apr/last"] = [Reply(json.dumps(doc).encode())]
@@ -265,7 +265,7 @@ def _deflate_raw(data: bytes) -> bytes:
 )
 def test_compressed_answers_are_decoded(encoding: str, encode: Any) -> None:
     """The streamed decoder reads what real APIs send: the recorded Lido answer, compressed, gives its quote."""
-    body = (FIXTURES / "lido" / "apr_last.json").read_bytes()
+    body = (FIXTURES / "lido" / "apr_last.reconstructed.json").read_bytes()
     with FixtureServer() as server:
         server.routes["/v1/protocol/steth/apr/last"] = [
             Reply(encode(body), headers=(("Content-Encoding", encoding),))

@@ -19,7 +19,7 @@ from tests.adapters.cases import FIXTURES, one_source_settings
 from tests.fixture_server import FixtureServer, Reply
 
 NOW = datetime(2024, 9, 6, tzinfo=UTC)
-CHAIN = json.loads((FIXTURES / "onchain" / "reth.json").read_text())
+CHAIN = json.loads((FIXTURES / "onchain" / "reth.reconstructed.json").read_text())
 R1, R0 = 1.115282793519138504, 1.114806047305823000
 
 

@@ -111,7 +111,7 @@ def test_defillama_chart_is_downloaded_once_cached_and_read_offline(
     small_config: Callable[..., Path], fixture_server: FixtureServer
 ) -> None:
     fixture_server.routes[f"/chart/{CHART_POOL}"] = [
-        Reply((ROOT / "tests/fixtures/defillama/chart_steth.json").read_bytes())
+        Reply((ROOT / "tests/fixtures/defillama/chart_steth.reconstructed.json").read_bytes())
     ]
 
     def edit(text: str) -> str:

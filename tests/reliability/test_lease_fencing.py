@@ -77,7 +77,7 @@ def test_a_cli_cycle_that_outlives_its_lease_writes_nothing(
     and finishes. A's proposal is refused (`lease_lost`, exit 6): the store holds B's proposal only."""
     db = tmp_path / "two.sqlite"
     with FixtureServer() as server:
-        pools = (ROOT / "tests/fixtures/defillama/pools.json").read_bytes()
+        pools = (ROOT / "tests/fixtures/defillama/pools.partly-reconstructed.json").read_bytes()
         server.routes["/slow/pools"] = [Reply(pools, delay=SLOW), Reply(pools)]
         config = demo_config(
             lambda text: (

@@ -12,7 +12,8 @@ Exit codes (also in the README):
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
-`health` exits 0 when the daemon's API answers ok and 1 otherwise.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise. `sources check` exits 4 when a required quote
+(the only quote of a venue component) is unusable.
 
 Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
 (the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
@@ -119,6 +120,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Fetch every source once and show the yield of each venue component, its sources and age."""
     from aggregator.interfaces import render
+    from aggregator.rates.lineage import independent_of
     from aggregator.service import Service
 
     settings = _load(config)
@@ -139,6 +141,10 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
                             "spread": r.spread,
                             "disagree": r.disagree,
                             "change": r.change,
+                            "independent": r.independent,
+                            "independence": independent_of(r.independent, len(r.sources)),
+                            "lineage": list(r.lineage),
+                            "urls": list(r.urls),
                         }
                         for r in book.rates
                     ],
@@ -401,6 +407,25 @@ db_app = typer.Typer(
     help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+
+
+sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("check")
+@exit_codes
+def sources_check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Fetch each configured source once (live: needs internet) and print its status, latency, each value and the
+    URL that answered. Exit 0 when every required quote (the only quote of a venue component) is usable, 4 if not."""
+    from aggregator.interfaces.cli.sources import exit_code, render, report, run
+
+    results = run(_load(config))
+    if as_json:
+        typer.echo(_json_dump(report(results)))
+    else:
+        render(Console(), results)
+    raise typer.Exit(exit_code(results))
 
 
 def _sqlite_file(config: Path) -> Path:
