@@ -15,6 +15,15 @@ The hindsight book: the optimizer's own model maximises each venue's realised yi
 less the entry costs spread over the period, subject to the same limits and CVaR budget, with no risk aversion,
 no expected-loss term and no turnover cap; it is then replayed as a fixed book (bought on day one, re-traded
 only past the config's `min_move_eth` drift), with the same costs. It knows the future: the optimizer does not.
+The risk-priced hindsight book is the same with the optimizer's own risk charges (expected loss and λ·CVaR): the
+gap between the two hindsight rows is what pricing risk costs on a history in which nothing failed, the gap
+between the optimizer and the risk-priced row is what not knowing the future (and trading on estimates) costs.
+
+The replay starts (`--start warm`, the default) `[backtest] min_observations` days after the config's start: the
+bundled stETH series begins the day before the config's start, so before then the entry gate keeps the best venue
+closed and the optimizer deploys idle ETH into second-best venues that it then keeps (moving costs round trips),
+while the hindsight book has no gate. Both start on the same day with the same data; `--start config` replays from
+the config's start to show that warm-up cost.
 
 Writes decisions.json, decisions.md (the table) and frontier.png (realised yield against mean CVaR on exposed
 capital: the optimizer's line over the budgets, every baseline a point) into --out (default var/decisions/).
@@ -32,6 +41,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
+from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -54,6 +64,7 @@ from optimizer.scenarios import weighted_cvar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HINDSIGHT = "hindsight-best static"
+PRICED = "hindsight static, risk-priced"
 STETH = "lido-steth"
 DEFAULT_BUDGETS = (0.03, 0.04, 0.05, 0.06, 0.08)
 
@@ -124,8 +135,10 @@ def realised_yields(settings: Settings, history: History) -> dict[str, dict[str,
     }
 
 
-def hindsight_book(settings: Settings, history: History) -> dict[str, float]:
-    """The static book with the best realised yield less entry costs inside the config's limits (module doc)."""
+def hindsight_book(settings: Settings, history: History, *, priced: bool = False) -> dict[str, float]:
+    """The static book with the best realised yield less entry costs inside the config's limits (module doc).
+    `priced`: with the optimizer's own risk charges (expected loss and λ·CVaR), so that it differs from the
+    optimizer only by knowing the realised yields and trading once."""
     days = len(history.days) - 1
     limits = settings.limits.model_copy(update={"horizon_days": float(days), "max_turnover": None})
     cache = ModelCache()
@@ -144,8 +157,8 @@ def hindsight_book(settings: Settings, history: History) -> dict[str, float]:
     )
     values = dataclasses.replace(
         values,
-        expected_loss=np.zeros_like(values.expected_loss),
-        risk_aversion=0.0,
+        expected_loss=values.expected_loss if priced else np.zeros_like(values.expected_loss),
+        risk_aversion=values.risk_aversion if priced else 0.0,
         c_in=st.entry_cost * DAYS_PER_YEAR / days,  # entries once over the period; a held book never exits
         c_out=np.zeros_like(values.c_out),
     )
@@ -161,7 +174,8 @@ def run_case(settings: Settings, label: str, budget: float, lifted: list[str]) -
     assert settings.backtest is not None
     history = build_history(settings, settings.backtest)
     book = hindsight_book(settings, history)
-    fixed = {**settings.backtest.fixed, HINDSIGHT: book}
+    priced = hindsight_book(settings, history, priced=True)
+    fixed = {**settings.backtest.fixed, HINDSIGHT: book, PRICED: priced}
     s = settings.model_copy(update={"backtest": settings.backtest.model_copy(update={"fixed": fixed})})
     result = backtest(s)
     return {
@@ -169,6 +183,7 @@ def run_case(settings: Settings, label: str, budget: float, lifted: list[str]) -
         "cvar_budget": budget,
         "lifted": lifted,
         "hindsight_book": {k: round(v, 6) for k, v in sorted(book.items(), key=lambda kv: -kv[1])},
+        "priced_book": {k: round(v, 6) for k, v in sorted(priced.items(), key=lambda kv: -kv[1])},
         "strategies": [row(r) for r in result.results],
         "seconds": result.seconds,
         "_result": result,
@@ -215,7 +230,7 @@ def table(cases: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         best = by[HINDSIGHT]["net_yield"]
         label = c["case"]
         for r in c["strategies"]:
-            if not (r["name"].startswith("optimizer") or r["name"] == HINDSIGHT):
+            if not (r["name"].startswith("optimizer") or r["name"] in (HINDSIGHT, PRICED)):
                 continue
             out.append(
                 (
@@ -246,7 +261,7 @@ def baselines(case: dict[str, Any]) -> list[tuple[str, ...]]:
             f"{r['cvar_mean'] * 100:.2f}%/{r['cvar_max'] * 100:.2f}%",
         )
         for r in case["strategies"]
-        if not (r["name"].startswith("optimizer") or r["name"] == HINDSIGHT)
+        if not (r["name"].startswith("optimizer") or r["name"] in (HINDSIGHT, PRICED))
     ]
 
 
@@ -295,7 +310,7 @@ def frontier(cases: list[dict[str, Any]], path: Path) -> None:
                     fontsize=7,
                 )
     for r in cases[0]["strategies"]:
-        if r["name"].startswith("optimizer") or r["name"] == HINDSIGHT:
+        if r["name"].startswith("optimizer") or r["name"] in (HINDSIGHT, PRICED):
             continue
         ax.scatter(r["cvar_mean"] * 100, r["net_yield"] * 100, marker="x", s=60, zorder=5)
         ax.annotate(r["name"], (r["cvar_mean"] * 100, r["net_yield"] * 100), fontsize=8)
@@ -317,6 +332,19 @@ def main() -> None:
     parser.add_argument("--budgets", default=",".join(f"{b:g}" for b in DEFAULT_BUDGETS), help="CVaR budgets")
     parser.add_argument("--no-steth", action="store_true", help="skip the stETH's-CVaR-with-caps-lifted case")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "decisions")
+    parser.add_argument(
+        "--start",
+        default="warm",
+        help="first day of the replay: 'warm' (default) = the config's start plus [backtest] min_observations days, "
+        "the first day the entry gate can open on series that begin the day before the config's start; 'config' = "
+        "the config's start; or a date YYYY-MM-DD",
+    )
+    parser.add_argument(
+        "--end",
+        default="",
+        help="last day of the replay, YYYY-MM-DD (default the config's end); with --start, a hold-out period "
+        "outside the config's, e.g. --start 2024-09-13 --end 2025-04-17",
+    )
     parser.add_argument(
         "--risk-aversions", default="", help="the optimizers compared, e.g. 0.05,0.25 (default: the config's)"
     )
@@ -344,6 +372,23 @@ def main() -> None:
             raise SystemExit(f"--risk-aversions {args.risk_aversions!r}: give numbers ≥ 0, e.g. 0.05,0.25")
         bt = settings.backtest.model_copy(update={"risk_aversions": lambdas})
         settings = settings.model_copy(update={"backtest": bt})
+    bt = settings.backtest
+    if args.start == "warm":
+        start = bt.start + timedelta(days=bt.min_observations or 0)
+    elif args.start == "config":
+        start = bt.start
+    else:
+        try:
+            start = date.fromisoformat(args.start)
+        except ValueError:
+            raise SystemExit(f"--start {args.start!r}: give 'warm', 'config' or a date YYYY-MM-DD") from None
+    try:
+        end = date.fromisoformat(args.end) if args.end else bt.end
+    except ValueError:
+        raise SystemExit(f"--end {args.end!r}: give a date YYYY-MM-DD") from None
+    if not start < end:
+        raise SystemExit(f"--start {start} must be before --end {end}")
+    settings = settings.model_copy(update={"backtest": bt.model_copy(update={"start": start, "end": end})})
     t0 = time.perf_counter()
     cases = [run_case(with_budget(settings, b), f"{b * 100:g}%", b, []) for b in budgets]
     if not args.no_steth:
@@ -363,6 +408,8 @@ def main() -> None:
         book = ", ".join(f"{v} {w * 100:.1f}%" for v, w in c["hindsight_book"].items())
         extra = f"; lifted: {', '.join(c['lifted']) or 'nothing'}" if c["case"] == "stETH" else ""
         print(f"budget {c['case']} (CVaR {c['cvar_budget'] * 100:.2f}%{extra}): {HINDSIGHT} = {book}")
+        priced = ", ".join(f"{v} {w * 100:.1f}%" for v, w in c["priced_book"].items())
+        print(f"    {PRICED} = {priced}")
     print()
     print(
         f"Baselines (CVaR on exposed capital; their yields do not depend on the budget, budget {cases[0]['case']}):"

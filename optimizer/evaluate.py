@@ -59,7 +59,8 @@ def violations(
     check_turnover: bool = True,
     tol: float = TOLERANCE,
 ) -> list[str]:
-    """Every limit x breaks by more than `tol`, in words. Shares and turnover are checked on x; node caps, layer caps,
+    """Every limit x breaks by more than `tol`, in words. Shares and turnover are checked on x, the max share on the
+    exposure e as well; node caps, layer caps,
     CVaR and stress limits on the exposure e (queued and in-flight capital where it left); the ladder on x with this
     plan's queued exits where they leave (in-flight capital is in its floors)."""
     out: list[str] = []
@@ -71,6 +72,11 @@ def violations(
         out.append(f"{ids[i]}: share {x[i]:.6f} below its minimum {values.lo[i]:.6f}")
     for i in np.flatnonzero(x > values.hi + tol):
         out.append(f"{ids[i]}: share {x[i]:.6f} above its maximum {values.hi[i]:.6f}")
+    hi_e = values.hi_exposed()
+    for i in np.flatnonzero((e > hi_e + tol) & (x <= values.hi + tol)):
+        out.append(
+            f"{ids[i]}: share exposed (queued exits where they leave) {e[i]:.6f} above its maximum {hi_e[i]:.6f}"
+        )
     if values.entry_room is not None:
         inflow = structure.subtree @ (x - values.x0)
         for i in np.flatnonzero(inflow > values.entry_room + tol):

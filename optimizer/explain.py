@@ -126,8 +126,13 @@ def dual(res: SolveResult, limit: Limit) -> float:
     group = res.duals.get(limit.group)
     if not group:
         return 0.0
-    arr = np.atleast_1d(group[0])
-    return float(abs(arr[limit.index])) if limit.index < arr.size else 0.0
+    # A limit may be one row per place it holds (the max share on x and on the exposure e): relaxing it relaxes
+    # every row, so its worth is the sum of their duals.
+    total = 0.0
+    for row in group:
+        arr = np.atleast_1d(row)
+        total += float(abs(arr[limit.index])) if limit.index < arr.size else 0.0
+    return total
 
 
 def _amount(step: float) -> str:

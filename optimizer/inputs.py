@@ -184,8 +184,10 @@ class Limits(_Frozen):
     gas_cost_eth: NonNegative = 0.0
     drift_band: Fraction = Field(
         default=0.0,
-        description="a current allocation past a limit by at most this share may be held: drift from yields "
-        "accruing at different rates is not corrected by a move every cycle",
+        description="drift from yields accruing at different rates is not corrected by a move every cycle: a "
+        "current allocation past a limit by at most half this share may be held, and a plan brings one further "
+        "past back, so that the exposure (queued exits included, which accrue while they wait) stays within the "
+        "whole band every day",
     )
     tail_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         default=TAIL_TOLERANCE,
@@ -309,7 +311,8 @@ class OptimizationInputs(_Frozen):
 
     `holdings_eth` is the settled book (venue → ETH; venues not listed hold nothing); `in_flight` the capital in
     exit queues (see `InFlight`); `portfolio_eth` is their sum. `yields` maps venue → component → fraction per year;
-    a venue with a component missing along its path is held at its current weight. `entry_blocked` maps a venue to
+    a venue with a component missing along its path is held at its current weight, unless it is `exit_only` (its
+    yield went stale past the window: the missing components count 0, it may be sold to 0, not bought). `entry_blocked` maps a venue to
     why no capital may enter it (its yield is stale, carried or rests on too few observations): it is valued at its
     yield and may be sold down, but its subtree may not grow (capital already in flight towards it is not an entry).
 
@@ -329,6 +332,32 @@ class OptimizationInputs(_Frozen):
     yields: dict[str, dict[str, float]]
     in_flight: tuple[InFlight, ...] = ()
     entry_blocked: dict[str, str] = Field(default_factory=dict)
+    exit_only: dict[str, str] = Field(
+        default_factory=dict,
+        description="venue → why it may only be sold: a yield along its path went stale past the estimate's "
+        "window (observed before, no value since). Its missing components count 0, its lower bound is 0, nothing "
+        "enters it (it is also listed in entry_blocked). A venue missing a yield that is NOT listed here (never "
+        "observed: a store warming up) is held at its weight instead.",
+    )
+
+    entry_discount: dict[str, NonNegative] = Field(
+        default_factory=dict,
+        description="venue → yearly yield (fraction) an entry into it does not count on: the spread between its own "
+        "components' estimate and a lower quantile of their window. Charged on capital entering the venue (its "
+        "subtree), never on capital held: noise cannot buy, and selling needs the estimate itself to fall.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exit_only_is_entry_blocked(cls, data: Any) -> Any:
+        """Every exit-only venue is closed to entries: listed in entry_blocked with its reason, unless given there."""
+        if not isinstance(data, dict) or not isinstance(data.get("exit_only"), dict) or not data["exit_only"]:
+            return data
+        blocked = data.get("entry_blocked")
+        merged = dict(blocked) if isinstance(blocked, dict) else {}
+        for venue, why in data["exit_only"].items():
+            merged.setdefault(venue, why)
+        return {**data, "entry_blocked": merged}
 
     @model_validator(mode="after")
     def _holdings_match(self) -> OptimizationInputs:
@@ -352,6 +381,12 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.yields) - known)
         if bad:
             raise ValueError(f"yields name unknown venues {bad}; valid: {sorted(known)}")
+        bad = sorted(set(self.exit_only) - known)
+        if bad:
+            raise ValueError(f"exit_only names unknown venues {bad}; valid: {sorted(known)}")
+        bad = sorted(set(self.entry_discount) - known)
+        if bad:
+            raise ValueError(f"entry_discount names unknown venues {bad}; valid: {sorted(known)}")
         bad = sorted(set(self.entry_blocked) - known)
         if bad:
             raise ValueError(f"entry_blocked names unknown venues {bad}; valid: {sorted(known)}")

@@ -44,6 +44,7 @@ class Terms:
     kind_rows: object
     ladder_rows: object
     entry_room: cp.Parameter | None = None
+    hi_exposed: cp.Parameter | None = None
 
 
 Constraints = dict[str, list[cp.Constraint]]
@@ -60,8 +61,13 @@ def fully_invested(v: Terms, _: Slack = None) -> Constraints:
 
 
 def share_bounds(v: Terms, _: Slack = None) -> Constraints:
-    """Per-venue min/max share (held venues have lo = hi = current weight)."""
-    return {"max_share": [v.x <= v.hi], "min_share": [v.x >= v.lo]}
+    """Per-venue min/max share (held venues have lo = hi = current weight). The max share holds where the capital is
+    headed (x) and where it is exposed until queued exits land (e): capital leaving a venue still counts there, so a
+    plan cannot buy a venue back up to its max while its earlier exit is still in the queue. On e the bound is the
+    larger of the max and today's exposure (`ParameterValues.hi_exposed`): queued exits cannot lower what is already
+    exposed, so a venue held at its weight, or already past its max, may stay there but not grow."""
+    rows = [v.x <= v.hi] if v.hi_exposed is None else [v.x <= v.hi, v.e <= v.hi_exposed]
+    return {"max_share": rows, "min_share": [v.x >= v.lo]}
 
 
 def tree_moves(v: Terms, _: Slack = None) -> Constraints:

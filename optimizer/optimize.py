@@ -1,6 +1,6 @@
 """`optimize(inputs) -> Plan`: the model end to end, pure (no I/O, no clock, no logging).
 
-Steps: prepare parameter values (venues without a fresh yield are held), pre-check, solve on the compiled problem,
+Steps: prepare parameter values (venues never observed are held, exit-only ones may only be sold), pre-check, solve on the compiled problem,
 re-validate x in numpy, apply the minimum-move heuristic, apply the no-trade band, explain (binding limits with
 shadow prices), or diagnose. Any failure returns a "hold" plan with the reason.
 """
@@ -103,17 +103,27 @@ def prepare(
     lo = np.array([v.min_share for v in inputs.universe.venues])
     hi = np.array([v.max_share for v in inputs.universe.venues])
     held: list[HeldVenue] = []
+    exit_only = {idx[v] for v in inputs.exit_only}
     for i in np.flatnonzero(missing):
+        if i in exit_only:
+            continue  # went stale past the window: its missing components count 0 (`own` left them out)
         lo[i] = hi[i] = x0[i]
         yields[i] = 0.0
-        held.append(HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no fresh, valid yield"))
+        held.append(
+            HeldVenue(venue=st.venue_ids[i], weight=float(x0[i]), reason="no yield observed yet: held")
+        )
     room = np.ones(st.n_venues)
-    for venue in inputs.entry_blocked:
+    for venue in {**inputs.exit_only, **inputs.entry_blocked}:  # an exit-only venue is closed to entries too
         k = st.venue_index[venue]
         room[k] = 0.0
         lo[k] = min(lo[k], x0[k])  # a min share it does not meet cannot be reached without an entry
+    for k in exit_only:
+        lo[k] = 0.0  # nothing verifiable says it still earns: it may be sold whatever its min share
     amort = 365.0 / lim.horizon_days
     exit_rate, exit_days, _ = st.exit_routes(yields)
+    discount = np.zeros(st.n_venues)  # a yearly yield an entry does not count on (estimate's spread): on p
+    for venue, d in inputs.entry_discount.items():
+        discount[idx[venue]] = d
     # The ladder counts capital where it is headed; in-flight capital is there only after `days_left`, so a rung
     # counts it only if it is back as ETH in time: the floor rises by what x would count but will not be back.
     ladder_min = np.array([r.min_share for r in lim.ladder])
@@ -134,7 +144,7 @@ def prepare(
         x0=x0,
         lo=lo,
         hi=hi,
-        c_in=(st.entry_cost + exit_rate) * amort * lim.trade_cost_multiple,
+        c_in=(st.entry_cost + exit_rate) * amort * lim.trade_cost_multiple + discount,
         c_out=np.zeros(st.n_venues),
         node_cap=node_cap,
         layer_cap=layer_cap,
@@ -147,7 +157,10 @@ def prepare(
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
-    drift = TOLERANCE + lim.drift_band
+    # A book may be held past a limit by half the drift band: the other half is room for the accrual that goes on
+    # while a corrective exit waits in its queue (still exposed where it left), so the exposure stays within the band
+    # on every day, not only on decision days.
+    drift = TOLERANCE + lim.drift_band / 2.0
     # Only the limits on the exposure: a share bound or the entry gate is on x, which a queued exit does change.
     on_exposure = dataclasses.replace(
         values, lo=np.zeros(st.n_venues), hi=np.ones(st.n_venues), entry_room=None
@@ -256,7 +269,7 @@ class _Run:
             v,
             v.x0,
             check_turnover=False,
-            tol=TOLERANCE + lim.drift_band,
+            tol=TOLERANCE + lim.drift_band / 2.0,  # as in `prepare`: half the band, the rest for queued exits
         )
         gas_share = len(moves) * lim.gas_cost_eth / self.inputs.portfolio_eth
         amort = 365.0 / lim.horizon_days
@@ -385,7 +398,7 @@ class _Run:
             held=self.held,
             entry_blocked=[
                 BlockedVenue(venue=venue, weight=float(v.x0[st.venue_index[venue]]), reason=why)
-                for venue, why in sorted(inp.entry_blocked.items())
+                for venue, why in sorted({**inp.exit_only, **inp.entry_blocked}.items())
             ],
             heuristics=self.heuristics,
             diagnosis=diagnosis or [],

@@ -100,6 +100,13 @@ class ParameterValues:
     # the current exposure is past a limit by less than the drift band: limits taken at today's level
     limits_at_today: bool = False
 
+    def hi_exposed(self) -> FloatArray:
+        """The max share on the exposure: the larger of the max share and today's exposure (x0 with in-flight capital
+        where it left), which queued exits cannot lower."""
+        e0 = self.x0 if self.in_flight_offset is None else self.x0 + self.in_flight_offset
+        out: FloatArray = np.maximum(self.hi, e0)
+        return out
+
     def exposure(self, structure: Structure, x: FloatArray, *, in_flight: bool = True) -> FloatArray:
         """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus (with
         `in_flight`) the in-flight capital's offset. What the risk limits are evaluated on; without the offset, what
@@ -254,6 +261,7 @@ class AllocationModel:
             kind_rows=st.kind_matrix(shape.layer_kinds),
             ladder_rows=st.ladder_matrix(shape.ladder_days),
             entry_room=cp.Parameter(n, nonneg=True, name="entry_room"),
+            hi_exposed=cp.Parameter(n, nonneg=True, name="hi_exposed"),
         )
         v = self.terms
         self.named: Constraints = {}
@@ -324,6 +332,8 @@ class AllocationModel:
         v.x0.value = values.x0
         v.lo.value = values.lo
         v.hi.value = values.hi
+        if v.hi_exposed is not None:
+            v.hi_exposed.value = values.hi_exposed()
         if v.node_cap is not None:
             v.node_cap.value = values.node_cap
         if v.layer_cap is not None:

@@ -22,13 +22,19 @@ Entries: a venue may be entered only on a yield observed this cycle (fresh), res
 `min_observations` values of the window. A value that is only carried (the backtest keeps the last one up to
 `max_gap_days`) or stale (the daemon has no fresh quote this cycle, the estimate is the stored window's) values a
 venue already held, so it can be sold, but never buys more of it.
+
+A component with no value in its window at all is one of two things. Never observed (a new store warming up, a
+series that has not started, a daemon back from a long stop): its venue is held at its weight, because nothing
+says the position is worse than when it was bought. Observed before and gone (`expired`: values stopped arriving
+while the caller was watching): its venue is exit-only, counted at 0 for that component (nothing verifiable says
+it still earns), never bought, and may be sold down to 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -37,6 +43,9 @@ from aggregator.settings.rates import Estimator, InputRule
 from optimizer.inputs import Universe
 
 Freshness = Literal["fresh", "stale", "carried"]
+EXPIRED_REASON = (
+    "expired: observed before, no value in the window; counted at 0 yield, may be sold, not bought"
+)
 
 STALE: Freshness = "stale"
 CARRIED: Freshness = "carried"
@@ -49,6 +58,12 @@ class Estimate:
     value: float
     observations: int
     freshness: Freshness
+    entry_value: float | None = None  # the window's `entry_quantile`: what an entry counts on (None: `value`)
+
+    @property
+    def entry_spread(self) -> float:
+        """How much less than the estimate an entry counts on (≥ 0)."""
+        return 0.0 if self.entry_value is None else max(0.0, self.value - self.entry_value)
 
     def entry_block(self, rule: InputRule) -> str | None:
         """Why this value may not justify an entry, or None."""
@@ -98,6 +113,17 @@ def robust(
     return float(inside @ v / inside.sum())
 
 
+def quantile(values: Sequence[float], weights: Sequence[float], q: float) -> float:
+    """The weighted `q`-quantile: the smallest value whose cumulative weight reaches q of the total."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    cum = np.cumsum(w)
+    k = int(np.searchsorted(cum, q * float(cum[-1]) - 1e-12, side="left"))
+    return float(v[min(k, v.size - 1)])
+
+
 def estimate(
     window: Mapping[float, float],
     latest: float | None,
@@ -121,7 +147,9 @@ def estimate(
     n = round(sum(weights))
     if rule.window_days <= 0 and latest is not None:
         return Estimate(latest, n, freshness_)
-    return Estimate(robust(values, weights, estimator=rule.estimator, trim=rule.trim), n, freshness_)
+    value = robust(values, weights, estimator=rule.estimator, trim=rule.trim)
+    low = quantile(values, weights, rule.entry_quantile) if rule.entry_quantile < 0.5 else None
+    return Estimate(value, n, freshness_, low)
 
 
 def blocked_venues(universe: Universe, reasons: Mapping[tuple[str, str], str]) -> dict[str, str]:
@@ -158,6 +186,10 @@ class DecisionYields:
     yields: dict[str, dict[str, float]]
     estimates: dict[tuple[str, str], Estimate]
     entry_blocked: dict[str, str]
+    exit_only: dict[str, str] = field(default_factory=dict)  # venue → why: an expired component on its path
+    # venue → yearly yield an entry does not count on: its own components' spread between estimate and the window's
+    # entry quantile, after haircuts
+    entry_discount: dict[str, float] = field(default_factory=dict)
 
 
 def decision_yields(
@@ -167,12 +199,15 @@ def decision_yields(
     rule: InputRule,
     *,
     carried: frozenset[tuple[str, str]] = frozenset(),
+    expired: frozenset[tuple[str, str]] = frozenset(),
 ) -> DecisionYields:
     """Every component's estimate from this cycle's values (`latest`, venue → component → value) and its window
     (the earlier values with their counts). A component without a latest value is stale and estimated from its
     window; one listed in `carried` has a latest value that is only carried; one with neither value nor window has
-    no yield (its venue is held). A venue is closed to entries when any component along its path is stale,
-    carried or rests on fewer than `min_observations` values."""
+    no yield: its venue is held, unless the component is listed in `expired` (observed before, gone while the
+    caller watched) and every component missing along the venue's path is: then the venue is exit-only (counted
+    at 0 for what is missing, closed to entries, may be sold to 0). A venue is closed to entries when any
+    component along its path is stale, carried, expired or rests on fewer than `min_observations` values."""
     yields: dict[str, dict[str, float]] = {}
     estimates: dict[tuple[str, str], Estimate] = {}
     reasons: dict[tuple[str, str], str] = {}
@@ -182,10 +217,44 @@ def decision_yields(
             value = latest.get(venue.id, {}).get(comp.name)
             est = estimate(window.get(key, {}), value, rule, freshness=CARRIED if key in carried else "fresh")
             if est is None:
+                if key in expired:
+                    reasons[key] = EXPIRED_REASON
                 continue
             estimates[key] = est
             yields.setdefault(venue.id, {})[comp.name] = est.value
             why = est.entry_block(rule)
             if why is not None:
                 reasons[key] = why
-    return DecisionYields(yields, estimates, blocked_venues(universe, reasons))
+    blocked = blocked_venues(universe, reasons)
+    discount: dict[str, float] = {}
+    for venue in universe.venues:
+        spread = sum(
+            (1.0 - c.haircut) * estimates[(venue.id, c.name)].entry_spread
+            for c in venue.components
+            if (venue.id, c.name) in estimates
+        )
+        if spread > 0.0:
+            discount[venue.id] = spread
+    return DecisionYields(
+        yields, estimates, blocked, _exit_only(universe, yields, reasons, blocked), discount
+    )
+
+
+def _exit_only(
+    universe: Universe,
+    yields: Mapping[str, Mapping[str, float]],
+    reasons: Mapping[tuple[str, str], str],
+    blocked: Mapping[str, str],
+) -> dict[str, str]:
+    """Venues some of whose path components have no value, every one of them expired (none never observed)."""
+    by_id = {v.id: v for v in universe.venues}
+    out: dict[str, str] = {}
+    for venue in universe.venues:
+        missing: list[tuple[str, str]] = []
+        node: str | None = venue.id
+        while node is not None:
+            missing += [(node, c.name) for c in by_id[node].components if c.name not in yields.get(node, {})]
+            node = by_id[node].parent
+        if missing and all(reasons.get(k) == EXPIRED_REASON for k in missing):
+            out[venue.id] = blocked[venue.id]
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -44,16 +44,27 @@ def inputs_for(
     """The optimizer's inputs. Each yield is the robust estimate (`[rates] estimator`) over the stored values of
     the last `window_days` and this cycle's value, counted once. A venue whose yield along its path is stale (no
     fresh quote this cycle: valued at its window's estimate) or rests on fewer than `min_observations` values is
-    closed to entries; one with no value at all in the window is held. `holdings` is the settled book in ETH
+    closed to entries; one with no value at all in the window is held when it was never stored (a new store
+    warming up) and exit-only when it was stored before the window while the store kept collecting
+    (`expired_components`): counted at 0 for that yield, sold if that is better, never bought. `holdings` is the settled book in ETH
     (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands)."""
     held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
     rule = settings.rates.rule()
     window = {}
+    universe = settings.universe()
+    latest = book.yields()
+    expired: set[tuple[str, str]] = set()
     if rule.window_days > 0 and store is not None:
         since = book.fetched_at - timedelta(days=rule.window_days)
         window = store.window_counts(since, before=book.fetched_at)
-    universe = settings.universe()
-    seen = decision_yields(universe, book.yields(), window, rule)
+        missing = {
+            (v.id, c.name)
+            for v in universe.venues
+            for c in v.components
+            if c.name not in latest.get(v.id, {}) and (v.id, c.name) not in window
+        }
+        expired = expired_components(store, missing, since, book.fetched_at, rule.window_days)
+    seen = decision_yields(universe, latest, window, rule, expired=frozenset(expired))
     return OptimizationInputs(
         universe=universe,
         limits=settings.limits,
@@ -61,8 +72,25 @@ def inputs_for(
         holdings_eth=held,
         yields=seen.yields,
         entry_blocked=seen.entry_blocked,
+        exit_only=seen.exit_only,
+        entry_discount=seen.entry_discount,
         in_flight=in_flight,
     )
+
+
+def expired_components(
+    store: Store, missing: set[tuple[str, str]], since: datetime, now: datetime, window_days: float
+) -> set[tuple[str, str]]:
+    """Of the components with no value this cycle nor in the window, those that went stale: the store has stored
+    them before the window, and has itself been collecting since the window's first half (so their absence was
+    watched, not slept through). A new store, or one back from a stop longer than half a window, is warming up:
+    nothing is expired and venues without a value are held, not sold."""
+    if not missing:
+        return set()
+    first = store.first_collection_at(since, before=now)
+    if first is None or first > since + timedelta(days=window_days / 2.0):
+        return set()
+    return store.observed_before(since, missing)
 
 
 def run_cycle(

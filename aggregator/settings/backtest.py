@@ -52,6 +52,16 @@ class SeriesSettings(_Section):
     window_column: str | None = Field(
         default=None, description="trailing-window series: the column with each row's window in days"
     )
+    mean_days: int | None = Field(
+        default=None,
+        ge=2,
+        le=365,
+        description="percent/fraction series of ONE-DAY realised returns paid in lumps (a weekly reward day among "
+        "days near 0): decisions see each day's trailing mean over the last `mean_days` calendar days (at least "
+        "half of them with a value), the realised APR of those days, as an exchange rate's growth over that window "
+        "gives it (the `onchain` adapter); a median of the daily values would see the days between rewards. What "
+        "is earned is unchanged: each daily value",
+    )
     value: float | None = Field(default=None, ge=-1.0, le=10.0, allow_inf_nan=False)
     from_: date | None = Field(default=None, alias="from")
     until: date | None = None
@@ -72,6 +82,11 @@ class SeriesSettings(_Section):
         if self.window_column is not None and self.unit == "rate":
             raise ValueError(
                 f"series {self.component}: `window_column` is for APR series, not exchange rates"
+            )
+        if self.mean_days is not None and (self.unit == "rate" or self.window_column is not None):
+            raise ValueError(
+                f"series {self.component}: `mean_days` is for series of daily returns in percent or fraction, not "
+                "exchange rates or trailing-window APRs (they already measure a window)"
             )
         if self.from_ is not None and self.until is not None and self.until < self.from_:
             raise ValueError(f"series {self.component}: until {self.until} is before from {self.from_}")

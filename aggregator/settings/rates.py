@@ -25,6 +25,9 @@ class InputRule:
     estimator: Estimator = "median"
     trim: float = 0.25
     min_observations: int = 1
+    entry_quantile: float = (
+        0.5  # an entry counts on this quantile of the window (0.5: the median, no discount)
+    )
 
 
 class CrossCheckSettings(BaseModel):
@@ -62,6 +65,15 @@ class CrossCheckSettings(BaseModel):
         "values in the window (collections in the daemon, days in the backtest); exits are always allowed",
     )
 
+    entry_quantile: float = Field(
+        default=0.25,
+        ge=0,
+        le=0.5,
+        description="an entry counts on the window's lower quantile of each yield, not its median: the spread "
+        "between them is charged on capital entering a venue (noise cannot buy, and a held venue is valued at the "
+        "median, so selling it needs the median to fall: hysteresis on the input); 0.5 charges nothing",
+    )
+
     plausible_staking: Bounds = Field(
         default=(0.005, 0.15),
         description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
@@ -77,7 +89,9 @@ class CrossCheckSettings(BaseModel):
 
     def rule(self) -> InputRule:
         """The window, estimator and entry minimum, as the estimator module takes them."""
-        return InputRule(self.window_days, self.estimator, self.trim, self.min_observations)
+        return InputRule(
+            self.window_days, self.estimator, self.trim, self.min_observations, self.entry_quantile
+        )
 
 
 def check_bounds_early(value: object) -> object:

@@ -458,6 +458,28 @@ class Store:
                 out.setdefault((v, c), {})[float(value)] = int(n)
         return out
 
+    def first_collection_at(self, since: datetime, before: datetime) -> datetime | None:
+        """When the store's first collection in [since, before) was fetched, or None: how long it has watched."""
+        query = select(func.min(collections.c.fetched_at)).where(
+            collections.c.fetched_at >= _naive_utc(since), collections.c.fetched_at < _naive_utc(before)
+        )
+        with self.engine.connect() as conn:
+            first = conn.execute(query).scalar()
+        return None if first is None else _aware(first)
+
+    def observed_before(self, before: datetime, components: set[Component]) -> set[Component]:
+        """Those of `components` stored in some collection fetched before `before` (seen once, then gone)."""
+        if not components:
+            return set()
+        query = (
+            select(rates.c.venue, rates.c.component)
+            .join(collections, rates.c.collection_id == collections.c.id)
+            .where(collections.c.fetched_at < _naive_utc(before))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return {(v, c) for v, c in conn.execute(query) if (v, c) in components}
+
     def collection_count(self) -> int:
         with self.engine.connect() as conn:
             return len(conn.execute(select(collections.c.id)).all())

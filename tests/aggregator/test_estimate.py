@@ -130,3 +130,52 @@ def test_decision_yields_value_stale_and_carried_components_and_close_them() -> 
     assert "steth.base stale" in seen.entry_blocked["restaked"]
     assert "restaked.rewards carried" in seen.entry_blocked["restaked"]
     assert seen.estimates[("reth", "base")].observations == 3
+
+
+def test_a_component_gone_past_its_window_makes_its_venue_exit_only_one_never_seen_leaves_it_held() -> None:
+    """steth.base expired (seen before the window, nothing since): steth and the venue restaking it may only be
+    sold; reth.base never observed: reth is neither exit-only nor closed by it (the optimizer holds it)."""
+    seen = decision_yields(
+        _tree(),
+        latest={"restaked": {"rewards": 0.01}},
+        window={("restaked", "rewards"): {0.01: 14}},
+        rule=InputRule(window_days=14, min_observations=3),
+        expired=frozenset({("steth", "base")}),
+    )
+    assert "steth" not in seen.yields and "reth" not in seen.yields
+    assert set(seen.exit_only) == {"steth", "restaked"}
+    assert seen.exit_only["restaked"].startswith("steth.base expired")
+    assert set(seen.entry_blocked) == {"steth", "restaked"}
+    # a venue missing one expired and one never-observed component is held, not sold
+    mixed = decision_yields(
+        _tree(), latest={}, window={}, rule=InputRule(window_days=14), expired=frozenset({("steth", "base")})
+    )
+    assert set(mixed.exit_only) == {"steth"}  # restaked.rewards was never observed
+
+
+def test_an_entry_counts_on_the_windows_lower_quantile_a_holding_on_the_estimate() -> None:
+    """A noisy reward: the median of the window is 5 %, its lower quartile 2 %. With entry_quantile 0.25 the venue
+    is valued at 5 % but an entry is charged the 3 % spread, halved by the component's 50 % haircut; at 0.5 (the
+    median) nothing is charged."""
+    window = {0.01: 1.0, 0.02: 2.0, 0.05: 3.0, 0.09: 1.0, 0.12: 1.0}
+    rule = InputRule(window_days=14, entry_quantile=0.25)
+    est = estimate(window, None, rule)
+    assert est is not None and est.value == pytest.approx(0.05) and est.entry_value == pytest.approx(0.02)
+    assert est.entry_spread == pytest.approx(0.03)
+    tree = Universe(
+        venues=(
+            Venue(id="eth", kind=VenueKind.IDLE),
+            Venue(
+                id="lrt",
+                parent="eth",
+                kind=VenueKind.LIQUID_RESTAKING,
+                components=(YieldComponent(name="base", haircut=0.5),),
+            ),
+        )
+    )
+    seen = decision_yields(tree, {"lrt": {"base": 0.05}}, {("lrt", "base"): window}, rule)
+    assert seen.entry_discount == {"lrt": pytest.approx(0.5 * (0.05 - 0.02))}
+    median_only = decision_yields(
+        tree, {"lrt": {"base": 0.05}}, {("lrt", "base"): window}, InputRule(window_days=14)
+    )
+    assert median_only.entry_discount == {}

@@ -109,3 +109,27 @@ def test_decisions_see_the_window_median_counted_once_and_a_stale_venue_is_close
     assert stale.yields["lido-steth"]["base"] == pytest.approx((0.021 + 0.026) / 2)
     assert stale.entry_blocked["lido-steth"].startswith("lido-steth.base stale")
     assert "lido-steth" not in seen.entry_blocked
+
+
+def test_a_yield_gone_stale_past_the_window_is_sold_but_a_store_warming_up_holds(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The store saw stETH's yield 20 days ago and has collected every day since without it: stETH is exit-only
+    (may be sold, never bought). A store whose only stETH value is as old but that has not been collecting since
+    (a daemon back from a long stop) is warming up: nothing is exit-only; a new empty store neither."""
+    settings = load_settings(demo_config(lambda t: re.sub(r"(?m)^window_days = .*$", "window_days = 14", t)))
+    watching = Store(f"sqlite:///{tmp_path}/w.sqlite")
+    watching.record_rates(book(T - timedelta(days=20), 0.03), "rates")
+    for days in range(13, 0, -1):  # daily collections in the window, without stETH
+        watching.record_rates(RateBook(fetched_at=T - timedelta(days=days)), "rates")
+    now = RateBook(fetched_at=T)
+    gone = inputs_for(settings, now, watching)
+    assert gone.exit_only["lido-steth"].startswith("lido-steth.base expired")
+    assert "lido-steth" in gone.entry_blocked and "lido-steth" not in gone.yields
+    assert "eigenlayer-steth" not in gone.exit_only  # its own reward was never stored: held, not sold
+    assert "rocketpool-reth" not in gone.exit_only  # never stored: held
+    asleep = Store(f"sqlite:///{tmp_path}/a.sqlite")
+    asleep.record_rates(book(T - timedelta(days=20), 0.03), "rates")
+    asleep.record_rates(RateBook(fetched_at=T - timedelta(hours=1)), "rates")  # back for an hour only
+    assert inputs_for(settings, now, asleep).exit_only == {}
+    assert inputs_for(settings, now, Store(f"sqlite:///{tmp_path}/n.sqlite")).exit_only == {}

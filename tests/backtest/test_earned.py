@@ -196,8 +196,9 @@ def test_turnover_and_trades_count_executed_flows_not_reissued_plans(
     small_config: Callable[..., Path],
 ) -> None:
     """stETH on the 23rd; rETH asked for on the 24th, 25th and 26th while the stETH exit waits 2 days in the
-    queue. Plans: 4 (400 % as issued). Executed: deposit stETH, withdraw stETH, deposit rETH once the ETH lands
-    on the 26th: 3 legs, 300 %."""
+    queue. Plans: 4. Executed: deposit stETH, withdraw stETH, and the rETH deposit on the 24th extends the queued
+    exit's flight (as the daemon's ledger does), so the ETH lands in rETH on the 26th: 3 legs, 200 % turnover. The plans
+    of the 25th and 26th find the capital already headed for rETH: they move nothing (200 % as issued)."""
     s = load(small_config, {})
     to_reth = {"rocketpool-reth": 1.0}
     plan = {
@@ -207,14 +208,17 @@ def test_turnover_and_trades_count_executed_flows_not_reissued_plans(
         date(2024, 1, 26): to_reth,
     }
     path = replay(s, [scripted(s, plan)]).paths[0]
-    assert path.plans == 4 and path.planned_turnover == pytest.approx(4.0)
+    assert path.plans == 4 and path.planned_turnover == pytest.approx(2.0)
     assert path.trades == 3
     assert [(leg.day, leg.action) for leg in path.legs] == [
         (date(2024, 1, 23), "deposit"),
         (date(2024, 1, 24), "withdraw"),
-        (date(2024, 1, 26), "deposit"),
+        (date(2024, 1, 24), "deposit"),
     ]
-    assert path.turnover == pytest.approx(3.0)  # each leg moved the whole book once
+    assert path.weights[1][2] == pytest.approx(1.0)  # headed for rETH from the 24th: the 25th sees no move
+    # half the change in positions: ETH → stETH (100 %), then stETH → rETH on the 24th (the withdrawal and the
+    # deposit that extends its flight net out in ETH: 100 %)
+    assert path.turnover == pytest.approx(2.0)
     assert path.reversed == 1  # the stETH deposit, withdrawn the next day
     assert path.weights[-1][2] == pytest.approx(1.0)
 

@@ -134,3 +134,30 @@ def test_defillama_chart_is_downloaded_once_cached_and_read_offline(
     assert h.values[1, k] == pytest.approx(0.038)
     spec = s.backtest.series[0]
     assert read_chart(spec, Path(s.backtest.cache_dir))[0] == (date(2024, 1, 22), 3.2)
+
+
+def test_values_the_daemon_would_reject_are_not_seen(small_config: Callable[..., Path]) -> None:
+    """A 20 % stETH print is inside the series' own range (max_yield 0.5) but outside the daemon's plausible range
+    for a staking base yield ([0.005, 0.15] by default): decisions do not see it, as the daemon would not."""
+    path = small_config(with_series("", gap=5))
+    (path.parent / "mine.csv").write_text("date,apy_pct\n2024-01-22,3.0\n2024-01-23,20\n")
+    s = load_settings(path)
+    assert s.backtest is not None
+    h = build_history(s, s.backtest)
+    k = h.components.index("lido-steth.base")
+    assert h.values[1:3, k] == pytest.approx([0.03, 0.03])  # the 20 % never enters; 3 % carried
+    assert next(r for r in h.series if r.component == "lido-steth.base").rejected == 1
+
+
+def test_a_series_of_daily_returns_is_seen_as_its_trailing_mean(small_config: Callable[..., Path]) -> None:
+    """Rewards on one day a week (7 %, then 0.1 % on six days): with mean_days = 7 decisions see the week's mean,
+    1.086 %, where a median would see 0.1 %; a day needs half the window observed."""
+    rows = ["date,apy_pct"] + [f"2024-01-{d:02d},{7.0 if d % 7 == 0 else 0.1}" for d in range(15, 26)]
+    path = small_config(with_series("\n".join(rows), extra="mean_days = 7", gap=5))
+    (path.parent / "mine.csv").write_text("\n".join(rows) + "\n")
+    s = load_settings(path)
+    assert s.backtest is not None
+    h = build_history(s, s.backtest)
+    k = h.components.index("lido-steth.base")
+    got = {d: h.values[t, k] for t, d in enumerate(h.days)}
+    assert got[date(2024, 1, 24)] == pytest.approx((7.0 + 6 * 0.1) / 7 / 100)

@@ -193,6 +193,9 @@ def check_invariants(plan: Plan) -> None:
     if plan.status == "rebalance":
         assert 0.5 * np.abs(target - x0).sum() <= rec.max_turnover + TOL
     venues = {v.id: v for v in rec.inputs.universe.venues}
-    for blocked in rec.inputs.entry_blocked:  # nothing enters a venue closed to entries, nor its subtree
+    for blocked in {
+        **rec.inputs.exit_only,
+        **rec.inputs.entry_blocked,
+    }:  # nothing enters a venue closed to entries, nor its subtree
         below = [n for n, v in enumerate(rec.venue_order) if _under(v, blocked, venues)]
         assert target[below].sum() <= x0[below].sum() + TOL, blocked

@@ -49,6 +49,7 @@ def rebuild_objective(plan: Plan) -> float:
         queued[idx[v]] = 1.0 if days_taken > 0 else 0.0
     k_band = inp.limits.trade_cost_multiple
     c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
+    c_in = c_in + np.array([inp.entry_discount.get(v, 0.0) for v in order])  # what an entry does not count on
     offset = np.zeros(n)
     for f in inp.in_flight:
         offset[idx[f.from_venue]] += f.amount_eth / inp.portfolio_eth
@@ -139,16 +140,21 @@ def rebuild_objective(plan: Plan) -> float:
         add_x(eye[row_i], x0[row_i], {ct + row_i: -1.0})
         add_x(-eye[row_i], -x0[row_i], {ct + row_i: -1.0})
     add_x(np.zeros(n), rec.max_turnover, {ct + k: 0.5 for k in range(n)})
-    for v in inp.entry_blocked:  # closed to entries: its subtree may not grow (on x, where capital is headed)
+    for v in {
+        **inp.exit_only,
+        **inp.entry_blocked,
+    }:  # closed to entries: its subtree may not grow (on x, where capital is headed)
         add_x(subtree[idx[v]], float(subtree[idx[v]] @ x0))
     stress_offset = loss.shape[0] - len(rec.scenarios)
     for k, sc in enumerate(rec.scenarios):
         if sc.max_loss is not None:
             add(loss[stress_offset + k], sc.max_loss)
+    # the max share also holds on the exposure, at the larger of the max and today's exposure x0 + offset
+    hi_exposed = np.maximum(np.array(rec.upper), x0 + offset)
     bounds = (
         list(zip(rec.lower, rec.upper, strict=True))
         + [(0, None)] * (3 * n)
-        + [(None, None)] * n
+        + [(None, float(h)) for h in hi_exposed]
         + [(0, None)]
         + [(0, None)] * s
     )

@@ -2,7 +2,8 @@
 
 Rules, in order:
 - a series' raw observations are read (CSV or a cached DefiLlama chart), rates become yields over `window_days`
-  exactly as the `onchain` adapter computes them, and values outside [min_yield, max_yield] are rejected;
+  exactly as the `onchain` adapter computes them, and values outside [min_yield, max_yield] or outside the range
+  the daemon accepts for the component (`[rates] plausible_*`) are rejected;
 - several series for one component combine like several quotes: the median of those with a value that day;
 - a value is carried forward at most `max_gap_days` days; after that the component has no value (NaN) until the
   next observation. Nothing is interpolated or invented. `observed` says which values are new that day (not
@@ -36,6 +37,7 @@ from adapters.http import get_json
 from adapters.onchain import annualise
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
+from aggregator.rates.crosscheck import plausible_range
 from aggregator.rates.estimate import DecisionYields, counts, decision_yields
 from aggregator.research.backtest.earned import earned_table
 from aggregator.settings import Settings
@@ -96,7 +98,9 @@ class History:
     def seen(self, t: int, universe: Universe, rule: InputRule) -> DecisionYields:
         """What a decision after row t sees, as the daemon would: each component's robust estimate over the values
         observed in rows (t − window_days, t]. A value at t that is only carried, or none at t with observations
-        earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield."""
+        earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield,
+        the venue held if the component was never observed, exit-only if it was observed before the window
+        (`expired`: the replay watches every day, so a series that stopped has gone stale, not warming up)."""
         values = self.values
         observed = ~np.isnan(values) if self.observed is None else self.observed
         if self.lead_values is not None and self.lead_observed is not None and len(self.lead_values):
@@ -108,6 +112,7 @@ class History:
         latest: dict[str, dict[str, float]] = {}
         window: dict[tuple[str, str], dict[float, float]] = {}
         carried: set[tuple[str, str]] = set()
+        expired: set[tuple[str, str]] = set()
         for k, comp in enumerate(self.components):
             venue, name = comp.split(".", 1)
             key = (venue, name)
@@ -121,7 +126,13 @@ class History:
                 carried.add(key)
                 if not earlier.size:  # carried from before the window: the carried value is all there is
                     latest.setdefault(venue, {})[name] = value
-        return decision_yields(universe, latest, window, rule, carried=frozenset(carried))
+            elif not earlier.size and observed[:lo, k].any():
+                expired.add(
+                    key
+                )  # observed before the window, nothing since: its venue may be sold, not bought
+        return decision_yields(
+            universe, latest, window, rule, carried=frozenset(carried), expired=frozenset(expired)
+        )
 
     def availability(self) -> dict[str, float]:
         """Share of days each component had a value."""
@@ -244,8 +255,23 @@ def _earned_rows(
     return rows, dict(read_csv(spec, spec.window_column))
 
 
-def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date, float]], int]:
-    """The series as (date, yield fraction) after conversion and validation, and how many values were rejected."""
+def trailing_means(rows: list[tuple[date, float]], days: int) -> list[tuple[date, float]]:
+    """Each day's mean of the values dated in the last `days` calendar days, where at least half of them have one
+    (finite values only): the realised yield of a window of daily returns."""
+    by_day = {d: v for d, v in rows if math.isfinite(v)}
+    out: list[tuple[date, float]] = []
+    for day, _ in rows:
+        window = [by_day[d] for k in range(days) if (d := day - timedelta(days=k)) in by_day]
+        if 2 * len(window) >= days:
+            out.append((day, sum(window) / len(window)))
+    return out
+
+
+def observations(
+    spec: SeriesSettings, cache_dir: Path, plausible: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[list[tuple[date, float]], int]:
+    """The series as (date, yield fraction) after conversion and validation, and how many values were rejected:
+    outside the series' [min_yield, max_yield] or the daemon's `plausible` range for the component."""
     raw = raw_rows(spec, cache_dir)
     if spec.unit == "rate":
         by_day = dict(raw)
@@ -259,14 +285,17 @@ def observations(spec: SeriesSettings, cache_dir: Path) -> tuple[list[tuple[date
     else:
         scale = 0.01 if spec.unit == "percent" else 1.0
         converted = [(d, v * scale) for d, v in raw]
-    kept = [(d, v) for d, v in converted if math.isfinite(v) and spec.min_yield <= v <= spec.max_yield]
+        if spec.mean_days is not None:
+            converted = trailing_means(converted, spec.mean_days)
+    low, high = max(spec.min_yield, plausible[0]), min(spec.max_yield, plausible[1])
+    kept = [(d, v) for d, v in converted if math.isfinite(v) and low <= v <= high]
     rejected = len(converted) - len(kept)
     if rejected:
         log.info(
             "history_values_rejected",
             component=spec.component,
             rejected=rejected,
-            valid_range=[spec.min_yield, spec.max_yield],
+            valid_range=[low, high],
         )
     return kept, rejected
 
@@ -305,6 +334,19 @@ def _resolve_static(settings: Settings, bt: BacktestSettings) -> BacktestSetting
     return bt.model_copy(update={"series": tuple(series)})
 
 
+def _plausible(settings: Settings, component: str) -> tuple[float, float]:
+    """The range the daemon accepts for a component's quotes (`[rates] plausible_*` or the component's own): the
+    replay's decisions see what the daemon would, so a value the daemon rejects is not seen either."""
+    venue_id, name = component.split(".", 1)
+    for venue in settings.venues:
+        if venue.id == venue_id:
+            for comp in venue.components:
+                if comp.name == name:
+                    bounds, _ = plausible_range(settings.rates, venue.kind, name, comp.plausible)
+                    return float(bounds[0]), float(bounds[1])
+    return -math.inf, math.inf
+
+
 def build_history(settings: Settings, bt: BacktestSettings) -> History:
     """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
     before it the rows the first decisions' window reaches back to (`lead`)."""
@@ -340,7 +382,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
                 )
             )
             continue
-        obs, rejected = observations(spec, Path(bt.cache_dir))
+        obs, rejected = observations(spec, Path(bt.cache_dir), _plausible(settings, spec.component))
         carried = np.full(n_days, np.nan)
         new = np.zeros(n_days, dtype=bool)
         last_day: date | None = None

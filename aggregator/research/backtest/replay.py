@@ -62,6 +62,9 @@ class Path:
     broken: Counter[str] = field(default_factory=Counter)
     targets: list[tuple[date, FloatArray | None]] = field(default_factory=list)  # each decision's answer
     exposure: list[FloatArray] = field(default_factory=list)  # queued capital at the venue it left
+    settled: list[FloatArray] = field(
+        default_factory=list
+    )  # settled ETH per venue as a share, what earned that day
     decisions: int = 0
     plans: int = 0  # decisions that returned a target
     trades: int = 0  # executed legs
@@ -185,6 +188,8 @@ def run(
                 priced=~unpriced,
                 net_yield=np.where(unpriced, 0.0, st.path @ own),
                 entry_blocked=seen.entry_blocked,
+                exit_only=seen.exit_only,
+                entry_discount=seen.entry_discount,
             )
         rate = np.nan_to_num(earned[t])
         for strategy, book, path in zip(strategies, books, paths, strict=True):
@@ -207,6 +212,7 @@ def run(
             path.costs_eth += book.costs_eth - before
             held = book.balances > 1e-9
             path.unpriced_days += int(bool(np.any(held & ~priced[t])))
+            path.settled.append(book.balances / book.value if book.value > 0 else book.balances.copy())
             book.accrue(rate)
             x = book.exposure()
             scen = model.losses.losses(x)

@@ -26,6 +26,8 @@ class Known:
     priced: npt.NDArray[np.bool_]  # per venue: every component along its path has a value
     net_yield: FloatArray  # per venue, after haircuts; 0 where not priced
     entry_blocked: dict[str, str] = field(default_factory=dict)
+    exit_only: dict[str, str] = field(default_factory=dict)  # went stale past the window: sell, never buy
+    entry_discount: dict[str, float] = field(default_factory=dict)  # what an entry does not count on
 
 
 class Strategy(Protocol):
@@ -147,6 +149,8 @@ class Optimizer:
                 holdings_eth=holdings,
                 yields=known.yields,
                 entry_blocked=known.entry_blocked,
+                exit_only=known.exit_only,
+                entry_discount=known.entry_discount,
                 in_flight=in_flight,
             ),
             cache=self.cache,
