@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.daemon import Daemon
-from benchmarks.demo import AGGREGATOR, clean_env, copy_demo, free_port
+from tests.helpers.daemon import Daemon
+from tests.helpers.demo import AGGREGATOR, clean_env, copy_demo, free_port
 
 LIMITED = (  # exec argv[2:] with RLIMIT_NOFILE at argv[1] (soft and hard)
     "import os, resource, sys; n = int(sys.argv[1]); "
@@ -36,7 +36,7 @@ BAD = ("rebalance_failed", "rates_failed", "source_failed", "rebalance_skipped")
 
 
 class LimitedDaemon(Daemon):
-    """benchmarks.daemon.Daemon started under a descriptor limit, its stderr counted (not kept)."""
+    """tests.helpers.daemon.Daemon started under a descriptor limit, its stderr counted (not kept)."""
 
     def __init__(self, config: Path, env: dict[str, str], fd_limit: int) -> None:
         self.proc = subprocess.Popen(

@@ -370,9 +370,10 @@ def main() -> None:
             ) from None
         if not lambdas or any(x < 0 for x in lambdas):
             raise SystemExit(f"--risk-aversions {args.risk_aversions!r}: give numbers ≥ 0, e.g. 0.05,0.25")
-        bt = settings.backtest.model_copy(update={"risk_aversions": lambdas})
-        settings = settings.model_copy(update={"backtest": bt})
+        chosen = settings.backtest.model_copy(update={"risk_aversions": lambdas})
+        settings = settings.model_copy(update={"backtest": chosen})
     bt = settings.backtest
+    assert bt is not None  # checked above; a model_copy keeps it
     if args.start == "warm":
         start = bt.start + timedelta(days=bt.min_observations or 0)
     elif args.start == "config":

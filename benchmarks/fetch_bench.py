@@ -18,8 +18,8 @@ import httpx
 
 from aggregator.rates.collect import RateBook, collect
 from aggregator.settings import Settings
-from tests.adapters.cases import HTTP_CASES, ROOT
-from tests.fixture_server import FixtureServer, Reply
+from tests.helpers.cases import HTTP_CASES, ROOT
+from tests.helpers.fixture_server import FixtureServer, Reply
 
 LATENCY = 0.3
 DEAD_TIMEOUT = 2.0

@@ -20,8 +20,8 @@ import httpx
 import structlog
 
 from aggregator.rates.collect import collect
-from tests.adapters import test_hostile
-from tests.hostile_server import BEHAVIOURS, HostileServer
+from tests.helpers import hostile as test_hostile
+from tests.helpers.hostile_server import BEHAVIOURS, HostileServer
 
 
 def _mib(field: str) -> float:

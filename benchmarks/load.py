@@ -36,8 +36,8 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from benchmarks.daemon import Daemon
-from benchmarks.demo import copy_demo, free_port
+from tests.helpers.daemon import Daemon
+from tests.helpers.demo import copy_demo, free_port
 
 TOKEN = "load-benchmark-token-value"
 

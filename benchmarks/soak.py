@@ -30,11 +30,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.daemon import Daemon
-from benchmarks.demo import copy_demo
-from tests.adapters.cases import HTTP_CASES
-from tests.fixture_server import FixtureServer
-from tests.reliability.faults import FAULTS, scripted_reply
+from tests.helpers.cases import HTTP_CASES
+from tests.helpers.daemon import Daemon
+from tests.helpers.demo import copy_demo
+from tests.helpers.faults import FAULTS, scripted_reply
+from tests.helpers.fixture_server import FixtureServer
 
 SECOND_SOURCES = {  # demo venue -> adapter quoting it too
     "lido-steth": "lido",

@@ -25,7 +25,7 @@ from optimizer.inputs import (
     VenueKind,
     YieldComponent,
 )
-from optimizer.plan import BindingLimit, Diagnosis, Metrics, Move, Plan, RecordedProblem
+from optimizer.plan import BindingLimit, Diagnosis, Hold, Metrics, Move, Plan, RecordedProblem
 
 if TYPE_CHECKING:
     from optimizer.optimize import ModelCache
@@ -57,6 +57,7 @@ __all__ = [
     "Diagnosis",
     "ExitRoute",
     "ExitRouteKind",
+    "Hold",
     "InFlight",
     "LadderRung",
     "Limits",

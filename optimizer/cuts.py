@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import cvxpy as cp
-import cvxpy.settings as s
 import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from cvxpy.reductions.solvers.conic_solvers.conic_solver import dims_to_solver_dict
-from cvxpy.reductions.solvers.conic_solvers.highs_conif import HIGHS
 
+from optimizer.cvxpy_private import Internals, internals
 from optimizer.scenarios import ScenarioLosses, tail_weights
 from optimizer.structure import FloatArray
 
@@ -151,13 +149,14 @@ class CutLoop:
         """Solve at the problem's current parameter values; returns a cvxpy status. On an optimal status the
         problem's variables and constraint duals are set, as after `problem.solve`."""
         start = time.perf_counter()
+        cv = internals()
         data, chain, inverse = self.problem.get_problem_data(cp.HIGHS)
-        first = self._load(data)
+        first = self._load(cv, data)
         h = self._highs
         assert h is not None
         self.stats = CutStats()
-        x_col = data[s.PARAM_PROB].var_id_to_col[self.x.id]
-        eta_col = data[s.PARAM_PROB].var_id_to_col[self.eta.id]
+        x_col = cv.column(data, self.x)
+        eta_col = cv.column(data, self.eta)
         if first:
             for g in self._cuts:
                 self._add_row(h, g, x_col, eta_col)
@@ -165,9 +164,9 @@ class CutLoop:
             h.run()
             self.stats.rounds += 1
             self.stats.iterations += int(h.getInfo().simplex_iteration_count)
-            status = HIGHS.STATUS_MAP.get(h.getModelStatus().name, s.UNKNOWN)
-            if status not in s.SOLUTION_PRESENT:
-                return str(status)
+            status = cv.status(h.getModelStatus().name)
+            if status not in cv.solution_present:
+                return status
             col = np.asarray(h.getSolution().col_value)
             x = col[x_col : x_col + self.x.size]
             g, cvar = self.oracle.cut(x)
@@ -199,15 +198,15 @@ class CutLoop:
         """Constraint non-zeros HiGHS holds now: the master's and the kept cuts'."""
         return 0 if self._highs is None else int(self._highs.getNumNz())
 
-    def _load(self, data: dict[str, object]) -> bool:
+    def _load(self, cv: Internals, data: dict[str, object]) -> bool:
         """Give HiGHS this cycle's costs and bounds; a new model (and the kept cuts) only when the matrix changed.
         Returns whether the model is new."""
-        a = data[s.A]
+        a = data[cv.a]
         assert isinstance(a, sp.spmatrix | sp.sparray)
         matrix = sp.csc_matrix(a)
-        c = np.asarray(data[s.C], dtype=float)
-        b = np.asarray(data[s.B], dtype=float)
-        eq = int(dims_to_solver_dict(data[s.DIMS])[s.EQ_DIM])
+        c = np.asarray(data[cv.c], dtype=float)
+        b = np.asarray(data[cv.b], dtype=float)
+        eq = cv.eq_rows(data)
         lower = np.concatenate([b[:eq], np.full(b.size - eq, -_INF)])
         same = (
             self._highs is not None
@@ -223,7 +222,7 @@ class CutLoop:
             rows = np.arange(b.size, dtype=np.int32)
             self._highs.changeColsCost(c.size, cols, c)
             self._highs.changeRowsBounds(b.size, rows, lower, b)
-            self._set_col_bounds(self._highs, data, c.size)
+            self._set_col_bounds(cv, self._highs, data, c.size)
             return False
         h = highspy.Highs()
         for name, value in self.options.items():
@@ -241,13 +240,13 @@ class CutLoop:
         lp.a_matrix_.index_ = matrix.indices
         lp.a_matrix_.value_ = matrix.data
         h.passModel(model)
-        self._set_col_bounds(h, data, c.size)
+        self._set_col_bounds(cv, h, data, c.size)
         self._highs, self._matrix, self._rows = h, matrix, b.size
         return True
 
     @staticmethod
-    def _set_col_bounds(h: highspy.Highs, data: dict[str, object], n: int) -> None:
-        lb, ub = data[s.LOWER_BOUNDS], data[s.UPPER_BOUNDS]
+    def _set_col_bounds(cv: Internals, h: highspy.Highs, data: dict[str, object], n: int) -> None:
+        lb, ub = data[cv.lower_bounds], data[cv.upper_bounds]
         lower = np.full(n, -_INF) if lb is None else np.asarray(lb, dtype=float)
         upper = np.full(n, _INF) if ub is None else np.asarray(ub, dtype=float)
         h.changeColsBounds(n, np.arange(n, dtype=np.int32), lower, upper)

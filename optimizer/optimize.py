@@ -24,6 +24,7 @@ from optimizer.plan import (
     Costs,
     Diagnosis,
     HeldVenue,
+    Hold,
     Plan,
     RecordedEnumeration,
     RecordedProblem,
@@ -248,17 +249,19 @@ class _Run:
             )
         problems = prechecks(st, self.model.shape, v)
         if problems:
-            return self._hold("the limits cannot all be met", None, diagnosis=problems)
+            return self._hold(Hold.LIMITS_UNMET, "the limits cannot all be met", None, diagnosis=problems)
         res = self._solve()
         if res.infeasible:
             found, why = elastic(self.model, v, self.solvers)
-            return self._hold(why or "the limits cannot all be met", res, diagnosis=found)
+            return self._hold(Hold.LIMITS_UNMET, why or "the limits cannot all be met", res, diagnosis=found)
         if not res.ok or res.x is None:
-            return self._hold(f"solver failed: {res.status}", res)
+            return self._hold(Hold.SOLVER_FAILED, f"solver failed: {res.status}", res)
         x = clean(res.x)
         bad = violations(st, self.model.losses, self.model.shape, v, x)
         if bad:
-            return self._hold("the solver's answer breaks limits: " + "; ".join(bad), res)
+            return self._hold(
+                Hold.ANSWER_BREAKS_LIMITS, "the solver's answer breaks limits: " + "; ".join(bad), res
+            )
         x, res = self._min_move(x, res)
         moves = tree_moves(st, v.x0, x, self.inputs.portfolio_eth, self.own)
         lim = self.inputs.limits
@@ -282,11 +285,12 @@ class _Run:
             reason = "the current allocation is already optimal"
             if k > 1.0:
                 reason += f" (no-trade band: no move gains more than {k:g}× its round-trip cost)"
-            return self._hold(reason, res, x=v.x0)
+            return self._hold(Hold.OPTIMAL, reason, res, x=v.x0)
         floor_bps = max(lim.min_improvement_bps, (k - 1.0) * round_trip_bps)
         if hold_ok and gain_bps < floor_bps:
             short = floor_bps - gain_bps
             return self._hold(
+                Hold.BELOW_BAND,
                 f"net gain {gain_bps:.2f} bp/yr after costs and gas is below the no-trade band of "
                 f"{floor_bps:.4g} bp/yr (short by {short:.2f} bp/yr; the band is the larger of "
                 f"min_improvement_bps {lim.min_improvement_bps:g} and {k - 1.0:g} × the moves' round-trip cost "
@@ -346,6 +350,7 @@ class _Run:
 
     def _hold(
         self,
+        why: Hold,
         reason: str,
         res: SolveResult | None,
         *,
@@ -354,7 +359,9 @@ class _Run:
         gain_bps: float = 0.0,
     ) -> Plan:
         x_hold = self.values.x0 if x is None else x
-        return self._build("hold", reason, res, x_hold, gain_bps=gain_bps, diagnosis=diagnosis or [])
+        return self._build(
+            "hold", reason, res, x_hold, gain_bps=gain_bps, diagnosis=diagnosis or [], hold=why
+        )
 
     def _build(
         self,
@@ -365,6 +372,7 @@ class _Run:
         *,
         gain_bps: float = 0.0,
         diagnosis: list[Diagnosis] | None = None,
+        hold: Hold | None = None,
     ) -> Plan:
         st, v, inp = self.model.structure, self.values, self.inputs
         beta = self.model.shape.cvar_beta
@@ -378,6 +386,7 @@ class _Run:
         return Plan(
             status="rebalance" if status == "rebalance" else "hold",
             reason=reason,
+            hold=hold,
             portfolio_eth=inp.portfolio_eth,
             current_weights={ids[i]: float(v.x0[i]) for i in range(st.n_venues)},
             target_weights={ids[i]: float(target[i]) for i in range(st.n_venues)},

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from optimizer.inputs import OptimizationInputs
+
+
+class Hold(StrEnum):
+    """Why a plan holds, as a value to act on (`Plan.reason` is the sentence for people, not a thing to parse)."""
+
+    LIMITS_UNMET = "limits_unmet"  # the configured limits cannot all be met (`Plan.diagnosis` names them)
+    SOLVER_FAILED = "solver_failed"  # no solver produced an answer
+    ANSWER_BREAKS_LIMITS = "answer_breaks_limits"  # a solver's answer failed the re-check against the limits
+    OPTIMAL = "optimal"  # the current allocation is already the best (or no move clears the no-trade band)
+    BELOW_BAND = "below_band"  # the moves gain less than the no-trade band
+
+    @property
+    def is_problem(self) -> bool:
+        """A hold caused by a problem (limits or solver) rather than a deliberate decision not to trade."""
+        return self in (Hold.LIMITS_UNMET, Hold.SOLVER_FAILED, Hold.ANSWER_BREAKS_LIMITS)
 
 
 class _Out(BaseModel):
@@ -189,10 +205,12 @@ class RecordedProblem(_Out):
 
 
 class Plan(_Out):
-    """The optimizer's answer. `status` is "rebalance" (the moves are worth it) or "hold" (with the reason)."""
+    """The optimizer's answer. `status` is "rebalance" (the moves are worth it) or "hold" (with the reason, and
+    `hold` saying why as a value; None on a rebalance, and on plans stored before it existed)."""
 
     status: Literal["rebalance", "hold"]
     reason: str
+    hold: Hold | None = None
     portfolio_eth: float
     current_weights: dict[str, float]
     target_weights: dict[str, float]

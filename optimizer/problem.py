@@ -349,7 +349,8 @@ class AllocationModel:
             v.entry_room.value = np.ones(n) if values.entry_room is None else values.entry_room
 
     def solve(self, values: ParameterValues, solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> SolveResult:
-        """Solve with the first solver that succeeds; never raises for solver trouble."""
+        """Solve with the first solver that succeeds; never raises for solver trouble. Whatever the cut loop raises
+        (cvxpy's private API moved in an upgrade, see `optimizer.cvxpy_private`) falls back to the factored form."""
         self.set(values)
         attempts: list[tuple[str, str]] = []
         start = time.perf_counter()
@@ -362,32 +363,35 @@ class AllocationModel:
                     res.seconds = time.perf_counter() - start
                     return res
                 continue
-            try:
-                if self.cut_loop is not None:
+            if self.cut_loop is not None:
+                try:
                     status = self.cut_loop.solve()
-                else:
-                    self.problem.solve(solver=solver, **SOLVER_OPTIONS.get(solver, {}))
-                    status = str(self.problem.status)
+                except Exception as exc:  # anything from cvxpy's private API: see cvxpy_private
+                    attempts.append(
+                        (solver, f"cut loop error: {type(exc).__name__}: {exc}; the factored form")
+                    )
+                    res = self.full.solve(values, (solver,))
+                    attempts.extend(res.attempts)
+                    if res.ok or res.infeasible:
+                        res.attempts = attempts
+                        res.seconds = time.perf_counter() - start
+                        return res
+                    continue
+                attempts.append((solver, status))
+                if status in _OK and self.terms.x.value is not None:
+                    return self._result(status, solver, start, attempts)
+                if status in _INFEASIBLE:
+                    break
+                continue
+            try:
+                self.problem.solve(solver=solver, **SOLVER_OPTIONS.get(solver, {}))
+                status = str(self.problem.status)
             except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
                 attempts.append((solver, f"error: {type(exc).__name__}: {exc}"))
                 continue
             attempts.append((solver, status))
             if status in _OK and self.terms.x.value is not None:
-                duals = {
-                    name: [np.atleast_1d(np.asarray(c.dual_value, dtype=float)) for c in group]
-                    for name, group in self.named.items()
-                    if all(c.dual_value is not None for c in group)
-                }
-                return SolveResult(
-                    status=status,
-                    solver=solver,
-                    x=np.asarray(self.terms.x.value, dtype=float).copy(),
-                    objective=float(self.problem.value),
-                    seconds=time.perf_counter() - start,
-                    duals=duals,
-                    attempts=attempts,
-                    risk_form=self.shape.risk_form,
-                )
+                return self._result(status, solver, start, attempts)
             if status in _INFEASIBLE:
                 break
         return SolveResult(
@@ -397,6 +401,24 @@ class AllocationModel:
             objective=None,
             seconds=time.perf_counter() - start,
             attempts=attempts,
+        )
+
+    def _result(self, status: str, solver: str, start: float, attempts: list[tuple[str, str]]) -> SolveResult:
+        """The solved problem's values and duals (after a successful solve)."""
+        duals = {
+            name: [np.atleast_1d(np.asarray(c.dual_value, dtype=float)) for c in group]
+            for name, group in self.named.items()
+            if all(c.dual_value is not None for c in group)
+        }
+        return SolveResult(
+            status=status,
+            solver=solver,
+            x=np.asarray(self.terms.x.value, dtype=float).copy(),
+            objective=float(self.problem.value),
+            seconds=time.perf_counter() - start,
+            duals=duals,
+            attempts=attempts,
+            risk_form=self.shape.risk_form,
         )
 
     def slack_values(self) -> dict[str, FloatArray]:

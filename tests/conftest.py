@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.demo import AGGREGATOR, ROOT, clean_env, copy_demo, free_port, start_daemon
-from tests.fixture_server import FixtureServer, Reply
+from tests.helpers.demo import AGGREGATOR, ROOT, clean_env, copy_demo, free_port, start_daemon
+from tests.helpers.fixture_server import FixtureServer, Reply
 
 __all__ = ["AGGREGATOR", "ROOT", "clean_env", "copy_demo", "free_port", "start_daemon"]
 

@@ -82,6 +82,7 @@ def test_compose_will_not_start_without_an_api_token() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.network  # installs the locked requirements from the package index, as the image build does
 def test_the_images_install_steps_give_a_working_service(tmp_path: Path) -> None:
     """Replay the build stage (COPY + RUN) in a fresh venv, the runtime stage's COPY/WORKDIR/ENV, then start the
     ENTRYPOINT + CMD, wait for the HEALTHCHECK to pass, ask for a dry run, and stop it with SIGTERM."""

@@ -68,7 +68,7 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # a reload may configure again (`[logging]` level): no stale loggers
     )
     handler = _ThrottlingHandler(out)
     handler.setFormatter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from aggregator.core.modes import proposal_mode
 from aggregator.rates.collect import RateBook
 from optimizer import Plan
 
@@ -57,9 +58,11 @@ class Metrics:
         for rejection in book.rejected:
             self.quotes_rejected.labels(rejection.source).inc()
 
-    def observe_plan(self, plan: Plan, applied: bool, at: float) -> None:
-        self.proposals.labels(plan.status, "applied" if applied else "dry_run").inc()
-        held = plan.after if applied and plan.status == "rebalance" else plan.before
+    def observe_plan(self, plan: Plan, apply: bool, at: float) -> None:
+        """One proposal; `apply` is what the cycle was asked, the `mode` label what it did (`proposal_mode`)."""
+        mode = proposal_mode(plan.status, apply)
+        self.proposals.labels(plan.status, mode).inc()
+        held = plan.after if mode == "applied" else plan.before
         self.book_yield.set(held.net_yield)
         self.book_cvar.set(held.cvar)
         self.last_success.set(at)

@@ -9,7 +9,8 @@ and the process exits: a cycle writes only in its final transaction, so an aband
 Reloading (SIGHUP): the config file is read again. A file that does not load is logged (`config_reload_failed`,
 with the error) and the running config stays; so does one that changes what only a restart can change (the
 database, the API listener). Otherwise the next cycle uses it (`config_reloaded`); a running cycle finishes on the
-config it started with, and the jobs are rescheduled to the new schedule.
+config it started with, and the jobs are rescheduled to the new schedule. A changed `[logging]` (level, format)
+and `[notify]` (the webhook) are applied at once and listed in the line's `applied`.
 
 Store damage: a job quick-checks the SQLite file and its write-ahead log every `database.integrity_check_minutes`;
 damage is logged once (`store_damaged`) and every later write refused. A lease the store failed to release (disk
@@ -29,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import structlog
 from apscheduler.events import (
@@ -43,6 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.events.logs import configure_logging
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.interfaces.api.connections import ConnectionLimits
@@ -59,8 +62,15 @@ RETRY_RELEASE_SECONDS = 5.0  # how often the main loop retries a lease release t
 class Daemon:
     """The scheduled service. `run()` blocks until `stop()` (called from the signal handlers)."""
 
-    def __init__(self, settings: Settings, now: Clock = utc_now, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        now: Clock = utc_now,
+        config_path: Path | None = None,
+        log_stream: TextIO | None = None,
+    ) -> None:
         self.settings = settings
+        self.log_stream = log_stream or sys.stdout  # where a reloaded [logging] writes
         self.now = now
         self.config_path = config_path
         self.reload_requested = threading.Event()
@@ -127,7 +137,7 @@ class Daemon:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
         except NoRatesError:
             pass  # logged by the cycle as rebalance_skipped
-        except StoreError as exc:
+        except (StoreError, ConfigError) as exc:  # the message names the problem and the fix: no traceback
             log.error("rebalance_failed", trigger=trigger, error=str(exc))
         except Exception:  # the daemon outlives any one bad cycle; the traceback is logged
             log.exception("rebalance_failed", trigger=trigger)
@@ -183,14 +193,23 @@ class Daemon:
                 kept="running config",
             )
             return False
-        old_schedule = self.settings.schedule
+        old = self.settings
         self.settings = new
         self.service.settings = new
-        if new.schedule != old_schedule:
+        if new.schedule != old.schedule:
             self._schedule(start=False)
+        applied = [name for name in ("logging", "notify") if getattr(new, name) != getattr(old, name)]
+        if "notify" in applied:
+            self.service.use_notify(new.notify)
         log.info(
-            "config_reloaded", path=str(self.config_path), venues=len(new.venues), sources=sorted(new.sources)
+            "config_reloaded",
+            path=str(self.config_path),
+            venues=len(new.venues),
+            sources=sorted(new.sources),
+            applied=applied,  # sections applied besides what every cycle reads anew
         )
+        if "logging" in applied:  # after the line above, which is written as the old [logging] said
+            configure_logging(new.logging.level, new.logging.format, self.log_stream)
         self._check_book(new)
         return True
 

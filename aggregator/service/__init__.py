@@ -20,6 +20,7 @@ import structlog
 
 from aggregator.core.clock import Clock
 from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.core.modes import proposal_mode
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier
 from aggregator.rates.breaker import SourceHealth
@@ -27,6 +28,7 @@ from aggregator.rates.collect import RateBook, collect_sync
 from aggregator.rates.crosscheck import RateMemory
 from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.settings import Settings
+from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
 from optimizer import InFlight, ModelCache
 
@@ -50,6 +52,7 @@ class Service:
         self.metrics = metrics
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
+        self._retired: list[Notifier] = []  # replaced by a reload, still flushing
         self.now = now
         self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
         self.memory = RateMemory(previous=self.store.latest_values())
@@ -61,8 +64,17 @@ class Service:
     def close(self, timeout: float | None = None) -> None:
         """Flush the webhook queue before the process ends: queued deliveries are still tried for up to `timeout`
         seconds (`notify.deadline_seconds` by default), then logged as `notify_failed`."""
-        if self.notifier:
-            self.notifier.close(timeout)
+        for notifier in [*self._retired, *([self.notifier] if self.notifier else [])]:
+            notifier.close(timeout)
+
+    def use_notify(self, settings: NotifySettings) -> None:
+        """A reloaded `[notify]`: later proposals go to the new webhook (none without a URL). The old notifier
+        flushes what it has queued on a thread of its own, so the reload does not wait for a slow receiver."""
+        old = self.notifier
+        self.notifier = Notifier(settings) if settings.webhook_url else None
+        if old is not None:
+            self._retired.append(old)
+            threading.Thread(target=old.close, name="notify-retire", daemon=True).start()
 
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
@@ -98,8 +110,11 @@ class Service:
             )
         return known
 
-    def in_flight(self) -> tuple[InFlight, ...]:
-        """Capital in exit queues (an applied plan's queued exits not yet due), after landing what is due."""
+    def in_flight(self, settings: Settings | None = None) -> tuple[InFlight, ...]:
+        """Capital in exit queues (an applied plan's queued exits not yet due), after landing what is due. An exit
+        naming a venue the config no longer has is left out of the plan's inputs and reported
+        (`in_flight_venue_unknown`), as the settled book's unknown venues are."""
+        settings = settings or self.settings
         for landed in self.store.land_due(self.now()):
             log.info(
                 "capital_landed",
@@ -110,7 +125,18 @@ class Service:
             )
         position = self.store.position()
         now = self.now()
-        return () if position is None else tuple(p.in_flight(now) for p in position.pending)
+        flights = () if position is None else tuple(p.in_flight(now) for p in position.pending)
+        ids = {v.id for v in settings.venues}
+        unknown = [f for f in flights if f.from_venue not in ids or f.to_venue not in ids]
+        if unknown:
+            log.warning(
+                "in_flight_venue_unknown",
+                exits=[
+                    {"from": f.from_venue, "to": f.to_venue, "eth": round(f.amount_eth, 9)} for f in unknown
+                ],
+                fix="add these venues back to the config until the exits land; the plan leaves them out meanwhile",
+            )
+        return tuple(f for f in flights if f not in unknown)
 
     def retry_release(self) -> None:
         """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works."""
@@ -141,7 +167,7 @@ class Service:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
-                flights = self.in_flight()
+                flights = self.in_flight(settings)
                 result = run_cycle(
                     settings,
                     book,
@@ -174,7 +200,7 @@ class Service:
                     {
                         "proposal": run_id,
                         "trigger": trigger,
-                        "mode": "applied" if apply and plan.status == "rebalance" else "dry_run",
+                        "mode": proposal_mode(plan.status, apply),
                         "status": plan.status,
                         "reason": plan.reason,
                         "moves": [m.model_dump() for m in plan.moves],
@@ -185,7 +211,7 @@ class Service:
                         "gain_bps": plan.gain_bps,
                     }
                 )
-            if apply and result.plan.status == "rebalance":
+            if proposal_mode(result.plan.status, apply) == "applied":
                 position = self.store.position()
                 log.info(
                     "book_updated",

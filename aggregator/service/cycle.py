@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
+from pydantic import ValidationError
 
 from aggregator.core.clock import Clock
-from aggregator.core.errors import NoRatesError
+from aggregator.core.errors import ConfigError, NoRatesError
 from aggregator.rates.collect import RateBook
 from aggregator.rates.estimate import decision_yields
 from aggregator.settings import Settings
@@ -118,7 +119,17 @@ def run_cycle(
                 rejected=len(book.rejected),
             )
             raise NoRatesError("no valid yield from any source this cycle")
-        inputs = inputs_for(settings, book, store, holdings, in_flight)
+        try:
+            inputs = inputs_for(settings, book, store, holdings, in_flight)
+        except (
+            ValidationError
+        ) as exc:  # pydantic's errors stay in the service: the config and the book disagree
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'inputs'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(
+                f"the optimizer's inputs built from the config and the stored book do not validate: {problems}"
+            ) from exc
         log.debug("optimizer_started", venues=len(inputs.universe.venues), nodes=len(inputs.universe.nodes))
         plan = optimize(inputs, cache=cache)
         for move in plan.moves:

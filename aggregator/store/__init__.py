@@ -46,6 +46,7 @@ from aggregator.core.errors import (
     StoreDamagedError,
     StoreError,
 )
+from aggregator.core.modes import proposal_mode
 from aggregator.store.integrity import (
     RECOVERY,
     WalWatch,
@@ -234,6 +235,12 @@ class Store:
             log.error("store_damaged", path=str(self.path), error=str(error))
 
     @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        """One read; a database failure becomes StoreError naming it (SQLAlchemy's errors stay in the store)."""
+        with _guard(what, self.url), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
         """One write transaction, refused on a store known to be damaged; damage found by the write is
         remembered."""
@@ -276,13 +283,14 @@ class Store:
             cid = _insert_collection(conn, rate_book, trigger)
             if plan is None:
                 return
-            applied = apply and plan.status == "rebalance"
+            mode = proposal_mode(plan.status, apply)
+            applied = mode == "applied"
             conn.execute(
                 insert(proposals).values(
                     id=run_id,
                     created_at=_naive_utc(now),
                     trigger=trigger,
-                    mode="applied" if applied else "dry_run",
+                    mode=mode,
                     status=plan.status,
                     reason=plan.reason,
                     moves=len(plan.moves),
@@ -310,12 +318,12 @@ class Store:
         `damaged` saying why; the others are unaffected."""
         cols = [c for c in _meta_columns() if c.name != "plan"]
         query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        with self._read("reading the proposals") as conn:
             return [_meta(row._asdict()) for row in conn.execute(query)]
 
     def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
         """One proposal: its row and its full plan. DamagedRecordError if either does not parse."""
-        with self.engine.connect() as conn:
+        with self._read("reading a proposal") as conn:
             row = conn.execute(select(*_meta_columns()).where(proposals.c.id == run_id)).first()
         if row is None:
             return None
@@ -335,7 +343,7 @@ class Store:
 
     def position(self) -> Position | None:
         """Settled positions and capital in flight, or None while no plan has been applied."""
-        with self.engine.connect() as conn:
+        with self._read("reading the book") as conn:
             return _position(conn)
 
     def land_due(self, now: datetime) -> list[Pending]:
@@ -394,7 +402,7 @@ class Store:
         """Delete a lease this process left behind after a failed release (the daemon retries it every few
         seconds, so that other processes are not kept waiting for its expiry); True if one was removed."""
         prefix = f"{socket.gethostname()}:{os.getpid()}:"
-        with self.engine.connect() as conn:
+        with self._read("reading the rebalance lease") as conn:
             row = conn.execute(select(leases.c.owner).where(leases.c.name == name)).first()
         if row is None or not row.owner.startswith(prefix) or _is_held_here(row.owner):
             return False
@@ -404,7 +412,7 @@ class Store:
 
     def latest_rates(self) -> dict[str, Any] | None:
         """The latest collection and its rates, for the API."""
-        with self.engine.connect() as conn:
+        with self._read("reading the latest rates") as conn:
             head = conn.execute(select(collections).order_by(collections.c.id.desc()).limit(1)).first()
             if head is None:
                 return None
@@ -431,7 +439,7 @@ class Store:
     def latest_values(self) -> dict[Component, float]:
         """Each component's most recent stored yield (from the latest collection that had one)."""
         out: dict[Component, float] = {}
-        with self.engine.connect() as conn:
+        with self._read("reading the latest values") as conn:
             rows = conn.execute(
                 select(rates.c.venue, rates.c.component, rates.c.value).order_by(rates.c.collection_id)
             )
@@ -453,7 +461,7 @@ class Store:
             .group_by(rates.c.venue, rates.c.component, rates.c.value)
         )
         out: dict[Component, dict[float, int]] = {}
-        with self.engine.connect() as conn:
+        with self._read("reading the rate window") as conn:
             for v, c, value, n in conn.execute(query):
                 out.setdefault((v, c), {})[float(value)] = int(n)
         return out
@@ -481,7 +489,7 @@ class Store:
             return {(v, c) for v, c in conn.execute(query) if (v, c) in components}
 
     def collection_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read("counting collections") as conn:
             return len(conn.execute(select(collections.c.id)).all())
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request, Response
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -149,7 +150,20 @@ def test_database_reads_use_at_most_api_threads_and_health_answers_meanwhile(
                 running -= 1
 
     service.store.proposals = slow_proposals  # type: ignore[method-assign]
-    server = ApiServer(create_app(service, metrics, SecretStr(TOKEN)), "127.0.0.1", free_port(), threads=2)
+    app = create_app(service, metrics, SecretStr(TOKEN))
+    arrived = 0
+
+    @app.middleware("http")
+    async def count_arrivals(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        nonlocal arrived
+        if request.url.path == "/api/v1/proposals":
+            with lock:
+                arrived += 1
+        return await call_next(request)
+
+    server = ApiServer(app, "127.0.0.1", free_port(), threads=2)
     server.start()
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -161,8 +175,9 @@ def test_database_reads_use_at_most_api_threads_and_health_answers_meanwhile(
             assert running == 2
             assert httpx.get(f"{base}/health", timeout=5).status_code == 200
             assert httpx.get(f"{base}/metrics", timeout=5).status_code == 200
-            time.sleep(0.2)  # room for a third read to start, were the limit not applied
-            assert running == 2
+            while arrived < 6 and time.monotonic() < deadline:  # all six are in the server, four queued
+                time.sleep(0.01)
+            assert arrived == 6 and running == 2
             gate.set()
             assert [r.result().status_code for r in replies] == [200] * 6
         assert peak == 2

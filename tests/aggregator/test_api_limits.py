@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ def read_to_close(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
 
@@ -244,14 +244,20 @@ def test_connections_all_busy_get_503(demo_config: Callable[..., Path]) -> None:
     held: list[socket.socket] = []
     with (
         capture_logs() as logs,
-        serving(demo_config(), limits=limits, body_timeout_seconds=60) as (port, _, _),
+        serving(demo_config(), limits=limits, body_timeout_seconds=60) as (port, _, server),
     ):
         try:
             for _ in range(4):  # authenticated writes waiting for their body: busy, not idle
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 sock.sendall(POST_HEAD.format(length=20, extra=f"Authorization: Bearer {TOKEN}\r\n").encode())
                 held.append(sock)
-            time.sleep(0.5)  # let the server parse the four requests' headers
+            registry = server.server.config.http.registry  # type: ignore[union-attr]
+            deadline = time.monotonic() + 30
+            while (
+                len(registry.open) - len(registry.idle) < 4
+            ):  # the server has parsed the four requests' headers
+                assert time.monotonic() < deadline, "the four requests never became busy"
+                time.sleep(0.01)
             answer, seconds = exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert answer.startswith(b"HTTP/1.1 503") and b"api.max_connections" in answer
             assert seconds < 5

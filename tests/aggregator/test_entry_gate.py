@@ -82,8 +82,8 @@ def test_a_venue_with_two_observations_is_not_bought_even_with_the_best_yield(
         in console.export_text()
     )
 
-    for hours in (0.9, 0.8, 0.7, 0.6, 0.5):  # five more rsETH collections: 7 with this cycle's
-        store.record_rates(_book(settings, T + timedelta(hours=hours), 0.20), "rates")
+    for offset in (0.9, 0.8, 0.7, 0.6, 0.5):  # five more rsETH collections: 7 with this cycle's
+        store.record_rates(_book(settings, T + timedelta(hours=offset), 0.20), "rates")
     later, logs = _cycle(settings, store, _book(settings, T + timedelta(hours=1), 0.20), start)
     assert later.target_weights["kelp-rseth"] == pytest.approx(0.15, abs=1e-6)  # its max share
     assert not [e for e in logs if e["event"] == "venue_entry_blocked" and e["venue"] == "kelp-rseth"]

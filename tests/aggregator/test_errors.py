@@ -29,7 +29,7 @@ def drawn_tree() -> dict[str, str]:
 def test_the_class_tree_is_the_drawn_tree() -> None:
     drawn = drawn_tree()
     actual = {
-        name: cls.__base__.__name__
+        name: cls.__mro__[1].__name__
         for name, cls in vars(errors).items()
         if isinstance(cls, type)
         and issubclass(cls, errors.AggregatorError)

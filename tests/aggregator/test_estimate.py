@@ -46,8 +46,8 @@ def test_a_flat_window_with_one_spike_is_the_level_whatever_the_spike(
     """A steady yield with one wild print (the 9.91 % stETH day) is estimated at the steady yield exactly, by
     both estimators, and a spike a million times larger gives the same answer."""
     for estimator in ("median", "trimmed_mean"):
-        a = robust([level] * n + [spike], estimator=estimator)  # type: ignore[arg-type]
-        b = robust([level] * n + [big], estimator=estimator)  # type: ignore[arg-type]
+        a = robust([level] * n + [spike], estimator=estimator)
+        b = robust([level] * n + [big], estimator=estimator)
         assert a == pytest.approx(level, abs=1e-12) and b == pytest.approx(level, abs=1e-12)
 
 

@@ -33,7 +33,8 @@ def test_a_queued_exit_is_in_flight_until_due_then_lands() -> None:
     assert after.pending == (Pending("restaked", "lst", 200.0, T0 + timedelta(days=14), "p1"),)
     assert after.headed() == {"lst": 600.0, "restaked": 400.0}
     flight = after.pending[0].in_flight(T0 + timedelta(days=4))
-    assert (flight.from_venue, flight.to_venue, flight.days_left) == ("restaked", "lst", pytest.approx(10.0))
+    assert (flight.from_venue, flight.to_venue) == ("restaked", "lst")
+    assert flight.days_left == pytest.approx(10.0)
     early, landed = after.land(T0 + timedelta(days=13, hours=23))
     assert landed == [] and early == after
     late, landed = after.land(T0 + timedelta(days=14))

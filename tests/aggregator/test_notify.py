@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,7 +81,7 @@ class RawReceiver:
                 conn.close()
 
 
-def _wait_for(logs: list[dict[str, Any]], event: str, count: int = 1, timeout: float = 30.0) -> None:
+def _wait_for(logs: Sequence[Mapping[str, Any]], event: str, count: int = 1, timeout: float = 30.0) -> None:
     """Until `count` log entries named `event` were captured (the worker logs from its own thread)."""
     deadline = time.monotonic() + timeout
     while sum(e["event"] == event for e in logs) < count:

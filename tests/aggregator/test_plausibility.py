@@ -58,7 +58,7 @@ def _collect(settings: Settings) -> tuple[dict[str, dict[str, float]], list[dict
     """One `rates` collection by a fresh service: what a CLI call or a restarted daemon does."""
     with capture_logs() as logs:
         book = Service(settings, now=lambda: NOW).collect("cli")
-    return book.yields(), logs
+    return book.yields(), [dict(e) for e in logs]
 
 
 def test_a_fraction_where_percent_is_expected_is_rejected_by_the_plausible_range(tmp_path: Path) -> None:

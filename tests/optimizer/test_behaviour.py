@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
+from cvxpy.reductions.solvers.solving_chain import SolvingChain
 
 from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe
 from optimizer.optimize import optimize
@@ -286,11 +288,24 @@ def test_factored_losses_equal_the_dense_matrix(seed: int) -> None:
     assert f.problem.objective == pytest.approx(d.problem.objective, abs=1e-7)
 
 
-def test_problem_is_dpp_and_resolves_without_recompiling() -> None:
-    """The compiled problem is DPP; a second cycle re-uses the cached model."""
+def test_problem_is_dpp_and_resolves_without_recompiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled problem is DPP; a second cycle re-uses the cached model and compiles nothing (cvxpy's full
+    compilation, `SolvingChain.apply`, is counted: a DPP fast path skips it)."""
+    compilations = 0
+    compile_once = SolvingChain.apply
+
+    def counted(self: SolvingChain, *args: Any, **kwargs: Any) -> Any:
+        nonlocal compilations
+        compilations += 1
+        return compile_once(self, *args, **kwargs)
+
+    monkeypatch.setattr(SolvingChain, "apply", counted)
     cache = ModelCache()
     optimize(small_inputs(), cache=cache)
+    first = compilations
+    assert first > 0
     optimize(small_inputs(yields={**YIELDS, "lido-steth": {"base": 0.03}}), cache=cache)
+    assert compilations == first
     assert len(cache.models) == 1
     model: AllocationModel = next(iter(cache.models.values()))
     assert model.problem.is_dpp()

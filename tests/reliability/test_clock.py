@@ -9,8 +9,10 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -59,7 +61,7 @@ def _settings(url: str, db: Path, **extra: object) -> Settings:
     return Settings.model_validate(base | extra)
 
 
-def _cycle(service: Service) -> tuple[float | None, list[dict[str, object]]]:
+def _cycle(service: Service) -> tuple[float | None, list[MutableMapping[str, Any]]]:
     """One rebalance: the yield the optimizer saw (None if it did not run) and the log."""
     with capture_logs() as logs:
         try:

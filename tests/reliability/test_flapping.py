@@ -25,7 +25,7 @@ from aggregator.settings import Settings
 from tests.adapters.cases import HTTP_CASES
 from tests.adapters.test_contract import http_settings
 from tests.fixture_server import FixtureServer
-from tests.reliability.faults import FAILING, FAULTS, scripted_reply
+from tests.helpers.faults import FAILING, FAULTS, scripted_reply
 
 CYCLES = 200
 STEP = timedelta(minutes=15)

@@ -55,7 +55,7 @@ def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(tmp_
     fence_b = b.acquire(LEASE, "elsewhere:2:b", ttl_seconds=600)
     assert fence_b is not None and fence_b.epoch > fence_a.epoch
 
-    empty = RateBook(fetched_at=T0, rates=(), rejected=(), failed_sources={}, missing=())
+    empty = RateBook(fetched_at=T0, rates=[], rejected=[], failed_sources={}, missing=[])
     with pytest.raises(LeaseLostError, match=r"epoch 1\) is now held by elsewhere:2:b"):
         a.record_cycle(empty, "cli", "run-a", None, apply=False, fence=fence_a)
     assert _count(tmp_path / "fence.sqlite", "collections") == 0  # nothing of A's cycle

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tests.aggregator.test_daemon import _read_until
-from tests.conftest import free_port, start_daemon
+from tests.helpers.daemon import read_until as _read_until
+from tests.helpers.demo import free_port, start_daemon
+from tests.helpers.fixture_server import FixtureServer, Reply
 
 TOKEN = "reload-test-token-value"
 
@@ -54,6 +56,48 @@ def test_sighup_with_a_bad_file_keeps_the_running_config_and_a_good_one_applies(
             assert httpx.get(f"{api}/health", timeout=10).json()["status"] == "ok"
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_sighup_applies_a_changed_logging_level_and_webhook(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Issue 19: `[logging]` and `[notify]` changes were reported as reloaded and ignored. After the reload the
+    next cycle logs at the new level (`optimizer_started` is a debug line) and its proposal reaches the new
+    webhook."""
+    config = demo_config()
+    good = config.read_text()
+    port = free_port()
+    env = {
+        "AGGREGATOR_API__PORT": str(port),
+        "AGGREGATOR_API__TOKEN": TOKEN,
+        "AGGREGATOR_DATABASE__URL": f"sqlite:///{tmp_path}/reload-applied.sqlite",
+    }
+    api = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with FixtureServer() as hook, start_daemon(config, env) as proc:
+        hook.routes["/hook"] = [Reply(b"{}")]
+        try:
+            first = _read_until(proc, "cycle_finished")
+            assert "optimizer_started" not in [e["event"] for e in first]  # info: no debug lines yet
+            config.write_text(
+                good.replace('[logging]\nlevel = "info"', '[logging]\nlevel = "debug"')
+                + f'\n[notify]\nwebhook_url = "{hook.url}/hook"\n'
+            )
+            proc.send_signal(signal.SIGHUP)
+            reloaded = _read_until(proc, "config_reloaded")[-1]
+            assert reloaded["applied"] == ["logging", "notify"]
+            response = httpx.post(f"{api}/api/v1/rebalance", json={}, headers=auth, timeout=60)
+            assert response.status_code == 200, response.text
+            run_id = response.json()["proposal"]
+            after = _read_until(proc, "notify_sent")
+            assert "optimizer_started" in [e["event"] for e in after]
+            assert json.loads(hook.bodies["/hook"][-1])["proposal"] == run_id
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()

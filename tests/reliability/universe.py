@@ -49,11 +49,11 @@ def synthetic_config(path: Path, n_venues: int, n_nodes: int, seed: int = 1) -> 
             f"min_share = {v.min_share!r}",
             f"max_share = {v.max_share!r}",
         ]
-        comps = [
+        components = [
             f"{{ name = {q(c.name)}, haircut = {c.haircut!r}, "
             f'quotes = [{{ source = "assumptions", key = {q(v.id + "." + c.name)} }}] }}'
             for c in v.components
         ]
-        lines.append(f"components = [{', '.join(comps)}]")
+        lines.append(f"components = [{', '.join(components)}]")
     path.write_text("\n".join(lines) + "\n")
     return path

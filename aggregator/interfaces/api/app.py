@@ -34,7 +34,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.core.errors import CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
@@ -79,7 +79,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "another rebalance is running",
         413: "the request body is larger than api.max_body_bytes",
         500: "the stored record is damaged and cannot be read",
-        503: "no usable yield this cycle, or the database failed",
+        503: "no usable yield this cycle, the database failed, or the config and the stored book disagree",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
 
@@ -157,7 +157,7 @@ def create_app(
             )
         except CycleBusyError as exc:
             raise HTTPException(409, str(exc)) from exc
-        except (NoRatesError, StoreError) as exc:
+        except (NoRatesError, StoreError, ConfigError) as exc:
             raise HTTPException(503, str(exc)) from exc
         out = {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
         if request.sensitivity:

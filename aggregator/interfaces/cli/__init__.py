@@ -205,7 +205,7 @@ def rebalance(
             render.plan_report(Console(), plan, applied=apply)
     finally:
         service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
-    if plan.diagnosis or plan.reason.startswith(("solver failed", "the solver's answer")):
+    if plan.hold is not None and plan.hold.is_problem:
         raise typer.Exit(EXIT_PLAN_PROBLEM)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from typing import Any
 
-from tests.adapters.cases import FIXTURES, Case
-from tests.adapters.test_faults import _get, _set
-from tests.fixture_server import Reply
+from tests.helpers.cases import FIXTURES, Case
+from tests.helpers.fixture_server import Reply
 
 FAULTS = ("up", "down", "slow", "garbled", "absurd")
 FAILING = frozenset(
@@ -15,6 +16,23 @@ FAILING = frozenset(
 SLOW_SECONDS = (
     1.2  # longer than the timeouts the flapping test (0.6 s) and the soak (0.2 s) give their sources
 )
+
+
+def _get(doc: Any, path: tuple[str | int, ...]) -> Any:
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+def _set(doc: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    out = copy.deepcopy(doc)
+    if not path:
+        return value
+    node = out
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return out
 
 
 def scripted_reply(case: Case, fault: str) -> Reply:

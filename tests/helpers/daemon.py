@@ -1,4 +1,4 @@
-"""A daemon subprocess for the load and soak benchmarks (on `benchmarks.demo.copy_demo`'s config): its JSON log read
+"""A daemon subprocess for the tests and the load and soak benchmarks (on `tests.helpers.demo.copy_demo`'s config): its JSON log read
 by a thread, and its resident memory and open file descriptors read from /proc."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.demo import start_daemon
+from tests.helpers.demo import start_daemon
 
 
 class Daemon:
@@ -73,3 +73,20 @@ class Daemon:
             code = self.proc.wait()
         self._reader.join(timeout=10)
         return code
+
+
+def read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """A daemon's JSON log lines up to the first `event`. A daemon silent past `timeout` is killed, so the read
+    fails (naming what it saw) instead of blocking forever."""
+    lines: list[dict[str, Any]] = []
+    assert proc.stdout is not None
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+            if lines[-1]["event"] == event:
+                return lines
+    finally:
+        watchdog.cancel()
+    raise AssertionError(f"no {event} within {timeout}s; got {[x['event'] for x in lines]}")
