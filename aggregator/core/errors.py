@@ -2,6 +2,7 @@
 
 AggregatorError
 ├── ConfigError            stop: bad or missing configuration (exit code 3)
+│   └── StoreOwnerError        the store was created by another config: refuse it (each config keeps its own)
 ├── SourceError            a data source let us down this cycle (adapters raise it, via adapters.errors)
 │   ├── TemporarySourceError   retry with backoff, then skip the source this cycle
 │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
@@ -26,6 +27,10 @@ MAX_REASON = 1000
 
 class ConfigError(AggregatorError):
     """Configuration cannot be used; start-up stops."""
+
+
+class StoreOwnerError(ConfigError):
+    """The database was created by another config; the message names both and how to take it over."""
 
 
 class SourceError(AggregatorError):
@@ -84,5 +89,6 @@ __all__ = [
     "SourceError",
     "StoreDamagedError",
     "StoreError",
+    "StoreOwnerError",
     "TemporarySourceError",
 ]

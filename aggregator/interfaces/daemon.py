@@ -89,6 +89,7 @@ class Daemon:
                     api.token,
                     max_body_bytes=api.max_body_bytes,
                     body_timeout_seconds=api.body_timeout_seconds,
+                    health_max_age_seconds=settings.health_max_age_seconds,
                 ),
                 api.host,
                 api.port,

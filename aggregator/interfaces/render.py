@@ -13,6 +13,7 @@ from aggregator.rates.lineage import independent_of
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
+from execution.timeline import Timeline
 from optimizer import ExitRoute, ExitRouteKind, Plan
 
 
@@ -57,7 +58,9 @@ def rates_table(console: Console, book: RateBook) -> None:
         console.print(f"[red]source failed[/]: {name}: {reason}")
 
 
-def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
+def plan_report(
+    console: Console, plan: Plan, *, applied: bool = False, timeline: Timeline | None = None
+) -> None:
     colour = "green" if plan.status == "rebalance" else "yellow"
     mode = "applied: the book now holds the target" if applied and plan.status == "rebalance" else "dry run"
     console.print(f"[bold {colour}]{plan.status.upper()}[/] ({mode}): {plan.reason}")
@@ -95,6 +98,8 @@ def plan_report(console: Console, plan: Plan, *, applied: bool = False) -> None:
                 f"{m.days:g}",
             )
         console.print(moves)
+        if timeline is not None:
+            timeline_table(console, timeline)
         console.print(
             f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH "
             f"({pct(plan.costs.amortised_per_year)} per year over the horizon) + gas {plan.costs.gas_eth:g} ETH; "
@@ -213,7 +218,10 @@ def history_table(console: Console, rows: list[dict[str, object]]) -> None:
         "gain",
     ):
         table.add_column(
-            col, justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left"
+            col,
+            justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left",
+            no_wrap=col == "id",  # a whole id, to paste into `aggregator show`
+            min_width=max((len(str(r["id"])) for r in rows), default=2) if col == "id" else None,
         )
     for r in rows:
         created = r["created_at"]
@@ -245,3 +253,34 @@ def backtest_table(console: Console, result: Backtest) -> None:
     for row in rows(result):
         table.add_row(*row)
     console.print(table)
+
+
+EVENT_WORDS = {"request": "request", "claim": "claim", "sell": "sell (DEX)", "deposit": "deposit"}
+
+
+def timeline_table(console: Console, timeline: Timeline) -> None:
+    """The moves as the chain allows them: day, date, what, ETH; then when each venue reaches its target and the
+    capital that earns nothing meanwhile."""
+    table = Table(title=f"Timeline from {timeline.start.isoformat()} (done on day {timeline.days})")
+    for col in ("day", "date", "do", "from", "to", "ETH", "move", "due"):
+        table.add_column(col, justify="right" if col in ("day", "ETH", "move", "due") else "left")
+    for e in timeline.events:
+        table.add_row(
+            str(e.day),
+            e.date.isoformat(),
+            EVENT_WORDS[e.kind],
+            e.from_venue,
+            e.to_venue,
+            f"{e.amount_eth:,.4f}",
+            str(e.move),
+            f"claim day {e.claim_day}" if e.claim_day is not None else "",
+        )
+    console.print(table)
+    reached = ", ".join(
+        f"{v} day {d}" for v, d in sorted(timeline.reached.items(), key=lambda kv: (kv[1], kv[0]))
+    )
+    console.print(f"target reached: {reached}")
+    for i in timeline.idle:
+        console.print(
+            f"[yellow]earns nothing[/] {i.amount_eth:,.4f} ETH days {i.from_day}–{i.to_day} ({i.why})"
+        )

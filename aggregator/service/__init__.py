@@ -19,18 +19,28 @@ from datetime import UTC, datetime
 import structlog
 
 from aggregator.core.clock import Clock
-from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.core.errors import (
+    ConfigError,
+    CycleBusyError,
+    LeaseLostError,
+    NoRatesError,
+    SourceError,
+    StoreError,
+)
 from aggregator.core.modes import proposal_mode
+from aggregator.events.alerts import Alerter, source_conditions
+from aggregator.events.budgets import breaches
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier
 from aggregator.rates.breaker import SourceHealth
 from aggregator.rates.collect import RateBook, collect_sync
 from aggregator.rates.crosscheck import RateMemory
+from aggregator.service.chain import COVERED, read_book
 from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.settings import Settings
 from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
-from optimizer import InFlight, ModelCache
+from optimizer import InFlight, ModelCache, Plan
 
 log = structlog.get_logger(__name__)
 LEASE = "rebalance"
@@ -53,8 +63,10 @@ class Service:
         url = settings.notify.webhook_url
         self.notifier = Notifier(settings.notify) if url else None
         self._retired: list[Notifier] = []  # replaced by a reload, still flushing
+        self.alerter = Alerter(settings.alerts) if settings.alerts.urls else None
         self.now = now
-        self.store = store or Store(settings.database.url, settings.database.busy_timeout_seconds, now)
+        db = settings.database
+        self.store = store or Store(db.url, db.busy_timeout_seconds, now, owner=db.owner, adopt=db.adopt)
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
@@ -66,6 +78,8 @@ class Service:
         seconds (`notify.deadline_seconds` by default), then logged as `notify_failed`."""
         for notifier in [*self._retired, *([self.notifier] if self.notifier else [])]:
             notifier.close(timeout)
+        if self.alerter:
+            self.alerter.close(timeout)
 
     def use_notify(self, settings: NotifySettings) -> None:
         """A reloaded `[notify]`: later proposals go to the new webhook (none without a URL). The old notifier
@@ -76,12 +90,31 @@ class Service:
             self._retired.append(old)
             threading.Thread(target=old.close, name="notify-retire", daemon=True).start()
 
+    def _alert_sources(self, book: RateBook) -> None:
+        if self.alerter:
+            self.alerter.update("sources", source_conditions(book, self.health))
+
+    def _alert_cycle(
+        self, run_id: str, trigger: str, mode: str, plan: Plan | None, failed: str | None
+    ) -> None:
+        """A message for the proposal, the budgets the current book breaks, and whether the cycle failed."""
+        if self.alerter is None:
+            return
+        if plan is not None:
+            names = {v.id: v.name or v.id for v in self.settings.venues}
+            self.alerter.proposal(run_id, trigger, mode, plan, names)
+            self.alerter.update("limits", breaches(plan))
+            if plan.diagnosis or (plan.hold is not None and plan.hold.is_problem):
+                failed = f"proposal {run_id} holds because of a problem: {plan.reason}"
+        self.alerter.update("cycle", {"cycle:failed": failed} if failed else {})
+
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
         settings = self.settings
         with self._collecting:
             book = collect_sync(settings, self.now, self.health, self.memory)
             self.store.record_rates(book, trigger)
+        self._alert_sources(book)
         if self.metrics:
             self.metrics.observe_book(book)
         return book
@@ -138,6 +171,83 @@ class Service:
             )
         return tuple(f for f in flights if f not in unknown)
 
+    def chain_position(
+        self, settings: Settings, expected: dict[str, float], expected_flights: tuple[InFlight, ...]
+    ) -> tuple[dict[str, float], tuple[InFlight, ...]] | None:
+        """The book read on chain at one block when [portfolio] address and rpc_url are set (None otherwise), with
+        `book_drift` logged where it differs from the book the service expected. Venues the chain reader does not
+        cover keep their expected amount. A failed read is logged (`chain_book_unavailable`) and the expected book
+        is used: a plan is never made from a half-read book."""
+        portfolio = settings.portfolio
+        if portfolio.address is None or portfolio.rpc_url is None:
+            return None
+        try:
+            book = read_book(portfolio.rpc_url, portfolio.address)
+        except SourceError as exc:
+            log.error("chain_book_unavailable", error=str(exc), using="the expected book (store or config)")
+            return None
+        read, unknown = book_venues(book.holdings_eth(), settings)
+        if unknown:
+            log.warning("book_venue_unknown", venues=unknown, source=f"chain at block {book.block}")
+        holdings = {v: eth for v, eth in expected.items() if v not in COVERED} | {
+            v: read.get(v, 0.0) for v in COVERED if v in {x.id for x in settings.venues}
+        }
+        queue_days = _queue_days(settings, "lido-steth")
+        now = self.now().timestamp()
+        flights = tuple(
+            InFlight(
+                from_venue=p.from_venue,
+                to_venue=p.to_venue,
+                amount_eth=p.eth,
+                days_left=0.0 if p.finalized else max(0.0, queue_days - (now - p.requested_at) / 86_400),
+            )
+            for p in book.pending
+            if p.eth > 0
+        )
+        drift = {
+            v: {"expected": round(expected.get(v, 0.0), 6), "chain": round(holdings.get(v, 0.0), 6)}
+            for v in sorted(set(expected) | set(holdings))
+            if abs(expected.get(v, 0.0) - holdings.get(v, 0.0)) > DRIFT_ETH
+        }
+        expected_flight = sum(f.amount_eth for f in expected_flights)
+        chain_flight = sum(f.amount_eth for f in flights)
+        if drift or abs(expected_flight - chain_flight) > DRIFT_ETH:
+            log.warning(
+                "book_drift",
+                block=book.block,
+                venues=drift,
+                in_flight_expected_eth=round(expected_flight, 6),
+                in_flight_chain_eth=round(chain_flight, 6),
+                using="chain",
+            )
+        return holdings, flights
+
+    def book_report(self) -> dict[str, object]:
+        """The current book for `aggregator book` and GET /api/v1/book: read on chain when [portfolio] address and
+        rpc_url are set, else the applied plans' book in the store, else the config's holdings; with its source.
+        A failed chain read raises SourceError (nothing half-read is shown)."""
+        portfolio = self.settings.portfolio
+        if portfolio.address is not None and portfolio.rpc_url is not None:
+            return read_book(portfolio.rpc_url, portfolio.address).as_dict()
+        stored = self.store.book()
+        if stored is not None:
+            position = self.store.position()
+            pending = position.pending if position is not None else ()
+            return {
+                "source": "applied plan (store)",
+                "holdings_eth": stored,
+                "in_flight": [
+                    {
+                        "from_venue": p.from_venue,
+                        "to_venue": p.to_venue,
+                        "eth": p.amount_eth,
+                        "due": p.due.isoformat(),
+                    }
+                    for p in pending
+                ],
+            }
+        return {"source": "config", "holdings_eth": dict(portfolio.holdings_eth), "in_flight": []}
+
     def retry_release(self) -> None:
         """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works."""
         try:
@@ -163,11 +273,16 @@ class Service:
         try:
             with self._collecting:
                 book = collect_sync(settings, self.now, self.health, self.memory)
+            self._alert_sources(book)
             if self.metrics:
                 self.metrics.observe_book(book)
             run_id = uuid.uuid4().hex[:12]
             try:
                 flights = self.in_flight(settings)
+                holdings = self.holdings(settings)
+                chain = self.chain_position(settings, holdings, flights)
+                if chain is not None:
+                    holdings, flights = chain
                 result = run_cycle(
                     settings,
                     book,
@@ -175,13 +290,16 @@ class Service:
                     trigger=trigger,
                     now=self.now,
                     store=self.store,
-                    holdings=self.holdings(settings),
+                    holdings=holdings,
                     in_flight=flights,
                     run_id=run_id,
                     apply=apply,
                 )
-            except NoRatesError:
+            except NoRatesError as exc:
                 self.store.record_cycle(book, trigger, run_id, None, apply=False, fence=fence)
+                self._alert_cycle(
+                    run_id, trigger, "dry_run", None, f"cycle {run_id} ({trigger}) failed: {exc}"
+                )
                 raise
             self.store.record_cycle(
                 book,
@@ -194,6 +312,8 @@ class Service:
             )
             if self.metrics:
                 self.metrics.observe_plan(result.plan, apply, time.time())
+            mode = "applied" if apply and result.plan.status == "rebalance" else "dry_run"
+            self._alert_cycle(run_id, trigger, mode, result.plan, None)
             if self.notifier:
                 plan = result.plan
                 self.notifier.send(
@@ -232,12 +352,35 @@ class Service:
         except LeaseLostError as exc:
             log.error("lease_lost", trigger=trigger, lease=owner, epoch=fence.epoch, error=str(exc))
             raise
+        except (StoreError, ConfigError) as exc:
+            self._alert_cycle("", trigger, "dry_run", None, f"a {trigger} cycle failed: {exc}")
+            raise
+        except NoRatesError:
+            raise  # alerted above, where the collection was recorded
+        except Exception as exc:
+            self._alert_cycle(
+                "", trigger, "dry_run", None, f"a {trigger} cycle failed: {type(exc).__name__}: {exc}"
+            )
+            raise
         finally:
             log.info("cycle_finished", trigger=trigger, lease=owner)
             try:
                 self.store.release(LEASE, owner)
             except StoreError as exc:  # never mask the cycle's own error; the lease expires on its own
                 log.error("lease_release_failed", lease=owner, error=str(exc), expires_after_seconds=ttl)
+
+
+DRIFT_ETH = 0.01
+"""A difference between the chain and the expected book smaller than this (ETH) is rounding, not drift."""
+
+
+def _queue_days(settings: Settings, venue: str) -> float:
+    """A venue's protocol-queue days from the config (0 when it has no queue route or no such venue)."""
+    for v in settings.venues:
+        if v.id == venue:
+            queues = [r.days for r in v.exit_routes if str(r.kind) == "queue"]
+            return max(queues, default=v.exit_days)
+    return 0.0
 
 
 def book_venues(stored: dict[str, float], settings: Settings) -> tuple[dict[str, float], dict[str, float]]:

@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import tomllib
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +36,7 @@ from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
 from aggregator.risk.apply import RiskSettings, apply_scorecard
+from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
 from aggregator.settings.notify import NotifySettings
 from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
@@ -150,6 +151,23 @@ class PortfolioSettings(_Section):
         min_length=1, max_length=MAX_VENUES
     )
     size_eth: float | None = Field(default=None, gt=0.0, le=MAX_ETH * MAX_VENUES)
+    address: str | None = Field(
+        default=None,
+        description="the treasury's account (a Safe or any address): owner of the withdrawal requests and the "
+        "Safe the Transaction Builder batches are made for",
+    )
+    rpc_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="an Ethereum JSON-RPC endpoint: with `address`, `aggregator book` reads what it holds on chain",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(r"0x[0-9a-fA-F]{40}", value) is None:
+            raise ValueError("not an address; write 0x followed by 40 hex digits (the Safe's address)")
+        return value
 
 
 class ScheduleSettings(_Section):
@@ -182,11 +200,26 @@ class ScheduleSettings(_Section):
             ) from exc
         return value
 
+    def longest_gap_seconds(self) -> float:
+        """The longest wait between two scheduled rebalances (over the next eight days for a cron schedule)."""
+        if self.rebalance_every_minutes is not None:
+            return self.rebalance_every_minutes * 60.0
+        trigger = CronTrigger.from_crontab(self.rebalance_cron, timezone=UTC)
+        start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: a weekly schedule shows its whole week
+        fire, gap = trigger.get_next_fire_time(None, start), 0.0
+        while fire is not None and fire < start + timedelta(days=8):
+            nxt = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+            if nxt is None:
+                break
+            gap, fire = max(gap, (nxt - fire).total_seconds()), nxt
+        return gap or 86_400.0
+
 
 class DatabaseSettings(_Section):
     url: str = Field(
         default="sqlite:///aggregator.sqlite",
-        description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file's folder. Unset in a "
+        "config file: <config name>.sqlite beside the file, so two configs never share a store",
     )
     busy_timeout_seconds: float = Field(
         default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
@@ -196,6 +229,17 @@ class DatabaseSettings(_Section):
         gt=0,
         le=10_080,
         description="SQLite: the daemon quick-checks the file (and its write-ahead log) this often",
+    )
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="this config's identity, recorded in the store it creates; a store is refused to another "
+        "identity. Default: the config file's name without .toml",
+    )
+    adopt: bool = Field(
+        default=False,
+        description="take over a store another config created (its recorded owner becomes this config)",
     )
 
     @field_validator("url")
@@ -250,6 +294,14 @@ class ApiSettings(_Section):
         le=10_000,
         description="open connections at most; idle ones make room for new ones, 503 when all are busy",
     )
+    health_max_age_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="/health and `aggregator health` report degraded (503, exit 1) when the last successful "
+        "cycle is older than this; default: twice the longest gap of the rebalance schedule plus "
+        "schedule.cycle_timeout_seconds",
+    )
 
 
 class LoggingSettings(_Section):
@@ -293,6 +345,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
+    alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
     risk: RiskSettings = RiskSettings()
@@ -369,6 +422,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"backtest.stress[{e.node}]: date {e.on} is outside {bt.start}..{bt.end}")
 
     @property
+    def health_max_age_seconds(self) -> float:
+        """How old the last successful cycle may be before health is degraded (`api.health_max_age_seconds`)."""
+        if self.api.health_max_age_seconds is not None:
+            return self.api.health_max_age_seconds
+        return 2 * self.schedule.longest_gap_seconds() + self.schedule.cycle_timeout_seconds
+
+    @property
     def portfolio_eth(self) -> float:
         return sum(self.portfolio.holdings_eth.values())
 
@@ -407,6 +467,10 @@ class Settings(BaseSettings):
 def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
     raw = _read_toml(path)
+    db = raw.setdefault("database", {})
+    if isinstance(db, dict):  # one store per config: its identity is the file's name unless it names another
+        db.setdefault("url", f"sqlite:///{path.stem}.sqlite")
+        db.setdefault("owner", path.stem)
     _resolve_paths(raw, path.parent)
     # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment)
     apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))

@@ -45,6 +45,7 @@ from aggregator.core.errors import (
     LeaseLostError,
     StoreDamagedError,
     StoreError,
+    StoreOwnerError,
 )
 from aggregator.core.modes import proposal_mode
 from aggregator.store.integrity import (
@@ -67,6 +68,7 @@ from aggregator.store.schema import (
     quotes,
     rates,
     rejections,
+    store_owner,
 )
 from optimizer import Plan
 
@@ -170,7 +172,13 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     """An engine on `url`, migrated to the latest schema."""
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # not a directory, no permission, read-only file system
+            raise ConfigError(
+                f"database.url = {url!r}: its directory {str(path.parent)!r} does not exist and cannot be created "
+                f"({exc.strerror or exc}); create it, or point database.url (AGGREGATOR_DATABASE__URL) elsewhere"
+            ) from exc
         if path.exists() and path.stat().st_size > 0:
             check_file(path)  # never migrate or write a damaged file
     engine = _create_engine(url)
@@ -201,13 +209,60 @@ def _create_engine(url: str) -> Engine:
 class Store:
     """Rate history (and, as the schema grows, proposals and the book)."""
 
-    def __init__(self, url: str, busy_timeout_seconds: float = 10.0, now: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        busy_timeout_seconds: float = 10.0,
+        now: Clock | None = None,
+        owner: str | None = None,
+        adopt: bool = False,
+    ) -> None:
         self.url = url
         self.now: Clock = now or (lambda: datetime.now(UTC))
         self.engine = open_engine(url, busy_timeout_seconds)
         self.path = sqlite_path(url)
         self.damage: StoreDamagedError | None = None  # once set, every write is refused
         self.wal = WalWatch(self.path) if self.path is not None else None
+        if owner is not None:
+            self.claim(owner, adopt=adopt)
+
+    def owner(self) -> str | None:
+        """The identity of the config that created (or adopted) this store, or None for a store nobody claimed."""
+        with _guard("reading the store's owner", self.url), self.engine.connect() as conn:
+            return conn.execute(
+                select(store_owner.c.config).where(store_owner.c.id == 1)
+            ).scalar_one_or_none()
+
+    def claim(self, owner: str, *, adopt: bool = False) -> None:
+        """Record `owner` as this store's config on first use; refuse a store another config created
+        (StoreOwnerError naming both and the override) unless `adopt`, which records the new owner."""
+        with self._write("claiming the store for its config") as conn:
+            current = conn.execute(
+                select(store_owner.c.config).where(store_owner.c.id == 1)
+            ).scalar_one_or_none()
+            if current == owner:
+                return
+            if current is None:
+                conn.execute(
+                    insert(store_owner).values(id=1, config=owner, claimed_at=_naive_utc(self.now()))
+                )
+                log.info("store_claimed", config=owner, database=self.url.rsplit("@", maxsplit=1)[-1])
+                return
+            where = self.url.rsplit("@", maxsplit=1)[-1]
+            if not adopt:
+                raise StoreOwnerError(
+                    f"the database {where} belongs to config {current!r}, and this is config {owner!r}: each "
+                    "config keeps its own book, proposals and rate history. Leave [database] url unset (each "
+                    "config then gets <config name>.sqlite beside its file) or name another file; to take this "
+                    f"store over for {owner!r} on purpose, set [database] adopt = true "
+                    "(or AGGREGATOR_DATABASE__ADOPT=true) once"
+                )
+            conn.execute(
+                update(store_owner)
+                .where(store_owner.c.id == 1)
+                .values(config=owner, claimed_at=_naive_utc(self.now()))
+            )
+            log.warning("store_adopted", config=owner, previous=current, database=where)
 
     def check_integrity(self) -> StoreDamagedError | None:
         """Quick-check the file and its write-ahead log now (the daemon's periodic job); the damage, if any, is
@@ -320,6 +375,17 @@ class Store:
         query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
         with self._read("reading the proposals") as conn:
             return [_meta(row._asdict()) for row in conn.execute(query)]
+
+    def proposal_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """The ids starting with `prefix` (matched literally), newest first, at most `limit`."""
+        query = (
+            select(proposals.c.id)
+            .where(proposals.c.id.startswith(prefix, autoescape=True))
+            .order_by(proposals.c.collection_id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row.id for row in conn.execute(query)]
 
     def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
         """One proposal: its row and its full plan. DamagedRecordError if either does not parse."""

@@ -116,3 +116,11 @@ in_flight = Table(
     Column("due_at", DateTime, nullable=False, index=True),  # UTC
     Column("proposal_id", String(32), nullable=True),  # the applied proposal that queued it
 )
+
+store_owner = Table(
+    "store_owner",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: one owner per store
+    Column("config", String(128), nullable=False),  # the identity of the config that created (or adopted) it
+    Column("claimed_at", DateTime, nullable=False),  # UTC
+)

@@ -34,7 +34,7 @@ def test_the_cycle_starts_from_the_known_venues_and_reports_the_others(
 ) -> None:
     db = tmp_path / "book.sqlite"
     settings = load_settings(
-        demo_config(lambda t: t.replace("sqlite:///../var/aggregator.sqlite", f"sqlite:///{db}"))
+        demo_config(lambda t: t.replace("sqlite:///../var/demo.sqlite", f"sqlite:///{db}"))
     )
     service = Service(settings)
     service.rebalance("cli", apply=True)

@@ -56,9 +56,7 @@ def page_count(db: Path) -> int:
 def service(demo_config: Callable[..., Path], tmp_path: Path) -> tuple[Service, Path]:
     db = tmp_path / "faults.sqlite"
     settings = load_settings(
-        demo_config(
-            lambda t: t.replace('url = "sqlite:///../var/aggregator.sqlite"', f'url = "sqlite:///{db}"')
-        )
+        demo_config(lambda t: t.replace('url = "sqlite:///../var/demo.sqlite"', f'url = "sqlite:///{db}"'))
     )
     svc = Service(settings)
     svc.rebalance("cli", apply=True)  # one good cycle first: the store has a book and history to protect

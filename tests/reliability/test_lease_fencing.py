@@ -122,7 +122,7 @@ def test_a_cli_cycle_that_outlives_its_lease_writes_nothing(
 def service(demo_config: Callable[..., Path], tmp_path: Path) -> tuple[Service, Path]:
     db = tmp_path / "stale.sqlite"
     settings = load_settings(
-        demo_config(lambda t: t.replace("sqlite:///../var/aggregator.sqlite", f"sqlite:///{db}"))
+        demo_config(lambda t: t.replace("sqlite:///../var/demo.sqlite", f"sqlite:///{db}"))
     )
     return Service(settings), db
 

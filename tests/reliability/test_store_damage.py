@@ -69,7 +69,7 @@ def test_damage_found_while_running_refuses_later_writes(
 ) -> None:
     db = tmp_path / "running.sqlite"
     settings = load_settings(
-        demo_config(lambda t: t.replace("sqlite:///../var/aggregator.sqlite", f"sqlite:///{db}"))
+        demo_config(lambda t: t.replace("sqlite:///../var/demo.sqlite", f"sqlite:///{db}"))
     )
     service = Service(settings)
     service.rebalance("cli")

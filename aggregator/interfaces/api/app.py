@@ -7,11 +7,15 @@ are capped (`api.max_body_bytes`, 413) and must arrive within `api.body_timeout_
 within `api.header_timeout_seconds` (408); at most `api.max_connections` connections are open, idle ones making
 room for new ones (503 only when every one is busy).
 
-    GET  /health                      liveness and the last successful cycle
+    GET  /                            the dashboard (aggregator.interfaces.dashboard); /docs, /redoc work offline
+    GET  /health                      the last successful cycle; 503 "degraded" with the reason when it is older
+                                      than api.health_max_age_seconds
     GET  /metrics                     Prometheus
     GET  /api/v1/rates                the latest stored collection
     GET  /api/v1/proposals            the latest proposals (?limit=)
-    GET  /api/v1/proposals/{id}       one proposal with its plan
+    GET  /api/v1/book                 the current book and its source (chain at block N, applied plan, config)
+    GET  /api/v1/proposals/{id}       one proposal with its plan and its timeline
+    GET  /api/v1/proposals/{id}/safe-batch   its Safe Transaction Builder files (?safe=0x…&slippage=), never sent
     POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run); {"sensitivity": true}
                                       adds the re-solves of `aggregator rebalance --sensitivity`
 """
@@ -23,7 +27,9 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -32,10 +38,19 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
+from aggregator.core.errors import (
+    ConfigError,
+    CycleBusyError,
+    DamagedRecordError,
+    NoRatesError,
+    SourceError,
+    StoreError,
+)
 from aggregator.events.metrics import Metrics
+from aggregator.interfaces import dashboard
 from aggregator.interfaces.api.connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
@@ -46,6 +61,9 @@ from aggregator.interfaces.api.connections import (
 )
 from aggregator.interfaces.api.guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
 from aggregator.service import Service
+from execution.calls import Context
+from execution.safe import batches, summary
+from execution.timeline import plan_timeline
 
 log = structlog.get_logger(__name__)
 _bearer = HTTPBearer(auto_error=False)
@@ -91,10 +109,20 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout_seconds: float = 10.0,
+    health_max_age_seconds: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The API over `service`. A token shorter than 16 characters counts as none (logged at once)."""
+    """The API over `service`. A token shorter than 16 characters counts as none (logged at once).
+
+    `/health` is degraded when the last successful cycle (this process's, else the newest stored proposal) is
+    older than `health_max_age_seconds`, or when none has succeeded that long after the API started; `clock` is
+    Unix time (a test moves it)."""
     token = usable_token(token)
-    app = FastAPI(title="restaking-aggregator", version="0.1.0", description=__doc__)
+    started = clock()
+    stored_success = _newest_proposal_time(service)
+    # Swagger UI from fastapi-offline's vendored assets, ReDoc from the dashboard (its bundle patched so that it
+    # loads nothing from elsewhere): /docs and /redoc work with no internet.
+    app = FastAPIOffline(title="restaking-aggregator", version="0.1.0", description=__doc__, redoc_url=None)
     throttled = Throttled()
 
     async def authorised(credentials: Credentials) -> None:
@@ -109,10 +137,27 @@ def create_app(
                 401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        last = metrics.last_success._value.get()
-        return {"status": "ok", "last_successful_cycle": last or None, "dry_run_default": True}
+    @app.get("/health", responses={503: {"description": "degraded: no successful cycle recently enough"}})
+    async def health(response: Response) -> dict[str, Any]:
+        last = metrics.last_success_at or stored_success
+        body: dict[str, Any] = {"status": "ok", "last_successful_cycle": last, "dry_run_default": True}
+        if health_max_age_seconds is None:
+            return body
+        now = clock()
+        age = now - (last if last is not None else started)
+        body |= {"age_seconds": round(age, 3), "max_age_seconds": health_max_age_seconds}
+        if age > health_max_age_seconds:
+            since = (
+                f"the last successful cycle was {age:.0f}s ago"
+                if last is not None
+                else f"no cycle has succeeded since the API started {age:.0f}s ago"
+            )
+            body |= {
+                "status": "degraded",
+                "reason": f"{since}, more than api.health_max_age_seconds={health_max_age_seconds:g}",
+            }
+            response.status_code = 503
+        return body
 
     @app.get(
         "/metrics",
@@ -129,6 +174,13 @@ def create_app(
             raise HTTPException(404, "no rates collected yet")
         return found
 
+    @app.get("/api/v1/book", responses=_errors(503))
+    def current_book() -> dict[str, Any]:
+        try:
+            return service.book_report()
+        except SourceError as exc:
+            raise HTTPException(503, f"the book could not be read from chain: {exc}") from exc
+
     @app.get("/api/v1/proposals")
     def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         return service.store.proposals(limit)
@@ -143,7 +195,31 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        return {"proposal": meta, "plan": plan.model_dump(mode="json")}
+        return {"proposal": meta, "plan": plan.model_dump(mode="json"), "timeline": _timeline(meta, plan)}
+
+    @app.get("/api/v1/proposals/{proposal_id}/safe-batch", responses=_errors(400, 404, 500))
+    def safe_batch(
+        proposal_id: str,
+        safe: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+        slippage: Annotated[float, Query(ge=0.0, le=0.05)] = 0.005,
+    ) -> dict[str, Any]:
+        account = safe or service.settings.portfolio.address
+        if account is None:
+            raise HTTPException(400, "no Safe address: pass ?safe=0x… or set [portfolio] address")
+        try:
+            found = service.store.proposal(proposal_id)
+        except DamagedRecordError as exc:
+            raise HTTPException(500, str(exc)) from exc
+        if found is None:
+            raise HTTPException(404, f"no proposal {proposal_id!r}")
+        meta, plan = found
+        created = meta.get("created_at") or datetime.now(UTC)
+        ctx = Context(safe=account, slippage=slippage)
+        days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
+        return {
+            "summary": summary(proposal_id, days, ctx),
+            "batches": {f"{proposal_id}-{d.filename}": d.batch for d in days if d.batch is not None},
+        }
 
     @app.post(
         "/api/v1/rebalance",
@@ -159,12 +235,18 @@ def create_app(
             raise HTTPException(409, str(exc)) from exc
         except (NoRatesError, StoreError, ConfigError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        out = {"proposal": result.run_id, "plan": result.plan.model_dump(mode="json")}
+        out = {
+            "proposal": result.run_id,
+            "plan": result.plan.model_dump(mode="json"),
+            "timeline": plan_timeline(result.plan, datetime.now(UTC).date()).as_dict(),
+        }
         if request.sensitivity:
             from aggregator.risk.sensitivity import sensitivity as risk_sensitivity  # noqa: PLC0415 (only here)
 
             out["sensitivity"] = risk_sensitivity(result.plan.problem.inputs).to_json()
         return out
+
+    dashboard.mount(app, service)
 
     def is_write(method: str, path: str) -> bool:
         return any(
@@ -182,6 +264,17 @@ def create_app(
         body_timeout_seconds=body_timeout_seconds,
     )
     return app
+
+
+def _newest_proposal_time(service: Service) -> float | None:
+    """Unix time of the newest stored proposal with a readable time (a restarted daemon's last success)."""
+    try:
+        rows = service.store.proposals(1)
+    except StoreError as exc:
+        log.warning("health_history_unreadable", error=str(exc))
+        return None
+    created = rows[0].get("created_at") if rows else None
+    return created.timestamp() if isinstance(created, datetime) else None
 
 
 class ApiServer:
@@ -249,3 +342,9 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def _timeline(meta: dict[str, Any], plan: Any) -> dict[str, object] | None:
+    """A stored proposal's timeline from the day it was made (None when its time is damaged)."""
+    created = meta.get("created_at")
+    return plan_timeline(plan, created.date()).as_dict() if isinstance(created, datetime) else None

@@ -8,12 +8,14 @@ Exit codes (also in the README):
     4  no usable yield from any source
     5  the plan holds because of a problem: limits cannot be met, or the solver failed
     6  another rebalance is running (schedule, CLI or API) and did not finish within --wait
-    7  not found (`show` with an unknown proposal id)
+    7  not found (`show` with an unknown proposal id, or `show latest` with none yet); `show` with an id start
+       that several ids share exits 2 and lists them
     8  the database cannot be written or read (read-only, full, locked past the busy timeout, damaged); nothing
        half-written; or the record asked for is damaged (`show` of a proposal whose stored plan does not parse).
        `db check` exits 8 when the integrity check fails.
-`health` exits 0 when the daemon's API answers ok and 1 otherwise. `sources check` exits 4 when a required quote
-(the only quote of a venue component) is unusable.
+`health` exits 0 when the daemon's API answers ok and 1 otherwise (no answer, or degraded: no successful cycle
+within api.health_max_age_seconds; the reason is printed). `sources check` exits 4 when a required quote (the only
+quote of a venue component) is unusable.
 
 Imports are lazy: this module loads settings, logging and the error tree only; each command imports what it uses
 (the service, the optimizer and cvxpy, the API and FastAPI, the backtest and matplotlib) when it runs, so `--help`
@@ -29,7 +31,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -42,6 +44,9 @@ from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordErr
 from aggregator.events.logs import configure_logging
 from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
 from aggregator.settings.backtest import StressEvent
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 (
     EXIT_OK,
@@ -72,6 +77,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on 
 DEFAULT_CONFIG = Path("config/demo.toml")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"aggregator {version('restaking-aggregator')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon."""
 
 
 def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
@@ -163,6 +186,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
 @app.command()
 @exit_codes
 def rebalance(
+    *,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
     apply: Annotated[
@@ -179,34 +203,140 @@ def rebalance(
             "and report which assumptions move the target most (with --json: {plan, sensitivity})",
         ),
     ] = False,
+    safe_batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--safe-batch",
+            help="write the plan's Safe Transaction Builder files into this folder, one per date of its timeline",
+        ),
+    ] = None,
+    safe: Annotated[
+        str | None, typer.Option("--safe", help="the Safe's address (default: [portfolio] address)")
+    ] = None,
+    slippage: Annotated[
+        float,
+        typer.Option(
+            "--slippage", min=0.0, max=0.05, help="allowance taken off amounts a deposit must return"
+        ),
+    ] = 0.005,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", help="an exchange rate read at planning time, VENUE=RATE (repeatable)"),
+    ] = None,
 ) -> None:
     """Propose a rebalance now, record it, and log it. Dry run unless --apply: then the book moves to the target
-    (nothing is traded: the book is what the service believes you hold)."""
+    (nothing is traded: the book is what the service believes you hold). The plan's timeline shows each move on
+    the day the chain allows it; --safe-batch writes the transactions to sign, never sends any."""
+    from datetime import UTC, datetime
+
     from aggregator.interfaces import render
+    from aggregator.interfaces.cli import batch
     from aggregator.service import Service
+    from execution.timeline import plan_timeline
 
     settings = _load(config)
+    account = safe or settings.portfolio.address
+    if safe_batch is not None:
+        if account is None or re.fullmatch(r"0x[0-9a-fA-F]{40}", account) is None:
+            print(
+                f"--safe-batch needs the Safe's address: --safe 0x… (40 hex digits) or [portfolio] address "
+                f"(got {account!r})",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        try:
+            rates_given = batch.parse_rates(rate or [])
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            raise typer.Exit(EXIT_USAGE) from exc
     service = Service(settings)
     try:
-        plan = service.rebalance("cli", apply=apply, wait_seconds=wait).plan
+        result = service.rebalance("cli", apply=apply, wait_seconds=wait)
+        plan = result.plan
+        created = datetime.now(UTC)
+        timeline = plan_timeline(plan, created.date())
+        found = None
         if sensitivity:
-            from aggregator.risk import report as risk_report
             from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 
             found = risk_sensitivity(plan.problem.inputs)
-            if as_json:
-                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
+        if as_json:
+            if found is None:
+                typer.echo(_json_dump(plan.model_dump(mode="json")))
             else:
-                render.plan_report(Console(), plan, applied=apply)
-                risk_report.render_sensitivity(Console(), found)
-        elif as_json:
-            typer.echo(_json_dump(plan.model_dump(mode="json")))
+                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
+            print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
-            render.plan_report(Console(), plan, applied=apply)
+            render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
+            typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
+            if found is not None:
+                from aggregator.risk import report as risk_report
+
+                risk_report.render_sensitivity(Console(), found)
+        if safe_batch is not None and account is not None:
+            resolved: dict[str, str] = {}
+            if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
+                from aggregator.core.errors import SourceError
+                from aggregator.service.chain import read_book
+
+                try:
+                    chain = read_book(settings.portfolio.rpc_url, account)
+                    rates_given = chain.rates | rates_given  # --rate overrides what the chain says
+                    resolved = chain.resolved
+                except SourceError as exc:
+                    print(
+                        f"rates not read from chain ({exc}); steps needing them are manual", file=sys.stderr
+                    )
+            written, _ = batch.write(
+                safe_batch,
+                result.run_id,
+                timeline,
+                safe=account,
+                slippage=slippage,
+                rates=rates_given,
+                created=created,
+                resolved=resolved,
+            )
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
     finally:
         service.close()  # the webhook is tried (with retries) for up to notify.deadline_seconds before exit
     if plan.hold is not None and plan.hold.is_problem:
         raise typer.Exit(EXIT_PLAN_PROBLEM)
+
+
+@app.command()
+@exit_codes
+def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """The book per venue: read on chain at one block when [portfolio] address and rpc_url are set (tokens and
+    ETH, pending Lido withdrawals in flight), else the applied plans' book, else the config's holdings. Exit 4
+    when the chain cannot be read."""
+    from aggregator.core.errors import SourceError
+    from aggregator.service import Service
+
+    settings = _load(config)
+    portfolio = settings.portfolio
+    try:
+        out = Service(settings).book_report()
+    except SourceError as exc:
+        print(f"the book could not be read from chain: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_NO_RATES) from exc
+    if as_json:
+        typer.echo(_json_dump(out))
+        return
+    console = Console()
+    console.print(f"book of {portfolio.address or 'the config'}: {out['source']}")
+    for p in out.get("positions", []):  # type: ignore[attr-defined]
+        console.print(f"  {p['venue']:<20} {p['tokens']:>16,.6f} {p['token']:<34} = {p['eth']:>14,.6f} ETH")
+    for venue, eth in out["holdings_eth"].items():  # type: ignore[attr-defined]
+        console.print(f"  {venue:<20} {eth:>14,.6f} ETH")
+    for f in out.get("in_flight", []):  # type: ignore[attr-defined]
+        if "request_id" in f:
+            state = "finalised, claimable" if f["finalized"] else "waiting for finalisation"
+            when = f"Lido request {f['request_id']}, {state}"
+        else:
+            when = f"due {f['due']}"
+        console.print(f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH ({when})")
 
 
 @app.command()
@@ -231,17 +361,22 @@ def history(
 @app.command()
 @exit_codes
 def show(
-    proposal_id: Annotated[str, typer.Argument(help="the proposal id (from history)")],
+    proposal_id: Annotated[
+        str, typer.Argument(help="the proposal id (from history), a unique start of one, or `latest`")
+    ],
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """One proposal in full: moves, why, binding limits, costs."""
+    """One proposal in full: moves, why, binding limits, costs. `show latest` shows the newest; a unique prefix of
+    an id is enough."""
     from aggregator.interfaces import render
     from aggregator.service import Service
 
     settings = _load(config)
+    store = Service(settings).store
+    proposal_id = _resolve_proposal(store, proposal_id)
     try:
-        found = Service(settings).store.proposal(proposal_id)
+        found = store.proposal(proposal_id)
     except DamagedRecordError as exc:
         structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
         print(
@@ -253,30 +388,72 @@ def show(
         print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
         raise typer.Exit(EXIT_NOT_FOUND)
     meta, plan = found
+    from execution.timeline import plan_timeline
+
+    timeline = plan_timeline(plan, meta["created_at"].date()) if meta.get("created_at") else None
     if as_json:
-        typer.echo(_json_dump({"proposal": meta, "plan": plan.model_dump(mode="json")}))
+        typer.echo(
+            _json_dump(
+                {
+                    "proposal": meta,
+                    "plan": plan.model_dump(mode="json"),
+                    "timeline": timeline.as_dict() if timeline is not None else None,
+                }
+            )
+        )
     else:
         console = Console()
         console.print(
             f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
-        render.plan_report(console, plan, applied=meta["mode"] == "applied")
+        render.plan_report(console, plan, applied=meta["mode"] == "applied", timeline=timeline)
+
+
+def _resolve_proposal(store: Store, given: str) -> str:
+    """`latest`, a whole id, or a unique start of one: the whole id. Exits 7 when nothing matches, 2 when the
+    start is shared by several (they are listed)."""
+    if given == "latest":
+        rows = store.proposals(1)
+        if not rows:
+            print("no proposals yet: `aggregator rebalance` makes one", file=sys.stderr)
+            raise typer.Exit(EXIT_NOT_FOUND)
+        return str(rows[0]["id"])
+    matches = store.proposal_ids(given)
+    if given in matches or not matches:
+        return given  # whole, or unknown (reported by the caller)
+    if len(matches) > 1:
+        print(
+            f"{given!r} starts {len(matches)}{'+' if len(matches) == 10 else ''} proposal ids "
+            f"({', '.join(matches[:5])}); give more characters",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return matches[0]
 
 
 @app.command()
 @exit_codes
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok, 1 otherwise."""
+    """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
+    answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
     settings = load_settings(config)
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
     url = f"http://{host}:{settings.api.port}/health"
     try:
-        ok = httpx.get(url, timeout=5).json().get("status") == "ok"
+        response = httpx.get(url, timeout=5)
+        body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
-    if not ok:
+    status = body.get("status") if isinstance(body, dict) else None
+    if status != "ok" or response.status_code != 200:
+        reason = body.get("reason") if isinstance(body, dict) else None
+        print(
+            f"unhealthy: {url}: {status or 'no status'} (HTTP {response.status_code})"
+            + (f": {reason}" if reason else ""),
+            file=sys.stderr,
+        )
         raise typer.Exit(1)
     typer.echo(f"ok: {url}")
 

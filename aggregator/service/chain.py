@@ -1,0 +1,105 @@
+"""Read the treasury's book from chain over JSON-RPC (issue #16): every call batched, all at one block number.
+
+The calls and the arithmetic are `execution.book` (pure); this module is the transport. A missing, failed or
+malformed answer raises SourceDataError naming the call, and no book comes out of it (nothing half-read is used).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+
+from aggregator.core.errors import SourceDataError, TemporarySourceError
+from execution.book import (
+    ChainAnswerError,
+    ChainBook,
+    EthCall,
+    assemble,
+    decode_answer,
+    first_round,
+    second_round,
+)
+
+SOURCE = "chain"
+COVERED = ("eth", "lido-steth", "rocketpool-reth", "eigenlayer-steth")
+"""The venues the chain reader reads; the others keep the book the service expected."""
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+log = structlog.get_logger(__name__)
+
+
+class JsonRpc:
+    """Batched JSON-RPC over HTTP with a deadline and a size cap."""
+
+    def __init__(self, url: str, timeout: float = 20.0) -> None:
+        self.url, self.timeout = url, timeout
+
+    def batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The results of `requests` (method, params), in order."""
+        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(requests)]
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                response = client.post(self.url, json=body)
+        except httpx.HTTPError as exc:
+            raise TemporarySourceError(SOURCE, f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise TemporarySourceError(SOURCE, f"{self.url}: HTTP {response.status_code}")
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise SourceDataError(SOURCE, f"{self.url}: answer larger than {MAX_ANSWER_BYTES} bytes")
+        try:
+            doc = response.json()
+        except ValueError as exc:
+            raise SourceDataError(SOURCE, f"{self.url}: answer is not JSON") from exc
+        if not isinstance(doc, list):
+            raise SourceDataError(
+                SOURCE, f"{self.url}: a batch answer must be a JSON array, got {type(doc).__name__}"
+            )
+        by_id = {item.get("id"): item for item in doc if isinstance(item, dict)}
+        out = []
+        for i, (method, _) in enumerate(requests):
+            item = by_id.get(i)
+            if item is None:
+                raise SourceDataError(SOURCE, f"{method} (batch id {i}): no answer in the batch")
+            if "error" in item:
+                raise SourceDataError(SOURCE, f"{method} (batch id {i}): JSON-RPC error {item['error']}")
+            if "result" not in item:
+                raise SourceDataError(SOURCE, f"{method} (batch id {i}): answer has no result")
+            out.append(item["result"])
+        return out
+
+
+def _hex_int(what: str, value: object) -> int:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) < 3:
+        raise SourceDataError(SOURCE, f"{what}: expected a 0x-prefixed hex number, got {str(value)[:80]!r}")
+    try:
+        return int(value, 16)
+    except ValueError as exc:
+        raise SourceDataError(SOURCE, f"{what}: not hex: {value[:80]!r}") from exc
+
+
+def _round(rpc: JsonRpc, calls: list[EthCall], block: str, extra: list[tuple[str, list[Any]]]) -> list[Any]:
+    requests = [*extra, *(("eth_call", [{"to": c.to, "data": c.data}, block]) for c in calls)]
+    return rpc.batch(requests)
+
+
+def read_book(rpc_url: str, address: str, timeout: float = 20.0) -> ChainBook:
+    """What `address` holds at the latest block, read in two batches pinned to that block's number."""
+    rpc = JsonRpc(rpc_url, timeout)
+    [head] = rpc.batch([("eth_blockNumber", [])])
+    number = _hex_int("eth_blockNumber", head)
+    block = hex(number)
+    calls = first_round(address)
+    results = _round(rpc, calls, block, [("eth_getBalance", [address, block])])
+    balance = _hex_int("eth_getBalance", results[0])
+    try:
+        answers = {c.key: decode_answer(c, r) for c, r in zip(calls, results[1:], strict=True)}
+        later = second_round(answers)
+        answers |= {
+            c.key: decode_answer(c, r) for c, r in zip(later, _round(rpc, later, block, []), strict=True)
+        }
+    except ChainAnswerError as exc:
+        raise SourceDataError(SOURCE, f"at block {number}: {exc}") from exc
+    book = assemble(address, number, balance, answers)
+    log.info("chain_book_read", address=address, block=number, holdings_eth=book.holdings_eth())
+    return book

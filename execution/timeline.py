@@ -1,0 +1,258 @@
+"""A plan's moves scheduled as the chain allows them (issue #16).
+
+A plan is a list of net moves on the position tree; on chain they cannot all happen on day 0. An exit through a
+protocol queue is two events, the request (the capital leaves the venue and stops earning) and the claim `days`
+later (it arrives in the parent); a DEX sale and a deposit are one event. Capital can only be moved once it is
+there: a withdrawal from stETH of stETH that EigenLayer returns on day 14 is requested on day 14, and a deposit
+into rETH of ETH that the Lido queue pays out on day 5 happens on day 5. The schedule is greedy: every move uses
+the capital of its source in the order it becomes available.
+
+Pure: a function of the plan's numbers (the moves with their route and days, the starting weights), no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal, Protocol
+
+DUST_ETH = 1e-6
+"""Amounts below this (ETH) are rounding, not capital to schedule."""
+
+EventKind = Literal["request", "claim", "sell", "deposit"]
+
+
+class MoveLike(Protocol):
+    """What the timeline reads of an optimizer move (`optimizer.Move` satisfies it)."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def from_venue(self) -> str: ...
+    @property
+    def to_venue(self) -> str: ...
+    @property
+    def amount_eth(self) -> float: ...
+    @property
+    def days(self) -> float: ...
+    @property
+    def route(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing to do on one day: `request` a queued exit, `claim` it when due, `sell` on a DEX, or `deposit`.
+    `move` is the plan's step number it belongs to (a move whose capital arrives in parts is several events)."""
+
+    day: int
+    date: date
+    kind: EventKind
+    move: int
+    from_venue: str
+    to_venue: str
+    amount_eth: float
+    route: str
+    claim_day: int | None = None  # a request: the day its claim is due
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "day": self.day,
+            "date": self.date.isoformat(),
+            "kind": self.kind,
+            "move": self.move,
+            "from_venue": self.from_venue,
+            "to_venue": self.to_venue,
+            "amount_eth": self.amount_eth,
+            "route": self.route,
+            "claim_day": self.claim_day,
+        }
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Capital that earns nothing for a while: in a withdrawal queue between request and claim."""
+
+    from_day: int
+    to_day: int
+    amount_eth: float
+    venue: str  # the venue being left
+    why: str
+
+    @property
+    def eth_days(self) -> float:
+        return self.amount_eth * (self.to_day - self.from_day)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "from_day": self.from_day,
+            "to_day": self.to_day,
+            "amount_eth": self.amount_eth,
+            "venue": self.venue,
+            "why": self.why,
+            "eth_days": self.eth_days,
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The plan's events in order of day, the day each venue reaches its target, and what earns nothing."""
+
+    start: date
+    events: tuple[Event, ...]
+    reached: Mapping[str, int]  # venue → the day its target weight is reached (0: at once)
+    idle: tuple[Idle, ...]
+
+    @property
+    def days(self) -> int:
+        """The day the whole plan is done."""
+        return max(self.reached.values(), default=0)
+
+    def dates(self) -> list[date]:
+        """Every day with something to do, in order."""
+        return sorted({e.date for e in self.events})
+
+    def on(self, day: date) -> list[Event]:
+        return [e for e in self.events if e.date == day]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "start": self.start.isoformat(),
+            "days": self.days,
+            "done_on": (self.start + timedelta(days=self.days)).isoformat(),
+            "events": [e.as_dict() for e in self.events],
+            "reached": {
+                v: {"day": d, "date": (self.start + timedelta(days=d)).isoformat()}
+                for v, d in sorted(self.reached.items())
+            },
+            "idle": [i.as_dict() for i in self.idle],
+            "idle_eth_days": sum(i.eth_days for i in self.idle),
+        }
+
+
+def _queue_days(days: float) -> int:
+    """A queue's wait in whole days: a claim cannot be made before the queue's days have passed."""
+    whole = int(days)
+    return whole if whole == days else whole + 1
+
+
+def schedule(
+    moves: Iterable[MoveLike],
+    holdings_eth: Mapping[str, float],
+    start: date,
+) -> Timeline:
+    """The moves on the days the chain allows. `holdings_eth` is what each venue holds directly at the start (its
+    own position, not its children's); a move takes its source's capital as it becomes available (held at day 0,
+    or arriving from a child's exit or a parent's deposit), earliest first."""
+    available: dict[str, list[list[float]]] = {v: [[0.0, a]] for v, a in holdings_eth.items() if a > DUST_ETH}
+    events: list[Event] = []
+    idle: list[Idle] = []
+    ordered = sorted(moves, key=lambda m: (m.action != "withdraw", m.step))
+    for move in ordered:
+        remaining = move.amount_eth
+        queue = available.setdefault(move.from_venue, [])
+        queue.sort(key=lambda chunk: chunk[0])
+        while remaining > DUST_ETH:
+            if not queue:
+                # more than the source will ever hold: schedule the rest on the last day anything arrived (the
+                # optimizer's moves balance, so this is rounding; never drop capital)
+                day = max((e.day for e in events), default=0)
+                taken = remaining
+            else:
+                chunk = queue[0]
+                day = int(chunk[0])
+                taken = min(remaining, chunk[1])
+                chunk[1] -= taken
+                if chunk[1] <= DUST_ETH:
+                    queue.pop(0)
+            remaining -= taken
+            arrive = _emit(events, idle, move, day=day, amount=taken, start=start)
+            available.setdefault(move.to_venue, []).append([float(arrive), taken])
+    merged = _merge(events)
+    reached: dict[str, int] = {}
+    for e in merged:
+        for venue, when in (
+            (e.from_venue, e.day if e.kind != "claim" else None),
+            (e.to_venue, e.claim_day if e.kind == "request" else e.day),
+        ):
+            if when is not None:
+                reached[venue] = max(reached.get(venue, 0), when)
+    return Timeline(start=start, events=tuple(merged), reached=reached, idle=tuple(_merge_idle(idle)))
+
+
+def _emit(
+    events: list[Event], idle: list[Idle], move: MoveLike, *, day: int, amount: float, start: date
+) -> int:
+    """Append the events of `amount` of `move` starting on `day`; returns the day it arrives at its destination."""
+
+    def event(kind: EventKind, on: int, claim: int | None = None) -> Event:
+        return Event(
+            day=on,
+            date=start + timedelta(days=on),
+            kind=kind,
+            move=move.step,
+            from_venue=move.from_venue,
+            to_venue=move.to_venue,
+            amount_eth=amount,
+            route=move.route,
+            claim_day=claim,
+        )
+
+    if move.action == "withdraw" and move.route == "queue" and move.days > 0:
+        due = day + _queue_days(move.days)
+        events.append(event("request", day, due))
+        events.append(event("claim", due))
+        idle.append(Idle(day, due, amount, move.from_venue, f"in the {move.from_venue} exit queue"))
+        return due
+    events.append(event("sell" if move.action == "withdraw" else "deposit", day))
+    return day
+
+
+def _merge(events: list[Event]) -> list[Event]:
+    """One event per (day, kind, move, claim day): parts of a move that happen together are one transaction."""
+    out: dict[tuple[int, str, int, int | None], Event] = {}
+    for e in events:
+        key = (e.day, e.kind, e.move, e.claim_day)
+        if key in out:
+            prior = out[key]
+            out[key] = Event(**{**prior.__dict__, "amount_eth": prior.amount_eth + e.amount_eth})
+        else:
+            out[key] = e
+    kind_order = {"claim": 0, "request": 1, "sell": 2, "deposit": 3}
+    return sorted(out.values(), key=lambda e: (e.day, kind_order[e.kind], e.move))
+
+
+def _merge_idle(idle: list[Idle]) -> list[Idle]:
+    out: dict[tuple[int, int, str], Idle] = {}
+    for i in idle:
+        key = (i.from_day, i.to_day, i.venue)
+        prior = out.get(key)
+        out[key] = (
+            i
+            if prior is None
+            else Idle(i.from_day, i.to_day, prior.amount_eth + i.amount_eth, i.venue, i.why)
+        )
+    return sorted(out.values(), key=lambda i: (i.from_day, i.venue))
+
+
+def holdings_from_weights(weights: Mapping[str, float], portfolio_eth: float) -> dict[str, float]:
+    """A plan's starting weights (direct positions, shares of the book) as ETH per venue."""
+    return {v: w * portfolio_eth for v, w in weights.items()}
+
+
+class PlanLike(Protocol):
+    """What the timeline reads of an optimizer plan (`optimizer.Plan` satisfies it)."""
+
+    @property
+    def moves(self) -> Sequence[MoveLike]: ...
+    @property
+    def current_weights(self) -> Mapping[str, float]: ...
+    @property
+    def portfolio_eth(self) -> float: ...
+
+
+def plan_timeline(plan: PlanLike, start: date) -> Timeline:
+    """The timeline of a plan proposed on `start`, from its starting weights."""
+    return schedule(plan.moves, holdings_from_weights(plan.current_weights, plan.portfolio_eth), start)

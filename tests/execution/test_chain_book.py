@@ -1,0 +1,255 @@
+"""The book from chain (issue #16): a local JSON-RPC server on 127.0.0.1 answers the calls for a treasury holding
+ETH, stETH, wstETH, rETH, an EigenLayer stETH deposit and two Lido withdrawal requests (one pending, one claimed).
+The answers are built here word by word (synthetic values, not recorded from mainnet), and the server answers
+only the exact calldata the test expects, so the calls are checked too."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from Crypto.Hash import keccak as pycryptodome_keccak
+from structlog.testing import capture_logs
+
+from aggregator.core.errors import SourceDataError
+from aggregator.service import Service
+from aggregator.service.chain import read_book
+from aggregator.settings import load_settings
+from execution.calls import (
+    EIGEN_STETH_STRATEGY,
+    EIGEN_STRATEGY_MANAGER,
+    LIDO_WITHDRAWAL_QUEUE,
+    RETH,
+    ROCKET_STORAGE,
+    STETH,
+    WSTETH,
+)
+from tests.conftest import AGGREGATOR, copy_demo
+from tests.fixture_server import FixtureServer, Reply
+
+TREASURY = "0x2222222222222222222222222222222222222222"
+BLOCK = 0x1588A00
+DEPOSIT_POOL = "0xDD3f50F8A6CafbE9b31a427582963f465E745AF8"  # what RocketStorage answers here
+E18 = 10**18
+
+
+def k256(data: bytes) -> str:
+    h = pycryptodome_keccak.new(digest_bits=256)
+    h.update(data)
+    return h.hexdigest()
+
+
+def sel(signature: str) -> str:
+    return "0x" + k256(signature.encode())[:8]
+
+
+def word(n: int) -> str:
+    return f"{n:064x}"
+
+
+def addr(a: str) -> str:
+    return a.lower().removeprefix("0x").rjust(64, "0")
+
+
+def status(steth: int, finalized: bool, claimed: bool) -> str:
+    return word(steth) + word(steth) + addr(TREASURY) + word(1_700_000_000) + word(finalized) + word(claimed)
+
+
+ANSWERS = {
+    (STETH, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(100 * E18),
+    (WSTETH, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(50 * E18),
+    (WSTETH, sel("stEthPerToken()")): "0x" + word(12 * E18 // 10),
+    (RETH, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(10 * E18),
+    (RETH, sel("getExchangeRate()")): "0x" + word(11 * E18 // 10),
+    (
+        EIGEN_STRATEGY_MANAGER,
+        sel("stakerDepositShares(address,address)") + addr(TREASURY) + addr(EIGEN_STETH_STRATEGY),
+    ): "0x" + word(30 * E18),
+    (EIGEN_STETH_STRATEGY, sel("sharesToUnderlyingView(uint256)") + word(E18)): "0x" + word(105 * E18 // 100),
+    (ROCKET_STORAGE, sel("getAddress(bytes32)") + k256(b"contract.addressrocketDepositPool")): "0x"
+    + addr(DEPOSIT_POOL),
+    (EIGEN_STETH_STRATEGY, sel("sharesToUnderlyingView(uint256)") + word(30 * E18)): "0x"
+    + word(315 * E18 // 10),
+    (LIDO_WITHDRAWAL_QUEUE, sel("getWithdrawalRequests(address)") + addr(TREASURY)): "0x"
+    + word(0x20)
+    + word(2)
+    + word(7)
+    + word(9),
+    (
+        LIDO_WITHDRAWAL_QUEUE,
+        sel("getWithdrawalStatus(uint256[])") + word(0x20) + word(2) + word(7) + word(9),
+    ): "0x"
+    + word(0x20)
+    + word(2)
+    + status(20 * E18, finalized=False, claimed=False)
+    + status(5 * E18, finalized=True, claimed=True),
+}
+
+
+class Chain:
+    def __init__(self) -> None:
+        self.answers = {(to.lower(), data): result for (to, data), result in ANSWERS.items()}
+        self.blocks: list[str] = []
+        self.drop: set[str] = set()
+
+    def __call__(self, body: Any) -> Reply:
+        out = []
+        for req in body:
+            method, params = req["method"], req["params"]
+            if method == "eth_blockNumber":
+                result: object = hex(BLOCK)
+            elif method == "eth_getBalance":
+                assert params[0] == TREASURY
+                self.blocks.append(params[1])
+                result = hex(125 * E18 // 10)
+            else:
+                call, block = params
+                self.blocks.append(block)
+                key = (call["to"].lower(), call["data"])
+                if key not in self.answers:
+                    out.append(
+                        {"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32000, "message": "revert"}}
+                    )
+                    continue
+                result = self.answers[key]
+                if call["data"][:10] in self.drop:
+                    continue
+            out.append({"jsonrpc": "2.0", "id": req["id"], "result": result})
+        return Reply(json.dumps(out).encode())
+
+
+@pytest.fixture
+def chain() -> Iterator[tuple[FixtureServer, Chain]]:
+    server, answers = FixtureServer(), Chain()
+    server.rpc["/rpc"] = answers
+    with server:
+        yield server, answers
+
+
+def test_the_book_read_matches_hand_computed_eth_values(chain: tuple[FixtureServer, Chain]) -> None:
+    server, answers = chain
+    book = read_book(f"{server.url}/rpc", TREASURY)
+    assert book.block == BLOCK
+    assert set(answers.blocks) == {hex(BLOCK)}  # every call at the one block
+    assert book.holdings_eth() == pytest.approx(
+        {"eth": 12.5, "lido-steth": 100 + 50 * 1.2, "rocketpool-reth": 11.0, "eigenlayer-steth": 31.5}
+    )
+    assert book.rates == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    assert {k: v.lower() for k, v in book.resolved.items()} == {"rocketDepositPool": DEPOSIT_POOL.lower()}
+    [pending] = book.pending  # request 9 is claimed: no longer in flight
+    assert (pending.request_id, pending.eth, pending.finalized) == (7, 20.0, False)
+    assert server.hits["/rpc"] == 3  # the block number, then two batches
+
+
+def test_a_malformed_answer_is_a_clear_error_and_no_book(chain: tuple[FixtureServer, Chain]) -> None:
+    server, answers = chain
+    answers.answers[(RETH.lower(), sel("getExchangeRate()"))] = "0x1234"
+    with pytest.raises(SourceDataError, match=r"eth_per_reth .*does not decode as uint256"):
+        read_book(f"{server.url}/rpc", TREASURY)
+
+
+def test_a_missing_answer_is_a_clear_error(chain: tuple[FixtureServer, Chain]) -> None:
+    server, answers = chain
+    answers.drop.add(sel("stEthPerToken()"))
+    with pytest.raises(SourceDataError, match=r"eth_call \(batch id \d+\): no answer in the batch"):
+        read_book(f"{server.url}/rpc", TREASURY)
+
+
+def test_aggregator_book_prints_the_treasury_positions(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    out = subprocess.run(
+        [AGGREGATOR, "book", "--json", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["source"] == f"chain at block {BLOCK}"
+    assert doc["holdings_eth"]["lido-steth"] == pytest.approx(160.0)
+    assert doc["in_flight"][0]["eth"] == pytest.approx(20.0)
+
+
+def test_a_cycle_plans_from_the_chain_book_and_logs_the_drift(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """The demo config expects 10,000 ETH (1,000 idle, 5,000 stETH, 4,000 in EigenLayer); the chain holds the
+    treasury above: the plan starts from the chain, and `book_drift` names each difference."""
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    service = Service(load_settings(config))
+    with capture_logs() as logs:
+        plan = service.rebalance("cli").plan
+    # settled 235 ETH on chain plus the 20 ETH pending Lido request (counted where it lands, at eth)
+    assert plan.portfolio_eth == pytest.approx(12.5 + 160 + 11 + 31.5 + 20)
+    [drift] = [e for e in logs if e["event"] == "book_drift"]
+    assert drift["venues"]["eth"] == {"expected": 1000.0, "chain": 12.5}
+    assert drift["venues"]["rocketpool-reth"] == {"expected": 0.0, "chain": 11.0}
+    assert drift["in_flight_chain_eth"] == pytest.approx(20.0)
+
+
+def test_a_failed_chain_read_keeps_the_expected_book(tmp_path: Path) -> None:
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "http://127.0.0.1:9/rpc"\n', 1
+        ),
+    )
+    service = Service(load_settings(config))
+    with capture_logs() as logs:
+        plan = service.rebalance("cli").plan
+    assert plan.portfolio_eth == pytest.approx(10_000.0)
+    assert any(e["event"] == "chain_book_unavailable" for e in logs)
+
+
+def test_safe_batch_takes_rates_and_the_deposit_pool_from_chain(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    out_dir = tmp_path / "b"
+    done = subprocess.run(
+        [AGGREGATOR, "rebalance", "--config", str(config), "--safe-batch", str(out_dir)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    [summary_file] = out_dir.glob("*-summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["safe"].lower() == TREASURY
+    assert summary["rates"] == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    calls = [c for d in summary["days"] for c in d["calls"]]
+    manual = [m["why"] for d in summary["days"] for m in d["manual"]]
+    assert not any("none was given" in why or "was not resolved" in why for why in manual)
+    # this plan buys rETH: the deposit goes to the pool RocketStorage named, encoded, not left manual
+    assert ("deposit()", DEPOSIT_POOL) in [(c["function"], c["to"]) for c in calls]
