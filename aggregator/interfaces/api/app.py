@@ -16,7 +16,8 @@ room for new ones (503 only when every one is busy).
     GET  /api/v1/book                 the current book and its source (chain at block N, applied plan, config)
     GET  /api/v1/proposals/{id}       one proposal with its plan and its timeline
     GET  /api/v1/proposals/{id}/safe-batch   its Safe Transaction Builder files (?safe=0x…&slippage=), never sent
-    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
+    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run); {"sensitivity": true}
+                                      adds the re-solves of `aggregator rebalance --sensitivity`
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ from aggregator.interfaces.api.connections import (
     raise_fd_limit,
 )
 from aggregator.interfaces.api.guard import SAFE_METHODS, Throttled, WriteGuard, usable_token
-from aggregator.interfaces.api.models import BookBody, HealthBody, ProposalBody, RebalanceBody, SafeBatchBody
+from aggregator.interfaces.api.models import (
+    BookBody,
+    HealthBody,
+    ProposalBody,
+    RebalanceBody,
+    RebalanceWithSensitivityBody,
+    SafeBatchBody,
+)
 from aggregator.service import Service
 from aggregator.store.rows import LatestRates, ListedProposalRow
 from execution.calls import Context
@@ -79,6 +87,7 @@ class RebalanceRequest(BaseModel):
 
     apply: bool = False
     wait_seconds: float = 0.0
+    sensitivity: bool = False  # also re-solve with each prior halved and doubled (docs/risk.md), ≈ 50 solves
 
 
 class ErrorBody(BaseModel):
@@ -237,7 +246,7 @@ def create_app(
     @app.post(
         "/api/v1/rebalance",
         dependencies=[Depends(authorised)],
-        response_model=RebalanceBody,
+        response_model=RebalanceBody | RebalanceWithSensitivityBody,
         responses=_errors(400, 401, 403, 408, 409, 413, 503),
     )
     def rebalance(request: RebalanceRequest) -> dict[str, Any]:
@@ -249,11 +258,16 @@ def create_app(
             raise HTTPException(409, str(exc)) from exc
         except (NoRatesError, StoreError, ConfigError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        return {
+        out: dict[str, Any] = {
             "proposal": result.run_id,
             "plan": result.plan,
             "timeline": plan_timeline(result.plan, datetime.now(UTC).date()).as_dict(),
         }
+        if request.sensitivity:
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity  # noqa: PLC0415 (only here)
+
+            out["sensitivity"] = risk_sensitivity(result.plan.problem.inputs).to_json()
+        return out
 
     dashboard.mount(app, service)
 

@@ -62,3 +62,10 @@ class RebalanceBody(_Body):
     proposal: str
     plan: Plan
     timeline: dict[str, Any]
+
+
+class RebalanceWithSensitivityBody(RebalanceBody):
+    """POST /api/v1/rebalance with `{"sensitivity": true}`: also the re-solves with each prior halved and doubled
+    (`aggregator.risk.sensitivity`, docs/risk.md)."""
+
+    sensitivity: dict[str, Any]
