@@ -33,19 +33,15 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import httpx
-import structlog
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregator.core import strictjson
 from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
-from aggregator.events.logs import configure_logging
-from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
-from aggregator.settings.backtest import StressEvent
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aggregator.settings import Settings
+    from aggregator.settings.backtest import StressEvent
     from aggregator.store import Store
 
 (
@@ -60,11 +56,16 @@ if TYPE_CHECKING:
     EXIT_STORE,
 ) = range(9)
 
+ENV_PREFIX = "AGGREGATOR_"
+"""aggregator.settings.ENV_PREFIX, repeated here so that `--help` does not load the settings (pydantic, SQLAlchemy);
+tests/aggregator/test_cli_imports.py checks the two agree."""
+
 app = typer.Typer(
     help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help text: typer's rich help formatter alone takes ~0.3 s to import
 )
 
 ConfigOpt = Annotated[
@@ -120,7 +121,17 @@ def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A rich Console, imported when a command prints a table (rich is not needed for `--help`)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, width=width)
+
+
 def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
+    from aggregator.events.logs import configure_logging
+    from aggregator.settings import load_settings
+
     settings = load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, log_stream)  # type: ignore[arg-type]
     return settings
@@ -133,8 +144,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     stop it; SIGHUP reloads the config file (a bad file is logged and the running config kept)."""
     from aggregator.interfaces.daemon import Daemon
 
-    settings = load_settings(config)
-    configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
+    settings = _load(config, log_stream=sys.stdout)
     raise typer.Exit(Daemon(settings, config_path=config).run())
 
 
@@ -178,7 +188,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
             )
         )
     else:
-        render.rates_table(Console(), book)
+        render.rates_table(_console(), book)
     if not book.rates:
         raise typer.Exit(EXIT_NO_RATES)
 
@@ -251,7 +261,7 @@ def rebalance(
             typer.echo(_json_dump(plan.model_dump(mode="json")))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
-            render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
+            render.plan_report(_console(), plan, applied=apply, timeline=timeline if plan.moves else None)
             typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
@@ -304,7 +314,7 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(_json_dump(out))
         return
-    console = Console()
+    console = _console()
     console.print(f"book of {portfolio.address or 'the config'}: {out['source']}")
     for p in out.get("positions", []):  # type: ignore[attr-defined]
         console.print(f"  {p['venue']:<20} {p['tokens']:>16,.6f} {p['token']:<34} = {p['eth']:>14,.6f} ETH")
@@ -335,7 +345,7 @@ def history(
     if as_json:
         typer.echo(_json_dump(rows))
     else:
-        render.history_table(Console(), rows)
+        render.history_table(_console(), rows)
 
 
 @app.command()
@@ -358,6 +368,8 @@ def show(
     try:
         found = store.proposal(proposal_id)
     except DamagedRecordError as exc:
+        import structlog
+
         structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
         print(
             f"damaged: {exc}; the other proposals are unaffected (`aggregator history` lists them)",
@@ -382,7 +394,7 @@ def show(
             )
         )
     else:
-        console = Console()
+        console = _console()
         console.print(
             f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
@@ -417,6 +429,10 @@ def _resolve_proposal(store: Store, given: str) -> str:
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
     answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
+    import httpx
+
+    from aggregator.settings import load_settings
+
     settings = load_settings(config)
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
     url = f"http://{host}:{settings.api.port}/health"
@@ -444,6 +460,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Validate the config, print a summary of the universe, and check the limits can all be met."""
     from aggregator.interfaces import render
     from aggregator.interfaces.api.guard import check_exposure
+    from aggregator.settings import resolve_host
     from optimizer import Limits, OptimizationInputs
     from optimizer.optimize import optimize
 
@@ -451,7 +468,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     if settings.api.enabled:
         check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
         resolve_host("api.host", settings.api.host)
-    console = Console()
+    console = _console()
     render.config_summary(console, settings, str(config))
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
     zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
@@ -477,6 +494,8 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 def _stress_event(text: str) -> StressEvent:
     """NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2 (LOSS a fraction; default the node's lgd)."""
+    from aggregator.settings.backtest import StressEvent
+
     m = re.fullmatch(r"([^@]+)@(\d{4}-\d{2}-\d{2})(?::([0-9.]+))?", text.strip())
     if not m:
         raise typer.BadParameter(f"{text!r}: expected NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2")
@@ -511,6 +530,8 @@ def backtest(
 ) -> None:
     """Replay the configured history through the optimizer and the baseline strategies; write the report
     (report.html, PNG plots, summary.json) and print the table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from aggregator.interfaces import render
     from aggregator.research.backtest import report
     from aggregator.research.backtest.history import download_charts
@@ -527,7 +548,7 @@ def backtest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=_console(stderr=True),
         disable=not show,
         transient=True,
     ) as bar:
@@ -541,18 +562,20 @@ def backtest(
     if as_json:
         typer.echo(_json_dump(report.summary(result) | {"files": {k: str(v) for k, v in files.items()}}))
         return
-    console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets every column
+    console = _console() if sys.stdout.isatty() else _console(width=160)  # a pipe or file gets every column
     render.backtest_table(console, result)
     typer.echo(f"report: {files['report']}")
 
 
 db_app = typer.Typer(
-    help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
+    help="The database: check its integrity, back it up while the daemon runs (SQLite).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
 
 
-sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True)
+sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sources_app, name="sources")
 
 
@@ -567,7 +590,7 @@ def sources_check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) 
     if as_json:
         typer.echo(_json_dump(report(results)))
     else:
-        render(Console(), results)
+        render(_console(), results)
     raise typer.Exit(exit_code(results))
 
 
@@ -638,6 +661,8 @@ def db_backup(
 
 def _json_dump(obj: object) -> str:
     """Strict JSON for `--json`: a non-finite number (NaN, Infinity) is written as null."""
+    from aggregator.core import strictjson
+
     return strictjson.dumps(obj, indent=2, default=str)
 
 
