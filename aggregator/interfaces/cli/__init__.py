@@ -188,7 +188,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
             )
         )
     else:
-        render.rates_table(_console(), book)
+        render.rates_table(_console(), book, render.venue_names(settings))
     if not book.rates:
         raise typer.Exit(EXIT_NO_RATES)
 
@@ -261,7 +261,13 @@ def rebalance(
             typer.echo(_json_dump(plan.model_dump(mode="json")))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
-            render.plan_report(_console(), plan, applied=apply, timeline=timeline if plan.moves else None)
+            render.plan_report(
+                _console(),
+                plan,
+                applied=apply,
+                timeline=timeline if plan.moves else None,
+                names=render.venue_names(settings),
+            )
             typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
@@ -399,7 +405,13 @@ def show(
             f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
-        render.plan_report(console, plan, applied=meta["mode"] == "applied", timeline=timeline)
+        render.plan_report(
+            console,
+            plan,
+            applied=meta["mode"] == "applied",
+            timeline=timeline,
+            names=render.venue_names(settings),
+        )
 
 
 def _resolve_proposal(store: Store, given: str) -> str:
