@@ -288,7 +288,7 @@ def rebalance(
             if found is not None:
                 from aggregator.risk import report as risk_report
 
-                risk_report.render_sensitivity(Console(), found)
+                risk_report.render_sensitivity(_console(), found)
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
             if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
@@ -497,7 +497,7 @@ def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
     else:
-        risk_report.render(Console(), settings.universe().nodes, settings.risk.scorecard)
+        risk_report.render(_console(), settings.universe().nodes, settings.risk.scorecard)
 
 
 @app.command("check-config")
