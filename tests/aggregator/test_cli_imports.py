@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 from aggregator.interfaces import cli
@@ -64,6 +65,14 @@ def test_help_and_version_load_no_settings_nor_http_client() -> None:
         assert not top & set(NOT_FOR_HELP), (args, sorted(top & set(NOT_FOR_HELP)))
         mods = stderr.split("MODULES=", 1)[1].split("\n", 1)[0].split(",")
         assert "aggregator.settings" not in mods, args
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`--version` reads the dist-info itself (no importlib.metadata at start); it agrees with importlib.metadata."""
+    assert cli.installed_version() == version("restaking-aggregator")
+    _, code, stderr = loaded(["--version"], {})
+    assert code == "0"
+    assert "importlib.metadata" not in stderr.split("MODULES=", 1)[1].split("\n", 1)[0].split(",")
 
 
 def test_the_cli_env_prefix_is_the_settings_one() -> None:
