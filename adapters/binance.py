@@ -1,4 +1,4 @@
-"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (SOURCES.md §2), sent as a
+"""Binance wBETH, `getPurchasableProject` → `data.annualInterestRate`, a **fraction** (docs/sources.md §2), sent as a
 JSON number or a numeric string (DefiLlama's and PancakeSwap's readers accept both)."""
 
 from __future__ import annotations

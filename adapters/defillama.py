@@ -1,8 +1,8 @@
-"""DefiLlama yields API (SOURCES.md §1): `GET {base_url}/pools` for current yields, `GET {base_url}/chart/{pool}`
+"""DefiLlama yields API (docs/sources.md §1): `GET {base_url}/pools` for current yields, `GET {base_url}/chart/{pool}`
 for a pool's daily history.
 
 Keys are pool ids (configIDs, UUIDs) or `project/chain/symbol` (e.g. `lido/Ethereum/STETH`), resolved from the same
-`/pools` answer the way SOURCES.md advises: that project, chain and symbol, `poolMeta` null, largest TVL. One
+`/pools` answer the way docs/sources.md advises: that project, chain and symbol, `poolMeta` null, largest TVL. One
 `/pools` request per cycle serves every key. Values are percent in the API and a fraction here. `/pools` carries no
 per-pool timestamp (it is recomputed hourly), so the observation time is the fetch time.
 """

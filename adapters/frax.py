@@ -1,5 +1,5 @@
 """Frax sfrxETH, `GET https://api.frax.finance/v2/frxeth/summary/latest` → `sfrxethApr` (percent) at
-`intervalTimestamp` (ISO 8601) (SOURCES.md §2). The APR is in frxETH, which can trade off its ETH peg."""
+`intervalTimestamp` (ISO 8601) (docs/sources.md §2). The APR is in frxETH, which can trade off its ETH peg."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kelp rsETH, `GET https://universe.kelpdao.xyz/rseth/apy` → `{"value": <percent>}` (SOURCES.md §2), a JSON number
+"""Kelp rsETH, `GET https://universe.kelpdao.xyz/rseth/apy` → `{"value": <percent>}` (docs/sources.md §2), a JSON number
 or a numeric string (other integrators' readers accept both)."""
 
 from __future__ import annotations

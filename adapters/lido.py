@@ -1,4 +1,4 @@
-"""Lido stETH, `eth-api.lido.fi` (SOURCES.md §2): APR of the latest oracle report, or its 7-day moving average.
+"""Lido stETH, `eth-api.lido.fi` (docs/sources.md §2): APR of the latest oracle report, or its 7-day moving average.
 Percent, net of the 10 % protocol fee; the report time is the observation time."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Yields from exchange-rate growth read on chain over JSON-RPC `eth_call` (SOURCES.md §3): no third party.
+"""Yields from exchange-rate growth read on chain over JSON-RPC `eth_call` (docs/sources.md §3): no third party.
 
     APR = (R_t / R_{t−Δ} − 1) · (365·86400 / Δt)        APY = (R_t / R_{t−Δ})^(365·86400 / Δt) − 1
 
@@ -25,7 +25,7 @@ from aggregator.core.clock import Clock
 
 ONE = f"{10**18:064x}"
 TOKENS: dict[str, tuple[str, str]] = {
-    # name: (contract, calldata) — selectors from SOURCES.md §3; every rate is 1e18-scaled ETH per token
+    # name: (contract, calldata) — selectors from docs/sources.md §3; every rate is 1e18-scaled ETH per token
     "steth": ("0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84", "0x7a28fb88" + ONE),  # getPooledEthByShares(1e18)
     "wsteth": ("0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0", "0x035faf82"),  # stEthPerToken()
     "reth": ("0xae78736Cd615f374D3085123A210448E74Fc6393", "0xe6aa216c"),  # getExchangeRate()

@@ -1,4 +1,4 @@
-"""Renzo ezETH, `GET https://app.renzoprotocol.com/api/apr` → `{"apr": <percent>}` (SOURCES.md §2)."""
+"""Renzo ezETH, `GET https://app.renzoprotocol.com/api/apr` → `{"apr": <percent>}` (docs/sources.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Swell swETH and rswETH APR endpoints: each answers a bare JSON number, in percent (SOURCES.md §2)."""
+"""Swell swETH and rswETH APR endpoints: each answers a bare JSON number, in percent (docs/sources.md §2)."""
 
 from __future__ import annotations
 

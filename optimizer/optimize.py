@@ -45,6 +45,9 @@ from optimizer.structure import FloatArray
 
 MAX_MIN_MOVE_ROUNDS = 5
 
+UNCAPPED_NODE = 2.0
+"""The exposure cap of a risk node without `cap`: above any exposure a book and its capital in transit can have."""
+
 
 def shape_for(
     inputs: OptimizationInputs, risk_form: RiskForm = "cuts", depth: int | None = None
@@ -130,7 +133,10 @@ def prepare(
             to = idx[f.to_venue]
             if st.days_to_eth[to] <= rung.days + 1e-12 < f.days_left + st.days_to_eth[to]:
                 ladder_min[r] += f.amount_eth / total
-    node_cap = np.array([1.0 if n.cap is None else n.cap for n in inputs.universe.nodes])
+    # An uncapped node: 2, not 1. Exposure counts capital in transit where it left as well as where it goes (at most
+    # 1 + turnover), so a cap of 1 forbade a fully invested book to rotate between venues sharing a common-mode node
+    # (Ethereum consensus is every staking node's parent).
+    node_cap = np.array([UNCAPPED_NODE if n.cap is None else n.cap for n in inputs.universe.nodes])
     layer_cap = np.array([lim.layer_caps[k] for k in model.shape.layer_kinds])
     stress = [model.scenarios[i].stress_max_loss for i in model.losses.stress_limited]
     values = ParameterValues(

@@ -170,7 +170,15 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
             srcs,
         )
     console.print(tree)
-    nodes = Table(title="Risk nodes")
+    card = settings.risk.scorecard
+    nodes = Table(
+        title="Risk nodes"
+        + (
+            f" (p and lgd from {card}: `aggregator risk` shows why)"
+            if card
+            else " (p and lgd typed in the config)"
+        )
+    )
     for col in ("node", "p / yr", "loss given event", "parents", "cap"):
         nodes.add_column(col)
     for n in settings.risk_nodes:

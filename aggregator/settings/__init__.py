@@ -10,6 +10,7 @@ is a ConfigError too, never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
@@ -34,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
+from aggregator.risk.apply import RiskSettings, apply_scorecard
 from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
 from aggregator.settings.notify import NotifySettings
@@ -346,6 +348,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
+    risk: RiskSettings = RiskSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -469,6 +472,8 @@ def load_settings(path: Path) -> Settings:
         db.setdefault("url", f"sqlite:///{path.stem}.sqlite")
         db.setdefault("owner", path.stem)
     _resolve_paths(raw, path.parent)
+    # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment)
+    apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
     try:
         return Settings(**raw)
     except ValidationError as exc:

@@ -92,14 +92,14 @@ BAD_CONFIGS = [
         "parent 'lidoo-steth' is not a venue",
     ),
     (
-        'id = "kelp"\np = 0.04',
-        'id = "kelp"\np = 4',
-        "p = 4: Input should be less than or equal to 1 (looks like a percent",
+        'id = "kelp"\nparents',
+        'id = "kelp"\np = 0.04\nparents',
+        "risk_nodes[kelp].p is typed in the config, but risk.scorecard",
     ),
     ("cvar_budget = 0.04", "cvar_budget = 1.5", "limits.cvar_budget = 1.5"),
     (
-        'parents = ["eigenlayer"]   # an LRT',
-        'parents = ["etherfi"]   # an LRT',
+        'parents = ["eigenlayer", "ethereum-consensus"]   # an LRT',
+        'parents = ["etherfi", "ethereum-consensus"]   # an LRT',
         "risk node cycle: etherfi -> etherfi",
     ),
     (

@@ -134,6 +134,7 @@ def test_bad_component_bounds_name_the_key(tmp_path: Path) -> None:
         'components = [{ name = "base", plausible = [0.2, 0.1], quotes = [{ source = "demo", key = "lido-steth.base" }] }]',
     )
     path = tmp_path / "demo.toml"
-    path.write_text(text)
+    scorecard = Path(__file__).resolve().parents[2] / "config" / "risk" / "scorecard.toml"
+    path.write_text(text.replace('"risk/scorecard.toml"', f'"{scorecard}"'))
     with pytest.raises(ConfigError, match=r"lido-steth.*plausible.*low < high"):
         load_settings(path)

@@ -23,6 +23,7 @@ def copy_demo(home: Path, edit: Callable[[str], str] | None = None) -> Path:
         shutil.copy(snap, home / "data" / "snapshots" / snap.name)
     if not (home / "data" / "history").exists():
         shutil.copytree(ROOT / "data" / "history", home / "data" / "history")
+    shutil.copytree(ROOT / "config" / "risk", home / "config" / "risk", dirs_exist_ok=True)  # the scorecard
     text = (ROOT / "config" / "demo.toml").read_text()
     path = home / "config" / "demo.toml"
     path.write_text(edit(text) if edit else text)

@@ -105,7 +105,7 @@ def _comb(n: int, k: int) -> int:
 
 def test_the_demo_tail_is_exact_where_the_old_residual_inflated_it() -> None:
     """100 % stETH on the demo's 11 nodes: the old "3+ failures = every node fails" scenario reported CVaR₉₉ of
-    6.12 %; the enumeration with its residual bound gives the exact value (brute force over 2¹¹ sets) to 1e-6."""
+    6.12 % (with the typed priors of the time); the enumeration with its residual bound gives the exact value (brute force over 2¹¹ sets) to 1e-6."""
     settings_ = load_settings(Path(__file__).parents[2] / "config" / "demo.toml")
     universe = settings_.universe()
     structure = Structure(universe.model_copy(update={"stress": ()}))
@@ -115,7 +115,9 @@ def test_the_demo_tail_is_exact_where_the_old_residual_inflated_it() -> None:
     exact = exact_cvar(loss @ x, prob, 0.99)
     sl = ScenarioLosses(structure, enumerate_scenarios(structure))
     assert sl.cvar(x, 0.99) == pytest.approx(exact, abs=1e-6)
-    assert exact == pytest.approx(0.0500, abs=5e-4)  # the issue's "5.00 % exact"
+    # 5.00 % with the typed priors of the issue; 6.10 % with the scorecard's (Lido and its parent, Ethereum
+    # consensus, both inside the 1 % tail)
+    assert exact == pytest.approx(0.0610, abs=5e-4)
 
 
 def test_stress_scenarios_keep_their_mass_and_their_limit() -> None:

@@ -235,7 +235,11 @@ def test_config_loader_loads_or_raises_config_error(
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "config").mkdir()
     path = folder / "config" / "demo.toml"
-    path.write_text("\n".join(text).replace("../data/", f"{ROOT}/data/"))
+    path.write_text(
+        "\n".join(text)
+        .replace("../data/", f"{ROOT}/data/")
+        .replace('"risk/scorecard.toml"', f'"{ROOT}/config/risk/scorecard.toml"')
+    )
     try:
         loaded = load_settings(path)
     except ConfigError as exc:

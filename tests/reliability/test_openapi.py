@@ -7,9 +7,10 @@ token is refused (400/401/403/405/422) and writes nothing."""
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -48,9 +49,18 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         server.stop()
 
 
+def _spec() -> dict[str, Any]:
+    """The spec of an app over a real service on a demo copy of its own (the app reads the store when built)."""
+    home = Path(tempfile.mkdtemp(prefix="openapi-spec-"))
+    cfg = load_settings(copy_demo(home))
+    db = cfg.database.model_copy(update={"url": f"sqlite:///{home / 'spec.sqlite'}"})
+    service = Service(cfg.model_copy(update={"database": db}))
+    return create_app(service, Metrics(), SecretStr(TOKEN)).openapi()
+
+
 # The spec the server publishes at /openapi.json (checked equal below), built from the same app at import time:
 # schemathesis's fixture-based loading does not work with this pytest.
-SPEC = create_app(cast(Service, None), Metrics(), SecretStr(TOKEN)).openapi()
+SPEC = _spec()
 schema = schemathesis.openapi.from_dict(SPEC)
 
 

@@ -16,7 +16,8 @@ room for new ones (503 only when every one is busy).
     GET  /api/v1/book                 the current book and its source (chain at block N, applied plan, config)
     GET  /api/v1/proposals/{id}       one proposal with its plan and its timeline
     GET  /api/v1/proposals/{id}/safe-batch   its Safe Transaction Builder files (?safe=0x…&slippage=), never sent
-    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run)
+    POST /api/v1/rebalance            propose now; {"apply": false} by default (dry run); {"sensitivity": true}
+                                      adds the re-solves of `aggregator rebalance --sensitivity`
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class RebalanceRequest(BaseModel):
 
     apply: bool = False
     wait_seconds: float = 0.0
+    sensitivity: bool = False  # also re-solve with each prior halved and doubled (docs/risk.md), ≈ 50 solves
 
 
 class ErrorBody(BaseModel):
@@ -233,11 +235,16 @@ def create_app(
             raise HTTPException(409, str(exc)) from exc
         except (NoRatesError, StoreError, ConfigError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        return {
+        out = {
             "proposal": result.run_id,
             "plan": result.plan.model_dump(mode="json"),
             "timeline": plan_timeline(result.plan, datetime.now(UTC).date()).as_dict(),
         }
+        if request.sensitivity:
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity  # noqa: PLC0415 (only here)
+
+            out["sensitivity"] = risk_sensitivity(result.plan.problem.inputs).to_json()
+        return out
 
     dashboard.mount(app, service)
 

@@ -195,6 +195,14 @@ def rebalance(
     wait: Annotated[
         float, typer.Option("--wait", help="seconds to wait if another rebalance is running")
     ] = 30.0,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="also re-solve with each risk node's p and lgd halved and doubled and the CVaR budget ± 1 pp, "
+            "and report which assumptions move the target most (with --json: {plan, sensitivity})",
+        ),
+    ] = False,
     safe_batch: Annotated[
         Path | None,
         typer.Option(
@@ -247,12 +255,24 @@ def rebalance(
         plan = result.plan
         created = datetime.now(UTC)
         timeline = plan_timeline(plan, created.date())
+        found = None
+        if sensitivity:
+            from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
+
+            found = risk_sensitivity(plan.problem.inputs)
         if as_json:
-            typer.echo(_json_dump(plan.model_dump(mode="json")))
+            if found is None:
+                typer.echo(_json_dump(plan.model_dump(mode="json")))
+            else:
+                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
             render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
             typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
+            if found is not None:
+                from aggregator.risk import report as risk_report
+
+                risk_report.render_sensitivity(Console(), found)
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
             if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
@@ -436,6 +456,20 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         )
         raise typer.Exit(1)
     typer.echo(f"ok: {url}")
+
+
+@app.command()
+@exit_codes
+def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """The risk priors: each node's scorecard (attributes, points, grade), its p and lgd, overrides with their
+    reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
+    from aggregator.risk import report as risk_report
+
+    settings = _load(config)
+    if as_json:
+        typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
+    else:
+        risk_report.render(Console(), settings.universe().nodes, settings.risk.scorecard)
 
 
 @app.command("check-config")

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from aggregator.research.backtest.incidents import INCIDENTS, replay_incidents
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, pct, rows
 
@@ -42,6 +43,7 @@ def summary(b: Backtest) -> dict[str, Any]:
         "cvar_budget": b.cvar_budget,
         "drift_tolerance": b.replay.drift_tolerance,
         "stress": [{"node": e.node, "on": str(e.on), "loss": e.loss} for e in b.stress],
+        "incidents": [] if b.universe is None else replay_incidents(b.replay, b.universe),
         "series": [
             {
                 "component": s.component,
@@ -100,6 +102,10 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
     for e in b.stress:
         ax.axvline(np.datetime64(e.on, "D"), color="black", linestyle=":", linewidth=1)  # type: ignore[arg-type]
         ax.annotate(f"{e.node} fails", (np.datetime64(e.on, "D"), ax.get_ylim()[1]), fontsize=8, va="top")
+    for inc in INCIDENTS:
+        if rp.days[0] < inc.on <= rp.days[-1]:
+            ax.axvline(np.datetime64(inc.on, "D"), color="red", linestyle="--", linewidth=1)  # type: ignore[arg-type]
+            ax.annotate(inc.name, (np.datetime64(inc.on, "D"), ax.get_ylim()[0]), fontsize=8, color="red")
     ax.set_title("Value of 1 ETH invested at the start (after costs)")
     ax.set_ylabel("ETH")
     ax.grid(alpha=0.3)
@@ -179,6 +185,7 @@ def _html(b: Backtest, data: dict[str, Any], files: dict[str, Path]) -> str:
         + "</li>"
         for e in b.stress
     )
+    incidents = _incidents_html(data["incidents"])
     images = "".join(
         f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(k)}"></figure>'
         for k, p in files.items()
@@ -203,6 +210,7 @@ included) after haircuts. CVaR budget {budget}; CVaR and every limit are checked
 an exit queue counted at the venue it left) allowing a drift of {pct(b.replay.drift_tolerance)} of the book (the
 config's <code>drift_band</code>). Optimizer risk aversions: {", ".join(f"{x:g}" for x in b.risk_aversions)}.</p>
 {f"<h2>Stress</h2><ul>{stress}</ul>" if stress else ""}
+{incidents}
 <h2>Results</h2>
 {_table(TABLE_HEAD, rows(b))}
 <p>Turnover is the share of the book moved by executed legs, summed over the period; legs are executed orders
@@ -220,3 +228,35 @@ value. Share of days with a value:</p>
 {images}
 </body></html>
 """
+
+
+def _incidents_html(incidents: list[dict[str, Any]]) -> str:
+    """Each real incident: every strategy's stake the day before and its loss sold at the low or held; or why not."""
+    if not incidents:
+        return ""
+    parts = ["<h2>Incidents (real events, docs/risk.md)</h2>"]
+    for inc in incidents:
+        head = f"<h3>{html.escape(inc['name'])} ({inc['on']}, node {html.escape(inc['node'])})</h3>"
+        parts.append(head + f"<p>{html.escape(inc['evidence'])}</p>")
+        if not inc["replayed"]:
+            parts.append(f"<p>Not replayed: {html.escape(inc['why'])}.</p>")
+            continue
+        body = [
+            (
+                r["strategy"],
+                f"{r['at_stake_eth']:,.2f}",
+                pct(r["at_stake_share"]),
+                f"{r['loss_if_sold_eth']:,.2f}",
+                f"{r['loss_if_held_eth']:,.2f}",
+            )
+            for r in inc["strategies"]
+        ]
+        head_row = (
+            "strategy",
+            f"at stake on {inc['day_before']} (ETH)",
+            "share",
+            "loss sold at the low",
+            "loss held",
+        )
+        parts.append(_table(head_row, body))
+    return "\n".join(parts)

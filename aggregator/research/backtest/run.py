@@ -17,7 +17,7 @@ from aggregator.research.backtest.strategies import ChaseYield, EqualWeight, Fix
 from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, OptimizerVariant, StressEvent
 from aggregator.settings.rates import InputRule
-from optimizer import Limits, ModelCache
+from optimizer import Limits, ModelCache, Universe
 from optimizer.evaluate import TOLERANCE
 from optimizer.optimize import shape_of
 
@@ -57,6 +57,7 @@ class Backtest:
     stress: tuple[StressEvent, ...]
     cvar_budget: float | None
     seconds: float
+    universe: Universe | None = None  # the replayed universe (incident replays find the venues a node hits)
 
 
 def variant_limits(settings: Settings, variant: OptimizerVariant) -> Limits:
@@ -199,4 +200,5 @@ def backtest(
         stress=tuple(events),
         cvar_budget=settings.limits.cvar_budget,
         seconds=seconds,
+        universe=settings.universe(),
     )
