@@ -28,12 +28,15 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config ./config
 COPY data ./data
+# State goes to /data, the one folder the non-root user may write: the database and `aggregator backtest`'s report
+# (AGGREGATOR_BACKTEST_DIR is the default of its --out; /app, where the config points, is read-only to the user).
 # The API listens on every interface of the container (published on the host's 127.0.0.1 by docker-compose.yml);
 # `run` refuses that (exit 3) unless AGGREGATOR_API__TOKEN holds at least 16 characters.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     AGGREGATOR_CONFIG=/app/config/demo.toml \
     AGGREGATOR_DATABASE__URL=sqlite:////data/aggregator.sqlite \
+    AGGREGATOR_BACKTEST_DIR=/data/backtest \
     AGGREGATOR_API__HOST=0.0.0.0 \
     AGGREGATOR_API__PORT=8787
 USER 10001

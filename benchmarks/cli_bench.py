@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.demo import AGGREGATOR, clean_env, copy_demo, free_port
+from tests.helpers.demo import AGGREGATOR, clean_env, copy_demo, free_port
 
 PHASES = r"""
 import json, sys, time

@@ -291,7 +291,7 @@ class _Run:
             short = floor_bps - gain_bps
             return self._hold(
                 Hold.BELOW_BAND,
-                f"net gain {gain_bps:.2f} bp/yr after costs and gas is below the no-trade band of "
+                f"risk-adjusted gain {gain_bps:.2f} bp/yr after costs and gas is below the no-trade band of "
                 f"{floor_bps:.4g} bp/yr (short by {short:.2f} bp/yr; the band is the larger of "
                 f"min_improvement_bps {lim.min_improvement_bps:g} and {k - 1.0:g} × the moves' round-trip cost "
                 f"{round_trip_bps:.2f} bp/yr)",
@@ -300,7 +300,7 @@ class _Run:
                 gain_bps=gain_bps,
             )
         reason = (
-            f"net gain {gain_bps:.2f} bp/yr after amortised round-trip costs ({round_trip_bps:.2f} bp/yr: entries "
+            f"risk-adjusted gain {gain_bps:.2f} bp/yr after amortised round-trip costs ({round_trip_bps:.2f} bp/yr: entries "
             f"and the exits they imply) and gas"
         )
         if k > 1.0:

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.demo import AGGREGATOR, ROOT, clean_env, copy_demo, free_port, start_daemon
 from tests.helpers.fixture_server import FixtureServer, Reply
+from tests.helpers.postgres import PostgresServer, PostgresUnavailableError, engines_disposed
 
 __all__ = ["AGGREGATOR", "ROOT", "clean_env", "copy_demo", "free_port", "start_daemon"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | PostgresUnavailableError]:
+    """One real PostgreSQL server for the session (tests/helpers/postgres.py), started on first use; where it
+    cannot start, the reason, for the PostgreSQL variants to skip with."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailableError as exc:
+        yield exc
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store's URL: a real SQLite file, then a new database on the real PostgreSQL server (skipped
+    with the reason only where that server cannot start). The engines the test opened on it are disposed after
+    it, so no pooled connection is left to be closed by the garbage collector."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.sqlite"
+        return
+    server = request.getfixturevalue("postgres_server")
+    if isinstance(server, PostgresUnavailableError):
+        pytest.skip(f"PostgreSQL unavailable: {server}")
+    with engines_disposed():
+        yield server.database()
 
 
 @pytest.fixture

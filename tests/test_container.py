@@ -65,6 +65,27 @@ def test_image_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert json.loads(runtime["ENTRYPOINT"]) == ["aggregator"] and json.loads(runtime["CMD"]) == ["run"]
 
 
+def test_the_image_keeps_every_written_file_under_data() -> None:
+    """The database and the backtest report default to /data, the one folder the image's user owns; the CLI's
+    `backtest --out` reads AGGREGATOR_BACKTEST_DIR (the image once wrote the report under read-only /app)."""
+    env = dict(
+        item.partition("=")[::2]
+        for word, rest in stages()["runtime"]
+        if word == "ENV"
+        for item in shlex.split(rest)
+    )
+    assert env["AGGREGATOR_DATABASE__URL"] == "sqlite:////data/aggregator.sqlite"
+    assert env["AGGREGATOR_BACKTEST_DIR"].startswith("/data/")
+    help_text = subprocess.run(
+        [str(BIN / "aggregator"), "backtest", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert "AGGREGATOR_BACKTEST_DIR" in help_text
+
+
 def test_compose_restarts_keeps_state_and_publishes_on_localhost_only() -> None:
     """restart: unless-stopped, the database in a named volume, config mounted, the API on 127.0.0.1 only."""
     service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["aggregator"]
@@ -85,7 +106,8 @@ def test_compose_will_not_start_without_an_api_token() -> None:
 @pytest.mark.network  # installs the locked requirements from the package index, as the image build does
 def test_the_images_install_steps_give_a_working_service(tmp_path: Path) -> None:
     """Replay the build stage (COPY + RUN) in a fresh venv, the runtime stage's COPY/WORKDIR/ENV, then start the
-    ENTRYPOINT + CMD, wait for the HEALTHCHECK to pass, ask for a dry run, and stop it with SIGTERM."""
+    ENTRYPOINT + CMD, wait for the HEALTHCHECK to pass, ask for a dry run, run the backtest (its report lands in
+    /data, nothing in /app), and stop it with SIGTERM."""
     st = stages()
     paths = {
         "/opt/venv": str(tmp_path / "venv"),
@@ -153,6 +175,22 @@ def test_the_images_install_steps_give_a_working_service(tmp_path: Path) -> None
             assert dry.returncode == 0, dry.stderr[-2000:]
             assert json.loads(dry.stdout)["status"] in ("rebalance", "hold")
             assert (Path(paths["/data"]) / "aggregator.sqlite").exists()
+            # The backtest writes its report under /data (the image's AGGREGATOR_BACKTEST_DIR), the one folder the
+            # image's user may write, and nothing under /app (read-only to that user; this test may run as root).
+            before = sorted(app.rglob("*"))
+            replay = subprocess.run(
+                [*entry[:1], "backtest", "--json", "--no-progress"],
+                cwd=app,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            assert replay.returncode == 0, replay.stderr[-2000:]
+            report = Path(json.loads(replay.stdout)["files"]["report"])
+            assert report.is_relative_to(Path(paths["/data"]) / "backtest") and report.is_file()
+            assert sorted(app.rglob("*")) == before
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:

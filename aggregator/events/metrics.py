@@ -49,6 +49,30 @@ class Metrics:
             registry=self.registry,
         )
         self.book_cvar = Gauge("aggregator_book_cvar", "CVaR of the book, fraction", registry=self.registry)
+        self.venue_weight = Gauge(
+            "aggregator_venue_weight",
+            "Share of the book held at the venue (the target once a plan is applied), fraction",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.venue_target_weight = Gauge(
+            "aggregator_venue_target_weight",
+            "Share of the book the latest plan puts at the venue, fraction",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.venue_yield = Gauge(
+            "aggregator_venue_net_yield",
+            "Net yield of the venue the latest plan was solved with, fraction per year",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.venue_exposure = Gauge(
+            "aggregator_venue_exposure_eth",
+            "ETH held at the venue (the target once a plan is applied)",
+            ["venue"],
+            registry=self.registry,
+        )
 
     def observe_book(self, book: RateBook) -> None:
         for source, seconds in book.source_seconds.items():
@@ -65,8 +89,23 @@ class Metrics:
         held = plan.after if mode == "applied" else plan.before
         self.book_yield.set(held.net_yield)
         self.book_cvar.set(held.cvar)
+        self._observe_venues(plan, applied=mode == "applied")
         self.last_success.set(at)
         self.last_success_at = at
+
+    def _observe_venues(self, plan: Plan, *, applied: bool) -> None:
+        """Per-venue gauges, replaced as a whole: a venue gone from the config leaves no stale series behind."""
+        weights = plan.target_weights if applied else plan.current_weights
+        yields = dict(zip(plan.problem.venue_order, plan.problem.net_yield, strict=False))
+        for gauge in (self.venue_weight, self.venue_target_weight, self.venue_yield, self.venue_exposure):
+            gauge.clear()
+        for venue, weight in weights.items():
+            self.venue_weight.labels(venue).set(weight)
+            self.venue_exposure.labels(venue).set(weight * plan.portfolio_eth)
+        for venue, weight in plan.target_weights.items():
+            self.venue_target_weight.labels(venue).set(weight)
+        for venue, value in yields.items():
+            self.venue_yield.labels(venue).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

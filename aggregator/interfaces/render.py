@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from rich.console import Console
@@ -14,11 +15,30 @@ from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
 from execution.timeline import Timeline
-from optimizer import ExitRoute, ExitRouteKind, Plan
+from optimizer import ExitRoute, ExitRouteKind, Move, Plan
 
 
 def pct(x: float, digits: int = 3) -> str:
     return f"{x * 100:.{digits}f} %"
+
+
+def venue_names(settings: Settings) -> dict[str, str]:
+    """Venue id -> the config's `name` (the id where none is given): what tables show people."""
+    return {v.id: v.name or v.id for v in settings.venues}
+
+
+def move_costs(plan: Plan, move: Move) -> tuple[float, float]:
+    """A move's one-off cost split in two, in ETH: (fees, yield forgone). A deposit pays its entry fee; an exit its
+    route's fee plus the yield its capital forgoes while in transit (`optimizer.moves`: the cost is fee + days/365 x
+    the path's yield), so the forgone part is the rest of `cost_eth`."""
+    if move.action == "deposit":
+        return move.cost_eth, 0.0
+    venue = next((v for v in plan.problem.inputs.universe.venues if v.id == move.venue), None)
+    route = next((r for r in venue.routes if str(r.kind) == move.route), None) if venue is not None else None
+    if route is None:  # a plan stored without its route: all of it counted as fees
+        return move.cost_eth, 0.0
+    fee = min(route.fee * move.amount_eth, move.cost_eth)
+    return fee, move.cost_eth - fee
 
 
 def age(now: datetime, then: datetime) -> str:
@@ -28,7 +48,8 @@ def age(now: datetime, then: datetime) -> str:
     return f"{hours / 24:.0f} d"
 
 
-def rates_table(console: Console, book: RateBook) -> None:
+def rates_table(console: Console, book: RateBook, names: Mapping[str, str] | None = None) -> None:
+    label = (names or {}).get
     table = Table(
         title=f"Yields at {book.fetched_at:%Y-%m-%d %H:%M} UTC (fraction shown as percent per year)"
     )
@@ -36,7 +57,7 @@ def rates_table(console: Console, book: RateBook) -> None:
         table.add_column(col, justify="right" if col in ("yield", "age") else "left")
     for r in book.rates:
         table.add_row(
-            r.venue,
+            label(r.venue, r.venue),
             r.component,
             pct(r.value),
             ", ".join(r.sources),
@@ -59,8 +80,19 @@ def rates_table(console: Console, book: RateBook) -> None:
 
 
 def plan_report(
-    console: Console, plan: Plan, *, applied: bool = False, timeline: Timeline | None = None
+    console: Console,
+    plan: Plan,
+    *,
+    applied: bool = False,
+    timeline: Timeline | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> None:
+    """The plan for people: venue names from `names` (venue id -> config name; ids where absent)."""
+    known = names or {}
+
+    def label(venue: str) -> str:
+        return known.get(venue, venue)
+
     colour = "green" if plan.status == "rebalance" else "yellow"
     mode = "applied: the book now holds the target" if applied and plan.status == "rebalance" else "dry run"
     console.print(f"[bold {colour}]{plan.status.upper()}[/] ({mode}): {plan.reason}")
@@ -81,37 +113,43 @@ def plan_report(
     for v, w in plan.target_weights.items():
         cur = plan.current_weights[v]
         if cur > 0 or w > 0:
-            weights.add_row(v, pct(cur, 2), pct(w, 2), f"{plan.target_eth[v]:,.2f}")
+            weights.add_row(label(v), pct(cur, 2), pct(w, 2), f"{plan.target_eth[v]:,.2f}")
     console.print(weights)
     if plan.moves:
         moves = Table(title="Moves (exits first)")
-        for col in ("#", "action", "from", "to", "ETH", "cost ETH", "exit days"):
-            moves.add_column(col, justify="right" if col in ("#", "ETH", "cost ETH", "exit days") else "left")
+        numeric = ("#", "ETH", "fees ETH", "yield forgone ETH", "exit days")
+        for col in ("#", "action", "from", "to", "ETH", "fees ETH", "yield forgone ETH", "exit days"):
+            moves.add_column(col, justify="right" if col in numeric else "left")
         for m in plan.moves:
+            fees, forgone = move_costs(plan, m)
             moves.add_row(
                 str(m.step),
                 m.action,
-                m.from_venue,
-                m.to_venue,
+                label(m.from_venue),
+                label(m.to_venue),
                 f"{m.amount_eth:,.4f}",
-                f"{m.cost_eth:,.4f}",
+                f"{fees:,.4f}",
+                f"{forgone:,.4f}",
                 f"{m.days:g}",
             )
         console.print(moves)
         if timeline is not None:
-            timeline_table(console, timeline)
+            timeline_table(console, timeline, names=known)
+        fees = sum(move_costs(plan, m)[0] for m in plan.moves)
         console.print(
-            f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH "
-            f"({pct(plan.costs.amortised_per_year)} per year over the horizon) + gas {plan.costs.gas_eth:g} ETH; "
-            f"net gain {plan.gain_bps:.2f} bp/yr"
+            f"turnover {pct(plan.turnover, 2)}, one-off costs {plan.costs.total_eth:,.4f} ETH (fees {fees:,.4f}, "
+            f"yield forgone in transit {plan.costs.total_eth - fees:,.4f}; "
+            f"{pct(plan.costs.amortised_per_year)} per year over the horizon) + gas {plan.costs.gas_eth:g} ETH; "
+            f"risk-adjusted gain {plan.gain_bps:.2f} bp/yr (net yield − expected loss − "
+            f"λ·CVaR with λ = {plan.problem.risk_aversion:g}, after amortised round-trip costs and gas)"
         )
     for bl in plan.binding:
         console.print(f"[cyan]binding[/] {bl.limit} ({bl.subject}) at {bl.value:g}: {bl.explanation}")
     for h in plan.held:
-        console.print(f"[yellow]held[/] {h.venue} at {pct(h.weight, 2)}: {h.reason}")
+        console.print(f"[yellow]held[/] {label(h.venue)} at {pct(h.weight, 2)}: {h.reason}")
     for closed in plan.entry_blocked:
         console.print(
-            f"[yellow]no entry[/] {closed.venue} (at {pct(closed.weight, 2)}, may be sold): {closed.reason}"
+            f"[yellow]no entry[/] {label(closed.venue)} (at {pct(closed.weight, 2)}, may be sold): {closed.reason}"
         )
     for note in plan.heuristics:
         console.print(f"[magenta]heuristic[/] {note}")
@@ -258,9 +296,10 @@ def backtest_table(console: Console, result: Backtest) -> None:
 EVENT_WORDS = {"request": "request", "claim": "claim", "sell": "sell (DEX)", "deposit": "deposit"}
 
 
-def timeline_table(console: Console, timeline: Timeline) -> None:
+def timeline_table(console: Console, timeline: Timeline, names: Mapping[str, str] | None = None) -> None:
     """The moves as the chain allows them: day, date, what, ETH; then when each venue reaches its target and the
     capital that earns nothing meanwhile."""
+    known = names or {}
     table = Table(title=f"Timeline from {timeline.start.isoformat()} (done on day {timeline.days})")
     for col in ("day", "date", "do", "from", "to", "ETH", "move", "due"):
         table.add_column(col, justify="right" if col in ("day", "ETH", "move", "due") else "left")
@@ -269,15 +308,16 @@ def timeline_table(console: Console, timeline: Timeline) -> None:
             str(e.day),
             e.date.isoformat(),
             EVENT_WORDS[e.kind],
-            e.from_venue,
-            e.to_venue,
+            known.get(e.from_venue, e.from_venue),
+            known.get(e.to_venue, e.to_venue),
             f"{e.amount_eth:,.4f}",
             str(e.move),
             f"claim day {e.claim_day}" if e.claim_day is not None else "",
         )
     console.print(table)
     reached = ", ".join(
-        f"{v} day {d}" for v, d in sorted(timeline.reached.items(), key=lambda kv: (kv[1], kv[0]))
+        f"{known.get(v, v)} day {d}"
+        for v, d in sorted(timeline.reached.items(), key=lambda kv: (kv[1], kv[0]))
     )
     console.print(f"target reached: {reached}")
     for i in timeline.idle:

@@ -1,5 +1,6 @@
-"""`aggregator --help` and `aggregator health` (the container's health check) load neither cvxpy nor FastAPI: the
-CLI imports what a command needs when the command runs. Each case runs the console script's entry point in a real
+"""`aggregator --help` and `aggregator health` (the container's health check) load neither cvxpy nor FastAPI, and
+`--help` / `--version` load no more than typer (no settings, SQLAlchemy, httpx): the CLI imports
+what a command needs when the command runs. Each case runs the console script's entry point in a real
 subprocess and prints the modules it loaded."""
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
+from aggregator.interfaces import cli
+from aggregator.settings import ENV_PREFIX
 from tests.conftest import clean_env, free_port
 
 WRAPPER = """
@@ -26,6 +30,9 @@ print(f"EXIT={code}", file=sys.stderr)
 """
 
 HEAVY = ("cvxpy", "fastapi")
+NOT_FOR_HELP = ("sqlalchemy", "httpx", "pydantic_settings", "structlog", "apscheduler", "numpy")
+"""What `--help` and `--version` used to load through the settings and the HTTP client at import (~0.5 s). Not
+pydantic: typer itself uses it to convert a subcommand's parameters (`rebalance --help`)."""
 
 
 def loaded(args: list[str], env: dict[str, str]) -> tuple[set[str], str, str]:
@@ -49,6 +56,28 @@ def test_help_loads_neither_cvxpy_nor_fastapi() -> None:
     assert code == "0"
     assert "typer" in top  # the wrapper did run the CLI
     assert not top & set(HEAVY)
+
+
+def test_help_and_version_load_no_settings_nor_http_client() -> None:
+    for args in (["--help"], ["--version"], ["rebalance", "--help"]):
+        top, code, stderr = loaded(args, {})
+        assert code == "0", stderr
+        assert not top & set(NOT_FOR_HELP), (args, sorted(top & set(NOT_FOR_HELP)))
+        mods = stderr.split("MODULES=", 1)[1].split("\n", 1)[0].split(",")
+        assert "aggregator.settings" not in mods, args
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`--version` reads the dist-info itself (no importlib.metadata at start); it agrees with importlib.metadata."""
+    assert cli.installed_version() == version("restaking-aggregator")
+    _, code, stderr = loaded(["--version"], {})
+    assert code == "0"
+    assert "importlib.metadata" not in stderr.split("MODULES=", 1)[1].split("\n", 1)[0].split(",")
+
+
+def test_the_cli_env_prefix_is_the_settings_one() -> None:
+    """The CLI repeats ENV_PREFIX so as not to load the settings for `--help`; the two must agree."""
+    assert cli.ENV_PREFIX == ENV_PREFIX
 
 
 def test_health_loads_neither_cvxpy_nor_fastapi(demo_config: Callable[..., Path]) -> None:

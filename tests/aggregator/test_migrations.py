@@ -3,8 +3,6 @@ exactly what the migrations build. A column added to the schema without a migrat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -23,14 +21,15 @@ def _check(store: Store) -> None:
         command.check(cfg)
 
 
-def test_the_migrations_build_the_declared_schema(tmp_path: Path) -> None:
-    _check(Store(f"sqlite:///{tmp_path / 'check.sqlite'}"))
+def test_the_migrations_build_the_declared_schema(store_url: str) -> None:
+    """On SQLite and on PostgreSQL alike."""
+    _check(Store(store_url))
 
 
 def test_a_schema_change_without_a_migration_is_drift(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'drift.sqlite'}")
+    store = Store(store_url)
     drifted = MetaData()
     for table in aggregator.store.schema.metadata.tables.values():
         table.to_metadata(drifted)

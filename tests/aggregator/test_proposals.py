@@ -58,9 +58,10 @@ def test_history_and_show(tmp_path: Path) -> None:
     assert run("show", "no-such-id", env=env).returncode == 7
 
 
-def test_a_second_rebalance_is_refused_while_one_runs(tmp_path: Path) -> None:
-    """While a live process holds the lease, the CLI waits --wait seconds, then exits 6 with a clear message."""
-    env = db_env(tmp_path)
+def test_a_second_rebalance_is_refused_while_one_runs(store_url: str) -> None:
+    """While a live process holds the lease, the CLI waits --wait seconds, then exits 6 with a clear message
+    (on SQLite and on PostgreSQL)."""
+    env = {"AGGREGATOR_DATABASE__URL": store_url}
     store = Store(env["AGGREGATOR_DATABASE__URL"])
 
     owner = f"{socket.gethostname()}:{os.getpid()}:test"
@@ -73,9 +74,10 @@ def test_a_second_rebalance_is_refused_while_one_runs(tmp_path: Path) -> None:
     assert run("rebalance", "--wait", "0", env=env).returncode == 0
 
 
-def test_a_lease_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    """A lease whose holder on this host no longer runs (kill -9) does not block the next cycle."""
-    env = db_env(tmp_path)
+def test_a_lease_left_by_a_dead_process_is_taken_over(store_url: str) -> None:
+    """A lease whose holder on this host no longer runs (kill -9) does not block the next cycle (on SQLite and
+    on PostgreSQL)."""
+    env = {"AGGREGATOR_DATABASE__URL": store_url}
     store = Store(env["AGGREGATOR_DATABASE__URL"])
     proc = subprocess.Popen(["sleep", "0"])
     proc.wait()

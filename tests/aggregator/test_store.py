@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 from aggregator.core.errors import StoreError
 from aggregator.rates.collect import ComponentRate, RateBook, Rejection
@@ -18,6 +19,7 @@ from aggregator.service.cycle import inputs_for
 from aggregator.settings import load_settings
 from aggregator.store import MIGRATIONS, Store
 from tests.aggregator.test_cli import run
+from tests.helpers.postgres import count_rows
 
 T = datetime(2026, 9, 14, 23, tzinfo=UTC)
 
@@ -27,23 +29,24 @@ def book(at: datetime, value: float, rejected: list[Rejection] | None = None) ->
     return RateBook(fetched_at=at, rates=[rate], rejected=rejected or [], failed_sources={"x": "down"})
 
 
-def test_migrations_create_the_schema_once(tmp_path: Path) -> None:
-    """A new file gets the schema at the latest revision; opening it again changes nothing."""
-    url = f"sqlite:///{tmp_path}/a.sqlite"
-    Store(url)
-    Store(url)
-    con = sqlite3.connect(tmp_path / "a.sqlite")
+def test_migrations_create_the_schema_once(store_url: str) -> None:
+    """A new database (a SQLite file, or PostgreSQL) gets the schema at the latest revision; opening it again
+    changes nothing. A SQLite file is in WAL mode."""
+    Store(store_url)
+    store = Store(store_url)
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert con.execute("select version_num from alembic_version").fetchall() == [(head,)]
-    assert con.execute("pragma journal_mode").fetchone() == ("wal",)
-    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).all() == [(head,)]
+        if store.engine.dialect.name == "sqlite":
+            assert conn.execute(text("pragma journal_mode")).one() == ("wal",)
+        tables = set(inspect(conn).get_table_names())
     assert {"collections", "quotes", "rates", "rejections", "proposals", "book", "leases"} <= tables
 
 
-def test_window_counts_and_latest_values(tmp_path: Path) -> None:
+def test_window_counts_and_latest_values(store_url: str) -> None:
     """Stored yields come back by component over [since, before), each distinct value once with its count:
     older rows and rows at or after `before` are outside; the latest value wins."""
-    store = Store(f"sqlite:///{tmp_path}/a.sqlite")
+    store = Store(store_url)
     for days, value in ((10, 0.020), (3, 0.022), (2, 0.024), (1, 0.024), (0, 0.030)):
         store.record_rates(book(T - timedelta(days=days), value), "rates")
     assert store.window_counts(T - timedelta(days=5), before=T) == {
@@ -53,16 +56,18 @@ def test_window_counts_and_latest_values(tmp_path: Path) -> None:
     assert store.latest_values() == {("lido-steth", "base"): 0.030}
 
 
-def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failed_write_leaves_nothing_behind(store_url: str) -> None:
     """A write that fails after the collection and rates rows were inserted is rolled back whole; the
     constraint error is the store's StoreError, not SQLAlchemy's."""
-    store = Store(f"sqlite:///{tmp_path}/a.sqlite")
+    store = Store(store_url)
     bad = [Rejection("s", "k", None, None)]  # type: ignore[arg-type]  # reason is NOT NULL
-    with pytest.raises(StoreError, match="NOT NULL constraint failed"):
+    # SQLite's words, then PostgreSQL's
+    with pytest.raises(
+        StoreError, match=r'NOT NULL constraint failed|"reason" .*violates not-null constraint'
+    ):
         store.record_rates(book(T, 0.02, bad), "rates")
-    con = sqlite3.connect(tmp_path / "a.sqlite")
-    assert con.execute("select count(*) from collections").fetchone() == (0,)
-    assert con.execute("select count(*) from rates").fetchone() == (0,)
+    assert count_rows(store_url, "collections") == 0
+    assert count_rows(store_url, "rates") == 0
 
 
 def test_every_accepted_quote_is_stored_with_its_source(tmp_path: Path) -> None:

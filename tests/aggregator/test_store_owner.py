@@ -72,8 +72,8 @@ def test_a_config_pointed_at_another_configs_store_is_refused(tmp_path: Path) ->
     assert _cli(demo).returncode == 3  # and now the demo is the stranger
 
 
-def test_the_store_refuses_another_owner_in_process(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/s.sqlite"
+def test_the_store_refuses_another_owner_in_process(store_url: str) -> None:
+    url = store_url
     Store(url, owner="alpha")
     Store(url, owner="alpha")  # the same config again: fine
     with pytest.raises(StoreOwnerError, match="belongs to config 'alpha', and this is config 'beta'"):

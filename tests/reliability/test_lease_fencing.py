@@ -23,6 +23,7 @@ from aggregator.settings import load_settings
 from aggregator.store import Store
 from tests.conftest import AGGREGATOR, ROOT, clean_env
 from tests.fixture_server import FixtureServer, Reply
+from tests.helpers.postgres import count_rows
 from tests.reliability.test_database_faults import pragma
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -42,11 +43,11 @@ def _count(db: Path, table: str) -> int:
         return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
 
 
-def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(tmp_path: Path) -> None:
-    """Two store handles on one SQLite file. A holds the lease (on another host, so B judges it by the wall
+def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(store_url: str) -> None:
+    """Two store handles on one database (a SQLite file, then PostgreSQL). A holds the lease (on another host, so B judges it by the wall
     clock); B's clock passes A's expiry and B takes the lease with the next epoch. A's write is refused, whole;
     B's goes through."""
-    url = f"sqlite:///{tmp_path}/fence.sqlite"
+    url = store_url
     clock_a, clock_b = Clock(T0), Clock(T0)
     a, b = Store(url, now=clock_a), Store(url, now=clock_b)
     fence_a = Leases(a).acquire(LEASE, "elsewhere:1:a", ttl_seconds=600)
@@ -59,9 +60,9 @@ def test_a_stale_holders_write_is_refused_once_another_store_took_the_lease(tmp_
     empty = RateBook(fetched_at=T0, rates=[], rejected=[], failed_sources={}, missing=[])
     with pytest.raises(LeaseLostError, match=r"epoch 1\) is now held by elsewhere:2:b"):
         a.record_cycle(empty, "cli", "run-a", None, apply=False, fence=fence_a)
-    assert _count(tmp_path / "fence.sqlite", "collections") == 0  # nothing of A's cycle
+    assert count_rows(url, "collections") == 0  # nothing of A's cycle
     b.record_cycle(empty, "cli", "run-b", None, apply=False, fence=fence_b)
-    assert _count(tmp_path / "fence.sqlite", "collections") == 1
+    assert count_rows(url, "collections") == 1
 
     Leases(b).release(LEASE, "elsewhere:2:b")  # released: the row is gone, the epoch is not reused
     with pytest.raises(LeaseLostError, match="nobody"):

@@ -33,19 +33,15 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import httpx
-import structlog
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregator.core import strictjson
 from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordError, NoRatesError, StoreError
-from aggregator.events.logs import configure_logging
-from aggregator.settings import ENV_PREFIX, Settings, load_settings, resolve_host
-from aggregator.settings.backtest import StressEvent
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aggregator.settings import Settings
+    from aggregator.settings.backtest import StressEvent
     from aggregator.store import Store
 
 (
@@ -60,11 +56,16 @@ if TYPE_CHECKING:
     EXIT_STORE,
 ) = range(9)
 
+ENV_PREFIX = "AGGREGATOR_"
+"""aggregator.settings.ENV_PREFIX, repeated here so that `--help` does not load the settings (pydantic, SQLAlchemy);
+tests/aggregator/test_cli_imports.py checks the two agree."""
+
 app = typer.Typer(
     help="Yield allocation across ETH liquid staking and restaking: rates, dry-run rebalances, the daemon.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help text: typer's rich help formatter alone takes ~0.3 s to import
 )
 
 ConfigOpt = Annotated[
@@ -79,11 +80,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def installed_version() -> str:
+    """The installed distribution's version, read from its METADATA's `Version:` line on sys.path: what
+    importlib.metadata.version returns, without importing it (it loads the email package: ~0.1 s on a busy machine,
+    a third of `--version`'s budget). Falls back to importlib.metadata when no dist-info is found."""
+    for entry in sys.path:
+        for meta in Path(entry or ".").glob("restaking_aggregator-*.dist-info/METADATA"):
+            with meta.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.startswith("Version:"):
+                        return line.removeprefix("Version:").strip()
+                    if not line.strip():
+                        break  # the headers end at the first blank line
+    from importlib.metadata import version
+
+    return version("restaking-aggregator")
+
+
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
-
-        typer.echo(f"aggregator {version('restaking-aggregator')}")
+        typer.echo(f"aggregator {installed_version()}")
         raise typer.Exit()
 
 
@@ -120,7 +136,17 @@ def exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A rich Console, imported when a command prints a table (rich is not needed for `--help`)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, width=width)
+
+
 def _load(config: Path, *, log_stream: object = sys.stderr) -> Settings:
+    from aggregator.events.logs import configure_logging
+    from aggregator.settings import load_settings
+
     settings = load_settings(config)
     configure_logging(settings.logging.level, settings.logging.format, log_stream)  # type: ignore[arg-type]
     return settings
@@ -133,8 +159,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     stop it; SIGHUP reloads the config file (a bad file is logged and the running config kept)."""
     from aggregator.interfaces.daemon import Daemon
 
-    settings = load_settings(config)
-    configure_logging(settings.logging.level, settings.logging.format, sys.stdout)
+    settings = _load(config, log_stream=sys.stdout)
     raise typer.Exit(Daemon(settings, config_path=config).run())
 
 
@@ -178,7 +203,7 @@ def rates(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
             )
         )
     else:
-        render.rates_table(Console(), book)
+        render.rates_table(_console(), book, render.venue_names(settings))
     if not book.rates:
         raise typer.Exit(EXIT_NO_RATES)
 
@@ -267,12 +292,18 @@ def rebalance(
                 typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
-            render.plan_report(Console(), plan, applied=apply, timeline=timeline if plan.moves else None)
+            render.plan_report(
+                _console(),
+                plan,
+                applied=apply,
+                timeline=timeline if plan.moves else None,
+                names=render.venue_names(settings),
+            )
             typer.echo(f"proposal {result.run_id} (`aggregator show {result.run_id}`)")
             if found is not None:
                 from aggregator.risk import report as risk_report
 
-                risk_report.render_sensitivity(Console(), found)
+                risk_report.render_sensitivity(_console(), found)
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
             if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
@@ -324,7 +355,7 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(_json_dump(out))
         return
-    console = Console()
+    console = _console()
     console.print(f"book of {portfolio.address or 'the config'}: {out['source']}")
     for p in out.get("positions", []):  # type: ignore[attr-defined]
         console.print(f"  {p['venue']:<20} {p['tokens']:>16,.6f} {p['token']:<34} = {p['eth']:>14,.6f} ETH")
@@ -355,7 +386,7 @@ def history(
     if as_json:
         typer.echo(_json_dump(rows))
     else:
-        render.history_table(Console(), rows)
+        render.history_table(_console(), rows)
 
 
 @app.command()
@@ -378,6 +409,8 @@ def show(
     try:
         found = store.proposal(proposal_id)
     except DamagedRecordError as exc:
+        import structlog
+
         structlog.get_logger(__name__).error("proposal_damaged", proposal=proposal_id, error=str(exc))
         print(
             f"damaged: {exc}; the other proposals are unaffected (`aggregator history` lists them)",
@@ -402,12 +435,18 @@ def show(
             )
         )
     else:
-        console = Console()
+        console = _console()
         console.print(
             f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
             f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
         )
-        render.plan_report(console, plan, applied=meta["mode"] == "applied", timeline=timeline)
+        render.plan_report(
+            console,
+            plan,
+            applied=meta["mode"] == "applied",
+            timeline=timeline,
+            names=render.venue_names(settings),
+        )
 
 
 def _resolve_proposal(store: Store, given: str) -> str:
@@ -437,6 +476,10 @@ def _resolve_proposal(store: Store, given: str) -> str:
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
     answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
+    import httpx
+
+    from aggregator.settings import load_settings
+
     settings = load_settings(config)
     host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
     url = f"http://{host}:{settings.api.port}/health"
@@ -469,7 +512,7 @@ def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
     else:
-        risk_report.render(Console(), settings.universe().nodes, settings.risk.scorecard)
+        risk_report.render(_console(), settings.universe().nodes, settings.risk.scorecard)
 
 
 @app.command("check-config")
@@ -478,6 +521,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Validate the config, print a summary of the universe, and check the limits can all be met."""
     from aggregator.interfaces import render
     from aggregator.interfaces.api.guard import check_exposure
+    from aggregator.settings import resolve_host
     from optimizer import Limits, OptimizationInputs
     from optimizer.optimize import optimize
 
@@ -485,7 +529,7 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     if settings.api.enabled:
         check_exposure(settings.api.host, settings.api.token)  # what `run` would refuse
         resolve_host("api.host", settings.api.host)
-    console = Console()
+    console = _console()
     render.config_summary(console, settings, str(config))
     # Feasibility of the limits alone: every yield set to zero, no turnover cap, the current book as given.
     zero = {v.id: {c.name: 0.0 for c in v.components} for v in settings.venues}
@@ -511,6 +555,8 @@ def check_config(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 def _stress_event(text: str) -> StressEvent:
     """NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2 (LOSS a fraction; default the node's lgd)."""
+    from aggregator.settings.backtest import StressEvent
+
     m = re.fullmatch(r"([^@]+)@(\d{4}-\d{2}-\d{2})(?::([0-9.]+))?", text.strip())
     if not m:
         raise typer.BadParameter(f"{text!r}: expected NODE@YYYY-MM-DD[:LOSS], e.g. kelp@2024-06-03:0.2")
@@ -531,7 +577,12 @@ def backtest(
     config: ConfigOpt = DEFAULT_CONFIG,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="report folder (default: the config's backtest.output_dir)"),
+        typer.Option(
+            "--out",
+            "-o",
+            envvar=f"{ENV_PREFIX}BACKTEST_DIR",
+            help="report folder (default: the config's backtest.output_dir; the image sets /data/backtest)",
+        ),
     ] = None,
     stress: Annotated[
         list[str] | None,
@@ -545,6 +596,8 @@ def backtest(
 ) -> None:
     """Replay the configured history through the optimizer and the baseline strategies; write the report
     (report.html, PNG plots, summary.json) and print the table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from aggregator.interfaces import render
     from aggregator.research.backtest import report
     from aggregator.research.backtest.history import download_charts
@@ -561,7 +614,7 @@ def backtest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=_console(stderr=True),
         disable=not show,
         transient=True,
     ) as bar:
@@ -575,18 +628,20 @@ def backtest(
     if as_json:
         typer.echo(_json_dump(report.summary(result) | {"files": {k: str(v) for k, v in files.items()}}))
         return
-    console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets every column
+    console = _console() if sys.stdout.isatty() else _console(width=160)  # a pipe or file gets every column
     render.backtest_table(console, result)
     typer.echo(f"report: {files['report']}")
 
 
 db_app = typer.Typer(
-    help="The database: check its integrity, back it up while the daemon runs (SQLite).", no_args_is_help=True
+    help="The database: check its integrity, back it up while the daemon runs (SQLite).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
 
 
-sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True)
+sources_app = typer.Typer(help="The configured data sources.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sources_app, name="sources")
 
 
@@ -601,7 +656,7 @@ def sources_check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) 
     if as_json:
         typer.echo(_json_dump(report(results)))
     else:
-        render(Console(), results)
+        render(_console(), results)
     raise typer.Exit(exit_code(results))
 
 
@@ -672,6 +727,8 @@ def db_backup(
 
 def _json_dump(obj: object) -> str:
     """Strict JSON for `--json`: a non-finite number (NaN, Infinity) is written as null."""
+    from aggregator.core import strictjson
+
     return strictjson.dumps(obj, indent=2, default=str)
 
 

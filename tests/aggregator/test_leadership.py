@@ -1,0 +1,73 @@
+"""Leadership among replicas on one database (issue 18), on SQLite and on PostgreSQL: one leader at a time, a
+follower takes over once the leader's row expires, and the old leader learns it lost (events with replica ids)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from aggregator.core.errors import ConfigError, LeaseLostError
+from aggregator.rates.collect import RateBook
+from aggregator.store import Store
+from aggregator.store.leader import Leadership
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+A, B = "replica-a:1:a", "replica-b:2:b"  # other hosts: expiry is judged by the (controlled) wall clock
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def test_one_leader_then_a_takeover_after_expiry_and_the_old_leader_learns_it(store_url: str) -> None:
+    clock_a, clock_b = Clock(T0), Clock(T0)
+    a = Leadership(Store(store_url, now=clock_a), A, ttl_seconds=30)
+    b = Leadership(Store(store_url, now=clock_b), B, ttl_seconds=30)
+    with capture_logs() as events:
+        assert a.tick() and not b.tick()
+        clock_a.at = clock_b.at = T0 + timedelta(seconds=20)
+        assert a.tick() and not b.tick()  # renewed: still A's at 20 s + 30 s
+        clock_b.at = T0 + timedelta(seconds=45)
+        assert not b.tick()  # A's renewal holds the row until 50 s
+        clock_b.at = T0 + timedelta(seconds=51)  # A paused past its expiry
+        assert b.tick()
+        assert not a.tick()  # A wakes: its renewal matches nothing, and B's row is live
+    assert a.fence is None and b.fence is not None
+    got = [(e["event"], e["replica"]) for e in events if e["event"] in {"leader_elected", "leadership_lost"}]
+    assert got == [("leader_elected", A), ("leader_elected", B), ("leadership_lost", A)]
+    assert b.fence.epoch > 1
+
+
+def test_a_stale_leaders_fenced_write_is_refused(store_url: str) -> None:
+    """The leader's fence guards its writes: once a follower took over, the old fence writes nothing."""
+    clock_a, clock_b = Clock(T0), Clock(T0)
+    a = Leadership(Store(store_url, now=clock_a), A, ttl_seconds=30)
+    b = Leadership(Store(store_url, now=clock_b), B, ttl_seconds=30)
+    assert a.tick()
+    stale = a.fence
+    assert stale is not None
+    clock_b.at = T0 + timedelta(seconds=31)
+    assert b.tick()
+    empty = RateBook(fetched_at=T0, rates=[], rejected=[], failed_sources={}, missing=[])
+    with pytest.raises(LeaseLostError, match="leader lease"):
+        a.store.record_cycle(empty, "schedule", "run-a", None, apply=False, fence=stale)
+    assert a.store.collection_count() == 0
+
+
+def test_a_resigned_leader_hands_over_at_once(store_url: str) -> None:
+    a = Leadership(Store(store_url, now=Clock(T0)), A, ttl_seconds=30)
+    b = Leadership(Store(store_url, now=Clock(T0)), B, ttl_seconds=30)
+    assert a.tick() and not b.tick()
+    a.resign()
+    assert b.tick() and not a.leading
+
+
+def test_a_nonpositive_ttl_is_refused_with_what_is_valid(store_url: str) -> None:
+    with pytest.raises(ConfigError, match="must be a positive number of seconds"):
+        Leadership(Store(store_url), A, ttl_seconds=0)
