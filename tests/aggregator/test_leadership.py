@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from structlog.testing import capture_logs
 
+from aggregator.coordination.leader import Leadership
 from aggregator.core.errors import ConfigError, LeaseLostError
 from aggregator.rates.collect import RateBook
 from aggregator.store import Store
-from aggregator.store.leader import Leadership
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 A, B = "replica-a:1:a", "replica-b:2:b"  # other hosts: expiry is judged by the (controlled) wall clock
@@ -47,7 +47,8 @@ def test_one_leader_then_a_takeover_after_expiry_and_the_old_leader_learns_it(st
 def test_a_stale_leaders_fenced_write_is_refused(store_url: str) -> None:
     """The leader's fence guards its writes: once a follower took over, the old fence writes nothing."""
     clock_a, clock_b = Clock(T0), Clock(T0)
-    a = Leadership(Store(store_url, now=clock_a), A, ttl_seconds=30)
+    store_a = Store(store_url, now=clock_a)
+    a = Leadership(store_a, A, ttl_seconds=30)
     b = Leadership(Store(store_url, now=clock_b), B, ttl_seconds=30)
     assert a.tick()
     stale = a.fence
@@ -56,8 +57,8 @@ def test_a_stale_leaders_fenced_write_is_refused(store_url: str) -> None:
     assert b.tick()
     empty = RateBook(fetched_at=T0, rates=[], rejected=[], failed_sources={}, missing=[])
     with pytest.raises(LeaseLostError, match="leader lease"):
-        a.store.record_cycle(empty, "schedule", "run-a", None, apply=False, fence=stale)
-    assert a.store.collection_count() == 0
+        store_a.record_cycle(empty, "schedule", "run-a", None, apply=False, fence=stale)
+    assert store_a.collection_count() == 0
 
 
 def test_a_resigned_leader_hands_over_at_once(store_url: str) -> None:

@@ -1,7 +1,7 @@
 """Leadership among replicas sharing one database: one lease row, `leader`, with an expiry and a fencing epoch.
 
 Why the lease row and not a PostgreSQL session advisory lock: the row already exists for rebalances
-(`Store.acquire`) and carries a fencing epoch that a write checks in its own transaction, so a stale leader that
+(`Leases.acquire`) and carries a fencing epoch that a write checks in its own transaction, so a stale leader that
 wakes after a pause (SIGSTOP, a suspended host) cannot write; an advisory lock belongs to a database session, gives
 no token to check in the write, and outlives a partitioned leader until the server notices its connection is gone.
 The row also works the same on SQLite, so the embedded default needs no second mechanism.
@@ -19,9 +19,8 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import update
 
+from aggregator.coordination import Database, Fence, Leases, _naive_utc, leases
 from aggregator.core.errors import ConfigError
-from aggregator.store import Fence, Store, _naive_utc
-from aggregator.store.schema import leases
 
 LEADER = "leader"  # the lease row's name
 
@@ -29,14 +28,16 @@ log = structlog.get_logger(__name__)
 
 
 class Leadership:
-    """This replica's view of the `leader` lease on `store`; `replica` is its owner id (host:pid:token)."""
+    """This replica's view of the `leader` lease in `store` (any `Database`; the `Store` is one); `replica` is its
+    owner id (host:pid:token)."""
 
-    def __init__(self, store: Store, replica: str, ttl_seconds: float) -> None:
+    def __init__(self, store: Database, replica: str, ttl_seconds: float) -> None:
         if ttl_seconds <= 0:
             raise ConfigError(
                 f"leadership ttl_seconds = {ttl_seconds!r}: it must be a positive number of seconds"
             )
         self.store = store
+        self.leases = Leases(store)
         self.replica = replica
         self.ttl_seconds = ttl_seconds
         self.fence: Fence | None = None
@@ -51,7 +52,7 @@ class Leadership:
             lost, self.fence = self.fence, None
             log.warning("leadership_lost", replica=self.replica, epoch=lost.epoch)
         if self.fence is None:
-            self.fence = self.store.acquire(LEADER, self.replica, self.ttl_seconds)
+            self.fence = self.leases.acquire(LEADER, self.replica, self.ttl_seconds)
             if self.fence is not None:
                 log.info("leader_elected", replica=self.replica, epoch=self.fence.epoch)
         return self.fence is not None
@@ -60,13 +61,13 @@ class Leadership:
         """Give leadership up (on shutdown), so a follower need not wait for the expiry."""
         if self.fence is not None:
             fence, self.fence = self.fence, None
-            self.store.release(LEADER, fence.owner)
+            self.leases.release(LEADER, fence.owner)
             log.info("leadership_lost", replica=self.replica, epoch=fence.epoch, reason="resigned")
 
     def _renew(self, fence: Fence) -> bool:
         """Push the expiry on, in one write that matches only while the row is still this fence's."""
         now = self.store.now()
-        with self.store._write("renewing the leader lease") as conn:
+        with self.store.transaction("renewing the leader lease") as conn:
             renewed = conn.execute(
                 update(leases)
                 .where(
