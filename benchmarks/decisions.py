@@ -60,7 +60,6 @@ from aggregator.settings import Settings, load_settings  # noqa: E402
 from optimizer import ModelCache, OptimizationInputs  # noqa: E402
 from optimizer.evaluate import violations  # noqa: E402
 from optimizer.optimize import prepare, shape_of  # noqa: E402
-from optimizer.scenarios import weighted_cvar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HINDSIGHT = "hindsight-best static"
@@ -80,7 +79,8 @@ def steth_case(settings: Settings, venue: str = STETH) -> tuple[Settings, float,
     st = model.structure
     x = np.zeros(st.n_venues)
     x[st.venue_index[venue]] = 1.0
-    cvar = weighted_cvar(model.losses.losses(x), model.losses.probabilities, model.shape.cvar_beta)
+    # the CVaR the limit check computes (the enumerated tail and the residual mass of deeper combinations)
+    cvar = model.losses.cvar(x, model.shape.cvar_beta, model.losses.losses(x))
     total = settings.portfolio_eth
     values, _, _ = prepare(
         model,

@@ -466,14 +466,23 @@ class Settings(BaseSettings):
 
 def load_settings(path: Path) -> Settings:
     """Read, validate and return the settings, or raise ConfigError saying exactly what is wrong."""
-    raw = _read_toml(path)
+    return settings_from_raw(_read_toml(path), path)
+
+
+def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
+    """Validate a config's parsed TOML as the file at `path` (its folder resolves relative paths, its name is the
+    store's identity): the one path from TOML to `Settings`, for `load_settings` and for tests that build a config
+    by value."""
     db = raw.setdefault("database", {})
     if isinstance(db, dict):  # one store per config: its identity is the file's name unless it names another
         db.setdefault("url", f"sqlite:///{path.stem}.sqlite")
         db.setdefault("owner", path.stem)
     _resolve_paths(raw, path.parent)
-    # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment)
-    apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
+    # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment); a
+    # config past the size bounds is refused by the schema below first, naming the bound, not node by node
+    nodes = raw.get("risk_nodes")
+    if not (isinstance(nodes, list) and len(nodes) > MAX_RISK_NODES):
+        apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
     try:
         return Settings(**raw)
     except ValidationError as exc:

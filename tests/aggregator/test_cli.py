@@ -96,7 +96,7 @@ BAD_CONFIGS = [
         'id = "kelp"\np = 0.04\nparents',
         "risk_nodes[kelp].p is typed in the config, but risk.scorecard",
     ),
-    ("cvar_budget = 0.04", "cvar_budget = 1.5", "limits.cvar_budget = 1.5"),
+    ("cvar_budget = 0.06", "cvar_budget = 1.5", "limits.cvar_budget = 1.5"),
     (
         'parents = ["eigenlayer", "ethereum-consensus"]   # an LRT',
         'parents = ["etherfi", "ethereum-consensus"]   # an LRT',

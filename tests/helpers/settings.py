@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aggregator.settings import Settings, _read_toml, _resolve_paths
+from aggregator.settings import Settings, _read_toml, settings_from_raw
 from tests.helpers.demo import copy_demo
 
 
@@ -27,6 +27,4 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def demo_settings(home: Path, **sections: Any) -> Settings:
     """The demo config (copied under `home` with the data it reads) with `sections` merged in."""
     path = copy_demo(home)
-    raw = merged(_read_toml(path), sections)
-    _resolve_paths(raw, path.parent)
-    return Settings(**raw)
+    return settings_from_raw(merged(_read_toml(path), sections), path)

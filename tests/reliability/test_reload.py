@@ -32,22 +32,22 @@ def test_sighup_with_a_bad_file_keeps_the_running_config_and_a_good_one_applies(
     with start_daemon(config, env) as proc:
         try:
             _read_until(proc, "cycle_finished")
-            config.write_text(good.replace("cvar_budget = 0.04 ", "cvar_budget = 4 "))
+            config.write_text(good.replace("cvar_budget = 0.06\n", "cvar_budget = 6\n"))
             proc.send_signal(signal.SIGHUP)
             failed = _read_until(proc, "config_reload_failed")[-1]
-            assert "limits.cvar_budget = 4" in str(failed["error"]) and "looks like a percent" in str(
+            assert "limits.cvar_budget = 6" in str(failed["error"]) and "looks like a percent" in str(
                 failed["error"]
             )
             assert failed["kept"] == "running config"
             plan = httpx.post(f"{api}/api/v1/rebalance", json={}, headers=auth, timeout=60).json()["plan"]
-            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.04  # still the running config
+            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.06  # still the running config
 
-            config.write_text(good.replace("cvar_budget = 0.04 ", "cvar_budget = 0.03 "))
+            config.write_text(good.replace("cvar_budget = 0.06\n", "cvar_budget = 0.05\n"))
             proc.send_signal(signal.SIGHUP)
             _read_until(proc, "config_reloaded")
             plan = httpx.post(f"{api}/api/v1/rebalance", json={}, headers=auth, timeout=60).json()["plan"]
-            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.03
-            assert plan["after"]["cvar"] <= 0.03 + 1e-7
+            assert plan["problem"]["inputs"]["limits"]["cvar_budget"] == 0.05
+            assert plan["after"]["cvar"] <= 0.05 + 1e-7
 
             config.write_text(good.replace("[database]\n", "[database]\nbusy_timeout_seconds = 3\n"))
             proc.send_signal(signal.SIGHUP)
