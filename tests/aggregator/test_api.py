@@ -201,8 +201,8 @@ def test_every_json_response_is_a_documented_model(api: tuple[httpx.Client, Path
     assert schema("/api/v1/proposals")["items"] == {"$ref": "#/components/schemas/ListedProposalRow"}  # type: ignore[index]
     assert schema("/api/v1/proposals/{proposal_id}") == {"$ref": "#/components/schemas/ProposalBody"}
     assert schema("/api/v1/rebalance", "post")["anyOf"] == [  # type: ignore[index]
-        {"$ref": "#/components/schemas/RebalanceBody"},
         {"$ref": "#/components/schemas/RebalanceWithSensitivityBody"},
+        {"$ref": "#/components/schemas/RebalanceBody"},
     ]
 
     made = client.post("/api/v1/rebalance", json={}, headers=auth())

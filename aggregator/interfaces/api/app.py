@@ -246,7 +246,7 @@ def create_app(
     @app.post(
         "/api/v1/rebalance",
         dependencies=[Depends(authorised)],
-        response_model=RebalanceBody | RebalanceWithSensitivityBody,
+        response_model=RebalanceWithSensitivityBody | RebalanceBody,
         responses=_errors(400, 401, 403, 408, 409, 413, 503),
     )
     def rebalance(request: RebalanceRequest) -> dict[str, Any]:

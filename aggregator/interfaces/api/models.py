@@ -64,8 +64,12 @@ class RebalanceBody(_Body):
     timeline: dict[str, Any]
 
 
-class RebalanceWithSensitivityBody(RebalanceBody):
+class RebalanceWithSensitivityBody(_Body):
     """POST /api/v1/rebalance with `{"sensitivity": true}`: also the re-solves with each prior halved and doubled
-    (`aggregator.risk.sensitivity`, docs/risk.md)."""
+    (`aggregator.risk.sensitivity`, docs/risk.md). Not a subclass of `RebalanceBody`: a union's serializer takes
+    the first member the value is an instance of, and would drop `sensitivity`."""
 
+    proposal: str
+    plan: Plan
+    timeline: dict[str, Any]
     sensitivity: dict[str, Any]
