@@ -17,6 +17,8 @@ def synthetic_config(path: Path, n_venues: int, n_nodes: int, seed: int = 1) -> 
         "holdings_eth = { eth = 10000.0 }",
         "[database]",
         'url = "sqlite:///synthetic.sqlite"',
+        "[rates]",  # the first cycle may enter any venue, so its solve is the large one the tests need
+        "min_observations = 1",
         "[sources.assumptions]",
         'adapter = "static"',
     ]
