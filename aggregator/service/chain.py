@@ -6,12 +6,15 @@ malformed answer raises SourceDataError naming the call, and no book comes out o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import structlog
 
-from aggregator.core.errors import SourceDataError, TemporarySourceError
+from adapters.base import SourceSettings
+from adapters.http import request_json
+from aggregator.core.errors import SourceDataError
 from execution.book import (
     ChainAnswerError,
     ChainBook,
@@ -30,27 +33,27 @@ log = structlog.get_logger(__name__)
 
 
 class JsonRpc:
-    """Batched JSON-RPC over HTTP with a deadline and a size cap."""
+    """Batched JSON-RPC over HTTP through the sources' own request path (`adapters.http.request_json`): one total
+    deadline, the answer's size capped while it streams (decompressed), deep JSON refused before parsing."""
 
     def __init__(self, url: str, timeout: float = 20.0) -> None:
-        self.url, self.timeout = url, timeout
+        self.url = url
+        self.settings = SourceSettings(
+            timeout_seconds=timeout,
+            deadline_seconds=timeout,
+            max_attempts=1,
+            max_response_bytes=MAX_ANSWER_BYTES,
+        )
 
     def batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
         """The results of `requests` (method, params), in order."""
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(requests)]
-        try:
-            with httpx.Client(timeout=self.timeout) as client:
-                response = client.post(self.url, json=body)
-        except httpx.HTTPError as exc:
-            raise TemporarySourceError(SOURCE, f"{self.url}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise TemporarySourceError(SOURCE, f"{self.url}: HTTP {response.status_code}")
-        if len(response.content) > MAX_ANSWER_BYTES:
-            raise SourceDataError(SOURCE, f"{self.url}: answer larger than {MAX_ANSWER_BYTES} bytes")
-        try:
-            doc = response.json()
-        except ValueError as exc:
-            raise SourceDataError(SOURCE, f"{self.url}: answer is not JSON") from exc
+
+        async def post() -> Any:
+            async with httpx.AsyncClient() as client:
+                return await request_json(client, SOURCE, self.url, self.settings, method="POST", body=body)
+
+        doc = asyncio.run(post())
         if not isinstance(doc, list):
             raise SourceDataError(
                 SOURCE, f"{self.url}: a batch answer must be a JSON array, got {type(doc).__name__}"
@@ -62,7 +65,9 @@ class JsonRpc:
             if item is None:
                 raise SourceDataError(SOURCE, f"{method} (batch id {i}): no answer in the batch")
             if "error" in item:
-                raise SourceDataError(SOURCE, f"{method} (batch id {i}): JSON-RPC error {item['error']}")
+                raise SourceDataError(
+                    SOURCE, f"{method} (batch id {i}): JSON-RPC error {str(item['error'])[:300]}"
+                )
             if "result" not in item:
                 raise SourceDataError(SOURCE, f"{method} (batch id {i}): answer has no result")
             out.append(item["result"])

@@ -6,7 +6,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,23 +15,9 @@ import pytest
 
 from tests.conftest import free_port, slow_source, start_daemon
 from tests.fixture_server import FixtureServer
+from tests.helpers.daemon import read_until
 
-
-def _read_until(proc: subprocess.Popen[str], event: str, timeout: float = 60.0) -> list[dict[str, object]]:
-    """The log lines up to the first `event`. A daemon silent past `timeout` is killed, so the read fails instead
-    of blocking forever."""
-    lines: list[dict[str, object]] = []
-    assert proc.stdout is not None
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        for line in proc.stdout:
-            lines.append(json.loads(line))
-            if lines[-1]["event"] == event:
-                return lines
-    finally:
-        watchdog.cancel()
-    raise AssertionError(f"no {event} within {timeout}s; got {[x['event'] for x in lines]}")
+_read_until = read_until  # other tests import it from here
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
