@@ -9,13 +9,15 @@ summary, never dropped.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from eth_hash.auto import keccak
 
 from execution.calls import Call, Context, Manual, checksum_address, encode_event
+from execution.simulate import Check
 from execution.timeline import Timeline
 
 TX_BUILDER_VERSION = "1.16.5"
@@ -59,6 +61,11 @@ class DayBatch:
     calls: list[Call]
     manual: list[Manual]
     batch: dict[str, Any] | None
+    checks: tuple[Check, ...] = ()  # the simulation of each call, when one was run (`simulated`)
+
+    @property
+    def blocked(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "blocked"]
 
     @property
     def filename(self) -> str:
@@ -119,18 +126,43 @@ def batches(timeline: Timeline, plan_id: str, ctx: Context, created: datetime) -
     return out
 
 
-def summary(plan_id: str, days: list[DayBatch], ctx: Context) -> dict[str, Any]:
-    """What was written, day by day: the file, each call (to, value, signature, note) and each manual step."""
+def simulated(days: Sequence[DayBatch], checks: Sequence[Check], block: int) -> list[DayBatch]:
+    """The days with their simulation: each day's checks attached, and its batch's description saying at which
+    block it was simulated and which steps revert (BLOCKED or UNVERIFIED, with the reason); checksum recomputed."""
+    out: list[DayBatch] = []
+    for d in days:
+        mine = tuple(c for c in checks if c.day == d.day)
+        batch = d.batch
+        if batch is not None:
+            bad = [c for c in mine if c.status != "ok"]
+            line = f"Simulated with eth_call from the Safe at block {block}: " + (
+                f"{len(bad)} step(s) revert." if bad else "every step passes on its own."
+            )
+            lines = [line, *(f"- step {c.step} {c.status.upper()}: {c.function}: {c.reason}" for c in bad)]
+            description = batch["meta"]["description"] + "\n" + "\n".join(lines)
+            batch = with_checksum({**batch, "meta": {**batch["meta"], "description": description}})
+        out.append(replace(d, batch=batch, checks=mine))
+    return out
+
+
+def summary(
+    plan_id: str, days: list[DayBatch], ctx: Context, simulated_at: int | None = None
+) -> dict[str, Any]:
+    """What was written, day by day: the file, each call (to, value, signature, note, and its simulation when one
+    was run) and each manual step; `blocked` lists the steps a simulation found reverting for sure."""
+    checks = {(d.day, c.step): c for d in days for c in d.checks}
     return {
         "plan": plan_id,
         "safe": checksum_address(ctx.safe),
         "slippage": ctx.slippage,
         "rates": dict(ctx.rates),
+        "simulated_at_block": simulated_at,
         "days": [
             {
                 "day": d.day,
                 "date": d.date.isoformat(),
                 "file": d.filename if d.batch is not None else None,
+                "blocked": [c.as_dict() for c in d.blocked],
                 "calls": [
                     {
                         "to": checksum_address(c.to),
@@ -138,8 +170,18 @@ def summary(plan_id: str, days: list[DayBatch], ctx: Context) -> dict[str, Any]:
                         "function": c.signature,
                         "data": c.data,
                         "note": c.note,
+                        **(
+                            {
+                                "simulation": {
+                                    "status": checks[d.day, i].status,
+                                    "reason": checks[d.day, i].reason,
+                                }
+                            }
+                            if (d.day, i) in checks
+                            else {}
+                        ),
                     }
-                    for c in d.calls
+                    for i, c in enumerate(d.calls, 1)
                 ],
                 "manual": [{"what": m.what, "why": m.why} for m in d.manual],
             }

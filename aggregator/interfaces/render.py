@@ -324,3 +324,28 @@ def timeline_table(console: Console, timeline: Timeline, names: Mapping[str, str
         console.print(
             f"[yellow]earns nothing[/] {i.amount_eth:,.4f} ETH days {i.from_day}–{i.to_day} ({i.why})"
         )
+
+
+def simulation_report(console: Console, listed: Mapping[str, object]) -> None:
+    """The Safe batches' simulation per day and step (from the batch summary): nothing when none was run."""
+    block = listed.get("simulated_at_block")
+    if block is None:
+        return
+    table = Table(title=f"Safe batches simulated with eth_call from the Safe at block {block} (nothing sent)")
+    for col in ("day", "step", "call", "status", "reason"):
+        table.add_column(col, justify="right" if col in ("day", "step") else "left")
+    days = listed.get("days")
+    for day in days if isinstance(days, list) else []:
+        for step, call in enumerate(day["calls"], 1):
+            sim = call.get("simulation")
+            if sim is None:
+                continue
+            status = {"ok": "ok", "blocked": "[red]BLOCKED[/]", "unverified": "[yellow]unverified[/]"}
+            table.add_row(
+                str(day["day"]),
+                str(step),
+                call["function"],
+                status.get(sim["status"], sim["status"]),
+                escape(sim["reason"]),
+            )
+    console.print(table)

@@ -201,7 +201,11 @@ class Service:
                 from_venue=p.from_venue,
                 to_venue=p.to_venue,
                 amount_eth=p.eth,
-                days_left=0.0 if p.finalized else max(0.0, queue_days - (now - p.requested_at) / 86_400),
+                days_left=0.0
+                if p.finalized
+                else p.days_left
+                if p.days_left is not None
+                else max(0.0, queue_days - (now - (p.requested_at or now)) / 86_400),
             )
             for p in book.pending
             if p.eth > 0

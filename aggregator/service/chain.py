@@ -24,9 +24,21 @@ from execution.book import (
     first_round,
     second_round,
 )
+from execution.safe import DayBatch, simulated
+from execution.simulate import judge
 
 SOURCE = "chain"
-COVERED = ("eth", "lido-steth", "rocketpool-reth", "eigenlayer-steth")
+COVERED = (
+    "eth",
+    "lido-steth",
+    "rocketpool-reth",
+    "eigenlayer-steth",
+    "coinbase-cbeth",
+    "binance-wbeth",
+    "etherfi-weeth",
+    "renzo-ezeth",
+    "kelp-rseth",
+)
 """The venues the chain reader reads; the others keep the book the service expected."""
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 log = structlog.get_logger(__name__)
@@ -45,8 +57,8 @@ class JsonRpc:
             max_response_bytes=MAX_ANSWER_BYTES,
         )
 
-    def batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
-        """The results of `requests` (method, params), in order."""
+    def items(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """The answer items of `requests` (method, params), in order, each with its `result` or its `error`."""
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(requests)]
 
         async def post() -> Any:
@@ -64,12 +76,19 @@ class JsonRpc:
             item = by_id.get(i)
             if item is None:
                 raise SourceDataError(SOURCE, f"{method} (batch id {i}): no answer in the batch")
+            if "error" not in item and "result" not in item:
+                raise SourceDataError(SOURCE, f"{method} (batch id {i}): answer has no result")
+            out.append(item)
+        return out
+
+    def batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The results of `requests` (method, params), in order; any error item is a SourceDataError."""
+        out = []
+        for i, ((method, _), item) in enumerate(zip(requests, self.items(requests), strict=True)):
             if "error" in item:
                 raise SourceDataError(
                     SOURCE, f"{method} (batch id {i}): JSON-RPC error {str(item['error'])[:300]}"
                 )
-            if "result" not in item:
-                raise SourceDataError(SOURCE, f"{method} (batch id {i}): answer has no result")
             out.append(item["result"])
         return out
 
@@ -108,3 +127,39 @@ def read_book(rpc_url: str, address: str, timeout: float = 20.0) -> ChainBook:
     book = assemble(address, number, balance, answers)
     log.info("chain_book_read", address=address, block=number, holdings_eth=book.holdings_eth())
     return book
+
+
+def simulate(
+    rpc_url: str, safe: str, days: list[DayBatch], timeout: float = 20.0
+) -> tuple[list[DayBatch], int]:
+    """Every call of every day's batch as an `eth_call` from `safe` (with its value) at the latest block, in one
+    JSON-RPC batch; never a transaction. The days with their checks (execution.simulate) and the block. A failed
+    transport or a malformed answer raises SourceError: nothing is marked checked that was not."""
+    rpc = JsonRpc(rpc_url, timeout)
+    [head] = rpc.batch([("eth_blockNumber", [])])
+    number = _hex_int("eth_blockNumber", head)
+    requests = [
+        ("eth_call", [{"from": safe, "to": c.to, "data": c.data, "value": hex(c.value)}, hex(number)])
+        for d in days
+        for c in d.calls
+    ]
+    answers = rpc.items(requests) if requests else []
+    checks = []
+    at = 0
+    for d in days:
+        mine = answers[at : at + len(d.calls)]
+        at += len(d.calls)
+        for i, item in enumerate(mine):
+            if "error" not in item and not isinstance(item.get("result"), str):
+                raise SourceDataError(
+                    SOURCE, f"eth_call of {d.calls[i].signature} (day {d.day}): result is not hex data"
+                )
+        checks += judge(d.day, d.calls, mine)
+    out = simulated(days, checks, number)
+    log.info(
+        "batch_simulated",
+        block=number,
+        calls=len(requests),
+        blocked=[{"day": c.day, "step": c.step, "reason": c.reason} for c in checks if c.status == "blocked"],
+    )
+    return out, number

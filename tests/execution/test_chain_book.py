@@ -1,5 +1,6 @@
 """The book from chain (issue #16): a local JSON-RPC server on 127.0.0.1 answers the calls for a treasury holding
-ETH, stETH, wstETH, rETH, an EigenLayer stETH deposit and two Lido withdrawal requests (one pending, one claimed).
+ETH, stETH, wstETH, rETH, cbETH, wBETH, weETH, ezETH, rsETH, an EigenLayer stETH deposit, two Lido withdrawal
+requests (one pending, one claimed) and two queued EigenLayer withdrawals (stETH strategy, rETH strategy).
 The answers are built here word by word (synthetic values, not recorded from mainnet), and the server answers
 only the exact calldata the test expects, so the calls are checked too."""
 
@@ -21,12 +22,20 @@ from aggregator.service import Service
 from aggregator.service.chain import read_book
 from aggregator.settings import load_settings
 from execution.calls import (
+    CBETH,
+    EIGEN_DELEGATION_MANAGER,
     EIGEN_STETH_STRATEGY,
     EIGEN_STRATEGY_MANAGER,
+    EZETH,
+    EZETH_RATE_PROVIDER,
+    KELP_ORACLE,
     LIDO_WITHDRAWAL_QUEUE,
     RETH,
     ROCKET_STORAGE,
+    RSETH,
     STETH,
+    WBETH,
+    WEETH,
     WSTETH,
 )
 from tests.conftest import AGGREGATOR, copy_demo
@@ -36,6 +45,8 @@ TREASURY = "0x2222222222222222222222222222222222222222"
 BLOCK = 0x1588A00
 DEPOSIT_POOL = "0xDD3f50F8A6CafbE9b31a427582963f465E745AF8"  # what RocketStorage answers here
 E18 = 10**18
+RETH_STRATEGY = "0x1BeE69b7dFFfA4E2d53C2a2Df135C388AD25dCD2"
+DELAY = 100_800  # minWithdrawalDelayBlocks(): 14 days of 12 s blocks
 
 
 def k256(data: bytes) -> str:
@@ -60,7 +71,50 @@ def status(steth: int, finalized: bool, claimed: bool) -> str:
     return word(steth) + word(steth) + addr(TREASURY) + word(1_700_000_000) + word(finalized) + word(claimed)
 
 
+def queued(withdrawals: list[tuple[int, int, list[tuple[str, int]]]]) -> str:
+    """getQueuedWithdrawals' answer written out word by word: (Withdrawal[] withdrawals, uint256[][] shares), each
+    withdrawal (staker, delegatedTo, withdrawer, nonce, startBlock, strategies, scaledShares) given as (nonce,
+    startBlock, [(strategy, shares)]); the scaled shares are the shares here."""
+
+    def array(items: list[str]) -> str:
+        return word(len(items)) + "".join(items)
+
+    def dynamic(parts: list[str]) -> str:  # an array of dynamic items: offsets, then the items
+        offsets, at = [], 32 * len(parts)
+        for part in parts:
+            offsets.append(word(at))
+            at += len(part) // 2
+        return word(len(parts)) + "".join(offsets) + "".join(parts)
+
+    tuples = []
+    for nonce, start, legs in withdrawals:
+        strategies = array([addr(s) for s, _ in legs])
+        shares = array([word(n) for _, n in legs])
+        head = addr(TREASURY) + addr("0x" + "0" * 40) + addr(TREASURY) + word(nonce) + word(start)
+        tuples.append(head + word(7 * 32) + word(7 * 32 + len(strategies) // 2) + strategies + shares)
+    first = dynamic(tuples)
+    second = dynamic([array([word(n) for _, n in legs]) for _, _, legs in withdrawals])
+    return "0x" + word(0x40) + word(0x40 + len(first) // 2) + first + second
+
+
+RATE_TOKENS = {  # token, rate contract, rate call (selector from docs/execution.md), balance, rate
+    "coinbase-cbeth": (CBETH, CBETH, "0x3ba0b9a9", 4 * E18, 108 * E18 // 100),
+    "binance-wbeth": (WBETH, WBETH, "0x3ba0b9a9", 3 * E18, 105 * E18 // 100),
+    "etherfi-weeth": (WEETH, WEETH, "0x679aefce", 2 * E18, 106 * E18 // 100),
+    "renzo-ezeth": (EZETH, EZETH_RATE_PROVIDER, "0x679aefce", 5 * E18, 102 * E18 // 100),
+    "kelp-rseth": (RSETH, KELP_ORACLE, "0xb4b46434", 1 * E18, 103 * E18 // 100),
+}
+
 ANSWERS = {
+    **{
+        (token, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(b)
+        for token, _, _, b, _ in RATE_TOKENS.values()
+    },
+    **{(contract, selector): "0x" + word(r) for _, contract, selector, _, r in RATE_TOKENS.values()},
+    (EIGEN_DELEGATION_MANAGER, sel("minWithdrawalDelayBlocks()")): "0x" + word(DELAY),
+    (EIGEN_DELEGATION_MANAGER, sel("getQueuedWithdrawals(address)") + addr(TREASURY)): queued(
+        [(3, BLOCK - 50_400, [(EIGEN_STETH_STRATEGY, 10 * E18)]), (4, BLOCK - 1, [(RETH_STRATEGY, 2 * E18)])]
+    ),
     (STETH, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(100 * E18),
     (WSTETH, sel("balanceOf(address)") + addr(TREASURY)): "0x" + word(50 * E18),
     (WSTETH, sel("stEthPerToken()")): "0x" + word(12 * E18 // 10),
@@ -137,12 +191,31 @@ def test_the_book_read_matches_hand_computed_eth_values(chain: tuple[FixtureServ
     assert book.block == BLOCK
     assert set(answers.blocks) == {hex(BLOCK)}  # every call at the one block
     assert book.holdings_eth() == pytest.approx(
-        {"eth": 12.5, "lido-steth": 100 + 50 * 1.2, "rocketpool-reth": 11.0, "eigenlayer-steth": 31.5}
+        {
+            "eth": 12.5,
+            "lido-steth": 100 + 50 * 1.2,
+            "rocketpool-reth": 11.0,
+            "eigenlayer-steth": 31.5,
+            "coinbase-cbeth": 4 * 1.08,
+            "binance-wbeth": 3 * 1.05,
+            "etherfi-weeth": 2 * 1.06,
+            "renzo-ezeth": 5 * 1.02,
+            "kelp-rseth": 1 * 1.03,
+        }
     )
-    assert book.rates == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    tokens = {p.token: p.tokens for p in book.positions}
+    assert tokens["cbETH"] == 4 and tokens["rsETH"] == 1
+    assert book.rates == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05, "kelp-rseth": 1.03})
     assert {k: v.lower() for k, v in book.resolved.items()} == {"rocketDepositPool": DEPOSIT_POOL.lower()}
-    [pending] = book.pending  # request 9 is claimed: no longer in flight
-    assert (pending.request_id, pending.eth, pending.finalized) == (7, 20.0, False)
+    lido, eigen = book.pending  # request 9 is claimed: no longer in flight
+    assert (lido.request_id, lido.eth, lido.finalized) == (7, 20.0, False)
+    # 10 stETH-strategy shares at 1.05, queued 50,400 blocks ago with a 100,800-block delay: 7 days left
+    assert (eigen.from_venue, eigen.to_venue, eigen.nonce) == ("eigenlayer-steth", "lido-steth", 3)
+    assert eigen.eth == pytest.approx(10.5)
+    assert (eigen.due_block, eigen.finalized) == (BLOCK + 50_400, False)
+    assert eigen.days_left == pytest.approx(7.0)
+    [unvalued] = book.unvalued  # the rETH strategy's withdrawal is named, not guessed
+    assert "nonce 4" in unvalued and RETH_STRATEGY in unvalued
     assert server.hits["/rpc"] == 3  # the block number, then two batches
 
 
@@ -201,12 +274,14 @@ def test_a_cycle_plans_from_the_chain_book_and_logs_the_drift(
     service = Service(load_settings(config))
     with capture_logs() as logs:
         plan = service.rebalance("cli").plan
-    # settled 235 ETH on chain plus the 20 ETH pending Lido request (counted where it lands, at eth)
-    assert plan.portfolio_eth == pytest.approx(12.5 + 160 + 11 + 31.5 + 20)
+    # settled 250.72 ETH on chain plus the 20 ETH pending Lido request and the 10.5 stETH EigenLayer withdrawal
+    lrts = 4 * 1.08 + 3 * 1.05 + 2 * 1.06 + 5 * 1.02 + 1.03
+    assert plan.portfolio_eth == pytest.approx(12.5 + 160 + 11 + 31.5 + lrts + 20 + 10.5)
     [drift] = [e for e in logs if e["event"] == "book_drift"]
     assert drift["venues"]["eth"] == {"expected": 1000.0, "chain": 12.5}
     assert drift["venues"]["rocketpool-reth"] == {"expected": 0.0, "chain": 11.0}
-    assert drift["in_flight_chain_eth"] == pytest.approx(20.0)
+    assert drift["venues"]["coinbase-cbeth"]["chain"] == pytest.approx(4.32)
+    assert drift["in_flight_chain_eth"] == pytest.approx(30.5)
 
 
 def test_a_failed_chain_read_keeps_the_expected_book(tmp_path: Path) -> None:
@@ -247,7 +322,9 @@ def test_safe_batch_takes_rates_and_the_deposit_pool_from_chain(
     [summary_file] = out_dir.glob("*-summary.json")
     summary = json.loads(summary_file.read_text())
     assert summary["safe"].lower() == TREASURY
-    assert summary["rates"] == pytest.approx({"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05})
+    assert summary["rates"] == pytest.approx(
+        {"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05, "kelp-rseth": 1.03}
+    )
     calls = [c for d in summary["days"] for c in d["calls"]]
     manual = [m["why"] for d in summary["days"] for m in d["manual"]]
     assert not any("none was given" in why or "was not resolved" in why for why in manual)

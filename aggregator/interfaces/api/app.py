@@ -69,6 +69,7 @@ from aggregator.interfaces.api.models import (
     SafeBatchBody,
 )
 from aggregator.service import Service
+from aggregator.service.chain import simulate
 from aggregator.store.rows import LatestRates, ListedProposalRow
 from execution.calls import Context
 from execution.safe import batches, summary
@@ -238,8 +239,18 @@ def create_app(
         created = meta.get("created_at") or datetime.now(UTC)
         ctx = Context(safe=account, slippage=slippage)
         days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
+        block, unsimulated = None, None
+        rpc_url = service.settings.portfolio.rpc_url
+        if rpc_url is not None:  # each call as an eth_call from the Safe, never sent
+            try:
+                days, block = simulate(rpc_url, account, days)
+            except SourceError as exc:
+                unsimulated = f"not simulated: {exc}"
+        listed = summary(proposal_id, days, ctx, simulated_at=block)
+        if unsimulated is not None:
+            listed["simulation_error"] = unsimulated
         return {
-            "summary": summary(proposal_id, days, ctx),
+            "summary": listed,
             "batches": {f"{proposal_id}-{d.filename}": d.batch for d in days if d.batch is not None},
         }
 

@@ -318,7 +318,7 @@ def rebalance(
                     print(
                         f"rates not read from chain ({exc}); steps needing them are manual", file=sys.stderr
                     )
-            written, _ = batch.write(
+            written, listed = batch.write(
                 safe_batch,
                 result.run_id,
                 timeline,
@@ -327,7 +327,9 @@ def rebalance(
                 rates=rates_given,
                 created=created,
                 resolved=resolved,
+                rpc_url=settings.portfolio.rpc_url,
             )
+            render.simulation_report(_console(), listed)
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)
     finally:
@@ -362,12 +364,17 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     for venue, eth in out["holdings_eth"].items():  # type: ignore[attr-defined]
         console.print(f"  {venue:<20} {eth:>14,.6f} ETH")
     for f in out.get("in_flight", []):  # type: ignore[attr-defined]
-        if "request_id" in f:
+        if f.get("request_id") is not None:
             state = "finalised, claimable" if f["finalized"] else "waiting for finalisation"
             when = f"Lido request {f['request_id']}, {state}"
+        elif f.get("nonce") is not None:
+            state = "completable now" if f["finalized"] else f"due in {f['days_left']:.1f} days"
+            when = f"EigenLayer withdrawal nonce {f['nonce']}, block {f['due_block']}, {state}"
         else:
             when = f"due {f['due']}"
         console.print(f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH ({when})")
+    for note in out.get("unvalued", []):  # type: ignore[attr-defined]
+        console.print(f"  not valued: {note}")
 
 
 @app.command()

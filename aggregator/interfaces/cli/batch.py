@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from execution.calls import RATE_KEYS, Context
-from execution.safe import batches, summary
+from execution.safe import DayBatch, batches, summary
 from execution.timeline import Timeline
 
 
@@ -41,10 +41,13 @@ def write(
     rates: Mapping[str, float],
     created: datetime,
     resolved: Mapping[str, str] | None = None,
+    rpc_url: str | None = None,
 ) -> tuple[list[Path], dict[str, object]]:
-    """Write the batch files and `<plan>-summary.json` (every call and every manual step) into `directory`."""
+    """Write the batch files and `<plan>-summary.json` (every call and every manual step) into `directory`; with
+    `rpc_url`, each call simulated first (`eth_call` from the Safe, never sent), its verdict in both."""
     ctx = Context(safe=safe, slippage=slippage, rates=dict(rates), resolved=dict(resolved or {}))
     days = batches(timeline, plan_id, ctx, created)
+    days, block = simulate_days(rpc_url, safe, days)
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for day in days:
@@ -52,8 +55,25 @@ def write(
             path = directory / f"{plan_id}-{day.filename}"
             path.write_text(json.dumps(day.batch, indent=2, ensure_ascii=False) + "\n")
             written.append(path)
-    listed = summary(plan_id, days, ctx)
+    listed = summary(plan_id, days, ctx, simulated_at=block)
     path = directory / f"{plan_id}-summary.json"
     path.write_text(json.dumps(listed, indent=2, ensure_ascii=False) + "\n")
     written.append(path)
     return written, listed
+
+
+def simulate_days(rpc_url: str | None, safe: str, days: list[DayBatch]) -> tuple[list[DayBatch], int | None]:
+    """The days simulated at the latest block when an RPC is configured (the block, else None); a failed
+    simulation is said on stderr and the days stay unsimulated (never marked checked)."""
+    if rpc_url is None:
+        return days, None
+    import sys
+
+    from aggregator.core.errors import SourceError
+    from aggregator.service.chain import simulate
+
+    try:
+        return simulate(rpc_url, safe, days)
+    except SourceError as exc:
+        print(f"batches not simulated ({exc}); simulate them in the Safe web app", file=sys.stderr)
+        return days, None
