@@ -52,6 +52,9 @@ def test_revert_reasons_are_decoded() -> None:
     assert revert_reason(revert("0x4e487b71" + word(0x11))) == "Panic(0x11: arithmetic overflow or underflow)"
     # custom errors by selector, the selector computed here with another keccak
     assert revert_reason(revert(sel("MaxTVLReached()"))) == "MaxTVLReached()"
+    # Kelp's selectors as its interface's comments print them (public code), not computed here
+    assert revert_reason(revert("0x1751ef83")) == "MaximumDepositLimitReached()"
+    assert revert_reason(revert("0x1ec9a894")) == "MinimumAmountToReceiveNotMet()"
     allowance = sel("ERC20InsufficientAllowance(address,uint256,uint256)")
     spender = "0x889edc2edab5f40e902b864ad4d7ade8e412f9b1"
     data = allowance + spender[2:].rjust(64, "0") + word(0) + word(5 * 10**18)
