@@ -11,7 +11,7 @@ a lower bound (what a deposit returns) the stated slippage allowance is taken of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
@@ -42,6 +42,8 @@ EZETH = "0xbf5495Efe5DB9ce00f80364C8B423567e58d2110"
 EZETH_RATE_PROVIDER = "0x387dBc0fB00b26fb085aa658527D5BE98302c84C"
 RSETH = "0xA1290d69c65A6Fe4DF752f95823fae25cB99e5A7"
 KELP_ORACLE = "0x349A73444b1a310BAe67ef67973022020d70020d"
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 ROCKET_DEPOSIT_POOL = "rocketDepositPool"
 REGISTRY = {
@@ -132,180 +134,200 @@ def _min_out(amount_eth: float, rate: float, slippage: float) -> int:
     return to_wei(Decimal(str(amount_eth)) / Decimal(str(rate)) * (1 - Decimal(str(slippage))))
 
 
+Handler = Callable[[float, int, Context], Encoded]
+"""A route's encoder: (amount in ETH, the same in wei, context) → the calls and the manual steps."""
+
+
+def _payable(to: str, name: str, types: tuple[str, ...], args: tuple[object, ...], note: str) -> Handler:
+    """One call carrying the ETH as its value (`note` formatted with the amount)."""
+    return lambda eth, wei, ctx: Encoded(
+        calls=[Call(to, name, types, args, value=wei, note=note.format(eth=eth))]
+    )
+
+
+def _at_rate(venue: str, action: str, build: Callable[[float, float, int, Context], list[Call]]) -> Handler:
+    """A route whose token amounts need `venue`'s rate read at planning time: manual when none was given."""
+
+    def handler(eth: float, wei: int, ctx: Context) -> Encoded:
+        rate = ctx.rates.get(venue)
+        if rate is None:
+            return _needs_rate(action, eth, venue)
+        return Encoded(calls=build(eth, rate, wei, ctx))
+
+    return handler
+
+
+def _by_hand(what: str, why: str) -> Handler:
+    """A step left to people (`what` formatted with the amount)."""
+    return lambda eth, wei, ctx: _manual(what.format(eth=eth), why)
+
+
+def _lido_request(eth: float, wei: int, ctx: Context) -> Encoded:
+    amounts = lido_request_amounts(wei)
+    return Encoded(
+        calls=[
+            approve(STETH, LIDO_WITHDRAWAL_QUEUE, wei, "let Lido's withdrawal queue take the stETH"),
+            Call(
+                LIDO_WITHDRAWAL_QUEUE,
+                "requestWithdrawals",
+                ("uint256[]", "address"),
+                (amounts, ctx.safe),
+                note=f"request the withdrawal of {eth:,.4f} stETH in {len(amounts)} entries of at most "
+                "1,000 stETH; each request is an NFT owned by the Safe",
+            ),
+        ]
+    )
+
+
+def _eigen_queue(eth: float, rate: float, wei: int, ctx: Context) -> list[Call]:
+    shares = to_wei(Decimal(str(eth)) / Decimal(str(rate)))
+    return [
+        Call(
+            EIGEN_DELEGATION_MANAGER,
+            "queueWithdrawals",
+            ("(address[],uint256[],address)[]",),
+            ([([EIGEN_STETH_STRATEGY], [shares], ctx.safe)],),
+            note=f"queue the withdrawal of {shares / WEI:,.6f} stETH-strategy shares (≈ {eth:,.4f} "
+            "stETH at the planning-time rate); the slashing-release shape (docs/execution.md)",
+        )
+    ]
+
+
+def _reth_burn(eth: float, rate: float, wei: int, ctx: Context) -> list[Call]:
+    reth = to_wei(Decimal(str(eth)) / Decimal(str(rate)))
+    return [
+        Call(
+            RETH,
+            "burn",
+            ("uint256",),
+            (reth,),
+            note=f"burn {reth / WEI:,.6f} rETH for ≈ {eth:,.4f} ETH (reverts if the deposit pool "
+            "lacks the ETH: then sell on a DEX instead)",
+        )
+    ]
+
+
+def _rocket_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
+    pool = ctx.resolved.get(ROCKET_DEPOSIT_POOL)
+    if pool is None:
+        return _manual(
+            f"deposit {eth:,.4f} ETH into Rocket Pool: deposit() with that value on the RocketDepositPool",
+            f"its address is read from {REGISTRY[ROCKET_DEPOSIT_POOL]}, and was not resolved at planning time",
+        )
+    return Encoded(calls=[Call(pool, "deposit", (), (), value=wei, note=f"deposit {eth:,.4f} ETH for rETH")])
+
+
+def _eigen_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
+    return Encoded(
+        calls=[
+            approve(STETH, EIGEN_STRATEGY_MANAGER, wei, "let EigenLayer's StrategyManager take the stETH"),
+            Call(
+                EIGEN_STRATEGY_MANAGER,
+                "depositIntoStrategy",
+                ("address", "address", "uint256"),
+                (EIGEN_STETH_STRATEGY, STETH, wei),
+                note=f"restake {eth:,.4f} stETH in EigenLayer's stETH strategy",
+            ),
+        ]
+    )
+
+
+def _etherfi_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
+    eeth = to_wei(Decimal(str(eth)) * (1 - Decimal(str(ctx.slippage))))
+    return Encoded(
+        calls=[
+            Call(
+                ETHERFI_LIQUIDITY_POOL,
+                "deposit",
+                (),
+                (),
+                value=wei,
+                note=f"deposit {eth:,.4f} ETH with ether.fi for eETH",
+            ),
+            approve(EETH, WEETH, eeth, "let weETH take the eETH"),
+            Call(
+                WEETH,
+                "wrap",
+                ("uint256",),
+                (eeth,),
+                note=f"wrap {eeth / WEI:,.6f} eETH into weETH (the deposit less the {ctx.slippage:.2%} "
+                "allowance for eETH share rounding; the rest stays as eETH)",
+            ),
+        ]
+    )
+
+
+def _kelp_deposit(eth: float, rate: float, wei: int, ctx: Context) -> list[Call]:
+    least = _min_out(eth, rate, ctx.slippage)
+    return [
+        Call(
+            KELP_DEPOSIT_POOL,
+            "depositETH",
+            ("uint256", "string"),
+            (least, ""),
+            value=wei,
+            note=f"deposit {eth:,.4f} ETH with Kelp for at least {least / WEI:,.6f} rsETH "
+            f"(rate {rate} less {ctx.slippage:.2%})",
+        )
+    ]
+
+
+ROUTES: dict[tuple[str, str, str], Handler] = {
+    ("deposit", "eth", "lido-steth"): _payable(
+        STETH,
+        "submit",
+        ("address",),
+        (ZERO_ADDRESS,),
+        "stake {eth:,.4f} ETH with Lido for stETH (no referral)",
+    ),
+    ("deposit", "eth", "rocketpool-reth"): _rocket_deposit,
+    ("deposit", "lido-steth", "eigenlayer-steth"): _eigen_deposit,
+    ("deposit", "eth", "etherfi-weeth"): _etherfi_deposit,
+    ("deposit", "eth", "renzo-ezeth"): _payable(
+        RENZO_RESTAKE_MANAGER,
+        "depositETH",
+        (),
+        (),
+        "deposit {eth:,.4f} ETH with Renzo for ezETH (reverts when paused or over its cap)",
+    ),
+    ("deposit", "eth", "kelp-rseth"): _at_rate("kelp-rseth", "deposit", _kelp_deposit),
+    ("request", "lido-steth", "eth"): _lido_request,
+    ("claim", "lido-steth", "eth"): _by_hand(
+        "claim {eth:,.4f} ETH from Lido's withdrawal queue: claimWithdrawals(requestIds, hints) on "
+        + LIDO_WITHDRAWAL_QUEUE,
+        "the request ids exist only once the requests are mined (getWithdrawalRequests(safe)), and the hints "
+        "come from findCheckpointHints(ids, 1, getLastCheckpointIndex()) once they are finalised",
+    ),
+    ("request", "eigenlayer-steth", "lido-steth"): _at_rate(
+        "eigenlayer-steth", "queue the EigenLayer withdrawal of", _eigen_queue
+    ),
+    ("claim", "eigenlayer-steth", "lido-steth"): _by_hand(
+        "complete the EigenLayer withdrawal of ≈ {eth:,.4f} stETH: completeQueuedWithdrawal(withdrawal, "
+        f"[stETH], true) on {EIGEN_DELEGATION_MANAGER}",
+        "the withdrawal struct (nonce, startBlock, scaled shares) exists only once the queueing is mined "
+        "(getQueuedWithdrawals(safe)); the delay is MIN_WITHDRAWAL_DELAY_BLOCKS",
+    ),
+    ("request", "rocketpool-reth", "eth"): _at_rate("rocketpool-reth", "burn rETH for", _reth_burn),
+    # the burn pays out at once; the queue's day is the wait for deposit-pool liquidity
+    ("claim", "rocketpool-reth", "eth"): lambda eth, wei, ctx: Encoded(),
+}
+"""Every route the planner can encode, by (event kind, from venue, to venue); any other is a manual step."""
+
+
 def encode_event(kind: str, from_venue: str, to_venue: str, amount_eth: float, ctx: Context) -> Encoded:
     """The calls for one timeline event (`request`, `claim`, `sell`, `deposit`) of `amount_eth`."""
-    wei = to_wei(amount_eth)
-    route = (kind, from_venue, to_venue)
+    handler = ROUTES.get((kind, from_venue, to_venue))
+    if handler is not None:
+        return handler(amount_eth, to_wei(amount_eth), ctx)
     if kind == "deposit":
-        return _deposit(from_venue, to_venue, amount_eth, wei, ctx)
-    if route == ("request", "lido-steth", "eth"):
-        amounts = lido_request_amounts(wei)
-        return Encoded(
-            calls=[
-                approve(STETH, LIDO_WITHDRAWAL_QUEUE, wei, "let Lido's withdrawal queue take the stETH"),
-                Call(
-                    LIDO_WITHDRAWAL_QUEUE,
-                    "requestWithdrawals",
-                    ("uint256[]", "address"),
-                    (amounts, ctx.safe),
-                    note=f"request the withdrawal of {amount_eth:,.4f} stETH in {len(amounts)} entries of at most "
-                    "1,000 stETH; each request is an NFT owned by the Safe",
-                ),
-            ]
-        )
-    if route == ("claim", "lido-steth", "eth"):
         return _manual(
-            f"claim {amount_eth:,.4f} ETH from Lido's withdrawal queue: claimWithdrawals(requestIds, hints) on "
-            f"{LIDO_WITHDRAWAL_QUEUE}",
-            "the request ids exist only once the requests are mined (getWithdrawalRequests(safe)), and the hints "
-            "come from findCheckpointHints(ids, 1, getLastCheckpointIndex()) once they are finalised",
+            f"deposit {amount_eth:,.4f} ETH worth from {from_venue} into {to_venue}",
+            f"no contract route for a deposit from {from_venue} into {to_venue} is known to the planner",
         )
-    if route == ("request", "eigenlayer-steth", "lido-steth"):
-        rate = ctx.rates.get("eigenlayer-steth")
-        if rate is None:
-            return _needs_rate("queue the EigenLayer withdrawal of", amount_eth, "eigenlayer-steth")
-        shares = to_wei(Decimal(str(amount_eth)) / Decimal(str(rate)))
-        return Encoded(
-            calls=[
-                Call(
-                    EIGEN_DELEGATION_MANAGER,
-                    "queueWithdrawals",
-                    ("(address[],uint256[],address)[]",),
-                    ([([EIGEN_STETH_STRATEGY], [shares], ctx.safe)],),
-                    note=f"queue the withdrawal of {shares / WEI:,.6f} stETH-strategy shares (≈ {amount_eth:,.4f} "
-                    "stETH at the planning-time rate); the slashing-release shape (docs/execution.md)",
-                )
-            ]
-        )
-    if route == ("claim", "eigenlayer-steth", "lido-steth"):
-        return _manual(
-            f"complete the EigenLayer withdrawal of ≈ {amount_eth:,.4f} stETH: completeQueuedWithdrawal(withdrawal, "
-            f"[stETH], true) on {EIGEN_DELEGATION_MANAGER}",
-            "the withdrawal struct (nonce, startBlock, scaled shares) exists only once the queueing is mined "
-            "(getQueuedWithdrawals(safe)); the delay is MIN_WITHDRAWAL_DELAY_BLOCKS",
-        )
-    if route == ("request", "rocketpool-reth", "eth"):
-        rate = ctx.rates.get("rocketpool-reth")
-        if rate is None:
-            return _needs_rate("burn rETH for", amount_eth, "rocketpool-reth")
-        reth = to_wei(Decimal(str(amount_eth)) / Decimal(str(rate)))
-        return Encoded(
-            calls=[
-                Call(
-                    RETH,
-                    "burn",
-                    ("uint256",),
-                    (reth,),
-                    note=f"burn {reth / WEI:,.6f} rETH for ≈ {amount_eth:,.4f} ETH (reverts if the deposit pool "
-                    "lacks the ETH: then sell on a DEX instead)",
-                )
-            ]
-        )
-    if route == ("claim", "rocketpool-reth", "eth"):
-        return Encoded()  # the burn pays out at once; the queue's day is the wait for deposit-pool liquidity
     return _manual(
         f"{kind} {amount_eth:,.4f} ETH worth from {from_venue} to {to_venue}",
         f"no contract route for a {kind} from {from_venue} to {to_venue} is known to the planner"
         + (" (a DEX sale is chosen by whoever signs: route, pool and price)" if kind == "sell" else ""),
-    )
-
-
-def _deposit(src: str, dst: str, amount_eth: float, wei: int, ctx: Context) -> Encoded:
-    if src == "eth" and dst == "lido-steth":
-        return Encoded(
-            calls=[
-                Call(
-                    STETH,
-                    "submit",
-                    ("address",),
-                    ("0x0000000000000000000000000000000000000000",),
-                    value=wei,
-                    note=f"stake {amount_eth:,.4f} ETH with Lido for stETH (no referral)",
-                )
-            ]
-        )
-    if src == "eth" and dst == "rocketpool-reth":
-        pool = ctx.resolved.get(ROCKET_DEPOSIT_POOL)
-        if pool is None:
-            return _manual(
-                f"deposit {amount_eth:,.4f} ETH into Rocket Pool: deposit() with that value on the RocketDepositPool",
-                f"its address is read from {REGISTRY[ROCKET_DEPOSIT_POOL]}, and was not resolved at planning time",
-            )
-        return Encoded(
-            calls=[Call(pool, "deposit", (), (), value=wei, note=f"deposit {amount_eth:,.4f} ETH for rETH")]
-        )
-    if src == "lido-steth" and dst == "eigenlayer-steth":
-        return Encoded(
-            calls=[
-                approve(
-                    STETH, EIGEN_STRATEGY_MANAGER, wei, "let EigenLayer's StrategyManager take the stETH"
-                ),
-                Call(
-                    EIGEN_STRATEGY_MANAGER,
-                    "depositIntoStrategy",
-                    ("address", "address", "uint256"),
-                    (EIGEN_STETH_STRATEGY, STETH, wei),
-                    note=f"restake {amount_eth:,.4f} stETH in EigenLayer's stETH strategy",
-                ),
-            ]
-        )
-    if src == "eth" and dst == "etherfi-weeth":
-        eeth = to_wei(Decimal(str(amount_eth)) * (1 - Decimal(str(ctx.slippage))))
-        return Encoded(
-            calls=[
-                Call(
-                    ETHERFI_LIQUIDITY_POOL,
-                    "deposit",
-                    (),
-                    (),
-                    value=wei,
-                    note=f"deposit {amount_eth:,.4f} ETH with ether.fi for eETH",
-                ),
-                approve(EETH, WEETH, eeth, "let weETH take the eETH"),
-                Call(
-                    WEETH,
-                    "wrap",
-                    ("uint256",),
-                    (eeth,),
-                    note=f"wrap {eeth / WEI:,.6f} eETH into weETH (the deposit less the {ctx.slippage:.2%} "
-                    "allowance for eETH share rounding; the rest stays as eETH)",
-                ),
-            ]
-        )
-    if src == "eth" and dst == "renzo-ezeth":
-        return Encoded(
-            calls=[
-                Call(
-                    RENZO_RESTAKE_MANAGER,
-                    "depositETH",
-                    (),
-                    (),
-                    value=wei,
-                    note=f"deposit {amount_eth:,.4f} ETH with Renzo for ezETH (reverts when paused or over its cap)",
-                )
-            ]
-        )
-    if src == "eth" and dst == "kelp-rseth":
-        rate = ctx.rates.get("kelp-rseth")
-        if rate is None:
-            return _needs_rate("deposit", amount_eth, "kelp-rseth")
-        least = _min_out(amount_eth, rate, ctx.slippage)
-        return Encoded(
-            calls=[
-                Call(
-                    KELP_DEPOSIT_POOL,
-                    "depositETH",
-                    ("uint256", "string"),
-                    (least, ""),
-                    value=wei,
-                    note=f"deposit {amount_eth:,.4f} ETH with Kelp for at least {least / WEI:,.6f} rsETH "
-                    f"(rate {rate} less {ctx.slippage:.2%})",
-                )
-            ]
-        )
-    return _manual(
-        f"deposit {amount_eth:,.4f} ETH worth from {src} into {dst}",
-        f"no contract route for a deposit from {src} into {dst} is known to the planner",
     )
 
 

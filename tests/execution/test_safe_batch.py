@@ -180,3 +180,47 @@ def test_every_contract_address_is_written_in_its_eip55_case() -> None:
         checksum_address("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
         == "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     )
+
+
+def test_the_other_routes_calldata() -> None:
+    """Every route of the table not checked above, against encodings written out here word by word."""
+    ctx = Context(
+        SAFE,
+        slippage=0.005,
+        rates={"kelp-rseth": 1.25, "rocketpool-reth": 1.1},
+        resolved={"rocketDepositPool": "0xDD3f50F8A6CafbE9b31a427582963f465E745AF8"},
+    )
+    [renzo] = encode_event("deposit", "eth", "renzo-ezeth", 3.0, ctx).calls
+    assert (renzo.to, renzo.value, renzo.data) == (
+        calls.RENZO_RESTAKE_MANAGER,
+        3 * E18,
+        "0x" + sel("depositETH()"),
+    )
+    [kelp] = encode_event("deposit", "eth", "kelp-rseth", 2.5, ctx).calls
+    least = 2 * E18 * 995 // 1000  # 2.5 ETH at 1.25 ETH per rsETH, less 0.5 %
+    assert kelp.to == calls.KELP_DEPOSIT_POOL and kelp.value == 25 * E18 // 10
+    assert kelp.data == "0x" + sel("depositETH(uint256,string)") + word(least) + word(0x40) + word(0)
+    deposit, approval, wrap = encode_event("deposit", "eth", "etherfi-weeth", 2.0, ctx).calls
+    eeth = 2 * E18 * 995 // 1000
+    assert (deposit.to, deposit.value, deposit.data) == (
+        calls.ETHERFI_LIQUIDITY_POOL,
+        2 * E18,
+        "0x" + sel("deposit()"),
+    )
+    assert (approval.to, approval.data) == (
+        calls.EETH,
+        "0x" + sel("approve(address,uint256)") + addr(calls.WEETH) + word(eeth),
+    )
+    assert (wrap.to, wrap.data) == (calls.WEETH, "0x" + sel("wrap(uint256)") + word(eeth))
+    [burn] = encode_event("request", "rocketpool-reth", "eth", 2.2, ctx).calls
+    assert (burn.to, burn.value, burn.data) == (calls.RETH, 0, "0x" + sel("burn(uint256)") + word(2 * E18))
+    [pool] = encode_event("deposit", "eth", "rocketpool-reth", 4.0, ctx).calls
+    assert (pool.to, pool.value, pool.data) == (
+        ctx.resolved["rocketDepositPool"],
+        4 * E18,
+        "0x" + sel("deposit()"),
+    )
+    assert encode_event("claim", "rocketpool-reth", "eth", 2.2, ctx) == calls.Encoded()  # the burn paid out
+    for source, dest in (("lido-steth", "eth"), ("eigenlayer-steth", "lido-steth")):
+        claim = encode_event("claim", source, dest, 1.0, ctx)
+        assert claim.calls == [] and "only once" in claim.manual[0].why
