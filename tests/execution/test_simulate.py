@@ -271,7 +271,10 @@ def test_api_safe_batch_is_simulated_with_an_rpc(tmp_path: Path) -> None:
         finally:
             server.stop()
     listed = got["summary"]
-    assert listed["simulated_at_block"] == BLOCK
+    assert listed["simulated_at_block"] == BLOCK and "chain_errors" not in listed
+    assert listed["rates"] == pytest.approx(
+        {"rocketpool-reth": 1.1, "eigenlayer-steth": 1.05, "kelp-rseth": 1.03}
+    )
     assert all("simulation" in c for d in listed["days"] for c in d["calls"])
     assert sim.calls and all(c["from"] == TREASURY for c, _ in sim.calls)
     for batch in got["batches"].values():

@@ -69,7 +69,7 @@ from aggregator.interfaces.api.models import (
     SafeBatchBody,
 )
 from aggregator.service import Service
-from aggregator.service.chain import simulate
+from aggregator.service.chain import read_book, simulate
 from aggregator.store.rows import LatestRates, ListedProposalRow
 from execution.calls import Context
 from execution.safe import batches, summary
@@ -238,17 +238,23 @@ def create_app(
         meta, plan = found
         created = meta.get("created_at") or datetime.now(UTC)
         ctx = Context(safe=account, slippage=slippage)
-        days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
-        block, unsimulated = None, None
+        block, problems = None, []
         rpc_url = service.settings.portfolio.rpc_url
+        if rpc_url is not None:  # the rates and registry addresses as of now, as the CLI reads them
+            try:
+                chain = read_book(rpc_url, account)
+                ctx = Context(safe=account, slippage=slippage, rates=chain.rates, resolved=chain.resolved)
+            except SourceError as exc:
+                problems.append(f"rates not read from chain ({exc}); steps needing them are manual")
+        days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
         if rpc_url is not None:  # each call as an eth_call from the Safe, never sent
             try:
                 days, block = simulate(rpc_url, account, days)
             except SourceError as exc:
-                unsimulated = f"not simulated: {exc}"
+                problems.append(f"not simulated: {exc}")
         listed = summary(proposal_id, days, ctx, simulated_at=block)
-        if unsimulated is not None:
-            listed["simulation_error"] = unsimulated
+        if problems:
+            listed["chain_errors"] = problems
         return {
             "summary": listed,
             "batches": {f"{proposal_id}-{d.filename}": d.batch for d in days if d.batch is not None},
