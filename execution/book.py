@@ -269,8 +269,26 @@ class ChainBook:
         }
 
 
+RATE_RANGE = (0.5, 2.0)
+"""Every exchange rate read (ETH or stETH per token or share) must lie here: a rate outside is a broken answer
+(an oracle reset to 0, a wrong contract), never a book to plan from."""
+
+
+def _check_rates(answers: Mapping[str, Any]) -> None:
+    keys = ["steth_per_wsteth", "eth_per_reth", "eigen_steth_rate", *(f"rate:{t.venue}" for t in RATE_TOKENS)]
+    low, high = RATE_RANGE
+    for key in keys:
+        rate = answers[key] / WEI
+        if not low <= rate <= high:
+            raise ChainAnswerError(
+                f"{key}: rate {rate:g} is outside {low:g}–{high:g} (ETH per token, 1e18-scaled on chain); "
+                "a broken answer, not a book"
+            )
+
+
 def assemble(address: str, block: int, balance_wei: int, answers: Mapping[str, Any]) -> ChainBook:
-    """The book from the decoded answers of both rounds."""
+    """The book from the decoded answers of both rounds (ChainAnswerError when a rate is not plausible)."""
+    _check_rates(answers)
     steth_per_wsteth = answers["steth_per_wsteth"] / WEI
     eth_per_reth = answers["eth_per_reth"] / WEI
     positions = [

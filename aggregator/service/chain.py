@@ -122,9 +122,9 @@ def read_book(rpc_url: str, address: str, timeout: float = 20.0) -> ChainBook:
         answers |= {
             c.key: decode_answer(c, r) for c, r in zip(later, _round(rpc, later, block, []), strict=True)
         }
+        book = assemble(address, number, balance, answers)
     except ChainAnswerError as exc:
         raise SourceDataError(SOURCE, f"at block {number}: {exc}") from exc
-    book = assemble(address, number, balance, answers)
     log.info("chain_book_read", address=address, block=number, holdings_eth=book.holdings_eth())
     return book
 

@@ -330,3 +330,30 @@ def test_safe_batch_takes_rates_and_the_deposit_pool_from_chain(
     assert not any("none was given" in why or "was not resolved" in why for why in manual)
     # this plan buys rETH: the deposit goes to the pool RocketStorage named, encoded, not left manual
     assert ("deposit()", DEPOSIT_POOL) in [(c["function"], c["to"]) for c in calls]
+
+
+def test_a_malformed_queued_withdrawals_answer_is_a_clear_error(chain: tuple[FixtureServer, Chain]) -> None:
+    server, answers = chain
+    key = (EIGEN_DELEGATION_MANAGER.lower(), sel("getQueuedWithdrawals(address)") + addr(TREASURY))
+    answers.answers[key] = "0x" + word(0x40)  # cut short after the first offset
+    with pytest.raises(SourceDataError, match=r"eigen_queued .*does not decode as \(address,address"):
+        read_book(f"{server.url}/rpc", TREASURY)
+    # no withdrawal but one (empty) share list: decodes, but does not add up
+    answers.answers[key] = "0x" + word(0x40) + word(0x60) + word(0) + word(1) + word(0x20) + word(0)
+    with pytest.raises(SourceDataError, match=r"eigen_queued .*0 withdrawals with 1 share lists"):
+        read_book(f"{server.url}/rpc", TREASURY)
+
+
+def test_a_missing_rate_of_a_restaking_token_is_a_clear_error(chain: tuple[FixtureServer, Chain]) -> None:
+    server, answers = chain
+    answers.drop.add(sel("rsETHPrice()"))
+    with pytest.raises(SourceDataError, match=r"eth_call \(batch id \d+\): no answer in the batch"):
+        read_book(f"{server.url}/rpc", TREASURY)
+
+
+def test_an_implausible_rate_is_a_clear_error(chain: tuple[FixtureServer, Chain]) -> None:
+    """An oracle answering 0 would value the venue at nothing and the plan would buy it back: refused."""
+    server, answers = chain
+    answers.answers[(CBETH.lower(), sel("exchangeRate()"))] = "0x" + word(0)
+    with pytest.raises(SourceDataError, match=r"rate:coinbase-cbeth: rate 0 is outside 0.5–2"):
+        read_book(f"{server.url}/rpc", TREASURY)
