@@ -193,6 +193,13 @@ class CutLoop:
         self.stats.cuts_kept = len(self._cuts)
         return str(self.problem.status)
 
+    def reset(self, oracle: TailOracle) -> None:
+        """New scenario losses (the priors changed): the kept cuts bounded the old ones, so they go with the HiGHS
+        model; the next solve loads the master afresh."""
+        self.oracle = oracle
+        self._highs, self._matrix, self._rows = None, None, 0
+        self._cuts, self._idle = [], []
+
     @property
     def nonzeros(self) -> int:
         """Constraint non-zeros HiGHS holds now: the master's and the kept cuts'."""

@@ -27,6 +27,7 @@ from typing import Literal
 import cvxpy as cp
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from optimizer.cuts import CutLoop, TailOracle
 from optimizer.inputs import Universe, VenueKind
@@ -156,6 +157,14 @@ def _absorb_highs_banner() -> None:
         os.close(saved)
 
 
+def _stress_rows(losses: ScenarioLosses) -> FloatArray:
+    """The loss rows (scenario × venue) of the stress scenarios with a loss limit, dense."""
+    stressed = list(losses.stress_limited)
+    rows = losses.term_coefficients[stressed, :] @ losses.term_incidence
+    out: FloatArray = np.asarray(sp.csr_matrix(rows).todense(), dtype=float)
+    return out
+
+
 class AllocationModel:
     """The compiled problem of one universe and shape; `solve` re-uses it with new parameter values."""
 
@@ -208,14 +217,22 @@ class AllocationModel:
         self.cut_loop: CutLoop | None = None
         in_transit = st.transit @ cp.multiply(self.p_queued, q)  # this plan's queued exits, where they leave
         self._exposure_def: list[cp.Constraint] = [e == x + in_transit + self.p_offset]
+        # The priors (each node's p and lgd) reach the cuts form only through these two parameters and the tail
+        # oracle, so `retarget` can change them without compiling again (`optimizer.retarget`).
+        self.p_mean_loss = cp.Parameter(n, name="mean_loss_cut", value=sl.expected_loss)
+        self.p_stress_rows: cp.Parameter | None = None
         if shape.risk_form == "cuts":
             # zeta is CVaR itself; the cut loop adds its tail rows in HiGHS. The one cvxpy row is the expected-loss
             # cut (q = π), which keeps the first master bounded.
             z = None
             node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
-            scenario_loss = sl.expected_loss @ e
-            stress_rows = sl.term_coefficients[stressed, :] @ sl.term_incidence  # sparse; L's rows, exactly
-            stress_loss = stress_rows @ e if stressed else None
+            scenario_loss = self.p_mean_loss @ e
+            stress_loss = None
+            if stressed:
+                self.p_stress_rows = cp.Parameter(
+                    (len(stressed), n), name="stress_rows", value=_stress_rows(sl)
+                )
+                stress_loss = self.p_stress_rows @ e
         elif shape.risk_form == "factored":
             m = cp.Variable(len(sl.terms), name="m")
             self._exposure_def.append(m == sl.term_incidence @ e)
@@ -307,6 +324,34 @@ class AllocationModel:
             self.cut_loop = CutLoop(
                 self.problem, e, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
             )
+
+    def retarget(self, universe: Universe) -> bool:
+        """Take a universe that differs from this model's at most in its nodes' p and lgd, without compiling again:
+        the scenarios are enumerated afresh for the new priors (as a new model would), the parameters and the tail
+        oracle take their losses, and the cuts kept in HiGHS go (each was a bound under the old priors). Only the
+        cuts form carries the priors as parameters; False (nothing changed) for the other forms."""
+        if self.shape.risk_form != "cuts" or self.cut_loop is None or self.elastic:
+            return False
+        shape = self.shape
+        structure = Structure(universe)
+        scenarios = enumerate_scenarios(
+            structure,
+            universe.stress,
+            beta=shape.cvar_beta,
+            tolerance=shape.tail_tolerance,
+            max_scenarios=shape.max_scenarios,
+            depth=shape.depth,
+        )
+        losses = ScenarioLosses(structure, scenarios)
+        if losses.stress_limited != self.losses.stress_limited:
+            return False
+        self.universe, self.structure, self.scenarios, self.losses = universe, structure, scenarios, losses
+        self.p_mean_loss.value = losses.expected_loss
+        if self.p_stress_rows is not None:
+            self.p_stress_rows.value = _stress_rows(losses)
+        self.cut_loop.reset(TailOracle.of(losses, shape.cvar_beta))
+        self.__dict__.pop("full", None)  # the factored fallback is rebuilt on the new losses when needed
+        return True
 
     @functools.cached_property
     def full(self) -> AllocationModel:

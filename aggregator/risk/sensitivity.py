@@ -1,8 +1,9 @@
 """How much a plan hangs on its priors: re-solve with each risk node's p and lgd halved and doubled, and the CVaR
 budget one percentage point tighter and looser, and report how the target moves.
 
-Every variant is the same `optimize` call on the plan's recorded inputs with one number changed (a shared model
-cache keeps the re-solves warm where the model allows). The base is re-solved too, so every difference comes from the
+Every variant is the same `optimize` call on the plan's recorded inputs with one number changed. The priors are
+parameters of the compiled model (`optimizer.retarget`): every variant, a prior's or the budget's, is a warm re-solve
+of the one model compiled for the base. The base is re-solved too, so every difference comes from the
 one change, not from rounding in a stored plan.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from optimizer import OptimizationInputs, Plan
 from optimizer.optimize import ModelCache, optimize
+from optimizer.retarget import RetargetingCache
 
 FACTORS = (0.5, 2.0)
 BUDGET_STEP = 0.01
@@ -83,7 +85,7 @@ def variants_of(inputs: OptimizationInputs) -> list[tuple[str, float, Optimizati
 
 def sensitivity(inputs: OptimizationInputs, *, cache: ModelCache | None = None) -> Sensitivity:
     """Re-solve the base and every variant; variants sorted by the largest weight change they cause."""
-    cache = cache or ModelCache()
+    cache = cache or RetargetingCache()
     base = optimize(inputs, cache=cache)
     found = [
         _variant(label, value, base, optimize(changed, cache=cache))
