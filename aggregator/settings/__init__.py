@@ -578,7 +578,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
                 db["url"] = f"sqlite:///{(base / path).resolve()}"
     bt = raw.get("backtest")
     if isinstance(bt, dict):
-        for key in ("cache_dir", "output_dir"):
+        for key in ("cache_dir", "output_dir", "eth_store"):
             if isinstance(bt.get(key), str) and not Path(bt[key]).is_absolute():
                 bt[key] = str((base / bt[key]).resolve())
         bt.setdefault("cache_dir", str((base / "../var/history").resolve()))

@@ -30,6 +30,9 @@ class SeriesSettings(_Section):
     - `format = "static"`: an assumption, not data: `value` (a fraction per year; default the config's `static`
       quote for the component) between `from` and `until` (inclusive, either open), and 0 outside them: e.g.
       EigenLayer rewards, which began with EIGEN incentives on 2024-08-15.
+    - `format = "modelled"`: a model, not data: ETH.STORE's APR (`path`, `column`) × `ratio`, the LST's share of it
+      fitted on the overlap (`aggregator.research.backtest.modelled`), on the days inside `from`/`until` where no
+      observed series of the component has a value (observed always wins); every such value is marked modelled.
     Values outside [min_yield, max_yield] are rejected (counted and logged), as a live source's would be: that
     filter applies to what DECISIONS see. What a strategy EARNS is what happened (`aggregator.research.backtest.earned`):
     a rate series earns its realised growth, a series of trailing-window APRs (`window_column` names each row's
@@ -38,7 +41,7 @@ class SeriesSettings(_Section):
     """
 
     component: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*\.[A-Za-z0-9_-]+$")
-    format: Literal["csv", "defillama", "static"] = "csv"
+    format: Literal["csv", "defillama", "static", "modelled"] = "csv"
     path: str | None = None
     column: str | None = None
     unit: Literal["percent", "fraction", "rate"] = "percent"
@@ -66,6 +69,14 @@ class SeriesSettings(_Section):
     from_: date | None = Field(default=None, alias="from")
     until: date | None = None
     pool: str | None = None
+    ratio: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="format 'modelled': the share of ETH.STORE the LST earned where both series overlap "
+        "(scripts/modelled_history.py prints it)",
+    )
     field: Literal["apy", "apyBase"] = "apyBase"
     min_yield: float = Field(default=0.0, ge=-1.0, le=1.0)
     max_yield: float = Field(default=0.5, gt=0.0, le=10.0)
@@ -77,6 +88,13 @@ class SeriesSettings(_Section):
             raise ValueError(f"series {self.component}: format 'csv' needs `path` and `column`")
         if self.format == "defillama" and self.pool is None:
             raise ValueError(f"series {self.component}: format 'defillama' needs `pool` (a configID UUID)")
+        if self.format == "modelled" and (self.path is None or self.column is None or self.ratio is None):
+            raise ValueError(
+                f"series {self.component}: format 'modelled' needs `path` and `column` (the ETH.STORE CSV and its "
+                "APR column) and `ratio` (the LST's fitted share of it, scripts/modelled_history.py)"
+            )
+        if self.format != "modelled" and self.ratio is not None:
+            raise ValueError(f"series {self.component}: `ratio` is only for format 'modelled'")
         if self.format != "static" and self.value is not None:
             raise ValueError(f"series {self.component}: `value` is only for format 'static'")
         if self.window_column is not None and self.unit == "rate":
@@ -154,6 +172,10 @@ class BacktestSettings(_Section):
     fixed: dict[str, dict[str, Fraction]] = Field(default_factory=dict)
     series: tuple[SeriesSettings, ...] = ()
     stress: tuple[StressEvent, ...] = ()
+    eth_store: str | None = Field(
+        default=None,
+        description="ETH.STORE's daily APR CSV (`date`, `apr` as a fraction): drawn as the benchmark line",
+    )
     cache_dir: str = "../var/history"
     defillama_url: str = "https://yields.llama.fi"
     output_dir: str = "../var/backtest"

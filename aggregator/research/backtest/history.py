@@ -40,6 +40,7 @@ from aggregator.core.errors import ConfigError
 from aggregator.rates.crosscheck import plausible_range
 from aggregator.rates.estimate import DecisionYields, counts, decision_yields
 from aggregator.research.backtest.earned import earned_table
+from aggregator.research.backtest.longrun import with_modelled
 from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, SeriesSettings
 from aggregator.settings.rates import InputRule
@@ -81,6 +82,8 @@ class History:
     # earned[t, k]: component k's realised return over day t (a fraction of that one day, not annualised), or NaN
     # when nothing says what it earned; None: earn the values themselves as APR (a synthetic history)
     earned: FloatArray | None = None
+    # modelled[t, k]: the value (or what is earned) is ETH.STORE × a fitted ratio, not an observation (`longrun`)
+    modelled: npt.NDArray[np.bool_] | None = None
 
     def index(self, day: date) -> int:
         return (day - self.days[0]).days
@@ -351,6 +354,10 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
     before it the rows the first decisions' window reaches back to (`lead`)."""
     bt = _resolve_static(settings, bt)
+    models = [
+        s for s in bt.series if s.format == "modelled"
+    ]  # filled in last, where nothing observed has a value
+    bt = bt.model_copy(update={"series": tuple(s for s in bt.series if s.format != "modelled")})
     first = bt.start - timedelta(days=1)  # known before the first decision
     period = (bt.end - first).days + 1
     lead = max(0, math.ceil(settings.rates.window_days) - 1)
@@ -431,7 +438,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     earned = earned_table(
         bt, days[lead:], components, assumptions, lambda spec: _earned_rows(spec, Path(bt.cache_dir))
     )
-    return History(
+    history = History(
         days=days[lead:],
         components=components,
         values=values[lead:],
@@ -442,3 +449,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
         lead_observed=observed[:lead],
         earned=earned,
     )
+    try:
+        return with_modelled(history, models, SeriesReport)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from exc

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from aggregator.research.backtest.incidents import INCIDENTS, replay_incidents
+from aggregator.research.backtest.longrun import eth_store_line, mark_runs, modelled_shares
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, pct, rows
 
@@ -32,7 +33,7 @@ def slug(name: str) -> str:
 
 def summary(b: Backtest) -> dict[str, Any]:
     days = b.replay.days
-    return {
+    return long_window(b) | {
         "period": {"start": str(days[0]), "end": str(days[-1]), "days": len(days)},
         "start_eth": b.replay.start_eth,
         "rebalance_every_days": b.settings.rebalance_every_days,
@@ -85,6 +86,25 @@ def summary(b: Backtest) -> dict[str, Any]:
     }
 
 
+def long_window(b: Backtest) -> dict[str, Any]:
+    """What the long history adds to summary.json: each component's days marked observed, modelled, assumption or
+    none (runs covering every day of the history), each strategy's share of capital-days on modelled yields, and the
+    ETH.STORE benchmark line (value of 1 ETH staked at its APR, and the APR) when the config names it."""
+    out: dict[str, Any] = {
+        "marks": mark_runs(b.history),
+        "modelled_share": modelled_shares(b.replay, b.history, b.universe),
+    }
+    if b.settings.eth_store is not None:
+        value, apr = eth_store_line(Path(b.settings.eth_store), b.replay.days)
+        out["eth_store"] = {
+            "source": Path(b.settings.eth_store).name,
+            "days": [str(d) for d in b.replay.days],
+            "value": value,
+            "apr": apr,
+        }
+    return out
+
+
 def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110, metadata=PNG_METADATA)
     plt.close(fig)
@@ -99,6 +119,9 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(10, 5))
     for p in rp.paths:
         ax.plot(x, np.asarray(p.values) / rp.start_eth, label=p.name, linewidth=1.4)
+    line = _eth_store(b)
+    if line is not None:
+        ax.plot(x, line[0], label="ETH.STORE (network staking APR, benchmark)", color="black", linewidth=1.2)
     for e in b.stress:
         ax.axvline(np.datetime64(e.on, "D"), color="black", linestyle=":", linewidth=1)  # type: ignore[arg-type]
         ax.annotate(f"{e.node} fails", (np.datetime64(e.on, "D"), ax.get_ylim()[1]), fontsize=8, va="top")
@@ -120,6 +143,18 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
         if np.all(np.isnan(series)) or np.nanmax(np.abs(series)) == 0:
             continue
         ax.plot(x, series * 100.0, label=venue, linewidth=1)
+    if line is not None:
+        ax.plot(x, line[1] * 100.0, label="ETH.STORE (benchmark)", color="black", linewidth=1.2)
+    modelled = _modelled_spans(b)
+    for lo, hi in modelled:
+        ax.axvspan(np.datetime64(lo, "D"), np.datetime64(hi, "D"), color="grey", alpha=0.12, linewidth=0)  # type: ignore[arg-type]
+    if modelled:
+        ax.annotate(
+            "grey: some value is MODELLED (ETH.STORE × fitted ratio)",
+            (0.01, 0.01),
+            xycoords="axes fraction",
+            fontsize=8,
+        )
     ax.set_title("Net yield per venue as the data gives it (gaps: no value)")
     ax.set_ylabel("% per year")
     ax.grid(alpha=0.3)
@@ -143,6 +178,33 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
         files[key] = out / f"{key}.png"
         _save(fig, files[key])
     return files
+
+
+def _eth_store(b: Backtest) -> tuple[Any, Any] | None:
+    """The ETH.STORE benchmark as float arrays (NaN where it has no value): value of 1 ETH, APR."""
+    if b.settings.eth_store is None:
+        return None
+    value, apr = eth_store_line(Path(b.settings.eth_store), b.replay.days)
+    return _floats(value), _floats(apr)
+
+
+def _floats(xs: Sequence[float | None]) -> Any:
+    return np.array([np.nan if v is None else v for v in xs], dtype=float)
+
+
+def _modelled_spans(b: Backtest) -> list[tuple[Any, Any]]:
+    """Runs of replay days on which some component's value is modelled."""
+    if b.history.modelled is None:
+        return []
+    offset = len(b.history.days) - len(b.replay.days)
+    any_day = [bool(v) for v in np.asarray(b.history.modelled[offset:]).any(axis=1).ravel().tolist()]
+    spans: list[tuple[Any, Any]] = []
+    for day, on in zip(b.replay.days, any_day, strict=True):
+        if on and spans and (day - spans[-1][1]).days == 1:
+            spans[-1] = (spans[-1][0], day)
+        elif on:
+            spans.append((day, day))
+    return spans
 
 
 def write(b: Backtest, out: Path) -> dict[str, Path]:
@@ -220,6 +282,7 @@ costs in bp/yr of the starting book. Days a held venue had no realised return ac
 {_table(("strategy", "limits broken"), broken)}
 <h2>Data</h2>
 {_table(("component", "source", "values in range", "rejected", "range", "note"), series)}
+{_marks_html(data)}
 <p>Values are carried at most {b.settings.max_gap_days} day(s); after that a venue is unavailable until its next
 value. Share of days with a value:</p>
 {_table(("component", "available"), avail)}
@@ -260,3 +323,29 @@ def _incidents_html(incidents: list[dict[str, Any]]) -> str:
         )
         parts.append(_table(head_row, body))
     return "\n".join(parts)
+
+
+def _marks_html(data: dict[str, Any]) -> str:
+    """Day by day, which values are observed and which MODELLED (runs of one mark per component)."""
+    marks: dict[str, list[dict[str, Any]]] = data["marks"]
+    if not any(r["mark"] == "modelled" for runs in marks.values() for r in runs):
+        return ""
+    body = [
+        (
+            comp,
+            f"{r['from']} → {r['to']}",
+            str(r["days"]),
+            r["mark"].upper() if r["mark"] == "modelled" else r["mark"],
+        )
+        for comp, runs in marks.items()
+        for r in runs
+    ]
+    shares = [(name, pct(v, 1)) for name, v in data["modelled_share"].items()]
+    return (
+        "<h3>Observed and modelled values</h3><p>MODELLED values are ETH.STORE × the LST's fitted share of it, "
+        "used only where no observed series has a value; summary.json lists the same runs under <code>marks</code>."
+        "</p>"
+        + _table(("component", "days", "count", "value"), body)
+        + "<p>Share of each strategy's capital-days on a venue earning a modelled yield:</p>"
+        + _table(("strategy", "on modelled yields"), shares)
+    )

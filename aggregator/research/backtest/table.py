@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aggregator.research.backtest.longrun import modelled_shares
 from aggregator.research.backtest.run import Backtest
 
 
@@ -25,9 +26,10 @@ TABLE_HEAD = (
 
 
 def rows(b: Backtest) -> list[tuple[str, ...]]:
+    shares = modelled_shares(b.replay, b.history, b.universe)
     return [
         (
-            r.name,
+            r.name + (f" (modelled {shares[r.name] * 100:.0f}%)" if shares.get(r.name, 0.0) > 0.0 else ""),
             pct(r.net_yield),
             f"{r.turnover * 100:.0f}%",
             f"{r.trades} ({r.reversed})",
