@@ -12,6 +12,7 @@ from rich.table import Table
 
 from aggregator.risk.calibration import claims
 from aggregator.risk.mapping import SCORED
+from aggregator.risk.market import MarketRisk
 from aggregator.risk.scorecard import Prior, derive, load_scorecard
 from aggregator.risk.sensitivity import Sensitivity
 from optimizer import RiskNode
@@ -172,3 +173,37 @@ def render_sensitivity(console: Console, s: Sensitivity, top: int = 12) -> None:
     still = [v.assumption for v in s.variants if not v.venue]
     if still:
         console.print(f"no change in the target: {len(still)} of {len(s.variants)} variants")
+
+
+def render_market(console: Console, m: MarketRisk, book: str) -> None:
+    """Each token's exit priced under its depeg, then the ladder's price if the queues stall."""
+    exits = Table(
+        title="Market risk: each exit under a depeg of its token (sold now vs waiting in the queue)"
+    )
+    for col in ("venue", "depeg", "sell now (DEX)", "wait (queue)", "depeg source"):
+        exits.add_column(col, justify="left" if col in ("venue", "depeg source") else "right")
+    for e in m.exits:
+        exits.add_row(
+            e.venue,
+            _pct(-e.depeg, 2),
+            "no market route" if e.sell_now is None else _pct(-e.sell_now, 2),
+            "no queue" if e.queue_days is None else f"{e.queue_days:g} d, yield forgone only",
+            escape(e.depeg_source),
+        )
+    console.print(exits)
+    ladder = Table(
+        title=f"The liquidity ladder if the queues stall ({book}): idle ETH and market sales at the depeg only"
+    )
+    for col in ("rung", "needs", "counted at par", "idle", "sold", "sale loses", "cannot be raised"):
+        ladder.add_column(col, justify="left" if col in ("rung", "sold") else "right")
+    for r in m.rungs:
+        ladder.add_row(
+            f"{r.days:g} d",
+            _pct(r.min_share, 1),
+            _pct(r.at_par, 1),
+            _pct(r.idle, 1),
+            ", ".join(f"{v} {_pct(x, 1)}" for v, x in r.sold.items()) or "-",
+            f"{r.loss_eth:,.1f} ETH ({r.loss_bps:.1f} bp)",
+            _pct(r.short, 1) if r.short > 1e-9 else "-",
+        )
+    console.print(ladder)

@@ -512,14 +512,21 @@ def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 @exit_codes
 def risk(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """The risk priors: each node's scorecard (attributes, points, grade), its p and lgd, overrides with their
-    reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md)."""
+    reasons, where each fact comes from, and the calibration claims of the mapping (docs/risk.md); then market
+    risk: each token's exit priced under its depeg, and the configured book's liquidity ladder if the queues stall."""
     from aggregator.risk import report as risk_report
+    from aggregator.risk.market import market_risk
 
     settings = _load(config)
+    book = {v: eth / settings.portfolio_eth for v, eth in settings.portfolio.holdings_eth.items()}
+    priors = risk_report.priors_of(settings.risk.scorecard)
+    market = market_risk(settings.universe(), settings.limits.ladder, book, settings.portfolio_eth, priors)
     if as_json:
-        typer.echo(_json_dump(risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)))
+        found = risk_report.as_json(settings.universe().nodes, settings.risk.scorecard)
+        typer.echo(_json_dump(found | {"market": market.to_json()}))
     else:
         risk_report.render(_console(), settings.universe().nodes, settings.risk.scorecard)
+        risk_report.render_market(_console(), market, "the configured book, portfolio.holdings_eth")
 
 
 @app.command("check-config")
