@@ -102,6 +102,11 @@ def test_cli_reports_sensitivity_on_the_demo(tmp_path: Path) -> None:
     )
     assert people.returncode == 0 and "assumptions that move the plan most" in people.stdout
     assert top["assumption"] in people.stdout
+    # the target's ladder priced if the queues stall (aggregator.risk.market): idle ETH is the target's
+    rungs = data["market"]["ladder"]
+    assert [r["days"] for r in rungs] == [r.days for r in plan.problem.inputs.limits.ladder]
+    assert all(r["idle"] == pytest.approx(plan.target_weights["eth"]) for r in rungs)
+    assert "if the queues stall" in people.stdout and "the plan's target" in people.stdout
 
 
 def test_api_rebalance_with_sensitivity(demo_config: Callable[..., Path]) -> None:

@@ -281,15 +281,26 @@ def rebalance(
         created = datetime.now(UTC)
         timeline = plan_timeline(plan, created.date())
         found = None
+        market = None
         if sensitivity:
+            from aggregator.risk.market import market_risk
+            from aggregator.risk.report import priors_of
             from aggregator.risk.sensitivity import sensitivity as risk_sensitivity
 
             found = risk_sensitivity(plan.problem.inputs)
+            market = market_risk(  # the target's exits and ladder priced under the recorded depegs
+                settings.universe(),
+                settings.limits.ladder,
+                plan.target_weights,
+                plan.portfolio_eth,
+                priors_of(settings.risk.scorecard),
+            )
         if as_json:
-            if found is None:
+            if found is None or market is None:
                 typer.echo(_json_dump(plan.model_dump(mode="json")))
             else:
-                typer.echo(_json_dump({"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}))
+                body = {"plan": plan.model_dump(mode="json"), "sensitivity": found.to_json()}
+                typer.echo(_json_dump(body | {"market": market.to_json()}))
             print(f"proposal {result.run_id}", file=sys.stderr)  # stdout stays the plan's JSON
         else:
             render.plan_report(
@@ -304,6 +315,8 @@ def rebalance(
                 from aggregator.risk import report as risk_report
 
                 risk_report.render_sensitivity(_console(), found)
+                if market is not None:
+                    risk_report.render_market(_console(), market, "the plan's target")
         if safe_batch is not None and account is not None:
             resolved: dict[str, str] = {}
             if settings.portfolio.rpc_url is not None:  # the rates and registry addresses as of now, on chain
