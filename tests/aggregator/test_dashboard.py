@@ -30,9 +30,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app
+from aggregator.interfaces.render import move_costs
 from aggregator.rates.collect import ComponentRate, RateBook
 from aggregator.service import Service
 from aggregator.settings import load_settings
+from optimizer import Plan
 from tests.conftest import AGGREGATOR, ROOT, clean_env, copy_demo, free_port
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -169,6 +171,27 @@ def test_the_page_shows_the_apis_numbers_as_percent(server: tuple[str, Service])
         assert shown[(r["venue"], r["component"])] == pct(r["value"])
         assert f"<td>{names[r['venue']] or r['venue']}</td>" in html  # venue names, not ids
     assert "https://" not in html and "http://" not in html.replace(base, "")  # nothing from elsewhere
+
+
+def test_moves_split_costs_and_name_the_gain_as_the_cli_does(server: tuple[str, Service]) -> None:
+    """Each move's cost as the CLI's table shows it: fees and yield forgone (`render.move_costs` of the API's
+    plan); the gain is the risk-adjusted one, with its λ."""
+    base, _ = server
+    with httpx.Client(base_url=base, timeout=60) as client:
+        html = client.get("/").text
+        latest = client.get("/api/v1/proposals", params={"limit": 1}).json()[0]
+        plan = Plan.model_validate(client.get(f"/api/v1/proposals/{latest['id']}").json()["plan"])
+    assert plan.moves and "cost ETH" not in html
+    for m in plan.moves:
+        row = re.search(rf'<tr data-step="{m.step}">(.*?)</tr>', html, re.S)
+        assert row is not None, m.step
+        fees, forgone = move_costs(plan, m)
+        assert (
+            f'<td class="num fees">{fees:,.4f}</td><td class="num forgone">{forgone:,.4f}</td>'
+            in row.group(1)
+        )
+    assert f'<span id="gain">risk-adjusted gain {plan.gain_bps:.2f} bp/yr</span>' in html
+    assert f"λ = {plan.problem.risk_aversion:g}" in html
 
 
 def test_risk_bars_match_the_plan(server: tuple[str, Service]) -> None:

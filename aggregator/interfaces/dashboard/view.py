@@ -13,6 +13,7 @@ from typing import Any
 
 from aggregator.core.errors import DamagedRecordError
 from aggregator.events.budgets import Bar, risk_bars
+from aggregator.interfaces.render import move_costs
 from aggregator.rates.lineage import independent_of
 from aggregator.service import Service
 from aggregator.settings import Settings
@@ -36,6 +37,9 @@ class Page:
     latest: dict[str, Any] | None = None
     plan: Plan | None = None
     plan_error: str | None = None
+    move_costs: list[tuple[float, float]] = field(
+        default_factory=list
+    )  # per move: (fees, yield forgone), ETH
     rates: dict[str, Any] | None = None
     tolerance: float = 0.0  # [rates] disagreement_tolerance: a spread above it is flagged
     quarantined: list[dict[str, Any]] = field(
@@ -86,6 +90,7 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
             page.plan = found[1] if found else None
     if page.plan is not None:
         page.risk = risk_bars(page.plan)
+        page.move_costs = [move_costs(page.plan, m) for m in page.plan.moves]  # split as the CLI's table
     page.rates = service.store.latest_rates()
     if page.rates is not None:
         _flag_rates(page, service, settings)
