@@ -34,6 +34,7 @@ from aggregator.interfaces.render import move_costs
 from aggregator.rates.collect import ComponentRate, RateBook
 from aggregator.service import Service
 from aggregator.settings import load_settings
+from execution.timeline import plan_timeline
 from optimizer import Plan
 from tests.conftest import AGGREGATOR, ROOT, clean_env, copy_demo, free_port
 
@@ -192,6 +193,35 @@ def test_moves_split_costs_and_name_the_gain_as_the_cli_does(server: tuple[str, 
         )
     assert f'<span id="gain">risk-adjusted gain {plan.gain_bps:.2f} bp/yr</span>' in html
     assert f"λ = {plan.problem.risk_aversion:g}" in html
+
+
+def test_the_timeline_is_the_one_show_prints(server: tuple[str, Service]) -> None:
+    """The latest plan's moves scheduled from its day (`execution.timeline.plan_timeline`, what `aggregator show`
+    prints): one row per event, in order, with its day, amount and due claim."""
+    base, _ = server
+    with httpx.Client(base_url=base, timeout=60) as client:
+        html = client.get("/").text
+        latest = client.get("/api/v1/proposals", params={"limit": 1}).json()[0]
+        plan = Plan.model_validate(client.get(f"/api/v1/proposals/{latest['id']}").json()["plan"])
+    timeline = plan_timeline(plan, datetime.fromisoformat(latest["created_at"]).date())
+    table = re.search(r'<table id="timeline">(.*?)</table>', html, re.S)
+    assert table is not None and timeline.events
+    shown = [
+        [unescape(c) for c in re.findall(r"<td[^>]*>([^<]*)</td>", row)]
+        for row in re.findall(r"<tr><td.*?</tr>", table.group(1), re.S)
+    ]
+    assert [(r[0], r[1], r[2], r[5], r[6], r[7]) for r in shown] == [
+        (
+            str(e.day),
+            e.date.isoformat(),
+            e.kind,
+            f"{e.amount_eth:,.4f}",
+            str(e.move),
+            f"claim day {e.claim_day}" if e.claim_day is not None else "",
+        )
+        for e in timeline.events
+    ]
+    assert f"done on day {timeline.days}" in html
 
 
 def test_risk_bars_match_the_plan(server: tuple[str, Service]) -> None:

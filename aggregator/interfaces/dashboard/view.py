@@ -17,6 +17,7 @@ from aggregator.interfaces.render import move_costs
 from aggregator.rates.lineage import independent_of
 from aggregator.service import Service
 from aggregator.settings import Settings
+from execution.timeline import Timeline, plan_timeline
 from optimizer import Plan
 
 BACKTEST_ENV = (
@@ -37,9 +38,10 @@ class Page:
     latest: dict[str, Any] | None = None
     plan: Plan | None = None
     plan_error: str | None = None
-    move_costs: list[tuple[float, float]] = field(
-        default_factory=list
-    )  # per move: (fees, yield forgone), ETH
+    move_costs: list[tuple[float, float]] = field(default_factory=list)  # per move: (fees, forgone) ETH
+    timeline: Timeline | None = (
+        None  # the moves as the chain allows them, from the proposal's day (as `show`)
+    )
     rates: dict[str, Any] | None = None
     tolerance: float = 0.0  # [rates] disagreement_tolerance: a spread above it is flagged
     quarantined: list[dict[str, Any]] = field(
@@ -91,6 +93,9 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
     if page.plan is not None:
         page.risk = risk_bars(page.plan)
         page.move_costs = [move_costs(page.plan, m) for m in page.plan.moves]  # split as the CLI's table
+        created = page.latest.get("created_at") if page.latest else None
+        if page.plan.moves and isinstance(created, datetime):
+            page.timeline = plan_timeline(page.plan, created.date())
     page.rates = service.store.latest_rates()
     if page.rates is not None:
         _flag_rates(page, service, settings)
