@@ -286,6 +286,17 @@ def _requests_and_errors(driver: Any) -> tuple[list[str], list[str]]:
     return urls, errors
 
 
+def _screenshot(driver: Any, path: Path) -> None:
+    """The whole page, not only the window: the window is made as tall as the page for the shot."""
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    page = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(width, max(height, page + 150))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(width, height)
+
+
 def _wait_text(driver: Any, css: str, timeout: float = 60) -> str:
 
     element = WebDriverWait(driver, timeout).until(
@@ -308,7 +319,7 @@ def test_pages_load_offline_without_console_errors(
     assert "restaking-aggregator" in _wait_text(browser, ready) or path == "/"
     urls, errors = _requests_and_errors(browser)
     name = path.strip("/") or "dashboard"
-    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    _screenshot(browser, ARTIFACTS / f"{name}.png")
     assert urls, "the browser logged no request at all"
     outside = [u for u in urls if not u.startswith((base, "data:", "blob:", "about:"))]
     assert not outside, outside
