@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from aggregator.events.alerts import Alerter, Message, Throttle, source_conditions
 from aggregator.events.budgets import breaches
@@ -168,7 +169,8 @@ def test_book_drift_is_told_once_then_resolved(tmp_path: Path) -> None:
         )
         settings = load_settings(config)
         service = Service(settings)
-        service.rebalance("cli")  # a whole cycle: the drift is seen where the plan reads the chain
+        with capture_logs() as logs:
+            service.rebalance("cli")  # a whole cycle: the drift is seen where the plan reads the chain
         expected = dict(settings.portfolio.holdings_eth)
         found = service.chain_position(settings, expected, ())  # the same drift again: quiet
         assert found is not None
@@ -180,10 +182,17 @@ def test_book_drift_is_told_once_then_resolved(tmp_path: Path) -> None:
         "restaking-aggregator alert: book:drift",
         "restaking-aggregator resolved: book:drift",
     ]
+    [drift] = [e for e in logs if e["event"] == "book_drift"]  # the message says what the log says
     text = got[0]["message"]
-    assert text.startswith("the book on chain at block 22579712 differs from the expected book")
-    assert "eth expected 1000.0000 ETH, chain 12.5000 ETH" in text
-    assert "in flight expected 0.0000 ETH, chain 20.0000 ETH" in text
+    assert text.startswith(f"the book on chain at block {drift['block']} differs from the expected book")
+    assert drift["venues"]["eth"]["expected"] == 1000.0
+    for venue, d in drift["venues"].items():
+        assert f"{venue} expected {d['expected']:.4f} ETH, chain {d['chain']:.4f} ETH" in text
+    assert drift["in_flight_chain_eth"] > 0
+    assert (
+        f"in flight expected {drift['in_flight_expected_eth']:.4f} ETH, "
+        f"chain {drift['in_flight_chain_eth']:.4f} ETH" in text
+    )
     assert got[0]["type"] == "failure" and got[1]["type"] == "success"
 
 
