@@ -1,7 +1,9 @@
 """Alerts for people through Apprise (Slack, Discord, Telegram, e-mail, ntfy, json:// … by URL in `[alerts]`): a
 readable message per proposal, and a message when a condition starts (a source down past its circuit breaker, no
-usable rate from any source, a cycle failed, a budget breached by the current book) and one "resolved" when it
-clears. Each condition is told once while it lasts, however many cycles see it (de-duplicated by key).
+usable rate from any source, a cycle failed, a budget breached by the current book, the chain book drifting from
+the expected one) and one "resolved" when it clears. Each condition is told once while it lasts, however many
+cycles see it (de-duplicated by key). On top, a rate limit: at most `max_messages` in any `window_seconds`; what
+is over is held and told in one summary message when the window lets another through (or at `close()`).
 
 Sending runs on a worker thread, so a slow or dead receiver never holds a cycle; each message has
 `deadline_seconds`, and `close()` flushes what is queued for up to that long. The raw JSON webhook
@@ -13,6 +15,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,7 +29,7 @@ from optimizer import Plan
 log = structlog.get_logger(__name__)
 Send = Callable[[str, str, str], bool]  # (title, body, type: info|success|warning|failure) -> delivered
 
-__all__ = ["Alerter", "Message", "proposal_message", "source_conditions"]
+__all__ = ["Alerter", "Message", "Throttle", "drift_conditions", "proposal_message", "source_conditions"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,75 @@ def source_conditions(book: RateBook, health: SourceHealth) -> dict[str, str]:
     return out
 
 
+def drift_conditions(
+    block: int, venues: Mapping[str, Mapping[str, float]], flight_expected: float, flight_chain: float
+) -> dict[str, str]:
+    """`book:drift` when the chain book (read at `block`) differs from the book the service expected: each venue
+    that differs (`{venue: {"expected": eth, "chain": eth}}`, as `book_drift` logs it) and capital in flight."""
+    if not venues and abs(flight_expected - flight_chain) <= DRIFT_EPSILON_ETH:
+        return {}
+    parts = [f"{v} expected {d['expected']:.4f} ETH, chain {d['chain']:.4f} ETH" for v, d in venues.items()]
+    if abs(flight_expected - flight_chain) > DRIFT_EPSILON_ETH:
+        parts.append(f"in flight expected {flight_expected:.4f} ETH, chain {flight_chain:.4f} ETH")
+    return {
+        "book:drift": f"the book on chain at block {block} differs from the expected book: "
+        + "; ".join(parts)
+        + ". The plan starts from the chain; find the move the service did not record."
+    }
+
+
+DRIFT_EPSILON_ETH = 0.01
+"""The same rounding tolerance as `aggregator.service.DRIFT_ETH`: smaller in-flight differences are not drift."""
+
+
+class Throttle:
+    """At most `limit` messages in any `window` seconds. Messages over the limit are held; `summary()` turns what
+    is held into one message as soon as the window has room for it (or at once with `force`)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._sent: deque[float] = deque()
+        self.held: list[Message] = []
+
+    def _room(self) -> bool:
+        now = self.clock()
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()
+        return len(self._sent) < self.limit
+
+    def admit(self, message: Message) -> bool:
+        """True when `message` may go now (counted); else it is held for the summary."""
+        if self._room():
+            self._sent.append(self.clock())
+            return True
+        self.held.append(message)
+        return False
+
+    def summary(self, force: bool = False) -> Message | None:
+        """One message naming what was held, when there is room for it (counted), else None."""
+        if not self.held or not (force or self._room()):
+            return None
+        held, self.held = self.held, []
+        self._sent.append(self.clock())
+        titles = [f"- {m.title}" for m in held[:20]] + (
+            [f"- … and {len(held) - 20} more"] if len(held) > 20 else []
+        )
+        return Message(
+            f"restaking-aggregator: {len(held)} alert message(s) held back by the rate limit",
+            f"{len(held)} message(s) were over the limit of {self.limit} per {self.window:g} s and were not sent "
+            "one by one:\n" + "\n".join(titles),
+            "warning",
+        )
+
+    def wait(self) -> float | None:
+        """Seconds until the window has room for the summary of what is held (None: nothing held)."""
+        if not self.held:
+            return None
+        if self._room():
+            return 0.0
+        return max(self._sent[0] + self.window - self.clock(), 0.0)
+
+
 class Alerter:
     """De-duplicates conditions and queues messages for a worker that sends them through Apprise."""
 
@@ -97,6 +169,7 @@ class Alerter:
         self._active: dict[str, dict[str, str]] = {}  # family -> key -> message
         self._lock = threading.Lock()
         self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=200)
+        self.throttle = Throttle(settings.max_messages, settings.window_seconds)
         self._thread = threading.Thread(target=self._work, name="alerts", daemon=True)
         self._thread.start()
 
@@ -137,19 +210,41 @@ class Alerter:
             log.warning("alert_dropped", reason="queue full", title=message.title)
 
     def _work(self) -> None:
-        while (message := self._queue.get()) is not None:
-            started = time.monotonic()
+        throttle = self.throttle
+        while True:
             try:
-                ok = self._send(message.title, message.body, message.kind)
-            except Exception as exc:  # a bad URL or a receiver's failure must not end the worker
-                ok, why = False, f"{type(exc).__name__}: {exc}"
+                message = self._queue.get(timeout=throttle.wait())
+            except queue.Empty:  # the window has room again: tell what was held
+                message = _TICK
+            if message is None:
+                if (summary := throttle.summary(force=True)) is not None:
+                    self._deliver(summary)
+                return
+            if (summary := throttle.summary()) is not None:
+                self._deliver(summary)
+            if message is _TICK:
+                continue
+            if throttle.admit(message):
+                self._deliver(message)
             else:
-                why = "" if ok else "Apprise reported a failure for at least one URL"
-            seconds = round(time.monotonic() - started, 3)
-            if ok:
-                log.info("alert_sent", title=message.title, seconds=seconds)
-            else:
-                log.warning("alert_failed", title=message.title, seconds=seconds, reason=why)
+                log.warning("alert_held", title=message.title, reason="rate limit", held=len(throttle.held))
+
+    def _deliver(self, message: Message) -> None:
+        started = time.monotonic()
+        try:
+            ok = self._send(message.title, message.body, message.kind)
+        except Exception as exc:  # a bad URL or a receiver's failure must not end the worker
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "" if ok else "Apprise reported a failure for at least one URL"
+        seconds = round(time.monotonic() - started, 3)
+        if ok:
+            log.info("alert_sent", title=message.title, seconds=seconds)
+        else:
+            log.warning("alert_failed", title=message.title, seconds=seconds, reason=why)
+
+
+_TICK = Message("", "")  # the worker's wake-up when the rate limit's window has room for a summary
 
 
 def _apprise_sender(settings: AlertSettings) -> Send:

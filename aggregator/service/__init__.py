@@ -29,7 +29,7 @@ from aggregator.core.errors import (
     StoreError,
 )
 from aggregator.core.modes import proposal_mode
-from aggregator.events.alerts import Alerter, source_conditions
+from aggregator.events.alerts import Alerter, drift_conditions, source_conditions
 from aggregator.events.budgets import breaches
 from aggregator.events.metrics import Metrics
 from aggregator.events.notify import Notifier, ProposalEvent
@@ -72,6 +72,9 @@ class Service:
         self.memory = RateMemory(previous=self.store.latest_values())
         self.health = SourceHealth()
         self.cache = ModelCache()
+        self.last_book: RateBook | None = (
+            None  # this process's latest collection (lineage the store does not keep)
+        )
         self._collecting = threading.Lock()  # breakers and rate memory are shared by every job
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -116,6 +119,7 @@ class Service:
         with self._collecting:
             book = collect_sync(settings, self.now, self.health, self.memory)
             self.store.record_rates(book, trigger)
+        self.last_book = book
         self._alert_sources(book)
         if self.metrics:
             self.metrics.observe_book(book)
@@ -226,6 +230,8 @@ class Service:
                 in_flight_chain_eth=round(chain_flight, 6),
                 using="chain",
             )
+        if self.alerter:  # told once while the drift lasts, "resolved" once the chain agrees again
+            self.alerter.update("book", drift_conditions(book.block, drift, expected_flight, chain_flight))
         return holdings, flights
 
     def book_report(self) -> dict[str, object]:
@@ -279,6 +285,7 @@ class Service:
         try:
             with self._collecting:
                 book = collect_sync(settings, self.now, self.health, self.memory)
+            self.last_book = book
             self._alert_sources(book)
             if self.metrics:
                 self.metrics.observe_book(book)

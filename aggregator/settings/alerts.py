@@ -24,3 +24,13 @@ class AlertSettings(BaseModel):
         le=600,
         description="one message to every URL, at most; also the flush on shutdown",
     )
+    max_messages: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="at most this many messages in any `window_seconds`; the overflow is held and told in one "
+        "summary message once the window lets another through (or when the process stops)",
+    )
+    window_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="the sliding window of `max_messages`"
+    )

@@ -417,13 +417,16 @@ class Store:
             return landed
 
     def latest_rates(self) -> dict[str, Any] | None:
-        """The latest collection and its rates, for the API."""
+        """The latest collection, its rates and the quotes it rejected, for the API and the dashboard."""
         with self._read("reading the latest rates") as conn:
             head = conn.execute(select(collections).order_by(collections.c.id.desc()).limit(1)).first()
             if head is None:
                 return None
             rows = conn.execute(
                 select(rates).where(rates.c.collection_id == head.id).order_by(rates.c.id)
+            ).all()
+            rejected = conn.execute(
+                select(rejections).where(rejections.c.collection_id == head.id).order_by(rejections.c.id)
             ).all()
         return {
             "collection": head.id,
@@ -439,6 +442,9 @@ class Store:
                     "spread": r.spread,
                 }
                 for r in rows
+            ],
+            "rejected": [
+                {"source": j.source, "key": j.key, "value": j.value, "reason": j.reason} for j in rejected
             ],
         }
 

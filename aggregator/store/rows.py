@@ -54,8 +54,19 @@ class StoredRateRow(BaseModel):
     spread: float | None
 
 
+class StoredRejection(BaseModel):
+    """A quote the collection did not use, and why (a quarantined jump's reason starts "quarantined jump")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    key: str
+    value: float | None
+    reason: str
+
+
 class LatestRates(BaseModel):
-    """The latest stored collection and its rates."""
+    """The latest stored collection, its rates and the quotes it rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,3 +74,4 @@ class LatestRates(BaseModel):
     fetched_at: IsoTime
     failed_sources: dict[str, str]  # source -> why it failed
     rates: list[StoredRateRow]
+    rejected: list[StoredRejection] = []

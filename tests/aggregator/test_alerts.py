@@ -1,6 +1,6 @@
 """Alerts through Apprise, delivered to a real HTTP endpoint on 127.0.0.1 (Apprise's json:// service): a readable
 message per proposal; a source down past its breaker told once while it lasts, then "resolved"; a budget the
-current book breaks."""
+current book breaks; the chain book drifting from the expected one; the rate limit's summary of what it held."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
-from aggregator.events.alerts import Alerter, source_conditions
+from aggregator.events.alerts import Alerter, Message, Throttle, source_conditions
 from aggregator.events.budgets import breaches
 from aggregator.rates.breaker import SourceHealth
 from aggregator.rates.collect import RateBook
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from aggregator.settings.alerts import AlertSettings
+from tests.conftest import copy_demo
+from tests.execution.test_chain_book import TREASURY, Chain
 from tests.fixture_server import FixtureServer, Reply
 
 SNAPSHOT = "demo-2026-09-14.json"
@@ -145,3 +149,94 @@ def test_a_condition_that_clears_resolves_once_through_apprise() -> None:
         "restaking-aggregator resolved: cycle:failed",
     ]
     assert got[0]["message"] == "a schedule cycle failed: disk full"
+
+
+def test_book_drift_is_told_once_then_resolved(tmp_path: Path) -> None:
+    """The chain (a local JSON-RPC server) holds another book than the demo config expects: one `book:drift` alert
+    naming the venues, however many cycles see it; once the expected book is the chain's: one "resolved"."""
+    with FixtureServer() as server:
+        server.rpc["/rpc"] = Chain()
+        server.routes["/alerts"] = [Reply(b"{}")]
+        url = server.url.replace("http://", "json://") + "/alerts"
+        config = copy_demo(
+            tmp_path,
+            lambda t: (
+                t.replace(
+                    "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+                )
+                + f'\n[alerts]\nurls = ["{url}"]\nproposals = "none"\n'
+            ),
+        )
+        settings = load_settings(config)
+        service = Service(settings)
+        with capture_logs() as logs:
+            service.rebalance("cli")  # a whole cycle: the drift is seen where the plan reads the chain
+        expected = dict(settings.portfolio.holdings_eth)
+        found = service.chain_position(settings, expected, ())  # the same drift again: quiet
+        assert found is not None
+        holdings, flights = found
+        service.chain_position(settings, holdings, flights)  # the expected book is now the chain's
+        service.close()
+        got = [m for m in _received(server, 2) if "book:drift" in m["title"]]
+    assert [m["title"] for m in got] == [
+        "restaking-aggregator alert: book:drift",
+        "restaking-aggregator resolved: book:drift",
+    ]
+    [drift] = [e for e in logs if e["event"] == "book_drift"]  # the message says what the log says
+    text = got[0]["message"]
+    assert text.startswith(f"the book on chain at block {drift['block']} differs from the expected book")
+    assert drift["venues"]["eth"]["expected"] == 1000.0
+    for venue, d in drift["venues"].items():
+        assert f"{venue} expected {d['expected']:.4f} ETH, chain {d['chain']:.4f} ETH" in text
+    assert drift["in_flight_chain_eth"] > 0
+    assert (
+        f"in flight expected {drift['in_flight_expected_eth']:.4f} ETH, "
+        f"chain {drift['in_flight_chain_eth']:.4f} ETH" in text
+    )
+    assert got[0]["type"] == "failure" and got[1]["type"] == "success"
+
+
+def test_the_throttle_holds_the_overflow_and_summarises_it_when_the_window_has_room() -> None:
+    now = [0.0]
+    throttle = Throttle(2, 60.0, clock=lambda: now[0])
+    messages = [Message(f"m{i}", "") for i in range(5)]
+    assert [throttle.admit(m) for m in messages] == [True, True, False, False, False]
+    assert throttle.summary() is None  # no room yet
+    assert throttle.wait() == pytest.approx(60.0)
+    now[0] = 30.0
+    assert throttle.wait() == pytest.approx(30.0)
+    now[0] = 60.0
+    summary = throttle.summary()
+    assert summary is not None and summary.title.endswith("3 alert message(s) held back by the rate limit")
+    assert summary.body.splitlines()[1:] == ["- m2", "- m3", "- m4"]
+    assert "limit of 2 per 60 s" in summary.body
+    assert throttle.held == [] and throttle.wait() is None
+    assert throttle.admit(Message("m5", ""))  # the summary took one of the two places, this one the other
+    assert not throttle.admit(Message("m6", ""))
+    forced = throttle.summary(force=True)  # at close(): told even without room
+    assert forced is not None and forced.body.endswith("- m6")
+
+
+def test_the_rate_limit_sends_the_first_messages_then_one_summary_through_apprise() -> None:
+    """Five conditions at once against a limit of two per second: the endpoint receives the first two, then (when
+    the window has room, before close) one summary naming the other three, and nothing else."""
+    with FixtureServer() as server:
+        server.routes["/alerts"] = [Reply(b"{}")]
+        url = server.url.replace("http://", "json://") + "/alerts"
+        alerter = Alerter(AlertSettings(urls=(SecretStr(url),), max_messages=2, window_seconds=1.0))
+        alerter.update("sources", {f"source:s{i}": f"source s{i} is down" for i in range(5)})
+        got = _received(server, 3)
+        assert alerter.close(30)
+        got = _received(server, 3)
+        assert len(server.bodies["/alerts"]) == 3
+    assert [m["title"] for m in got[:2]] == [
+        "restaking-aggregator alert: source:s0",
+        "restaking-aggregator alert: source:s1",
+    ]
+    assert got[2]["title"] == "restaking-aggregator: 3 alert message(s) held back by the rate limit"
+    assert got[2]["type"] == "warning"
+    assert [line for line in got[2]["message"].splitlines() if line.startswith("- ")] == [
+        "- restaking-aggregator alert: source:s2",
+        "- restaking-aggregator alert: source:s3",
+        "- restaking-aggregator alert: source:s4",
+    ]

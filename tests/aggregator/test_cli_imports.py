@@ -13,7 +13,8 @@ from pathlib import Path
 
 from aggregator.interfaces import cli
 from aggregator.settings import ENV_PREFIX
-from tests.conftest import clean_env, free_port
+from tests.conftest import clean_env
+from tests.fixture_server import FixtureServer, Reply
 
 WRAPPER = """
 import sys
@@ -81,12 +82,14 @@ def test_the_cli_env_prefix_is_the_settings_one() -> None:
 
 
 def test_health_loads_neither_cvxpy_nor_fastapi(demo_config: Callable[..., Path]) -> None:
-    port = free_port()  # nothing listens there: the check runs to its end and reports unhealthy
-    top, code, stderr = loaded(
-        ["health", "--config", str(demo_config())], {"AGGREGATOR_API__PORT": str(port)}
-    )
-    assert code == "1"
-    assert f"unhealthy: http://127.0.0.1:{port}/health" in stderr
+    """Against a listener that answers /health (a local server): the whole check runs, over httpx. Nothing
+    listening is told before any of this is loaded (tests/aggregator/test_health_probe.py)."""
+    with FixtureServer() as server:
+        server.routes["/health"] = [Reply(b'{"status": "ok"}')]
+        port = server.url.rsplit(":", 1)[1]
+        top, code, stderr = loaded(["health", "--config", str(demo_config())], {"AGGREGATOR_API__PORT": port})
+        assert server.hits["/health"] == 1
+    assert code == "0", stderr
     assert "aggregator" in top and "httpx" in top
     assert not top & set(HEAVY)
 

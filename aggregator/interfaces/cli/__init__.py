@@ -496,6 +496,17 @@ def _resolve_proposal(store: Store, given: str) -> str:
 def health(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Ask the running daemon's /health (the container's HEALTHCHECK): exit 0 if it answers ok; 1 if it does not
     answer, or answers degraded (no successful cycle within api.health_max_age_seconds), with the reason."""
+    from aggregator.interfaces.cli.probe import api_address, refused
+
+    address = api_address(config)
+    if address is not None and refused(*address):  # nothing listening: said at once, before the heavy imports
+        print(
+            f"unhealthy: nothing listens on {address[0]}:{address[1]} (connection refused); is `aggregator run` "
+            "up with this config?",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
     import httpx
 
     from aggregator.settings import load_settings

@@ -5,6 +5,7 @@ the book, risk against every budget, the latest proposal, rates per venue and th
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import fastapi_offline
 import jinja2
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.openapi.docs import get_redoc_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from aggregator.interfaces.dashboard.view import build
+from aggregator.interfaces.dashboard.view import backtest_dir, build
 from aggregator.service import Service, utc_now
 
 __all__ = ["mount"]
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 # ReDoc's bundle shows Redocly's logo from their CDN; served here with the logo pointed at the local favicon.
 REDOC_LOGO = b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 REDOC_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+REPORT_FILE = re.compile(r"^[A-Za-z0-9_-]+\.(html|png|json)$")  # what `aggregator backtest` writes: no paths
 
 
 def pct(value: float | None) -> str:
@@ -90,6 +92,24 @@ def mount(app: FastAPI, service: Service) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
         return HTMLResponse(template.render(page=build(service, utc_now())))
+
+    @app.get("/dashboard/backtest/{name}", include_in_schema=False)
+    def backtest_file(name: str) -> FileResponse:
+        """The backtest report's files (report.html, its PNGs, summary.json) from the configured folder; a plain
+        file name only, nothing outside that folder."""
+        folder = backtest_dir(service.settings)
+        if folder is None or not REPORT_FILE.match(name) or not (folder / name).is_file():
+            raise HTTPException(
+                404, f"no backtest report file {name!r}; `aggregator backtest` writes report.html"
+            )
+        return FileResponse(folder / name)
+
+    favicon = (REDOC_ASSETS / "favicon.png").read_bytes()
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon_ico() -> Response:
+        """What a browser asks for on a page without an icon link (the backtest report): the docs' local icon."""
+        return Response(favicon, media_type="image/png")
 
     @app.get("/dashboard/dry-run.js", include_in_schema=False)
     def dry_run_script() -> Response:

@@ -3,14 +3,28 @@ only shown as percent where people read it). Pure data: the template draws it.""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aggregator.core.errors import DamagedRecordError
 from aggregator.events.budgets import Bar, risk_bars
+from aggregator.interfaces.render import move_costs
+from aggregator.rates.lineage import independent_of
 from aggregator.service import Service
+from aggregator.settings import Settings
+from execution.timeline import Timeline, plan_timeline
 from optimizer import Plan
+
+BACKTEST_ENV = (
+    "AGGREGATOR_BACKTEST_DIR"  # the CLI's `backtest --out` default too (the image sets /data/backtest)
+)
+MAX_SUMMARY_BYTES = 4 << 20  # a backtest summary.json is ~50 KB
+QUARANTINED = re.compile(r"^quarantined jump from (?P<last>\S+)$")
 
 
 @dataclass
@@ -24,8 +38,20 @@ class Page:
     latest: dict[str, Any] | None = None
     plan: Plan | None = None
     plan_error: str | None = None
+    move_costs: list[tuple[float, float]] = field(default_factory=list)  # per move: (fees, forgone) ETH
+    timeline: Timeline | None = (
+        None  # the moves as the chain allows them, from the proposal's day (as `show`)
+    )
     rates: dict[str, Any] | None = None
+    tolerance: float = 0.0  # [rates] disagreement_tolerance: a spread above it is flagged
+    quarantined: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # the latest collection's quarantined quotes
     history: list[dict[str, Any]] = field(default_factory=list)
+    backtest: dict[str, Any] | None = None  # summary.json of the configured report folder
+    backtest_dir: Path | None = None
+    backtest_written: datetime | None = None
+    backtest_error: str | None = None
 
 
 def build(service: Service, now: datetime, history: int = 50) -> Page:
@@ -66,5 +92,88 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
             page.plan = found[1] if found else None
     if page.plan is not None:
         page.risk = risk_bars(page.plan)
+        page.move_costs = [move_costs(page.plan, m) for m in page.plan.moves]  # split as the CLI's table
+        created = page.latest.get("created_at") if page.latest else None
+        if page.plan.moves and isinstance(created, datetime):
+            page.timeline = plan_timeline(page.plan, created.date())
     page.rates = service.store.latest_rates()
+    if page.rates is not None:
+        _flag_rates(page, service, settings)
+    page.backtest_dir = backtest_dir(settings)
+    if page.backtest_dir is not None:
+        _read_backtest(page, page.backtest_dir)
     return page
+
+
+def _flag_rates(page: Page, service: Service, settings: Settings) -> None:
+    """Each stored rate with its disagreement flag (spread above the tolerance, as the collection logged
+    `rates_disagree`), its quarantined quotes (`quote_quarantined`, stored as rejections) and, when this process
+    made the collection, how many of its sources are independent observations."""
+    assert page.rates is not None
+    page.tolerance = settings.rates.disagreement_tolerance
+    targets: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for venue in settings.venues:
+        for comp in venue.components:
+            for ref in comp.quotes:
+                targets.setdefault((ref.source, ref.key), []).append((venue.id, comp.name))
+    for j in page.rates.get("rejected", []):
+        found = QUARANTINED.match(j["reason"])
+        if found is None:
+            continue
+        for venue_id, comp_name in targets.get((j["source"], j["key"]), [("", j["key"])]):
+            page.quarantined.append(
+                {
+                    "venue": venue_id,
+                    "component": comp_name,
+                    "source": j["source"],
+                    "value": j["value"],
+                    "last": _float(found.group("last")),
+                }
+            )
+    live = service.last_book
+    same = live is not None and live.fetched_at.isoformat() == page.rates["fetched_at"]
+    lineage = {(r.venue, r.component): r for r in live.rates} if live is not None and same else {}
+    for row in page.rates["rates"]:
+        spread = row["spread"]
+        row["disagree"] = spread is not None and spread > page.tolerance
+        row["quarantined"] = [
+            q for q in page.quarantined if (q["venue"], q["component"]) == (row["venue"], row["component"])
+        ]
+        r = lineage.get((row["venue"], row["component"]))
+        row["independence"] = independent_of(r.independent, len(r.sources)) if r is not None else None
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def backtest_dir(settings: Settings) -> Path | None:
+    """Where `aggregator backtest` writes its report by default: AGGREGATOR_BACKTEST_DIR, else the config's
+    backtest.output_dir (None without a [backtest] section)."""
+    if os.environ.get(BACKTEST_ENV):
+        return Path(os.environ[BACKTEST_ENV])
+    return Path(settings.backtest.output_dir) if settings.backtest is not None else None
+
+
+def _read_backtest(page: Page, folder: Path) -> None:
+    """summary.json of the report in `folder`, when there is one; a damaged one is shown as such."""
+    path = folder / "summary.json"
+    try:
+        if not path.is_file():
+            return
+        stat = path.stat()
+        if stat.st_size > MAX_SUMMARY_BYTES:
+            page.backtest_error = f"{path} is {stat.st_size} bytes, over the {MAX_SUMMARY_BYTES} read here"
+            return
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        page.backtest_error = f"{path} cannot be read: {exc}"
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("strategies"), list):
+        page.backtest_error = f"{path} is not a backtest summary (no list of strategies)"
+        return
+    page.backtest = data
+    page.backtest_written = datetime.fromtimestamp(stat.st_mtime, UTC)
