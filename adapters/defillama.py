@@ -18,7 +18,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
 from adapters.base import BoundedText, Quote, SourceSettings
-from adapters.endpoints import Quotes
+from adapters.endpoints import Quotes, number
 from adapters.errors import SourceDataError
 from adapters.http import get_json
 from adapters.simple import parse
@@ -40,6 +40,7 @@ DERIVED_FROM: dict[str, str] = {
 }
 """Projects whose number is not in this table are taken as DefiLlama's own observation."""
 
+IDENTITY = ("pool", "project", "symbol", "chain", "poolMeta")
 Field_ = Literal["apyBase", "apy", "apyMean30d", "apyBase7d"]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -186,14 +187,25 @@ class DefiLlamaAdapter:
             pool_id = raw.get("pool")
             if not isinstance(pool_id, str) or pool_id not in wanted:  # a malformed row is not ours to trust
                 continue
-            try:
-                pool = _Pool.model_validate(raw)
-            except ValidationError as exc:
-                raise SourceDataError(name, f"pool {raw.get('pool')}: {exc.errors()[0]['msg']}") from exc
-            value = getattr(pool, settings.field)
-            if value is None:
+            # lenient and strict, as adapters.endpoints: the yield may be a JSON number or a numeric string; a
+            # wanted row with a missing or unusable field rejects its keys' quotes, naming the field (the other
+            # pools still quote)
+            value = number(raw, (settings.field,))
+            if isinstance(value, str):
+                missing = value.endswith(("is missing from the answer", "is null"))
+                why = f"field {settings.field} is null or missing" if missing else value
                 for k in wanted[pool_id]:
-                    rejected[k] = f"pool {pool_id}: field {settings.field} is null or missing"
+                    rejected[k] = f"pool {pool_id}: {why}"
+                continue
+            try:
+                pool = _Pool.model_validate(
+                    {f: raw[f] for f in IDENTITY if f in raw}
+                )  # what the quote's note names
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "(the row)"
+                for k in wanted[pool_id]:
+                    rejected[k] = f"pool {pool_id}: field {field}: {err['msg']}"
                 continue
             for k in wanted[pool_id]:
                 rejected.pop(k, None)

@@ -1,21 +1,24 @@
 """Lido stETH, `eth-api.lido.fi` (docs/sources.md §2): APR of the latest oracle report, or its 7-day moving average.
-Percent, net of the 10 % protocol fee; the report time is the observation time."""
+Percent, net of the 10 % protocol fee; the report time is the observation time.
+
+Read leniently and strictly (`adapters.simple.read_one`): the APR and the report time may be JSON numbers or
+numeric strings; a missing or unusable one rejects that quote (`quote_rejected` naming the field, e.g.
+`data.apr`), and the other key's quote still counts. Only an answer that is not a JSON object fails the source."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
 from adapters.base import Quote, SourceSettings
-from adapters.simple import PERCENT, fetch_one, from_unix
+from adapters.endpoints import Quotes, Reading, number
+from adapters.errors import SourceDataError
+from adapters.simple import PERCENT, from_unix, read_one
 from aggregator.core.clock import Clock
 
-Number = StrictFloat | StrictInt
 ORIGIN = "lido-api"  # Lido's oracle reports, as eth-api.lido.fi serves them
 
 
@@ -24,32 +27,40 @@ class LidoSettings(SourceSettings):
     base_url: str = "https://eth-api.lido.fi"
 
 
-class _Point(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    timeUnix: Number  # noqa: N815 - the API's names
-    apr: Number
+def _object(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise SourceDataError("", f"expected a JSON object, got {type(doc).__name__}")
+    return doc
 
 
-class _Last(BaseModel):
-    data: _Point
+def _last(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
+    """`{"data": {"timeUnix": …, "apr": <percent>}, "meta": …}`."""
+    body = _object(doc)
+    apr = number(body, ("data", "apr"))
+    when = number(body, ("data", "timeUnix"))
+    if isinstance(apr, str):
+        return dict.fromkeys(keys, apr)
+    if isinstance(when, str):
+        return dict.fromkeys(keys, when)
+    return dict.fromkeys(keys, Reading(apr, from_unix(when)))
 
 
-class _SmaData(BaseModel):
-    aprs: list[_Point]
-    smaApr: Number  # noqa: N815
-
-
-class _Sma(BaseModel):
-    data: _SmaData
-
-
-def _last(doc: _Last) -> tuple[float, datetime | None]:
-    return float(doc.data.apr), from_unix(doc.data.timeUnix)
-
-
-def _sma(doc: _Sma) -> tuple[float, datetime | None]:
-    latest = max((p.timeUnix for p in doc.data.aprs), default=None)
-    return float(doc.data.smaApr), None if latest is None else from_unix(latest)
+def _sma(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
+    """`{"data": {"aprs": [{"timeUnix": …, "apr": …}, …], "smaApr": <percent>}, "meta": …}`: observed at the
+    newest report of the window (the fetch time when the window is empty)."""
+    body = _object(doc)
+    sma = number(body, ("data", "smaApr"))
+    if isinstance(sma, str):
+        return dict.fromkeys(keys, sma)
+    aprs = body["data"].get("aprs")
+    if not isinstance(aprs, list):
+        return dict.fromkeys(keys, "field data.aprs is missing from the answer or not a list")
+    times = [number(body, ("data", "aprs", i, "timeUnix")) for i in range(len(aprs))]
+    bad = next((t for t in times if isinstance(t, str)), None)
+    if bad is not None:
+        return dict.fromkeys(keys, bad)
+    latest = max((t for t in times if not isinstance(t, str)), default=None)
+    return dict.fromkeys(keys, Reading(sma, None if latest is None else from_unix(latest)))
 
 
 class LidoAdapter:
@@ -60,37 +71,32 @@ class LidoAdapter:
         self, client: httpx.AsyncClient, name: str, settings: LidoSettings, keys: Sequence[str], now: Clock
     ) -> list[Quote]:
         base = settings.base_url.rstrip("/")
-        calls = []
-        if "apr_last" in keys:
-            calls.append(
-                fetch_one(
+        wanted = [
+            (key, path, read, label)
+            for key, path, read, label in (
+                ("apr_last", "last", _last, "Lido stETH last oracle-report APR"),
+                ("apr_sma", "sma", _sma, "Lido stETH 7-day SMA APR"),
+            )
+            if key in keys
+        ]
+        results = await asyncio.gather(
+            *(
+                read_one(
                     client,
                     name,
                     settings,
-                    f"{base}/v1/protocol/steth/apr/last",
-                    model=_Last,
-                    read=_last,
+                    f"{base}/v1/protocol/steth/apr/{path}",
+                    extract=read,
                     unit=PERCENT,
-                    key="apr_last",
+                    key=key,
                     now=now,
-                    label="Lido stETH last oracle-report APR",
+                    label=label,
                     origin=ORIGIN,
                 )
+                for key, path, read, label in wanted
             )
-        if "apr_sma" in keys:
-            calls.append(
-                fetch_one(
-                    client,
-                    name,
-                    settings,
-                    f"{base}/v1/protocol/steth/apr/sma",
-                    model=_Sma,
-                    read=_sma,
-                    unit=PERCENT,
-                    key="apr_sma",
-                    now=now,
-                    label="Lido stETH 7-day SMA APR",
-                    origin=ORIGIN,
-                )
-            )
-        return list(await asyncio.gather(*calls))
+        )
+        return Quotes(
+            [r for r in results if isinstance(r, Quote)],
+            {key: r for (key, *_), r in zip(wanted, results, strict=True) if isinstance(r, str)},
+        )

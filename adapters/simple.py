@@ -1,10 +1,12 @@
-"""Typed reading for the sources whose APIs document strict JSON numbers (Lido, Swell): GET one JSON document,
-validate it with a frozen model, read a number in a known unit (percent or fraction) and, where the source says,
-when it was observed. Sources with moved endpoints or numbers sent as strings use `adapters.endpoints`."""
+"""Reading one JSON document per key (Lido, Swell): `read_one` GETs it and reads a number in a known unit (percent
+or fraction) and, where the source says, when it was observed, leniently and strictly as `adapters.endpoints`
+does (a JSON number or a numeric string; a missing or unusable field rejects that quote, naming the field, and the
+source's other quotes still count). `parse` validates a payload with a typed model, naming the first bad field
+(DefiLlama's `/pools` envelope and `/chart`). Sources with moved endpoints use `adapters.endpoints`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -12,8 +14,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from adapters.base import Quote, SourceSettings
+from adapters.endpoints import Extract, Reading, read_first
 from adapters.errors import SourceDataError
-from adapters.http import get_json
 from aggregator.core.clock import Clock
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,35 +33,46 @@ def parse(source: str, model: type[M], payload: Any, what: str) -> M:
         raise SourceDataError(source, f"{what}: field {field}: {err['msg']}") from exc
 
 
-async def fetch_one(
+def from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+async def read_one(
     client: httpx.AsyncClient,
     source: str,
     settings: SourceSettings,
     url: str,
     *,
-    model: type[M],
-    read: Callable[[M], tuple[float, datetime | None]],
+    extract: Extract,
     unit: float,
     key: str,
     now: Clock,
     label: str,
     origin: str = "",
-) -> Quote:
-    """One quote from one endpoint: `read` returns (value in the source's unit, observation time or None)."""
-    payload = await get_json(client, source, url, settings)
+) -> Quote | str:
+    """One quote from one endpoint, or why the answer gives none (naming the field, with the URL).
+
+    `extract(doc, [key])` gives the key's Reading or the reason; a body of the wrong kind altogether raises
+    SourceDataError (the source fails), as does an HTTP failure."""
+
+    def named(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
+        try:
+            return extract(doc, keys)
+        except SourceDataError as exc:
+            raise SourceDataError(source, exc.reason) from exc
+
+    got, url = await read_first(client, source, settings, [url], [key], named)
+    reading = got[key]
+    if isinstance(reading, str):
+        return f"{reading}: {url}"
     fetched = now()
-    value, observed = read(parse(source, model, payload, url))
     return Quote(
         source=source,
         key=key,
-        value=value * unit,
-        observed_at=observed or fetched,
+        value=reading.value * unit,
+        observed_at=reading.observed or fetched,
         fetched_at=fetched,
-        note=f"{label} {value:g} {'%' if unit == PERCENT else '(fraction)'}",
+        note=f"{label} {reading.value:g} {'%' if unit == PERCENT else '(fraction)'}",
         url=url,
         origin=origin,
     )
-
-
-def from_unix(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)

@@ -12,6 +12,7 @@ import pytest
 
 from adapters import REGISTRY, SourceDataError, TemporarySourceError
 from adapters.defillama import DefiLlamaSettings, chart
+from adapters.endpoints import rejected_reasons
 from adapters.snapshot import SnapshotSettings
 from adapters.static import StaticSettings, StaticValue
 
@@ -76,13 +77,21 @@ def test_defillama_failures_are_translated(status: int, body: bytes, ctype: str,
         _fetch("defillama", settings, [LIDO], _serve(status, body, ctype))
 
 
-def test_defillama_value_as_string_is_rejected() -> None:
-    """A number turned into a string (as Lido's APR once did upstream) is malformed data, not coerced."""
+def test_defillama_value_as_string_is_read_only_when_numeric() -> None:
+    """A number turned into a string (as Lido's APR once did upstream) is read as the same number, as every HTTP
+    adapter reads it (issue 20, `adapters.endpoints.number`); a string that is not a number is not coerced: the
+    pool's quote is rejected naming the field, and the source does not fail."""
     payload = json.loads((FIXTURES / "defillama" / "pools.partly-reconstructed.json").read_text())
-    payload["data"][0]["apyBase"] = "2.235"
     settings = DefiLlamaSettings(adapter="defillama", base_url="http://llama.test")
-    with pytest.raises(SourceDataError, match="747c1d2a"):
-        _fetch("defillama", settings, [LIDO], _serve(body=json.dumps(payload).encode()))
+    payload["data"][0]["apyBase"] = "2.235"
+    quotes = _fetch("defillama", settings, [LIDO], _serve(body=json.dumps(payload).encode()))
+    assert [q.value for q in quotes] == [pytest.approx(0.02235)]
+    payload["data"][0]["apyBase"] = "2.2 %"
+    quotes = _fetch("defillama", settings, [LIDO], _serve(body=json.dumps(payload).encode()))
+    assert quotes == []
+    assert rejected_reasons(quotes) == {
+        LIDO: f"pool {LIDO}: field apyBase is not a number or a numeric string: '2.2 %'"
+    }
 
 
 def test_defillama_connection_refused_is_temporary() -> None:

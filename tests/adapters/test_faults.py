@@ -179,7 +179,9 @@ def test_malformed_answers_are_not_retried(
     assert hits == 1 and not book.rates, fault
 
 
-LENIENT = frozenset({"binance", "coinbase", "etherfi", "frax", "kelp", "renzo", "rocketpool"})
+LENIENT = frozenset(
+    {"binance", "coinbase", "defillama", "etherfi", "frax", "kelp", "lido", "renzo", "rocketpool", "swell"}
+)
 """Adapters reading their numbers with `adapters.endpoints.number`: a JSON number or a numeric string, and a
 missing or non-numeric field rejects that quote (naming the field) instead of failing the source."""
 
