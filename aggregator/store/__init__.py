@@ -43,6 +43,7 @@ from aggregator.core.errors import (
     StoreOwnerError,
 )
 from aggregator.core.modes import proposal_mode
+from aggregator.rates.lineage import independent_of
 from aggregator.store.integrity import (
     RECOVERY,
     WalWatch,
@@ -440,6 +441,7 @@ class Store:
                     "sources": r.sources.split(","),
                     "observed_at": _aware(r.observed_at).isoformat(),
                     "spread": r.spread,
+                    **_lineage(r.independent, r.lineage, len(r.sources.split(","))),
                 }
                 for r in rows
             ],
@@ -541,6 +543,17 @@ def _write_position(conn: Connection, position: Position, now: datetime, run_id:
         conn.execute(insert(in_flight), flights)
 
 
+def _lineage(independent: int | None, stored: str | None, sources: int) -> dict[str, Any]:
+    """A stored rate's lineage for the API; None for rows written before migration 0008."""
+    if independent is None or stored is None:
+        return {"independent": None, "independence": None, "lineage": None}
+    return {
+        "independent": independent,
+        "independence": independent_of(independent, sources),
+        "lineage": json.loads(stored),
+    }
+
+
 def _insert_collection(conn: Connection, rate_book: Collection, trigger: str) -> int:
     key = conn.execute(
         insert(collections).values(
@@ -563,6 +576,8 @@ def _insert_collection(conn: Connection, rate_book: Collection, trigger: str) ->
                     "sources": ",".join(r.sources),
                     "observed_at": _naive_utc(r.observed_at),
                     "spread": r.spread,
+                    "independent": r.independent,
+                    "lineage": json.dumps(list(r.lineage)),
                 }
                 for r in rate_book.rates
             ],

@@ -52,6 +52,10 @@ class StoredRateRow(BaseModel):
     sources: list[str]
     observed_at: IsoTime
     spread: float | None
+    # source lineage (aggregator.rates.lineage), None for rates stored before migration 0008
+    independent: int | None = None  # independent observations among the sources
+    independence: str | None = None  # "2 independent of 3"
+    lineage: list[str] | None = None  # per observation: "origin: source, source"
 
 
 class StoredRejection(BaseModel):

@@ -28,6 +28,8 @@ rates = Table(
     Column("sources", Text, nullable=False),  # comma-separated
     Column("observed_at", DateTime, nullable=False),  # UTC
     Column("spread", Float, nullable=True),
+    Column("independent", Integer, nullable=True),  # independent observations among the sources (0008)
+    Column("lineage", Text, nullable=True),  # JSON list, per observation "origin: source, source" (0008)
 )
 
 rejections = Table(
