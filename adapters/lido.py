@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -33,6 +34,14 @@ def _object(doc: Any) -> dict[str, Any]:
     return doc
 
 
+def _time(seconds: float, field: str) -> datetime | str:
+    """A report time, or why it is unusable: a number no calendar has (year 0, past 9999, NaN) names the field."""
+    try:
+        return from_unix(seconds)
+    except (ValueError, OverflowError, OSError):
+        return f"field {field} is not a usable time: {seconds:g}"
+
+
 def _last(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
     """`{"data": {"timeUnix": …, "apr": <percent>}, "meta": …}`."""
     body = _object(doc)
@@ -40,9 +49,10 @@ def _last(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
     when = number(body, ("data", "timeUnix"))
     if isinstance(apr, str):
         return dict.fromkeys(keys, apr)
-    if isinstance(when, str):
-        return dict.fromkeys(keys, when)
-    return dict.fromkeys(keys, Reading(apr, from_unix(when)))
+    at = when if isinstance(when, str) else _time(when, "data.timeUnix")
+    if isinstance(at, str):
+        return dict.fromkeys(keys, at)
+    return dict.fromkeys(keys, Reading(apr, at))
 
 
 def _sma(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
@@ -60,7 +70,10 @@ def _sma(doc: Any, keys: Sequence[str]) -> dict[str, Reading | str]:
     if bad is not None:
         return dict.fromkeys(keys, bad)
     latest = max((t for t in times if not isinstance(t, str)), default=None)
-    return dict.fromkeys(keys, Reading(sma, None if latest is None else from_unix(latest)))
+    at = None if latest is None else _time(latest, "data.aprs.timeUnix")
+    if isinstance(at, str):
+        return dict.fromkeys(keys, at)
+    return dict.fromkeys(keys, Reading(sma, at))
 
 
 class LidoAdapter:

@@ -86,17 +86,23 @@ def _assert_isolated(
     assert any(e["event"] == "circuit_opened" and e["source"] == "bad" for e in logs)  # breaker_failures = 1
 
 
-def test_lido_time_out_of_range_is_that_sources_failure() -> None:
-    """Issue 19: a Lido `timeUnix` no calendar has makes the shared `from_unix` raise a plain ValueError (or
-    OverflowError); before, `collect` re-raised it and every source's quotes were lost."""
+def test_lido_time_out_of_range_rejects_that_quote_naming_the_field() -> None:
+    """Issue 19, then issue 20: a Lido `timeUnix` no calendar has made the shared `from_unix` raise a plain
+    ValueError (or OverflowError), which `collect` first re-raised (every source's quotes lost), then isolated as
+    Lido's failure. Lido now reads leniently and strictly: the time is unusable, so that quote is rejected naming
+    `data.timeUnix`; the other source's quote is kept and Lido's breaker does not count it. (Any other exception
+    inside an adapter is still that source's failure: `test_any_exception_inside_an_adapter_is_that_sources_failure`.)"""
     doc = json.loads((FIXTURES / "lido" / "apr_last.reconstructed.json").read_text())
     doc["data"]["timeUnix"] = 10**15  # year ~31.7 million
     with FixtureServer() as server:
         server.routes["/v1/protocol/steth/apr/last"] = [Reply(json.dumps(doc).encode())]
         health = SourceHealth()
         book, logs = _collect(_settings(server.url), health)
-    _assert_isolated(book, logs, health, "adapter failed on this answer")
-    assert any(t in book.failed_sources["bad"] for t in ("ValueError", "OverflowError", "OSError"))
+    assert not [e for e in logs if e["event"] == "source_failed"], logs
+    rejected = [e for e in logs if e["event"] == "quote_rejected" and e["source"] == "bad"]
+    assert len(rejected) == 1 and "field data.timeUnix is not a usable time: 1e+15" in rejected[0]["reason"]
+    assert [r.sources for r in book.rates] == [("good",)]
+    assert "bad" not in book.failed_sources
 
 
 def test_deeply_nested_json_is_refused_before_parsing() -> None:
