@@ -160,3 +160,49 @@ def test_a_failed_release_is_recognised_as_our_own_lease_not_another_rebalance(
         conn.commit()
     svc.retry_release()
     assert _count(db, "leases") == 0  # no other process waits for the lease's expiry
+
+
+def test_a_disk_full_cli_cycle_leaves_exit_8_for_the_next_cli_not_another_rebalance(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Break 9 as the operator met it, with real CLI processes: the disk fills (the database refuses the cycle's
+    write and the lease's release), so the cycle exits 8 and leaves its lease row. The next CLI, with no waiting
+    and the disk still full, must exit 8 again (the store's error), not 6 with a false "another rebalance is
+    running" for `cycle_timeout_seconds`; once the disk has room the next one proposes and no lease is left."""
+    db = tmp_path / "full.sqlite"
+    config = demo_config(lambda t: t.replace("sqlite:///../var/demo.sqlite", f"sqlite:///{db}"))
+    env = clean_env({"AGGREGATOR_LOGGING__FORMAT": "json"})
+    cmd = [AGGREGATOR, "rebalance", "--json", "--config", str(config), "--wait", "0"]
+
+    def rebalance() -> tuple[int, list[dict[str, object]], str]:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
+        return (
+            done.returncode,
+            [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")],
+            done.stderr,
+        )
+
+    assert rebalance()[0] == 0  # the store exists, one proposal
+    with closing(sqlite3.connect(db)) as conn:
+        for table, action in (("leases", "DELETE"), ("proposals", "INSERT")):
+            conn.execute(
+                f"CREATE TRIGGER full_{table} BEFORE {action} ON {table} "
+                "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+            )
+        conn.commit()
+    code, log, err = rebalance()
+    assert code == 8, err[-2000:]
+    assert any(e["event"] == "lease_release_failed" for e in log), err[-2000:]
+    assert _count(db, "leases") == 1  # the stale lease the issue found
+
+    code, log, err = rebalance()  # at once, the disk still full
+    assert code == 8, err[-2000:]
+    assert "disk is full" in err and "another rebalance" not in err
+
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP TRIGGER full_leases")
+        conn.execute("DROP TRIGGER full_proposals")
+        conn.commit()
+    code, log, err = rebalance()
+    assert code == 0, err[-2000:]
+    assert _count(db, "proposals") == 2 and _count(db, "leases") == 0
