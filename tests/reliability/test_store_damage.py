@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aggregator.core.errors import StoreDamagedError
@@ -121,6 +122,51 @@ def test_backup_while_the_daemon_runs_then_a_deleted_wal_is_detected(
             assert "write-ahead log" in str(damaged["error"]) and "was deleted" in str(damaged["error"])
             failed = _read_until(proc, "rebalance_failed", timeout=120)[-1]
             assert "write-ahead log" in str(failed["error"])
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_the_daemons_periodic_check_finds_damage_and_writes_stop(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Break 7 at the daemon's level: garbage written into the file of a running daemon that is not writing (its
+    next scheduled cycle is hours away) is found by its own periodic quick check (`store_damaged` within
+    `integrity_check_minutes`, here 0.6 s); a rebalance asked through the API is then refused with 503 naming
+    the damage and the recovery (`rebalance_failed`), the file is not written, and SIGTERM still exits 0."""
+    db = tmp_path / "periodic.sqlite"
+    port = free_port()
+    token = "periodic-check-token-0123"
+    env = {
+        "AGGREGATOR_API__PORT": str(port),
+        "AGGREGATOR_API__TOKEN": token,
+        "AGGREGATOR_DATABASE__URL": f"sqlite:///{db}",
+        "AGGREGATOR_DATABASE__INTEGRITY_CHECK_MINUTES": "0.01",
+        "AGGREGATOR_SCHEDULE__REBALANCE_EVERY_MINUTES": "600",
+    }
+    with start_daemon(demo_config(), env) as proc:
+        try:
+            _read_until(proc, "cycle_finished", timeout=120)  # the start-up proposal
+            _garble(db)
+            size = db.stat().st_size
+            damaged = _read_until(proc, "store_damaged", timeout=60)[-1]
+            assert "is damaged" in str(damaged["error"]), damaged
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/api/v1/rebalance",
+                headers={"Authorization": f"Bearer {token}"},
+                json={},
+                timeout=60,
+            )
+            assert answer.status_code == 503, answer.text
+            assert (
+                "is damaged" in answer.json()["detail"] and "aggregator db check" in answer.json()["detail"]
+            )
+            failed = _read_until(proc, "rebalance_failed", timeout=60)[-1]
+            assert "is damaged" in str(failed["error"]), failed
+            assert db.stat().st_size == size
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:

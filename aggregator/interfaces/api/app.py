@@ -273,7 +273,10 @@ def create_app(
             )
         except CycleBusyError as exc:
             raise HTTPException(409, str(exc)) from exc
-        except (NoRatesError, StoreError, ConfigError) as exc:
+        except NoRatesError as exc:  # logged by the cycle as rebalance_skipped
+            raise HTTPException(503, str(exc)) from exc
+        except (StoreError, ConfigError) as exc:  # as the daemon's scheduled cycles log it (a damaged store…)
+            throttled.warning("rebalance_failed", trigger="api", error=str(exc))
             raise HTTPException(503, str(exc)) from exc
         out: dict[str, Any] = {
             "proposal": result.run_id,
