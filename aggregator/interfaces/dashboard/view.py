@@ -140,7 +140,10 @@ def _flag_rates(page: Page, service: Service, settings: Settings) -> None:
             q for q in page.quarantined if (q["venue"], q["component"]) == (row["venue"], row["component"])
         ]
         r = lineage.get((row["venue"], row["component"]))
-        row["independence"] = independent_of(r.independent, len(r.sources)) if r is not None else None
+        # the stored lineage (migration 0008) when this process did not collect it
+        row["independence"] = (
+            independent_of(r.independent, len(r.sources)) if r is not None else row.get("independence")
+        )
 
 
 def _float(text: str) -> float | None:
