@@ -179,3 +179,29 @@ def test_an_entry_counts_on_the_windows_lower_quantile_a_holding_on_the_estimate
         tree, {"lrt": {"base": 0.05}}, {("lrt", "base"): window}, InputRule(window_days=14)
     )
     assert median_only.entry_discount == {}
+
+
+def test_a_venue_warming_up_with_a_better_estimate_keeps_worse_venues_closed_until_its_gate_opens() -> None:
+    """stETH's series began three days ago (new, 3 of 5 observations, 3.2 %); rETH has a full window at 2.9 %. The
+    old gate closed stETH only, so idle ETH went into rETH, the second-best venue, and a round trip later into
+    stETH: now rETH waits too, and the venue restaking stETH (its path rests on the new component) is warming,
+    not waiting. Once stETH has its 5 observations, or if it is not new (observed before the window), rETH opens;
+    a venue with a better estimate than the warming one never waits."""
+    rule = InputRule(window_days=14, min_observations=5)
+    latest = {"steth": {"base": 0.032}, "reth": {"base": 0.029}, "restaked": {"rewards": 0.0}}
+    window = {
+        ("steth", "base"): {0.032: 2},
+        ("reth", "base"): {0.029: 13},
+        ("restaked", "rewards"): {0.0: 13},
+    }
+    new = frozenset({("steth", "base")})
+    seen = decision_yields(_tree(), latest, window, rule, new=new)
+    assert set(seen.entry_blocked) == {"steth", "restaked", "reth"}
+    assert seen.entry_blocked["reth"].startswith("waiting for steth to warm up (3 of the 5 needed")
+    assert "too few observations" in seen.entry_blocked["restaked"]  # warming with steth, not waiting
+    old = decision_yields(_tree(), latest, window, rule)  # not known to be new: only the gate
+    assert set(old.entry_blocked) == {"steth", "restaked"}
+    warmed = decision_yields(_tree(), latest, {**window, ("steth", "base"): {0.032: 4}}, rule, new=new)
+    assert set(warmed.entry_blocked) == set()
+    better = {**window, ("reth", "base"): {0.04: 13}}
+    assert "reth" not in decision_yields(_tree(), latest, better, rule, new=new).entry_blocked
