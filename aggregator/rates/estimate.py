@@ -21,7 +21,11 @@ window once with its count, so a cycle reads a few rows per component, not every
 Entries: a venue may be entered only on a yield observed this cycle (fresh), resting on at least
 `min_observations` values of the window. A value that is only carried (the backtest keeps the last one up to
 `max_gap_days`) or stale (the daemon has no fresh quote this cycle, the estimate is the stored window's) values a
-venue already held, so it can be sold, but never buys more of it.
+venue already held, so it can be sold, but never buys more of it. An entry counts on the window's `entry_quantile`
+(lower than the median, so a few high values do not buy) or this cycle's value if that is lower: a series falling
+through its window (rsETH in May 2024: 13 % and 10 % windows, then 0.8 %) still has a high median and quartile for
+days, and the optimizer bought on them and sold within a week as the median caught up. Holdings are valued at the
+estimate, so neither rule sells anything.
 
 Warm-up: a deployment does not commit capital to a venue while a better-looking venue is only waiting for its entry
 gate. A component is NEW when the caller never observed it before the window (a series that just started, a source
@@ -71,7 +75,10 @@ class Estimate:
     value: float
     observations: int
     freshness: Freshness
-    entry_value: float | None = None  # the window's `entry_quantile`: what an entry counts on (None: `value`)
+    entry_value: float | None = (
+        None  # what an entry counts on: the window's `entry_quantile` or the latest value
+    )
+    # if lower (None: `value`)
 
     @property
     def entry_spread(self) -> float:
@@ -162,6 +169,10 @@ def estimate(
         return Estimate(latest, n, freshness_)
     value = robust(values, weights, estimator=rule.estimator, trim=rule.trim)
     low = quantile(values, weights, rule.entry_quantile) if rule.entry_quantile < 0.5 else None
+    if low is not None and latest is not None:
+        low = min(
+            low, latest
+        )  # a falling series: an entry counts on neither the window's past nor its median
     return Estimate(value, n, freshness_, low)
 
 

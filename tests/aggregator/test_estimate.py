@@ -205,3 +205,17 @@ def test_a_venue_warming_up_with_a_better_estimate_keeps_worse_venues_closed_unt
     assert set(warmed.entry_blocked) == set()
     better = {**window, ("reth", "base"): {0.04: 13}}
     assert "reth" not in decision_yields(_tree(), latest, better, rule, new=new).entry_blocked
+
+
+def test_an_entry_into_a_falling_series_counts_on_its_latest_value() -> None:
+    """rsETH in May 2024: a window of 13 %, 10 %, 9.8 %, 5.3 % windows, then a fresh 0.78 %. The median (9.8 %) and
+    the lower quartile (5.3 %) still rest on the past, and the optimizer bought rsETH on them and sold it six days
+    later as the median caught up: an entry now counts on the lower of the quartile and the latest value. A holding
+    is still valued at the median (noise does not sell), and a latest value above the quartile changes nothing."""
+    window = {0.1304: 1.0, 0.104: 1.0, 0.0983: 2.0, 0.0531: 1.0}
+    rule = InputRule(window_days=14, entry_quantile=0.25)
+    est = estimate(window, 0.0078, rule)
+    assert est is not None and est.value == pytest.approx(0.0983)
+    assert est.entry_value == pytest.approx(0.0078) and est.entry_spread == pytest.approx(0.0983 - 0.0078)
+    rising = estimate(window, 0.11, rule)
+    assert rising is not None and rising.entry_value == pytest.approx(0.0983)  # the quartile of the 6 values
