@@ -185,9 +185,40 @@ def run_case(settings: Settings, label: str, budget: float, lifted: list[str]) -
         "hindsight_book": {k: round(v, 6) for k, v in sorted(book.items(), key=lambda kv: -kv[1])},
         "priced_book": {k: round(v, 6) for k, v in sorted(priced.items(), key=lambda kv: -kv[1])},
         "strategies": [row(r) for r in result.results],
+        "attribution": attribution(
+            result, (HINDSIGHT, PRICED, *(r.name for r in result.results if r.name.startswith("optimizer")))
+        ),
         "seconds": result.seconds,
         "_result": result,
     }
+
+
+def attribution(result: Backtest, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Where each strategy's yield came from, bp/yr of the book: per venue the realised return of its settled
+    capital (settled share × the day's realised return, summed), `in transit` the share of the book in exit queues
+    (earning nothing) times the mean return of the day's settled book, and `costs` (fees, gas, entry costs). The
+    venue rows and costs add up to the strategy's net yield (before compounding); `transit` is what waiting cost
+    relative to the rest of the book."""
+    rep = result.replay
+    days = len(rep.days)
+    earned = np.nan_to_num(rep.venue_earned)
+    out: dict[str, dict[str, float]] = {}
+    for path in rep.paths:
+        if path.name not in names:
+            continue
+        settled = np.array(path.settled)  # [day, venue] settled ETH / book value, at the start of the day
+        per_venue = (settled * earned).sum(axis=0) * DAYS_PER_YEAR / days * 1e4
+        parked = 1.0 - settled.sum(axis=1)
+        book_rate = (settled * earned).sum(axis=1) / np.maximum(settled.sum(axis=1), 1e-12)
+        row = {v: float(b) for v, b in zip(rep.venues, per_venue, strict=True) if abs(b) >= 0.05}
+        row["in transit"] = -float((parked * book_rate).sum() * DAYS_PER_YEAR / days * 1e4)
+        row["costs"] = -path.costs_eth / rep.start_eth / (days / DAYS_PER_YEAR) * 1e4
+        out[path.name] = row
+        mean_w = settled.mean(axis=0)
+        out[f"{path.name} weights"] = {
+            v: float(w * 100) for v, w in zip(rep.venues, mean_w, strict=True) if w >= 5e-4
+        }
+    return out
 
 
 def row(r: StrategyResult) -> dict[str, Any]:
@@ -348,6 +379,11 @@ def main() -> None:
     parser.add_argument(
         "--risk-aversions", default="", help="the optimizers compared, e.g. 0.05,0.25 (default: the config's)"
     )
+    parser.add_argument(
+        "--attribution",
+        action="store_true",
+        help="print where each optimizer's and hindsight book's yield came from (per venue, transit, costs)",
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     settings = load_settings(args.config)
@@ -412,6 +448,18 @@ def main() -> None:
         priced = ", ".join(f"{v} {w * 100:.1f}%" for v, w in c["priced_book"].items())
         print(f"    {PRICED} = {priced}")
     print()
+    if args.attribution:
+        for c in cases:
+            print(
+                f"budget {c['case']}: where the yield came from, bp/yr of the book (mean settled weight %):"
+            )
+            att = c["attribution"]
+            for name in [n for n in att if not n.endswith(" weights")]:
+                parts = ", ".join(f"{k} {v:+.1f}" for k, v in att[name].items())
+                w = ", ".join(f"{k} {v:.1f}" for k, v in att[f"{name} weights"].items())
+                print(f"    {name}: {parts}")
+                print(f"        weights: {w}")
+        print()
     print(
         f"Baselines (CVaR on exposed capital; their yields do not depend on the budget, budget {cases[0]['case']}):"
     )

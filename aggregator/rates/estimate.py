@@ -21,7 +21,24 @@ window once with its count, so a cycle reads a few rows per component, not every
 Entries: a venue may be entered only on a yield observed this cycle (fresh), resting on at least
 `min_observations` values of the window. A value that is only carried (the backtest keeps the last one up to
 `max_gap_days`) or stale (the daemon has no fresh quote this cycle, the estimate is the stored window's) values a
-venue already held, so it can be sold, but never buys more of it.
+venue already held, so it can be sold, but never buys more of it. An entry counts on the window's `entry_quantile`
+(lower than the median, so a few high values do not buy) or this cycle's value if that is lower: a series falling
+through its window (rsETH in May 2024: 13 % and 10 % windows, then 0.8 %) still has a high median and quartile for
+days, and the optimizer bought on them and sold within a week as the median caught up. Holdings are valued at the
+estimate, so neither rule sells anything.
+
+Warm-up: a deployment does not commit capital to a venue while a better-looking venue is only waiting for its entry
+gate. A component is NEW when the caller never observed it before the window (a series that just started, a source
+just added; the caller passes them in `new`); a venue closed to entries only because a new component along its path
+has too few observations yet is WARMING UP. While one is, every venue open to entries whose estimated path yield
+is lower than the warming venue's is closed too ("waiting for …"): idle ETH stays idle, and capital is not rotated
+into a second-best venue that a week later would need a round trip to leave. The wait is bounded: once the new
+component has `min_observations` values, or its first value has left the window (then it is no longer new), the
+gate opens by itself. The comparison is on yield estimates alone (a warming venue's risk is priced by the
+optimizer once it opens); holdings keep earning and may be sold, so the rule costs at most a window of idle yield
+on capital not yet deployed. Without it a replay whose best series began the day before (stETH in the bundled
+history) deployed idle ETH into rETH and weETH and then kept or churned that book (20-52 bp/yr behind the
+hindsight book).
 
 A component with no value in its window at all is one of two things. Never observed (a new store warming up, a
 series that has not started, a daemon back from a long stop): its venue is held at its weight, because nothing
@@ -58,7 +75,10 @@ class Estimate:
     value: float
     observations: int
     freshness: Freshness
-    entry_value: float | None = None  # the window's `entry_quantile`: what an entry counts on (None: `value`)
+    entry_value: float | None = (
+        None  # what an entry counts on: the window's `entry_quantile` or the latest value
+    )
+    # if lower (None: `value`)
 
     @property
     def entry_spread(self) -> float:
@@ -149,6 +169,10 @@ def estimate(
         return Estimate(latest, n, freshness_)
     value = robust(values, weights, estimator=rule.estimator, trim=rule.trim)
     low = quantile(values, weights, rule.entry_quantile) if rule.entry_quantile < 0.5 else None
+    if low is not None and latest is not None:
+        low = min(
+            low, latest
+        )  # a falling series: an entry counts on neither the window's past nor its median
     return Estimate(value, n, freshness_, low)
 
 
@@ -200,6 +224,7 @@ def decision_yields(
     *,
     carried: frozenset[tuple[str, str]] = frozenset(),
     expired: frozenset[tuple[str, str]] = frozenset(),
+    new: frozenset[tuple[str, str]] = frozenset(),
 ) -> DecisionYields:
     """Every component's estimate from this cycle's values (`latest`, venue → component → value) and its window
     (the earlier values with their counts). A component without a latest value is stale and estimated from its
@@ -207,7 +232,9 @@ def decision_yields(
     no yield: its venue is held, unless the component is listed in `expired` (observed before, gone while the
     caller watched) and every component missing along the venue's path is: then the venue is exit-only (counted
     at 0 for what is missing, closed to entries, may be sold to 0). A venue is closed to entries when any
-    component along its path is stale, carried, expired or rests on fewer than `min_observations` values."""
+    component along its path is stale, carried, expired or rests on fewer than `min_observations` values; and
+    while a venue is warming up (`new`: components never observed before the window; module doc), every open
+    venue whose estimated path yield is below the warming venue's is closed to entries as well."""
     yields: dict[str, dict[str, float]] = {}
     estimates: dict[tuple[str, str], Estimate] = {}
     reasons: dict[tuple[str, str], str] = {}
@@ -226,6 +253,17 @@ def decision_yields(
             if why is not None:
                 reasons[key] = why
     blocked = blocked_venues(universe, reasons)
+    blocked.update(
+        waiting_for_warm_up(
+            universe,
+            yields=yields,
+            estimates=estimates,
+            reasons=reasons,
+            blocked=blocked,
+            rule=rule,
+            new=new,
+        )
+    )
     discount: dict[str, float] = {}
     for venue in universe.venues:
         spread = sum(
@@ -238,6 +276,77 @@ def decision_yields(
     return DecisionYields(
         yields, estimates, blocked, _exit_only(universe, yields, reasons, blocked), discount
     )
+
+
+def path_yields(universe: Universe, yields: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each venue's estimated yield along its path after haircuts; venues missing a component on it are left out."""
+    by_id = {v.id: v for v in universe.venues}
+    out: dict[str, float] = {}
+    for venue in universe.venues:
+        total = 0.0
+        node: str | None = venue.id
+        complete = True
+        while node is not None:
+            for c in by_id[node].components:
+                value = yields.get(node, {}).get(c.name)
+                if value is None:
+                    complete = False
+                else:
+                    total += (1.0 - c.haircut) * value
+            node = by_id[node].parent
+        if complete:
+            out[venue.id] = total
+    return out
+
+
+def waiting_for_warm_up(
+    universe: Universe,
+    *,
+    yields: Mapping[str, Mapping[str, float]],
+    estimates: Mapping[tuple[str, str], Estimate],
+    reasons: Mapping[tuple[str, str], str],
+    blocked: Mapping[str, str],
+    rule: InputRule,
+    new: frozenset[tuple[str, str]],
+) -> dict[str, str]:
+    """Open venues to close while a better-looking venue warms up (module doc): venue → why."""
+    if not new or rule.window_days <= 0 or rule.min_observations <= 1:
+        return {}
+    by_id = {v.id: v for v in universe.venues}
+    gated = {
+        k
+        for k, why in reasons.items()
+        if why.startswith("too few observations") and k in new and k in estimates
+    }
+    if not gated:
+        return {}
+    path = path_yields(universe, yields)
+    warming: list[tuple[str, float, str]] = []
+    for venue in universe.venues:
+        if venue.id not in blocked or venue.id not in path:
+            continue
+        keys: list[tuple[str, str]] = []
+        node: str | None = venue.id
+        while node is not None:
+            keys += [(node, c.name) for c in by_id[node].components if (node, c.name) in reasons]
+            node = by_id[node].parent
+        if keys and all(k in gated for k in keys):
+            least = min(estimates[k].observations for k in keys)
+            warming.append((venue.id, path[venue.id], f"{least} of the {rule.min_observations} needed"))
+    if not warming:
+        return {}
+    best, best_yield, count = max(warming, key=lambda w: w[1])
+    return {
+        venue.id: (
+            f"waiting for {best} to warm up ({count} observations; its estimate "
+            f"{best_yield * 100:.2f} % beats this venue's {path[venue.id] * 100:.2f} %)"
+        )
+        for venue in universe.venues
+        if venue.id not in blocked
+        and venue.id in path
+        and venue.parent is not None
+        and path[venue.id] < best_yield
+    }
 
 
 def _exit_only(

@@ -47,7 +47,9 @@ def inputs_for(
     fresh quote this cycle: valued at its window's estimate) or rests on fewer than `min_observations` values is
     closed to entries; one with no value at all in the window is held when it was never stored (a new store
     warming up) and exit-only when it was stored before the window while the store kept collecting
-    (`expired_components`): counted at 0 for that yield, sold if that is better, never bought. `holdings` is the settled book in ETH
+    (`expired_components`): counted at 0 for that yield, sold if that is better, never bought. While a venue whose
+    component was first stored inside the window waits for its entry gate, open venues that look worse wait too
+    (the warm-up rule of `aggregator.rates.estimate`). `holdings` is the settled book in ETH
     (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands)."""
     held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
     rule = settings.rates.rule()
@@ -55,6 +57,7 @@ def inputs_for(
     universe = settings.universe()
     latest = book.yields()
     expired: set[tuple[str, str]] = set()
+    new: set[tuple[str, str]] = set()
     if rule.window_days > 0 and store is not None:
         since = book.fetched_at - timedelta(days=rule.window_days)
         window = store.window_counts(since, before=book.fetched_at)
@@ -65,7 +68,11 @@ def inputs_for(
             if c.name not in latest.get(v.id, {}) and (v.id, c.name) not in window
         }
         expired = expired_components(store, missing, since, book.fetched_at, rule.window_days)
-    seen = decision_yields(universe, latest, window, rule, expired=frozenset(expired))
+        if rule.min_observations > 1:
+            # a component first stored inside the window is warming up (aggregator.rates.estimate: the warm-up rule)
+            present = {(v, c) for v, comps in latest.items() for c in comps} | set(window)
+            new = present - store.observed_before(since, present)
+    seen = decision_yields(universe, latest, window, rule, expired=frozenset(expired), new=frozenset(new))
     return OptimizationInputs(
         universe=universe,
         limits=settings.limits,

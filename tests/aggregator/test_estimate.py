@@ -179,3 +179,43 @@ def test_an_entry_counts_on_the_windows_lower_quantile_a_holding_on_the_estimate
         tree, {"lrt": {"base": 0.05}}, {("lrt", "base"): window}, InputRule(window_days=14)
     )
     assert median_only.entry_discount == {}
+
+
+def test_a_venue_warming_up_with_a_better_estimate_keeps_worse_venues_closed_until_its_gate_opens() -> None:
+    """stETH's series began three days ago (new, 3 of 5 observations, 3.2 %); rETH has a full window at 2.9 %. The
+    old gate closed stETH only, so idle ETH went into rETH, the second-best venue, and a round trip later into
+    stETH: now rETH waits too, and the venue restaking stETH (its path rests on the new component) is warming,
+    not waiting. Once stETH has its 5 observations, or if it is not new (observed before the window), rETH opens;
+    a venue with a better estimate than the warming one never waits."""
+    rule = InputRule(window_days=14, min_observations=5)
+    latest = {"steth": {"base": 0.032}, "reth": {"base": 0.029}, "restaked": {"rewards": 0.0}}
+    window = {
+        ("steth", "base"): {0.032: 2},
+        ("reth", "base"): {0.029: 13},
+        ("restaked", "rewards"): {0.0: 13},
+    }
+    new = frozenset({("steth", "base")})
+    seen = decision_yields(_tree(), latest, window, rule, new=new)
+    assert set(seen.entry_blocked) == {"steth", "restaked", "reth"}
+    assert seen.entry_blocked["reth"].startswith("waiting for steth to warm up (3 of the 5 needed")
+    assert "too few observations" in seen.entry_blocked["restaked"]  # warming with steth, not waiting
+    old = decision_yields(_tree(), latest, window, rule)  # not known to be new: only the gate
+    assert set(old.entry_blocked) == {"steth", "restaked"}
+    warmed = decision_yields(_tree(), latest, {**window, ("steth", "base"): {0.032: 4}}, rule, new=new)
+    assert set(warmed.entry_blocked) == set()
+    better = {**window, ("reth", "base"): {0.04: 13}}
+    assert "reth" not in decision_yields(_tree(), latest, better, rule, new=new).entry_blocked
+
+
+def test_an_entry_into_a_falling_series_counts_on_its_latest_value() -> None:
+    """rsETH in May 2024: a window of 13 %, 10 %, 9.8 %, 5.3 % windows, then a fresh 0.78 %. The median (9.8 %) and
+    the lower quartile (5.3 %) still rest on the past, and the optimizer bought rsETH on them and sold it six days
+    later as the median caught up: an entry now counts on the lower of the quartile and the latest value. A holding
+    is still valued at the median (noise does not sell), and a latest value above the quartile changes nothing."""
+    window = {0.1304: 1.0, 0.104: 1.0, 0.0983: 2.0, 0.0531: 1.0}
+    rule = InputRule(window_days=14, entry_quantile=0.25)
+    est = estimate(window, 0.0078, rule)
+    assert est is not None and est.value == pytest.approx(0.0983)
+    assert est.entry_value == pytest.approx(0.0078) and est.entry_spread == pytest.approx(0.0983 - 0.0078)
+    rising = estimate(window, 0.11, rule)
+    assert rising is not None and rising.entry_value == pytest.approx(0.0983)  # the quartile of the 6 values

@@ -138,3 +138,36 @@ def test_a_yield_gone_stale_past_the_window_is_sold_but_a_store_warming_up_holds
     asleep.record_rates(RateBook(fetched_at=T - timedelta(hours=1)), "rates")  # back for an hour only
     assert inputs_for(settings, now, asleep).exit_only == {}
     assert inputs_for(settings, now, Store(f"sqlite:///{tmp_path}/n.sqlite")).exit_only == {}
+
+
+def test_a_daemon_does_not_enter_a_worse_venue_while_a_newly_stored_better_one_warms_up(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """rETH has been stored for 20 days at 2.9 %; stETH's source was added two days ago (3.3 %, 3 of the 5 values
+    the gate needs): rETH waits for stETH instead of taking the idle ETH. The same values in a store that also held
+    stETH before the window (not new) leave rETH open: only the gate closes stETH, as before."""
+
+    def edit(text: str) -> str:
+        text = re.sub(r"(?m)^window_days = .*$", "window_days = 14", text)
+        return re.sub(r"(?m)^min_observations = 1$", "min_observations = 5", text)
+
+    settings = load_settings(demo_config(edit))
+
+    def rates(at: datetime, steth: bool) -> RateBook:
+        out = [ComponentRate("rocketpool-reth", "base", 0.029, ("demo",), at, ())]
+        if steth:
+            out.append(ComponentRate("lido-steth", "base", 0.033, ("demo",), at, ()))
+        return RateBook(fetched_at=at, rates=out, rejected=[], failed_sources={})
+
+    now = rates(T, steth=True)
+    for name, old_steth in (("new", False), ("old", True)):
+        store = Store(f"sqlite:///{tmp_path}/{name}.sqlite")
+        store.record_rates(rates(T - timedelta(days=20), steth=old_steth), "rates")
+        for days in range(13, 0, -1):
+            store.record_rates(rates(T - timedelta(days=days), steth=days <= 2), "rates")
+        seen = inputs_for(settings, now, store)
+        assert seen.entry_blocked["lido-steth"] == "lido-steth.base too few observations: 3 of the 5 needed"
+        if name == "new":
+            assert seen.entry_blocked["rocketpool-reth"].startswith("waiting for lido-steth to warm up")
+        else:
+            assert "rocketpool-reth" not in seen.entry_blocked

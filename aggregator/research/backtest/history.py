@@ -84,6 +84,9 @@ class History:
     earned: FloatArray | None = None
     # modelled[t, k]: the value (or what is earned) is ETH.STORE × a fitted ratio, not an observation (`longrun`)
     modelled: npt.NDArray[np.bool_] | None = None
+    # each component's first observed day in its series (before the period too; None: never observed), so that a
+    # decision knows a series that began inside its window (the warm-up rule); None: no such knowledge
+    first_observed: tuple[date | None, ...] | None = None
 
     def index(self, day: date) -> int:
         return (day - self.days[0]).days
@@ -103,14 +106,24 @@ class History:
         observed in rows (t − window_days, t]. A value at t that is only carried, or none at t with observations
         earlier in the window (stale), values a venue but closes it to entries; nothing in the window: no yield,
         the venue held if the component was never observed, exit-only if it was observed before the window
-        (`expired`: the replay watches every day, so a series that stopped has gone stale, not warming up)."""
+        (`expired`: the replay watches every day, so a series that stopped has gone stale, not warming up). A
+        series whose first value lies inside the window is `new` (the warm-up rule of `aggregator.rates.estimate`).
+        """
+        width = max(1, math.ceil(rule.window_days))
+        new: set[tuple[str, str]] = set()
+        if self.first_observed is not None:
+            window_start = self.days[t] - timedelta(days=width - 1)
+            new = {
+                tuple(comp.split(".", 1))  # type: ignore[misc]
+                for comp, first in zip(self.components, self.first_observed, strict=True)
+                if first is not None and window_start <= first <= self.days[t]
+            }
         values = self.values
         observed = ~np.isnan(values) if self.observed is None else self.observed
         if self.lead_values is not None and self.lead_observed is not None and len(self.lead_values):
             t += len(self.lead_values)  # the same window, reaching into the rows before the period
             values = np.vstack([self.lead_values, values])
             observed = np.vstack([self.lead_observed, observed])
-        width = max(1, math.ceil(rule.window_days))
         lo = max(0, t - width + 1)
         latest: dict[str, dict[str, float]] = {}
         window: dict[tuple[str, str], dict[float, float]] = {}
@@ -134,7 +147,13 @@ class History:
                     key
                 )  # observed before the window, nothing since: its venue may be sold, not bought
         return decision_yields(
-            universe, latest, window, rule, carried=frozenset(carried), expired=frozenset(expired)
+            universe,
+            latest,
+            window,
+            rule,
+            carried=frozenset(carried),
+            expired=frozenset(expired),
+            new=frozenset(new),
         )
 
     def availability(self) -> dict[str, float]:
@@ -367,6 +386,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
     n_days = len(days)
     per_series: dict[str, list[FloatArray]] = {}
     per_series_new: dict[str, list[npt.NDArray[np.bool_]]] = {}
+    first_seen: dict[str, date] = {}
     reports: list[SeriesReport] = []
     for spec in bt.series:
         if spec.format == "static":
@@ -376,6 +396,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
             )
             # an assumption holds every day (0 outside its dates): it is never a carried observation
             per_series_new.setdefault(spec.component, []).append(np.ones(n_days, dtype=bool))
+            first_seen[spec.component] = date.min  # an assumption: known all along, never new
             bounds = f"from {spec.from_ or 'the start'} until {spec.until or 'the end'}, 0 outside"
             reports.append(
                 SeriesReport(
@@ -390,6 +411,9 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
             )
             continue
         obs, rejected = observations(spec, Path(bt.cache_dir), _plausible(settings, spec.component))
+        if obs:
+            began = min(d for d, _ in obs)
+            first_seen[spec.component] = min(first_seen.get(spec.component, began), began)
         carried = np.full(n_days, np.nan)
         new = np.zeros(n_days, dtype=bool)
         last_day: date | None = None
@@ -448,6 +472,11 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
         lead_values=values[:lead],
         lead_observed=observed[:lead],
         earned=earned,
+        # an assumption or a modelled series is known all along: never new
+        first_observed=tuple(
+            date.min if c in assumptions or c in {m.component for m in models} else first_seen.get(c)
+            for c in components
+        ),
     )
     try:
         return with_modelled(history, models, SeriesReport)
