@@ -181,16 +181,7 @@ class AllocationModel:
         self.universe = universe
         self.shape = shape
         if losses is None:
-            structure = Structure(universe)
-            scenarios = enumerate_scenarios(
-                structure,
-                universe.stress,
-                beta=shape.cvar_beta,
-                tolerance=shape.tail_tolerance,
-                max_scenarios=shape.max_scenarios,
-                depth=shape.depth,
-            )
-            losses = ScenarioLosses(structure, scenarios)
+            losses = _scenario_losses(universe, shape)
         self.structure = losses.structure
         self.scenarios = losses.scenarios
         self.losses = losses
@@ -332,24 +323,19 @@ class AllocationModel:
         cuts form carries the priors as parameters; False (nothing changed) for the other forms."""
         if self.shape.risk_form != "cuts" or self.cut_loop is None or self.elastic:
             return False
-        shape = self.shape
-        structure = Structure(universe)
-        scenarios = enumerate_scenarios(
-            structure,
-            universe.stress,
-            beta=shape.cvar_beta,
-            tolerance=shape.tail_tolerance,
-            max_scenarios=shape.max_scenarios,
-            depth=shape.depth,
-        )
-        losses = ScenarioLosses(structure, scenarios)
+        losses = _scenario_losses(universe, self.shape)
         if losses.stress_limited != self.losses.stress_limited:
             return False
-        self.universe, self.structure, self.scenarios, self.losses = universe, structure, scenarios, losses
+        self.universe, self.structure, self.scenarios, self.losses = (
+            universe,
+            losses.structure,
+            losses.scenarios,
+            losses,
+        )
         self.p_mean_loss.value = losses.expected_loss
         if self.p_stress_rows is not None:
             self.p_stress_rows.value = _stress_rows(losses)
-        self.cut_loop.reset(TailOracle.of(losses, shape.cvar_beta))
+        self.cut_loop.reset(TailOracle.of(losses, self.shape.cvar_beta))
         self.__dict__.pop("full", None)  # the factored fallback is rebuilt on the new losses when needed
         return True
 
@@ -473,3 +459,17 @@ class AllocationModel:
             for name, s in self.slacks.items()
             if s.value is not None
         }
+
+
+def _scenario_losses(universe: Universe, shape: ModelShape) -> ScenarioLosses:
+    """The failure scenarios of `universe`'s priors enumerated for `shape`, with their losses."""
+    structure = Structure(universe)
+    scenarios = enumerate_scenarios(
+        structure,
+        universe.stress,
+        beta=shape.cvar_beta,
+        tolerance=shape.tail_tolerance,
+        max_scenarios=shape.max_scenarios,
+        depth=shape.depth,
+    )
+    return ScenarioLosses(structure, scenarios)
