@@ -38,6 +38,7 @@ from aggregator.core.errors import ConfigError
 from aggregator.risk.apply import RiskSettings, apply_scorecard
 from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
+from aggregator.settings.coordination import CoordinationSettings
 from aggregator.settings.notify import NotifySettings
 from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
 from optimizer import (
@@ -346,6 +347,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
     alerts: AlertSettings = AlertSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
     risk: RiskSettings = RiskSettings()
