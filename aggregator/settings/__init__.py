@@ -223,7 +223,10 @@ class DatabaseSettings(_Section):
         "config file: <config name>.sqlite beside the file, so two configs never share a store",
     )
     busy_timeout_seconds: float = Field(
-        default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
+        default=10.0,
+        ge=0,
+        le=600,
+        description="how long a write waits for another writer's lock (SQLite busy_timeout, PostgreSQL lock_timeout)",
     )
     integrity_check_minutes: float = Field(
         default=60.0,

@@ -248,17 +248,7 @@ def test_a_suspended_leader_resumed_after_its_lease_expired_cannot_write(
         a.proc.send_signal(signal.SIGSTOP)  # mid-cycle: waiting on the slow source
         stopped_at = time.monotonic()
         try:
-            try:
-                j, elected = b.wait_match("leader_elected", timeout=BOUND + SLACK)
-            except RuntimeError:
-                eng = create_engine(pg_url)
-                with eng.connect() as c:
-                    print("DEBUG", [tuple(r) for r in c.execute(text("select pid, state, wait_event_type, left(query, 120) from pg_stat_activity"))])
-                    print("DEBUG", [tuple(r) for r in c.execute(text("select * from leases"))], time.monotonic())
-                eng.dispose()
-                print("DEBUGA", [e for e in a.events[-8:]])
-                print("DEBUGB", [e for e in b.events[-8:]])
-                raise
+            j, elected = b.wait_match("leader_elected", timeout=BOUND + SLACK)
             # alive but silent: not found dead at the next tick, its lease (renewed up to a third of it before the
             # stop) had to expire
             assert time.monotonic() - stopped_at >= LEASE / 2
