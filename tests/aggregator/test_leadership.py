@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from aggregator.coordination.leader import Leadership
@@ -105,7 +106,7 @@ def test_a_leader_suspended_inside_a_transaction_does_not_block_the_takeover(
                 assert time.monotonic() - started < IDLE_IN_TRANSACTION_SECONDS + 20, events
                 time.sleep(0.5)
         assert any(e["event"] == "leadership_check_failed" for e in events)  # blocked by the lock meanwhile
-        with pytest.raises(Exception, match="idle-in-transaction|terminat|closed"):
+        with pytest.raises(DBAPIError, match=r"idle-in-transaction|terminat|closed"):
             paused.execute(select(1))  # A's session is gone: nothing of its write can commit
         paused.invalidate()
     finally:
