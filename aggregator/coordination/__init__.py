@@ -92,15 +92,31 @@ class Fence:
         )
 
 
+@dataclass(frozen=True)
+class Fences:
+    """Several fences checked in one write, in order (the leader's, then the rebalance lease's)."""
+
+    fences: tuple[Fence, ...]
+
+    def check(self, conn: Connection) -> None:
+        for fence in self.fences:
+            fence.check(conn)
+
+
 class Leases:
     """The leases kept in one database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def acquire(self, name: str, owner: str, ttl_seconds: float) -> Fence | None:
+    def acquire(
+        self, name: str, owner: str, ttl_seconds: float, *, leader: Fence | None = None
+    ) -> Fence | None:
         """Take the lease `name` if it is free, expired, held by a process on this host that no longer runs, or
-        left by this process after a failed release; None if another holds it. The returned fence carries the
+        left by this process after a failed release; None if another holds it. With `leader` (the fence of the
+        replicas' leader, checked first in the same transaction, so a stale leader raises its LeaseLostError and
+        takes nothing), the lease is taken from any other process, whose write the new epoch then fences; only
+        another cycle of this process makes it wait. The returned fence carries the
         next epoch of `name`: a write fenced with it is refused once anyone takes the lease after it.
 
         On this host expiry is read on the monotonic clock (shared by every process since boot), so a wall-clock
@@ -115,9 +131,12 @@ class Leases:
             "expires_monotonic": mono + ttl_seconds,
         }
         with self.db.transaction("taking the rebalance lease") as conn:
+            if leader is not None:
+                leader.check(conn)
             epoch = _next_epoch(conn, name)  # a write first: the lock is ours before the lease row is read
             row = conn.execute(select(leases).where(leases.c.name == name)).first()
-            if row is not None and _held(row, now, boot, mono):
+            mine = row is not None and row.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+            if row is not None and _held(row, now, boot, mono) and (mine or leader is None):
                 return None  # the epoch stays spent: epochs only need to grow
             if row is None:
                 conn.execute(insert(leases).values(name=name, epoch=epoch, **values))

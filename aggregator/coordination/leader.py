@@ -14,17 +14,51 @@ as `leader_elected` and `leadership_lost`, each with the replica id and the epoc
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import Connection, select, update
 
-from aggregator.coordination import Database, Fence, Leases, _naive_utc, leases
-from aggregator.core.errors import ConfigError
+from aggregator.coordination import Database, Fence, Leases, _boot_id, _held, _naive_utc, leases
+from aggregator.core.errors import ConfigError, LeadershipLostError, LeaseLostError, StoreError
 
 LEADER = "leader"  # the lease row's name
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaderFence(Fence):
+    """The leader lease's fence: a write checked with it is refused with LeadershipLostError once another replica
+    took leadership (the message names the new leader)."""
+
+    def check(self, conn: Connection) -> None:
+        try:
+            super().check(conn)
+        except LeaseLostError as exc:
+            row = conn.execute(
+                select(leases.c.owner, leases.c.epoch).where(leases.c.name == self.name)
+            ).first()
+            holder = "nobody (it was released)" if row is None else f"{row.owner} (epoch {row.epoch})"
+            raise LeadershipLostError(
+                f"this replica ({self.owner}) led with epoch {self.epoch} when the cycle started, but the leader "
+                f"lease is now held by {holder}: a stale leader's proposal is refused, so nothing of this cycle "
+                "was written"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the leader lease right now (read from the row)."""
+
+    owner: str
+    epoch: int
+
+    @property
+    def replica(self) -> str:
+        """The replica id (the owner's last part: host:pid:replica_id)."""
+        return self.owner.rsplit(":", 1)[-1]
 
 
 class Leadership:
@@ -40,22 +74,53 @@ class Leadership:
         self.leases = Leases(store)
         self.replica = replica
         self.ttl_seconds = ttl_seconds
-        self.fence: Fence | None = None
+        self.fence: LeaderFence | None = None
+        self._renewed = 0.0  # monotonic time of the last acquisition or renewal
 
     @property
     def leading(self) -> bool:
         return self.fence is not None
 
     def tick(self) -> bool:
-        """Renew (as leader) or campaign (as follower); True while this replica leads."""
-        if self.fence is not None and not self._renew(self.fence):
-            lost, self.fence = self.fence, None
-            log.warning("leadership_lost", replica=self.replica, epoch=lost.epoch)
+        """Renew (as leader) or campaign (as follower); True while this replica leads. A database that cannot
+        be reached (`leadership_check_failed`) keeps a leader leading only until its lease would have expired:
+        past that, another replica may hold it, so this one stops scheduling (its writes are fenced anyway)."""
+        try:
+            return self._tick()
+        except StoreError as exc:
+            log.warning("leadership_check_failed", replica=self.replica, error=str(exc))
+            if self.fence is not None and time.monotonic() - self._renewed >= self.ttl_seconds:
+                lost, self.fence = self.fence, None
+                log.warning(
+                    "leadership_lost",
+                    replica=self.replica,
+                    epoch=lost.epoch,
+                    reason=f"no renewal for leader_lease_seconds={self.ttl_seconds:g} (database unreachable)",
+                )
+            return self.fence is not None
+
+    def _tick(self) -> bool:
+        if self.fence is not None:
+            if self._renew(self.fence):
+                self._renewed = time.monotonic()
+            else:
+                lost, self.fence = self.fence, None
+                log.warning("leadership_lost", replica=self.replica, epoch=lost.epoch)
         if self.fence is None:
-            self.fence = self.leases.acquire(LEADER, self.replica, self.ttl_seconds)
-            if self.fence is not None:
-                log.info("leader_elected", replica=self.replica, epoch=self.fence.epoch)
+            taken = self.leases.acquire(LEADER, self.replica, self.ttl_seconds)
+            if taken is not None:
+                self.fence = LeaderFence(taken.name, taken.owner, taken.epoch)
+                self._renewed = time.monotonic()
+                log.info("leader_elected", replica=self.replica, epoch=taken.epoch)
         return self.fence is not None
+
+    def holder(self) -> Holder | None:
+        """The replica holding the leader lease now (None when the row is absent or expired)."""
+        with self.store.reading("reading the leader lease") as conn:
+            row = conn.execute(select(leases).where(leases.c.name == LEADER)).first()
+        if row is None or not _held(row, self.store.now(), _boot_id(), time.monotonic()):
+            return None
+        return Holder(row.owner, int(row.epoch))
 
     def resign(self) -> None:
         """Give leadership up (on shutdown), so a follower need not wait for the expiry."""

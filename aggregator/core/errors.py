@@ -8,7 +8,10 @@ AggregatorError
 │   └── SourceDataError        malformed or implausible data: skip and alert, never retry
 ├── NoRatesError           no usable yield at all this cycle: hold (exit code 4)
 ├── CycleBusyError         another rebalance is running: wait or refuse
-│   └── LeaseLostError         this cycle outlived its lease and another took it: its write is refused (fenced)
+│   ├── LeaseLostError         this cycle outlived its lease and another took it: its write is refused (fenced)
+│   │   └── LeadershipLostError    this replica lost leadership during the cycle: its write is refused (fenced)
+│   ├── NotLeaderError         a replica that does not lead was asked to rebalance: the message names the leader
+│   └── SlotTakenError         this scheduled slot already has its proposal (written by another replica)
 └── StoreError             the database cannot be written or read (read-only, full, locked): nothing half-written
     ├── DamagedRecordError     one stored record does not parse: report it, keep serving the others (exit code 8)
     └── StoreDamagedError      the database file is damaged (integrity check, vanished WAL): every write refused
@@ -64,6 +67,18 @@ class CycleBusyError(AggregatorError):
 
 class LeaseLostError(CycleBusyError):
     """The cycle's lease was taken over (its fencing epoch is no longer current): nothing of it was written."""
+
+
+class LeadershipLostError(LeaseLostError):
+    """The replica's leader lease was taken over during the cycle (a newer epoch): nothing of the cycle was written."""
+
+
+class NotLeaderError(CycleBusyError):
+    """This replica follows: only the leader rebalances; the message names the leader to ask."""
+
+
+class SlotTakenError(CycleBusyError):
+    """The scheduled slot already has its proposal: at most one proposal per slot, whichever replica made it."""
 
 
 class StoreError(AggregatorError):

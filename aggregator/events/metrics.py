@@ -74,6 +74,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Replicas (#18): labelled, so a single process (no [coordination]) exports no sample of them.
+        self.leading = Gauge(
+            "aggregator_leader",
+            "1 while this replica leads the replicas on its database, else 0",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "aggregator_leader_info",
+            "The replica this one sees leading (value: its lease epoch); no sample while none leads",
+            ["leader"],
+            registry=self.registry,
+        )
+
+    def observe_leadership(self, replica: str, leading: bool, leader: str | None, epoch: int | None) -> None:
+        """This replica's role and the leader it sees (replica ids)."""
+        self.leading.labels(replica).set(1 if leading else 0)
+        self.leader.clear()
+        if leader is not None:
+            self.leader.labels(leader).set(epoch or 0)
+
     def observe_book(self, book: RateBook) -> None:
         for source, seconds in book.source_seconds.items():
             self.fetch_seconds.labels(source).observe(seconds)

@@ -16,6 +16,14 @@ Store damage: a job quick-checks the SQLite file and its write-ahead log every `
 damage is logged once (`store_damaged`) and every later write refused. A lease the store failed to release (disk
 full) is retried from the main loop, so no other process waits for its expiry.
 
+Replicas (`[coordination] replica_id`, issue #18): the daemon takes part in leadership (`coordination.leader`):
+a thread renews or campaigns every third of `leader_lease_seconds`, logging `leader_elected` and
+`leadership_lost`. Only the leader collects rates and rebalances; every replica serves the API and dashboard reads;
+a manual rebalance on a follower is refused (409) naming the leader. Interval schedules are aligned to a fixed
+origin so that every replica has the same slots; a scheduled cycle carries its slot (one proposal per slot), and
+a replica that takes leadership over runs the latest slot at once when it has no proposal yet (and is within
+`misfire_grace_seconds`). `/health` and the metrics say who leads.
+
 Clock jumps: the main loop compares the wall clock with the monotonic one; a jump of 30 s or more either way is
 logged (`clock_jumped`) and the jobs are rescheduled from the new time.
 """
@@ -24,13 +32,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 from apscheduler.events import (
@@ -43,8 +52,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from aggregator.coordination.leader import Holder, Leadership
 from aggregator.core.clock import Clock
-from aggregator.core.errors import ConfigError, CycleBusyError, LeaseLostError, NoRatesError, StoreError
+from aggregator.core.errors import (
+    ConfigError,
+    CycleBusyError,
+    LeaseLostError,
+    NoRatesError,
+    NotLeaderError,
+    SlotTakenError,
+    StoreError,
+)
 from aggregator.events.logs import configure_logging
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app
@@ -57,6 +75,7 @@ from aggregator.settings import Settings, load_settings, resolve_host
 log = structlog.get_logger(__name__)
 CLOCK_JUMP_SECONDS = 30.0  # wall clock against monotonic, per 0.2 s tick of the main loop
 RETRY_RELEASE_SECONDS = 5.0  # how often the main loop retries a lease release that failed
+SLOT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # replicas' interval schedules count their slots from here
 
 
 class Daemon:
@@ -81,6 +100,19 @@ class Daemon:
             )  # before anything starts: no token, no listening beyond loopback
         self.metrics = Metrics()
         self.service = Service(settings, now, metrics=self.metrics)
+        coord = settings.coordination
+        self.leadership = (
+            Leadership(
+                self.service.store,
+                f"{socket.gethostname()}:{os.getpid()}:{coord.replica_id}",
+                coord.leader_lease_seconds,
+            )
+            if coord.replica_id is not None
+            else None
+        )
+        self.service.leadership = self.leadership
+        self.leader_seen: Holder | None = None  # the leader as read at the last tick
+        self._lead_stop = threading.Event()
         self.api = (
             ApiServer(
                 create_app(
@@ -90,6 +122,7 @@ class Daemon:
                     max_body_bytes=api.max_body_bytes,
                     body_timeout_seconds=api.body_timeout_seconds,
                     health_max_age_seconds=settings.health_max_age_seconds,
+                    leadership=self.who_leads if self.leadership else None,
                 ),
                 api.host,
                 api.port,
@@ -110,7 +143,79 @@ class Daemon:
             },
         )
 
+    def following(self) -> bool:
+        """True on a replica that does not lead now (its schedule runs nothing)."""
+        return self.leadership is not None and not self.leadership.leading
+
+    def who_leads(self) -> dict[str, Any]:
+        """`/health`'s leadership fields: this replica's id and role, and the leader it last saw."""
+        assert self.leadership is not None
+        seen = self.leader_seen
+        return {
+            "replica": self.settings.coordination.replica_id,
+            "role": "leader" if self.leadership.leading else "follower",
+            "leader": seen.replica if seen is not None else None,
+        }
+
+    def lead(self) -> None:
+        """The leadership thread: tick every third of the lease until the daemon has drained its cycles. A replica
+        that takes leadership over catches up the latest slot (`catch_up`)."""
+        assert self.leadership is not None
+        period = self.leadership.ttl_seconds / 3.0
+        while not self._lead_stop.wait(timeout=period):
+            was = self.leadership.leading
+            self._tick()
+            if self.leadership.leading and not was and not self.stopping.is_set():
+                self.catch_up()
+
+    def _tick(self) -> None:
+        assert self.leadership is not None
+        self.leadership.tick()
+        try:
+            self.leader_seen = self.leadership.holder()
+        except StoreError:
+            self.leader_seen = None
+        seen = self.leader_seen
+        self.metrics.observe_leadership(
+            self.settings.coordination.replica_id or "",
+            self.leadership.leading,
+            seen.replica if seen else None,
+            seen.epoch if seen else None,
+        )
+
+    def catch_up(self) -> None:
+        """Run the latest scheduled slot now when it is within `misfire_grace_seconds` (the cycle skips a slot
+        that already has its proposal, e.g. written by the previous leader before it died)."""
+        slot = self.slot()
+        grace = self.settings.schedule.misfire_grace_seconds
+        if slot is None or (self.now() - slot).total_seconds() > grace:
+            return
+        log.info("slot_catch_up", slot=slot.isoformat(), replica=self.settings.coordination.replica_id)
+        self.scheduler.add_job(
+            self.rebalance_job, args=["schedule", slot], id="rebalance-takeover", replace_existing=True
+        )
+
+    def slot(self, at: datetime | None = None) -> datetime | None:
+        """The scheduled slot a run at `at` (default: now) belongs to: the latest fire time of the rebalance
+        schedule at or before it (intervals counted from SLOT_ORIGIN, as `_schedule` aligns them)."""
+        at = at or self.now()
+        sched = self.settings.schedule
+        if sched.rebalance_every_minutes is not None:
+            step = timedelta(minutes=sched.rebalance_every_minutes)
+            return SLOT_ORIGIN + step * ((at - SLOT_ORIGIN) // step)
+        trigger = CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC)
+        fire = trigger.get_next_fire_time(None, at - timedelta(seconds=sched.longest_gap_seconds() + 1))
+        found = None
+        for _ in range(100_000):  # bounded: fire times between one gap ago and now
+            if fire is None or fire > at:
+                break
+            found = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        return found
+
     def rates_job(self) -> None:
+        if self.following():
+            return  # only the leader collects on the schedule
         try:
             book = self.service.collect("rates")
         except StoreError as exc:
@@ -127,13 +232,19 @@ class Daemon:
             missing=[f"{v}.{c}" for v, c in book.missing],
         )
 
-    def rebalance_job(self, trigger: Trigger = "schedule") -> None:
-        if self.stopping.is_set():
-            return
+    def rebalance_job(self, trigger: Trigger = "schedule", slot: datetime | None = None) -> None:
+        if self.stopping.is_set() or self.following():
+            return  # a follower schedules nothing; the leader runs this slot
+        if self.leadership is not None and trigger == "schedule" and slot is None:
+            slot = self.slot()
         try:
-            self.service.rebalance(trigger)
+            self.service.rebalance(trigger, slot=slot)
         except LeaseLostError:
-            pass  # logged by the service as lease_lost; nothing was written
+            pass  # logged by the service as lease_lost or leadership_fenced; nothing was written
+        except NotLeaderError as exc:  # leadership lost between the check above and the cycle
+            log.info("rebalance_not_leader", trigger=trigger, reason=str(exc))
+        except SlotTakenError as exc:
+            log.info("cycle_skipped", trigger=trigger, reason=str(exc))
         except CycleBusyError as exc:
             log.warning("rebalance_refused", trigger=trigger, reason=str(exc))
         except NoRatesError:
@@ -242,7 +353,10 @@ class Daemon:
             self.rebalance_job,
             CronTrigger.from_crontab(sched.rebalance_cron, timezone=UTC)
             if sched.rebalance_every_minutes is None
-            else IntervalTrigger(minutes=sched.rebalance_every_minutes),
+            else IntervalTrigger(
+                minutes=sched.rebalance_every_minutes,
+                start_date=SLOT_ORIGIN if self.leadership else None,  # replicas share their slots
+            ),
             id="rebalance",
             replace_existing=True,
         )
@@ -261,6 +375,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
         signal.signal(signal.SIGHUP, self.request_reload)
+        if self.leadership is not None:
+            self._tick()  # before the first job: the first replica up leads from the start
+            threading.Thread(target=self.lead, name="leadership", daemon=True).start()
         if self.api:
             self._start_api()
         self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -273,6 +390,11 @@ class Daemon:
             rebalance_cron=sched.rebalance_cron if sched.rebalance_every_minutes is None else None,
             rebalance_every_minutes=sched.rebalance_every_minutes,
             dry_run=True,
+            **(
+                {"replica": self.settings.coordination.replica_id, "leading": self.leadership.leading}
+                if self.leadership
+                else {}
+            ),
         )
         clock = (self.now(), time.monotonic())
         retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
@@ -294,15 +416,30 @@ class Daemon:
                 reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
                 "its writes were never committed",
             )
+            self._resign()
             self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
             log.info("daemon_stopped")
             sys.stdout.flush()
             os._exit(
                 0
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
+        self._resign()
         self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
         log.info("daemon_stopped")
         return 0
+
+    def _resign(self) -> None:
+        """Stop ticking and hand leadership over at once (a follower need not wait for the lease's expiry)."""
+        self._lead_stop.set()
+        if self.leadership is not None:
+            try:
+                self.leadership.resign()
+            except StoreError as exc:
+                log.warning(
+                    "leadership_resign_failed",
+                    error=str(exc),
+                    expires_after_seconds=self.leadership.ttl_seconds,
+                )
 
     def _start_api(self) -> None:
         """Listen, or stop with a ConfigError (exit 3) naming the setting: a host that does not resolve, a port in

@@ -5,6 +5,12 @@ Only one rebalance runs at a time across every trigger and process sharing the d
 `rebalance` lease in the store (expiring after `cycle_timeout_seconds`, or at once if its holder on this host has
 died). A cycle that outlives its lease cannot write once another has taken it: its write is fenced by the lease's
 epoch (`lease_lost`). Dry run is the default; only `record_cycle(..., apply=True)` changes the book.
+
+Replicas (`[coordination] replica_id`, issue #18): the daemon gives the service its `Leadership`. Every rebalance
+then needs leadership (a follower refuses with NotLeaderError naming the leader), takes the rebalance lease from
+any other process, and its write is fenced by the leader lease's epoch as well (`leadership_fenced`). A scheduled
+cycle carries its slot: its proposal id is derived from the slot, so the database's primary key admits at most
+one proposal per slot, and a slot already proposed is skipped (SlotTakenError).
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from datetime import UTC, datetime
 
 import structlog
 
-from aggregator.coordination import Leases
+from aggregator.coordination import Fence, Fences, Leases
+from aggregator.coordination.leader import Leadership
 from aggregator.core.clock import Clock
 from aggregator.core.errors import (
     ConfigError,
     CycleBusyError,
+    LeadershipLostError,
     LeaseLostError,
     NoRatesError,
+    NotLeaderError,
+    SlotTakenError,
     SourceError,
     StoreError,
 )
@@ -77,6 +87,25 @@ class Service:
         )
         self._collecting = threading.Lock()  # breakers and rate memory are shared by every job
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.leadership: Leadership | None = None  # set by a daemon that is one of several replicas
+
+    def not_leader(self) -> str:
+        """Why this replica refuses a rebalance: it follows, and who leads (or that nobody does yet)."""
+        assert self.leadership is not None
+        me = self.leadership.replica
+        try:
+            holder = self.leadership.holder()
+        except StoreError as exc:
+            return f"this replica ({me}) is not the leader, and the leader lease cannot be read: {exc}"
+        if holder is None:
+            return (
+                f"this replica ({me}) is not the leader and no replica leads right now; one is elected within "
+                f"coordination.leader_lease_seconds={self.leadership.ttl_seconds:g}: retry then"
+            )
+        return (
+            f"this replica ({me}) is not the leader; the leader is replica {holder.replica!r} ({holder.owner}, "
+            f"epoch {holder.epoch}): send the rebalance to the leader's API"
+        )
 
     def close(self, timeout: float | None = None) -> None:
         """Flush the webhook queue before the process ends: queued deliveries are still tried for up to `timeout`
@@ -268,20 +297,76 @@ class Service:
         except StoreError:
             pass
 
-    def rebalance(self, trigger: Trigger, *, apply: bool = False, wait_seconds: float = 0.0) -> CycleResult:
+    def refuse_if_led(self) -> None:
+        """A manual rebalance from outside the replicas (the CLI) on a config with `[coordination]`: refused with
+        NotLeaderError naming the leader while one leads, so that it never races the leader's schedule."""
+        coord = self.settings.coordination
+        if coord.replica_id is None:
+            return
+        holder = Leadership(self.store, f"{self._owner}:cli", coord.leader_lease_seconds).holder()
+        if holder is not None:
+            raise NotLeaderError(
+                f"replica {holder.replica!r} ({holder.owner}, epoch {holder.epoch}) leads the replicas on this "
+                "database, and only the leader rebalances: send POST /api/v1/rebalance to the leader's API"
+            )
+
+    def rebalance(
+        self,
+        trigger: Trigger,
+        *,
+        apply: bool = False,
+        wait_seconds: float = 0.0,
+        slot: datetime | None = None,
+    ) -> CycleResult:
         """Collect, propose and record one cycle under the rebalance lease. Raises CycleBusyError when another
-        rebalance holds the lease past `wait_seconds`, NoRatesError when no yield is usable."""
+        rebalance holds the lease past `wait_seconds`, NoRatesError when no yield is usable. Among replicas:
+        NotLeaderError on a follower, SlotTakenError when `slot` (a scheduled run's time) already has its
+        proposal."""
+        leader: Fence | None = None
+        if self.leadership is not None:
+            leader = self.leadership.fence
+            if leader is None:
+                raise NotLeaderError(self.not_leader())
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
         settings = self.settings  # one config for the whole cycle, even if a reload swaps it meanwhile
         ttl = settings.schedule.cycle_timeout_seconds
         deadline = time.monotonic() + wait_seconds
-        while (fence := self.leases.acquire(LEASE, owner, ttl)) is None:
-            if time.monotonic() >= deadline:
-                raise CycleBusyError(
-                    f"another rebalance is running (schedule, CLI or API); waited {wait_seconds:g}s"
+        try:
+            while (fence := self.leases.acquire(LEASE, owner, ttl, leader=leader)) is None:
+                if time.monotonic() >= deadline:
+                    raise CycleBusyError(
+                        f"another rebalance is running (schedule, CLI or API); waited {wait_seconds:g}s"
+                    )
+                time.sleep(0.2)
+        except LeadershipLostError as exc:  # a stale leader takes no lease (and so fences no live cycle)
+            log.error(
+                "leadership_fenced",
+                trigger=trigger,
+                stage="lease",
+                replica=self.leadership.replica if self.leadership else None,
+                epoch=leader.epoch if leader else None,
+                error=str(exc),
+            )
+            raise
+        run_id = slot_run_id(slot) if slot is not None else uuid.uuid4().hex[:12]
+        fenced = fence if leader is None else Fences((leader, fence))
+        try:
+            if slot is not None and self.store.proposal_ids(run_id, 1):
+                raise SlotTakenError(
+                    f"the scheduled slot {slot.isoformat()} already has its proposal {run_id}: at most one "
+                    "proposal per slot"
                 )
-            time.sleep(0.2)
-        log.info("cycle_started", trigger=trigger, lease=owner, epoch=fence.epoch)
+        except (SlotTakenError, StoreError):
+            self.leases.release(LEASE, owner)
+            raise
+        log.info(
+            "cycle_started",
+            trigger=trigger,
+            run_id=run_id,
+            lease=owner,
+            epoch=fence.epoch,
+            **({"leader_epoch": leader.epoch, "slot": slot.isoformat() if slot else None} if leader else {}),
+        )
         try:
             with self._collecting:
                 book = collect_sync(settings, self.now, self.health, self.memory)
@@ -289,7 +374,6 @@ class Service:
             self._alert_sources(book)
             if self.metrics:
                 self.metrics.observe_book(book)
-            run_id = uuid.uuid4().hex[:12]
             try:
                 flights = self.in_flight(settings)
                 holdings = self.holdings(settings)
@@ -309,7 +393,7 @@ class Service:
                     apply=apply,
                 )
             except NoRatesError as exc:
-                self.store.record_cycle(book, trigger, run_id, None, apply=False, fence=fence)
+                self.store.record_cycle(book, trigger, run_id, None, apply=False, fence=fenced)
                 self._alert_cycle(
                     run_id, trigger, "dry_run", None, f"cycle {run_id} ({trigger}) failed: {exc}"
                 )
@@ -321,7 +405,7 @@ class Service:
                 result.plan,
                 apply=apply,
                 initial=dict(settings.portfolio.holdings_eth),
-                fence=fence,
+                fence=fenced,
             )
             if self.metrics:
                 self.metrics.observe_plan(result.plan, apply, time.time())
@@ -347,6 +431,17 @@ class Service:
                     ],
                 )
             return result
+        except LeadershipLostError as exc:
+            log.error(
+                "leadership_fenced",
+                trigger=trigger,
+                stage="write",
+                run_id=run_id,
+                replica=self.leadership.replica if self.leadership else None,
+                epoch=leader.epoch if leader else None,
+                error=str(exc),
+            )
+            raise
         except LeaseLostError as exc:
             log.error("lease_lost", trigger=trigger, lease=owner, epoch=fence.epoch, error=str(exc))
             raise
@@ -361,11 +456,17 @@ class Service:
             )
             raise
         finally:
-            log.info("cycle_finished", trigger=trigger, lease=owner)
+            log.info("cycle_finished", trigger=trigger, lease=owner, run_id=run_id)
             try:
                 self.leases.release(LEASE, owner)
             except StoreError as exc:  # never mask the cycle's own error; the lease expires on its own
                 log.error("lease_release_failed", lease=owner, error=str(exc), expires_after_seconds=ttl)
+
+
+def slot_run_id(slot: datetime) -> str:
+    """The proposal id of a scheduled slot: the same on every replica, so the proposals table's primary key admits
+    one proposal per slot."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"aggregator-slot:{slot.astimezone(UTC).isoformat()}").hex[:12]
 
 
 DRIFT_ETH = 0.01

@@ -38,6 +38,7 @@ from aggregator.core.errors import ConfigError
 from aggregator.risk.apply import RiskSettings, apply_scorecard
 from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
+from aggregator.settings.coordination import CoordinationSettings
 from aggregator.settings.notify import NotifySettings
 from aggregator.settings.rates import Bounds, CrossCheckSettings, check_bounds_early
 from optimizer import (
@@ -222,7 +223,10 @@ class DatabaseSettings(_Section):
         "config file: <config name>.sqlite beside the file, so two configs never share a store",
     )
     busy_timeout_seconds: float = Field(
-        default=10.0, ge=0, le=600, description="SQLite: how long a write waits for another writer's lock"
+        default=10.0,
+        ge=0,
+        le=600,
+        description="how long a write waits for another writer's lock (SQLite busy_timeout, PostgreSQL lock_timeout)",
     )
     integrity_check_minutes: float = Field(
         default=60.0,
@@ -346,6 +350,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     notify: NotifySettings = NotifySettings()
     alerts: AlertSettings = AlertSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
     logging: LoggingSettings = LoggingSettings()
     backtest: BacktestSettings | None = None
     risk: RiskSettings = RiskSettings()

@@ -125,6 +125,26 @@ def _sqlite_pragmas(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
     return apply
 
 
+IDLE_IN_TRANSACTION_SECONDS = 5.0
+"""PostgreSQL ends a session left idle inside a transaction this long: a client suspended mid-transaction (SIGSTOP,
+a paused VM) would otherwise hold its row locks (the leader lease's, #18) until it resumes, and no replica could
+take over. Our transactions never wait between statements."""
+
+
+def _postgres_timeouts(busy_timeout_seconds: float) -> Callable[[Any, Any], None]:
+    """A write waits at most `busy_timeout_seconds` for a row lock (as SQLite's busy timeout), then fails with
+    a StoreError; a session idle in a transaction past IDLE_IN_TRANSACTION_SECONDS is ended by the server."""
+
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        cur.execute(f"SET lock_timeout = {max(1, round(busy_timeout_seconds * 1000))}")
+        cur.execute(f"SET idle_in_transaction_session_timeout = {round(IDLE_IN_TRANSACTION_SECONDS * 1000)}")
+        cur.close()
+        dbapi_connection.commit()
+
+    return apply
+
+
 HINTS = (
     ("readonly", "the database file or its folder is not writable by this user"),
     ("disk is full", "the disk holding the database is full"),
@@ -163,6 +183,8 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     engine = _create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgres_timeouts(busy_timeout_seconds))
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with _guard("opening and migrating the database", url), engine.begin() as conn:

@@ -3,15 +3,19 @@ follower takes over once the leader's row expires, and the old leader learns it 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from aggregator.coordination.leader import Leadership
 from aggregator.core.errors import ConfigError, LeaseLostError
 from aggregator.rates.collect import RateBook
-from aggregator.store import Store
+from aggregator.store import IDLE_IN_TRANSACTION_SECONDS, Store
+from tests.helpers.postgres import PostgresServer, PostgresUnavailableError
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 A, B = "replica-a:1:a", "replica-b:2:b"  # other hosts: expiry is judged by the (controlled) wall clock
@@ -72,3 +76,39 @@ def test_a_resigned_leader_hands_over_at_once(store_url: str) -> None:
 def test_a_nonpositive_ttl_is_refused_with_what_is_valid(store_url: str) -> None:
     with pytest.raises(ConfigError, match="must be a positive number of seconds"):
         Leadership(Store(store_url), A, ttl_seconds=0)
+
+
+def test_a_leader_suspended_inside_a_transaction_does_not_block_the_takeover(
+    postgres_server: PostgresServer | PostgresUnavailableError,
+) -> None:
+    """PostgreSQL: a leader paused in the middle of its fenced write holds the leader row's lock. The server ends
+    its session once it has idled in the transaction past IDLE_IN_TRANSACTION_SECONDS, so a follower takes over
+    (without it, the follower's campaign waits on the lock for as long as the leader stays paused)."""
+    if isinstance(postgres_server, PostgresUnavailableError):
+        pytest.skip(f"PostgreSQL unavailable: {postgres_server}")
+    url = postgres_server.database()
+    clock_a, clock_b = Clock(T0), Clock(T0 + timedelta(seconds=31))
+    store_a, store_b = (
+        Store(url, busy_timeout_seconds=1, now=clock_a),
+        Store(url, busy_timeout_seconds=1, now=clock_b),
+    )
+    a = Leadership(store_a, A, ttl_seconds=30)
+    b = Leadership(store_b, B, ttl_seconds=30)
+    try:
+        assert a.tick()
+        assert a.fence is not None
+        paused = store_a.engine.connect()
+        paused.begin()
+        a.fence.check(paused)  # the first statement of A's write: the leader row is locked, then A "pauses"
+        started = time.monotonic()
+        with capture_logs() as events:
+            while not b.tick():  # the lease expired (B's clock); the lock times out until the server ends A
+                assert time.monotonic() - started < IDLE_IN_TRANSACTION_SECONDS + 20, events
+                time.sleep(0.5)
+        assert any(e["event"] == "leadership_check_failed" for e in events)  # blocked by the lock meanwhile
+        with pytest.raises(DBAPIError, match=r"idle-in-transaction|terminat|closed"):
+            paused.execute(select(1))  # A's session is gone: nothing of its write can commit
+        paused.invalidate()
+    finally:
+        store_a.engine.dispose()
+        store_b.engine.dispose()

@@ -47,6 +47,26 @@ class Daemon:
                     )
                 self._changed.wait(min(left, 0.5))
 
+    def wait_match(
+        self, event: str, timeout: float = 60.0, start: int = 0, **fields: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """The first `event` logged at or after line `start` whose fields equal `fields`, with its index; a
+        RuntimeError naming what was awaited when none comes within `timeout` or the process ends."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for i in range(start, len(self.events)):
+                    e = self.events[i]
+                    if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
+                        return i, e
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"no {event} with {fields} within {timeout:g}s (exit code {self.proc.poll()}); last "
+                        f"events: {[x['event'] for x in self.events[-15:]]}"
+                    )
+                self._changed.wait(min(left, 0.5))
+
     def count(self, event: str) -> int:
         return sum(1 for e in self.events if e["event"] == event)
 

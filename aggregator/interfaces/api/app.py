@@ -104,7 +104,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "state changes are disabled (no api.token set, or shorter than 16 characters)",
         404: "not found",
         408: "the request body did not arrive within api.body_timeout_seconds",
-        409: "another rebalance is running",
+        409: "another rebalance is running, or this replica does not lead (the message names the leader)",
         413: "the request body is larger than api.max_body_bytes",
         500: "the stored record is damaged and cannot be read",
         503: "no usable yield this cycle, the database failed, or the config and the stored book disagree",
@@ -121,12 +121,14 @@ def create_app(
     body_timeout_seconds: float = 10.0,
     health_max_age_seconds: float | None = None,
     clock: Callable[[], float] = time.time,
+    leadership: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The API over `service`. A token shorter than 16 characters counts as none (logged at once).
 
     `/health` is degraded when the last successful cycle (this process's, else the newest stored proposal) is
     older than `health_max_age_seconds`, or when none has succeeded that long after the API started; `clock` is
-    Unix time (a test moves it)."""
+    Unix time (a test moves it). `leadership` (a daemon among replicas) gives `/health` its `replica`, `role` and
+    `leader` fields."""
     token = usable_token(token)
     started = clock()
     stored_success = _newest_proposal_time(service)
@@ -158,6 +160,8 @@ def create_app(
     async def health(response: Response) -> dict[str, Any]:
         last = metrics.last_success_at or stored_success
         body: dict[str, Any] = {"status": "ok", "last_successful_cycle": last, "dry_run_default": True}
+        if leadership is not None:
+            body |= leadership()
         if health_max_age_seconds is None:
             return body
         now = clock()

@@ -25,6 +25,10 @@ class HealthBody(_Body):
     age_seconds: float | None = None
     max_age_seconds: float | None = None
     reason: str | None = None
+    # Replicas ([coordination], #18): this replica's id, its role, and the replica it sees leading (None: none)
+    replica: str | None = None
+    role: str | None = None  # leader | follower
+    leader: str | None = None
 
 
 class BookBody(_Body):

@@ -276,6 +276,7 @@ def rebalance(
             raise typer.Exit(EXIT_USAGE) from exc
     service = Service(settings)
     try:
+        service.refuse_if_led()  # with [coordination]: a live leader runs the manual rebalances (#18)
         result = service.rebalance("cli", apply=apply, wait_seconds=wait)
         plan = result.plan
         created = datetime.now(UTC)
