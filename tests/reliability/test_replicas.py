@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import free_port, slow_source
+from tests.helpers.cli import run
 from tests.helpers.daemon import Daemon
 from tests.helpers.fixture_server import FixtureServer
 from tests.helpers.postgres import PostgresServer, PostgresUnavailableError
@@ -176,6 +177,19 @@ def test_one_leads_the_other_follows_and_takes_over_a_kill_9_mid_cycle(
         )
         assert refused.status_code == 409, refused.text
         assert "not the leader; the leader is replica 'a'" in refused.json()["detail"]
+        cli = run(
+            "rebalance",
+            "--config",
+            str(replica_config),
+            env={"AGGREGATOR_DATABASE__URL": pg_url, "AGGREGATOR_COORDINATION__REPLICA_ID": "ops"},
+            timeout=120,
+        )
+        assert cli.returncode == 6, (
+            cli.returncode,
+            cli.stdout,
+            cli.stderr,
+        )  # refused, never raced the schedule
+        assert "replica 'a'" in cli.stderr and "only the leader rebalances" in cli.stderr, cli.stderr
 
         # kill -9 the leader as its next cycle starts (it then waits SLOW s on the slow source)
         doomed = _next_cycle(a)
