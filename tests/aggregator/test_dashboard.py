@@ -30,7 +30,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app
-from aggregator.interfaces.render import move_costs
+from aggregator.interfaces.render import (
+    move_costs,
+    pct,  # the CLI's tables: the page shows every percent as they do
+)
 from aggregator.rates.collect import ComponentRate, RateBook
 from aggregator.service import Service
 from aggregator.settings import load_settings
@@ -42,10 +45,6 @@ TOKEN = "t0ken-for-tests-0123456789"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
-
-
-def pct(value: float) -> str:
-    return f"{value * 100:.2f} %"
 
 
 SECOND_SOURCE = """

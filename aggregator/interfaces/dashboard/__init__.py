@@ -18,6 +18,7 @@ from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from aggregator.interfaces.dashboard.view import backtest_dir, build
+from aggregator.interfaces.render import pct as render_pct
 from aggregator.service import Service, utc_now
 
 __all__ = ["mount"]
@@ -31,8 +32,8 @@ REPORT_FILE = re.compile(r"^[A-Za-z0-9_-]+\.(html|png|json)$")  # what `aggregat
 
 
 def pct(value: float | None) -> str:
-    """A fraction shown to people: 0.0312 → '3.12 %'."""
-    return "" if value is None else f"{value * 100:.2f} %"
+    """A fraction shown to people as the CLI's tables show it (render.pct): 0.0312 → '3.120 %'."""
+    return "" if value is None else render_pct(value)
 
 
 def eth(value: float | None) -> str:
