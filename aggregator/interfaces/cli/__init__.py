@@ -672,6 +672,87 @@ def backtest(
     typer.echo(f"report: {files['report']}")
 
 
+@app.command()
+@exit_codes
+def sweep(
+    *,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    grid: Annotated[
+        Path, typer.Option("--grid", "-g", help="grid TOML: [grid] axes and values (config/sweep-demo.toml)")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="output folder: sweep.csv, sweep.json, cells/, frontier PNGs")
+    ] = Path("var/sweep"),
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="local worker processes (default: the CPUs, up to 8)"),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="a Dask scheduler, e.g. tcp://host:8786, instead of local processes"),
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the backtest over a grid of settings (CVaR budget, λ, smoothing window, no-trade band, horizon,
+    turnover cap, risk priors scaled) on local worker processes or a Dask cluster; write the table, each cell's
+    summary and the frontier plots. Exit 1 when a cell failed (the others are written; docs/scaling.md)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from aggregator.interfaces.cli.sweep import engine_for, render
+    from aggregator.research.sweep.grid import load_grid
+    from aggregator.research.sweep.run import run_sweep, table_rows
+
+    settings = _load(config)
+    cells = load_grid(grid, settings)
+    engine = engine_for(workers, cluster)
+    show = progress and sys.stderr.isatty() and not as_json
+    with Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        console=_console(stderr=True),
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("sweep", total=cells.size, failed=0)
+        failures = 0
+
+        def landed(r: object) -> None:
+            nonlocal failures
+            failures += not getattr(r, "ok", True)
+            bar.update(task, advance=1, failed=failures)
+
+        result = run_sweep(settings, cells, engine, out, on_result=landed)
+    if as_json:
+        typer.echo(
+            _json_dump(
+                {
+                    "cells": table_rows(cells, result.results),
+                    "failed": [r.id for r in result.failed],
+                    "files": {k: str(v) for k, v in result.files.items()},
+                }
+            )
+        )
+    else:
+        render(_console() if sys.stdout.isatty() else _console(width=200), result)
+        typer.echo(f"table: {result.files['table']}; frontier: {result.files['frontier-cvar']}")
+    print(
+        f"{len(result.results)} cells in {result.seconds:.1f} s ({result.cells_per_minute:.1f} cells/min) "
+        f"on {result.engine}",
+        file=sys.stderr,
+    )
+    if result.failed:
+        print(
+            f"{len(result.failed)} of {len(result.results)} cells failed: "
+            + ", ".join(f"{r.id} ({(r.error or '').splitlines()[0]})" for r in result.failed[:5]),
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_INTERNAL)
+
+
 db_app = typer.Typer(
     help="The database: check its integrity, back it up while the daemon runs (SQLite).",
     no_args_is_help=True,
