@@ -256,8 +256,18 @@ def test_the_cli_runs_a_sweep_and_refuses_a_bad_grid(
     assert not (tmp_path / "bad").exists()
     # no scheduler there: exit 3 naming --cluster
     grid.write_text(GRID)
+    unreached = tmp_path / "unreached"
     res = run(
-        "sweep", "--config", str(config), "--grid", str(grid), "--cluster", "tcp://127.0.0.1:9", timeout=120
+        "sweep",
+        "--config",
+        str(config),
+        "--grid",
+        str(grid),
+        "-o",
+        str(unreached),
+        "--cluster",
+        "tcp://127.0.0.1:9",
     )
     assert res.returncode == 3, res.stderr
     assert "--cluster tcp://127.0.0.1:9: no Dask scheduler answered" in res.stderr
+    assert not unreached.exists()

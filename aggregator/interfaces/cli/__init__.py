@@ -40,6 +40,7 @@ from aggregator.core.errors import ConfigError, CycleBusyError, DamagedRecordErr
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from aggregator.research.sweep.cell import CellResult
     from aggregator.settings import Settings
     from aggregator.settings.backtest import StressEvent
     from aggregator.store import Store
@@ -720,9 +721,9 @@ def sweep(
         task = bar.add_task("sweep", total=cells.size, failed=0)
         failures = 0
 
-        def landed(r: object) -> None:
+        def landed(r: CellResult) -> None:
             nonlocal failures
-            failures += not getattr(r, "ok", True)
+            failures += not r.ok
             bar.update(task, advance=1, failed=failures)
 
         result = run_sweep(settings, cells, engine, out, on_result=landed)
