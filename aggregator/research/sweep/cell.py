@@ -64,6 +64,9 @@ class CellResult:
     summary: dict[str, Any] = field(default_factory=dict)  # the backtest's summary.json of this cell
     error: str | None = None  # the exception, with its traceback's last frames, when the cell failed
     seconds: float = 0.0
+    cpu_seconds: float = (
+        0.0  # the worker process's CPU time for the cell (its wall time less waiting for a core)
+    )
     worker: str = ""  # host:pid
     compiled: int = 0  # models this cell compiled (0: it reused its worker's)
 
@@ -95,7 +98,7 @@ def run_cell(task: CellTask) -> CellResult:
     with _LOCK:
         if task.quiet_logs:
             _quiet_logs()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         before = len(_CACHE.models)
         try:
             settings = cell_settings(task.settings, task.grid, task.cell)
@@ -118,6 +121,7 @@ def run_cell(task: CellTask) -> CellResult:
             metrics=metrics,
             summary=data,
             seconds=time.perf_counter() - t0,
+            cpu_seconds=time.process_time() - c0,
             worker=worker_id(),
             compiled=len(_CACHE.models) - before,
         )
