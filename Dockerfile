@@ -37,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     AGGREGATOR_CONFIG=/app/config/demo.toml \
     AGGREGATOR_DATABASE__URL=sqlite:////data/aggregator.sqlite \
     AGGREGATOR_BACKTEST_DIR=/data/backtest \
+    AGGREGATOR_SWEEP_DIR=/data/sweep \
     AGGREGATOR_API__HOST=0.0.0.0 \
     AGGREGATOR_API__PORT=8787
 USER 10001

@@ -241,10 +241,20 @@ def test_the_cli_runs_a_sweep_and_refuses_a_bad_grid(
     assert [c["cell"] for c in data["cells"]] == ["c0000", "c0001", "c0002", "c0003"] and data["failed"] == []
     assert "4 cells in" in res.stderr and "2 local worker processes" in res.stderr
     assert sorted(p.name for p in (out / "cells").iterdir()) == [f"c000{i}.json" for i in range(4)]
-    # the same grid on the cluster, through --cluster, writes the same table
+    # the same grid on the cluster, through --cluster, writes the same table; the folder from
+    # AGGREGATOR_SWEEP_DIR, as the image sets it
     out2 = tmp_path / "out2"
     address = cluster.scheduler.address  # type: ignore[attr-defined]
-    res = run("sweep", "--config", str(config), "--grid", str(grid), "--out", str(out2), "--cluster", address)
+    res = run(
+        "sweep",
+        "--config",
+        str(config),
+        "--grid",
+        str(grid),
+        "--cluster",
+        address,
+        env={"AGGREGATOR_SWEEP_DIR": str(out2)},
+    )
     assert res.returncode == 0, res.stderr
     assert "c0003" in res.stdout and "Dask cluster" in res.stderr
     assert (out2 / "sweep.csv").read_bytes() == (out / "sweep.csv").read_bytes()

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     EXIT_BUSY,
     EXIT_NOT_FOUND,
     EXIT_STORE,
-) = range(9)
+    EXIT_CELLS_FAILED,
+) = range(10)
 
 ENV_PREFIX = "AGGREGATOR_"
 """aggregator.settings.ENV_PREFIX, repeated here so that `--help` does not load the settings (pydantic, SQLAlchemy);
@@ -682,7 +683,13 @@ def sweep(
         Path, typer.Option("--grid", "-g", help="grid TOML: [grid] axes and values (config/sweep-demo.toml)")
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="output folder: sweep.csv, sweep.json, cells/, frontier PNGs")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            envvar=f"{ENV_PREFIX}SWEEP_DIR",
+            help="output folder: sweep.csv, sweep.json, cells/, frontier PNGs (the image sets /data/sweep)",
+        ),
     ] = Path("var/sweep"),
     workers: Annotated[
         int | None,
@@ -697,7 +704,7 @@ def sweep(
 ) -> None:
     """Run the backtest over a grid of settings (CVaR budget, λ, smoothing window, no-trade band, horizon,
     turnover cap, risk priors scaled) on local worker processes or a Dask cluster; write the table, each cell's
-    summary and the frontier plots. Exit 1 when a cell failed (the others are written; docs/scaling.md)."""
+    summary and the frontier plots. Exit 9 when a cell failed (the others are written; docs/scaling.md)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aggregator.interfaces.cli.sweep import engine_for, render
@@ -751,7 +758,7 @@ def sweep(
             + ", ".join(f"{r.id} ({(r.error or '').splitlines()[0]})" for r in result.failed[:5]),
             file=sys.stderr,
         )
-        raise typer.Exit(EXIT_INTERNAL)
+        raise typer.Exit(EXIT_CELLS_FAILED)
 
 
 db_app = typer.Typer(
