@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from aggregator.interfaces.research_inputs import inputs_from_settings  # noqa: E402
 from aggregator.rates.collect import collect_sync  # noqa: E402
 from aggregator.research.backtest.history import History  # noqa: E402
 from aggregator.research.backtest.replay import run  # noqa: E402
@@ -74,7 +75,11 @@ def main() -> None:
     days = round(365 * args.years)
     history = synthetic_history(settings, days, args.seed)
     start = {settings.universe().root.id: settings.portfolio_eth}
-    rule = input_rule(settings, settings.backtest) if settings.backtest else settings.rates.rule()
+    rule = (
+        input_rule(inputs_from_settings(settings), settings.backtest)
+        if settings.backtest
+        else settings.rates.rule()
+    )
 
     cache = ModelCache()
     t0 = time.perf_counter()
@@ -90,7 +95,7 @@ def main() -> None:
     solo_s = time.perf_counter() - t0
 
     assert settings.backtest is not None
-    every = strategies_for(settings, settings.backtest, cache, (lam, 4 * lam))
+    every = strategies_for(inputs_from_settings(settings), settings.backtest, cache, (lam, 4 * lam))
     t0 = time.perf_counter()
     run(model, settings.limits, history, every, start, rule=rule)
     all_s = time.perf_counter() - t0

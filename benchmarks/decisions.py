@@ -53,6 +53,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from aggregator.events.logs import configure_logging  # noqa: E402
+from aggregator.interfaces.research_inputs import inputs_from_settings  # noqa: E402
 from aggregator.research.backtest.history import History, build_history  # noqa: E402
 from aggregator.research.backtest.replay import DAYS_PER_YEAR  # noqa: E402
 from aggregator.research.backtest.run import Backtest, StrategyResult, backtest  # noqa: E402
@@ -172,12 +173,12 @@ def hindsight_book(settings: Settings, history: History, *, priced: bool = False
 
 def run_case(settings: Settings, label: str, budget: float, lifted: list[str]) -> dict[str, Any]:
     assert settings.backtest is not None
-    history = build_history(settings, settings.backtest)
+    history = build_history(inputs_from_settings(settings), settings.backtest)
     book = hindsight_book(settings, history)
     priced = hindsight_book(settings, history, priced=True)
     fixed = {**settings.backtest.fixed, HINDSIGHT: book, PRICED: priced}
     s = settings.model_copy(update={"backtest": settings.backtest.model_copy(update={"fixed": fixed})})
-    result = backtest(s)
+    result = backtest(inputs_from_settings(s))
     return {
         "case": label,
         "cvar_budget": budget,

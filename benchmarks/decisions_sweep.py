@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from aggregator.events.logs import configure_logging  # noqa: E402
+from aggregator.interfaces.research_inputs import inputs_from_settings  # noqa: E402
 from aggregator.research.backtest.history import build_history  # noqa: E402
 from aggregator.research.backtest.run import backtest  # noqa: E402
 from aggregator.settings import Settings, load_settings  # noqa: E402
@@ -78,9 +79,9 @@ def window(settings: Settings, start: date, end: date) -> Settings:
 def case(settings: Settings, budget: float) -> dict[str, Any]:
     s = with_budget(settings, budget)
     assert s.backtest is not None
-    book = hindsight_book(s, build_history(s, s.backtest))
+    book = hindsight_book(s, build_history(inputs_from_settings(s), s.backtest))
     s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"fixed": {HINDSIGHT: book}})})
-    result = backtest(s)
+    result = backtest(inputs_from_settings(s))
     by = {r.name: r for r in result.results}
     opt = next(r for r in result.results if r.name.startswith("optimizer"))
     return {

@@ -25,10 +25,12 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from aggregator.events.logs import configure_logging  # noqa: E402
+from aggregator.interfaces.research_inputs import inputs_from_settings  # noqa: E402
+from aggregator.research.backtest.inputs import BacktestInputs  # noqa: E402
 from aggregator.research.sweep.engines import Dask, Engine, Local  # noqa: E402
 from aggregator.research.sweep.grid import Grid  # noqa: E402
 from aggregator.research.sweep.run import run_sweep  # noqa: E402
-from aggregator.settings import Settings, load_settings  # noqa: E402
+from aggregator.settings import load_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = (0.05, 0.055, 0.06, 0.065, 0.07, 0.075, 0.08, 0.09)
@@ -61,10 +63,10 @@ class Measured:
         return (self.cells - 1) / rest * 60.0 if self.cells > 1 and rest > 0 else float("nan")
 
 
-def measure(label: str, settings: Settings, grid: Grid, engine: Engine) -> Measured:
+def measure(label: str, inputs: BacktestInputs, grid: Grid, engine: Engine) -> Measured:
     t0 = time.perf_counter()
     first: list[float] = []
-    result = run_sweep(settings, grid, engine, on_result=lambda _: first.append(time.perf_counter() - t0))
+    result = run_sweep(inputs, grid, engine, on_result=lambda _: first.append(time.perf_counter() - t0))
     seconds = time.perf_counter() - t0
     cpu = sum(r.cpu_seconds for r in result.results) / max(1, len(result.results))
     m = Measured(label, len(result.results), len(result.failed), seconds, first[0] if first else seconds, cpu)
@@ -94,6 +96,7 @@ def main() -> None:
     settings = load_settings(args.config)
     assert settings.backtest is not None
     bt = settings.backtest
+    inputs = inputs_from_settings(settings)
     n = max(2, min(args.cells, len(BUDGETS)))
     sample = Grid(axes=(("cvar_budget", BUDGETS[:n]),))
     print(
@@ -102,8 +105,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    one = measure("1 local worker", settings, sample, Local(1))
-    two = measure("2 local workers", settings, sample, Local(2))
+    one = measure("1 local worker", inputs, sample, Local(1))
+    two = measure("2 local workers", inputs, sample, Local(2))
     print(
         f"scaling 1 → 2 local workers: {two.per_minute / one.per_minute:.2f}× overall, "
         f"{two.steady_per_minute / one.steady_per_minute:.2f}× steady",
@@ -120,10 +123,10 @@ def main() -> None:
             print(
                 f"LocalCluster of 2 process workers started in {time.perf_counter() - t0:.1f} s", flush=True
             )
-            cl = measure("Dask LocalCluster, 2 workers", settings, sample, Dask(client))
+            cl = measure("Dask LocalCluster, 2 workers", inputs, sample, Dask(client))
             print(f"LocalCluster against 2 local workers: {cl.per_minute / two.per_minute:.2f}×", flush=True)
     if args.full:
-        full = measure("100-cell grid, 2 local workers", settings, FULL, Local(2))
+        full = measure("100-cell grid, 2 local workers", inputs, FULL, Local(2))
         print(f"100-cell grid MEASURED: {full.seconds / 60:.1f} min on 2 local workers", flush=True)
     else:
         estimate = two.first + (FULL.size - 1) / two.steady_per_minute * 60.0

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.history import History, build_history
 from aggregator.research.backtest.replay import run
 from aggregator.research.backtest.run import input_rule
@@ -47,13 +48,17 @@ def test_rseth_is_not_bought_on_its_first_observations(demo_config: Callable[...
 
     settings = load_settings(demo_config(edit))
     assert settings.backtest is not None
-    history = build_history(settings, settings.backtest)
+    history = build_history(inputs_from_settings(settings), settings.backtest)
     k = history.components.index("kelp-rseth.base")
     first = int(np.flatnonzero(history.observed[:, k])[0])  # type: ignore[index]
     assert history.days[first] == date(2024, 4, 6) and history.values[first, k] == pytest.approx(0.2129)
-    seen = history.seen(first, settings.universe(), input_rule(settings, settings.backtest))
+    seen = history.seen(
+        first, settings.universe(), input_rule(inputs_from_settings(settings), settings.backtest)
+    )
     assert seen.entry_blocked["kelp-rseth"] == "kelp-rseth.base too few observations: 1 of the 7 needed"
-    gated = _targets(settings, history, input_rule(settings, settings.backtest), "kelp-rseth")
+    gated = _targets(
+        settings, history, input_rule(inputs_from_settings(settings), settings.backtest), "kelp-rseth"
+    )
     assert gated and max(gated.values()) == 0.0
     rule = dataclasses.replace(settings.rates.rule(), min_observations=1)
     assert (
@@ -92,10 +97,10 @@ def test_the_first_decisions_window_reaches_back_before_the_period(small_config:
 
     settings = load_settings(small_config(edit))
     assert settings.backtest is not None
-    history = build_history(settings, settings.backtest)
+    history = build_history(inputs_from_settings(settings), settings.backtest)
     assert history.days[0] == date(2024, 2, 9) and history.lead_values is not None
     assert len(history.lead_values) == 13
-    rule = input_rule(settings, settings.backtest)
+    rule = input_rule(inputs_from_settings(settings), settings.backtest)
     first = history.seen(0, settings.universe(), rule)
     assert "lido-steth" not in first.entry_blocked
     assert first.estimates[("lido-steth", "base")].observations == 14
@@ -120,12 +125,12 @@ def test_a_cold_start_does_not_commit_idle_eth_while_the_best_venue_warms_up(
 
     settings = load_settings(demo_config(edit))
     assert settings.backtest is not None
-    history = build_history(settings, settings.backtest)
+    history = build_history(inputs_from_settings(settings), settings.backtest)
     assert history.first_observed is not None
     assert dict(zip(history.components, history.first_observed, strict=True))["lido-steth.base"] == date(
         2024, 1, 22
     )
-    rule = input_rule(settings, settings.backtest)
+    rule = input_rule(inputs_from_settings(settings), settings.backtest)
     week = date(2024, 1, 29)
     seen = history.seen(0, settings.universe(), rule)
     assert seen.entry_blocked["rocketpool-reth"].startswith("waiting for lido-steth to warm up")

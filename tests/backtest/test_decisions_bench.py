@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.history import build_history
 from aggregator.settings import load_settings
 from benchmarks.decisions import hindsight_book, realised_yields, steth_case
@@ -31,7 +32,7 @@ def test_the_hindsight_book_fills_the_better_realised_venue_to_its_cap(
 ) -> None:
     s = load_settings(capped(small_config))
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     got = realised_yields(s, h)
     steth, reth = got["lido-steth"]["base"], got["rocketpool-reth"]["base"]
     assert steth != pytest.approx(reth)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from aggregator.core.errors import ConfigError
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.book import Book, Leg, reversed_legs
 from aggregator.research.backtest.history import build_history
 from aggregator.research.backtest.run import backtest, strategies_for
@@ -53,7 +54,7 @@ def load(
 
 def history_of(s: Settings):  # type: ignore[no-untyped-def]
     assert s.backtest is not None
-    return build_history(s, s.backtest)
+    return build_history(inputs_from_settings(s), s.backtest)
 
 
 RATES = {  # rETH/ETH: up, then a 1 % fall on the 24th, then up again
@@ -237,7 +238,7 @@ def test_reversed_legs_are_those_undone_within_14_days() -> None:
 
 
 def test_summary_reports_costs_per_year_and_executed_counts(small: Settings) -> None:
-    result = backtest(small)
+    result = backtest(inputs_from_settings(small))
     days = len(result.replay.days)
     for r in result.results:
         assert r.costs_bps == pytest.approx(r.costs_eth / 1000.0 / (days / 365) * 1e4)
@@ -257,11 +258,11 @@ def test_comparison_optimizers_come_from_the_backtest_section(small_config: Call
     )
     assert s.backtest is not None
     cache = ModelCache()
-    strategies = strategies_for(s, s.backtest, cache, (), s.backtest.optimizers)
+    strategies = strategies_for(inputs_from_settings(s), s.backtest, cache, (), s.backtest.optimizers)
     cautious = next(x for x in strategies if x.name == "optimizer cautious")
     assert isinstance(cautious, Optimizer) and cautious.limits.risk_aversion == 2.0
     assert cautious.limits.gas_cost_eth == s.limits.gas_cost_eth  # the rest as configured
-    result = backtest(s)
+    result = backtest(inputs_from_settings(s))
     assert [r.name for r in result.results if r.name.startswith("optimizer")] == ["optimizer cautious"]
     bad = load_settings(
         small_config(variants('optimizers = [{ name = "x", limits = { risk_aversoin = 2.0 } }]'))
@@ -269,4 +270,4 @@ def test_comparison_optimizers_come_from_the_backtest_section(small_config: Call
     with pytest.raises(
         ConfigError, match=r"unknown \[limits\] fields \['risk_aversoin'\]; valid: .*'risk_aversion'"
     ):
-        backtest(bad)
+        backtest(inputs_from_settings(bad))

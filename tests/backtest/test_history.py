@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.core.errors import ConfigError
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.history import HistoryError, build_history, download_charts, read_chart
 from aggregator.settings import load_settings
 from tests.fixture_server import FixtureServer, Reply
@@ -36,7 +37,7 @@ def test_gaps_are_carried_at_most_max_gap_days_then_unavailable(small_config: Ca
     (path.parent / "mine.csv").write_text("date,apy_pct\n2024-01-22,3.0\n2024-01-26,4.0\n")
     s = load_settings(path)
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     got = {d: h.values[t, k] for t, d in enumerate(h.days)}
     assert got[date(2024, 1, 22)] == pytest.approx(0.03)
@@ -53,7 +54,7 @@ def test_out_of_range_values_are_rejected_and_counted(small_config: Callable[...
     (path.parent / "mine.csv").write_text("date,apy_pct\n2024-01-22,3.0\n2024-01-23,80\n2024-01-24,-1\n")
     s = load_settings(path)
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     assert h.values[1:4, k] == pytest.approx([0.03, 0.03, 0.03])  # the 80 % and −1 % never enter
     report = next(r for r in h.series if r.component == "lido-steth.base")
@@ -78,7 +79,7 @@ def test_malformed_csv_names_file_line_and_what_is_valid(
     s = load_settings(path)
     assert s.backtest is not None
     with pytest.raises(HistoryError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
-        build_history(s, s.backtest)
+        build_history(inputs_from_settings(s), s.backtest)
     assert "mine.csv" in str(info.value)
 
 
@@ -93,7 +94,7 @@ def test_two_series_for_one_component_combine_as_their_median(small_config: Call
     (path.parent / "other.csv").write_text("date,apy_pct\n2024-01-22,4.0\n")
     s = load_settings(path)
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     assert h.values[0, k] == pytest.approx(0.035)  # both
     assert h.values[1, k] == pytest.approx(0.035)  # other.csv carried one day
@@ -124,11 +125,11 @@ def test_defillama_chart_is_downloaded_once_cached_and_read_offline(
     s = load_settings(small_config(edit))
     assert s.backtest is not None
     with pytest.raises(HistoryError, match="run `aggregator backtest --download`"):
-        build_history(s, s.backtest)
+        build_history(inputs_from_settings(s), s.backtest)
     written = download_charts(s.backtest)
     assert len(written) == 1 and written[0].exists()
     assert fixture_server.hits[f"/chart/{CHART_POOL}"] == 1
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     # the chart's points are stamped 23:00 UTC of each day: 2024-01-23's is 3.8 %, like the bundled CSV
     assert h.values[1, k] == pytest.approx(0.038)
@@ -143,7 +144,7 @@ def test_values_the_daemon_would_reject_are_not_seen(small_config: Callable[...,
     (path.parent / "mine.csv").write_text("date,apy_pct\n2024-01-22,3.0\n2024-01-23,20\n")
     s = load_settings(path)
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     assert h.values[1:3, k] == pytest.approx([0.03, 0.03])  # the 20 % never enters; 3 % carried
     assert next(r for r in h.series if r.component == "lido-steth.base").rejected == 1
@@ -157,7 +158,7 @@ def test_a_series_of_daily_returns_is_seen_as_its_trailing_mean(small_config: Ca
     (path.parent / "mine.csv").write_text("\n".join(rows) + "\n")
     s = load_settings(path)
     assert s.backtest is not None
-    h = build_history(s, s.backtest)
+    h = build_history(inputs_from_settings(s), s.backtest)
     k = h.components.index("lido-steth.base")
     got = {d: h.values[t, k] for t, d in enumerate(h.days)}
     assert got[date(2024, 1, 24)] == pytest.approx((7.0 + 6 * 0.1) / 7 / 100)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.incidents import hit_venues
 from aggregator.research.backtest.report import summary, write
 from aggregator.research.backtest.run import backtest
@@ -46,7 +47,7 @@ def test_ezeth_depeg_replayed_with_each_strategys_stake(
             'fixed = { "100% stETH"', 'fixed = { "all ezETH" = { renzo-ezeth = 1.0 }, "100% stETH"'
         )
 
-    result = backtest(load_settings(demo_config(edit)))
+    result = backtest(inputs_from_settings(load_settings(demo_config(edit))))
     incidents = {i["name"]: i for i in summary(result)["incidents"]}
     ezeth = incidents["ezETH depeg, April 2024"]
     assert ezeth["replayed"] and ezeth["day_before"] == "2024-04-23"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest import report
 from aggregator.research.backtest.history import build_history
 from aggregator.research.backtest.longrun import day_marks, eth_store_line, mark_runs
@@ -71,7 +72,7 @@ def test_observed_wins_and_every_modelled_value_is_marked(settings: Settings) ->
     observed until its rates end; the marks cover every day of every component, and what is earned on a modelled day
     is the modelled APR."""
     assert settings.backtest is not None
-    h = build_history(settings, settings.backtest)
+    h = build_history(inputs_from_settings(settings), settings.backtest)
     assert h.modelled is not None and h.earned is not None
     eth_store = read_dated(HISTORY / "eth_store_apr_daily.csv", "apr")
     steth = h.components.index("lido-steth.base")
@@ -115,7 +116,7 @@ def test_the_2022_window_marks_strategies_draws_eth_store_and_replays_the_depeg(
     """May–June 2022: stETH earned only modelled yields (100 % of its capital-days), rETH only observed ones; the
     table says so; the stETH depeg is replayed with every strategy's stake and loss, the later incidents are listed
     as outside the window; the ETH.STORE line is 1 ETH compounded at its APR."""
-    b = backtest(_window(settings, date(2022, 5, 1), date(2022, 6, 30)))
+    b = backtest(inputs_from_settings(_window(settings, date(2022, 5, 1), date(2022, 6, 30))))
     data = report.summary(b)
     shares = data["modelled_share"]
     assert shares["100% stETH"] == pytest.approx(1.0)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
+from aggregator.interfaces.research_inputs import inputs_from_settings
 from aggregator.research.backtest.history import History, build_history
 from aggregator.research.backtest.replay import run
 from aggregator.research.backtest.run import backtest, input_rule, strategies_for
@@ -50,7 +51,7 @@ def replay(settings: Settings, strategies, history: History | None = None, stres
     return run(
         model,
         settings.limits,
-        history or build_history(settings, settings.backtest),
+        history or build_history(inputs_from_settings(settings), settings.backtest),
         strategies,
         {"eth": 1000.0},
         stress=stress,
@@ -84,7 +85,7 @@ def test_accrual_costs_gas_and_the_exit_queue_by_hand(small: Settings) -> None:
 def test_rate_series_becomes_the_onchain_adapters_apr(small: Settings) -> None:
     """rETH from exchange rates: APR = (R_t / R_{t−1} − 1) · 365 with 1-day windows (the bundled CSV's rows)."""
     assert small.backtest is not None
-    h = build_history(small, small.backtest)
+    h = build_history(inputs_from_settings(small), small.backtest)
     k = h.components.index("rocketpool-reth.base")
     r22, r23 = 1.096091678394700786, 1.096228592346495390
     assert h.days[1] == date(2024, 1, 23)
@@ -95,7 +96,7 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
     """Scramble every value after a cut-off: every strategy's decisions up to the day after it, and its path up
     to it, are identical to the bit."""
     assert demo_settings.backtest is not None
-    history = build_history(demo_settings, demo_settings.backtest)
+    history = build_history(inputs_from_settings(demo_settings), demo_settings.backtest)
     cut = history.index(date(2024, 4, 20))
     rng = np.random.default_rng(7)
     scrambled = history.values.copy()
@@ -112,7 +113,9 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
         # answers to the bit need the same solves before them (the past, never the future, shapes a decision).
         cache = ModelCache()
         model = cache.get(demo_settings.universe(), shape_of(demo_settings.limits))
-        strategies = strategies_for(demo_settings, demo_settings.backtest, cache, (0.25, 1.0))
+        strategies = strategies_for(
+            inputs_from_settings(demo_settings), demo_settings.backtest, cache, (0.25, 1.0)
+        )
         runs.append(
             run(
                 model,
@@ -120,7 +123,7 @@ def test_no_look_ahead_decisions_ignore_everything_after_their_day(demo_settings
                 h,
                 strategies,
                 {"eth": 10_000.0},
-                rule=input_rule(demo_settings, demo_settings.backtest),
+                rule=input_rule(inputs_from_settings(demo_settings), demo_settings.backtest),
             )
         )
     upto = cut  # replay day index of the cut-off (replay days start one after the history's first row)
@@ -151,7 +154,7 @@ def test_stress_loss_shows_in_every_strategy_that_held_the_failed_venue(demo_con
         )
     )
     on = date(2024, 6, 3)
-    result = backtest(settings, stress=[StressEvent(node="kelp", on=on, loss=0.2)])
+    result = backtest(inputs_from_settings(settings), stress=[StressEvent(node="kelp", on=on, loss=0.2)])
     t = result.replay.days.index(on)
     kelp = result.replay.venues.index("kelp-rseth")
     held = []

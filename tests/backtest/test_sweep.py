@@ -7,6 +7,7 @@ The grid's period is cut to six weeks of the bundled history so that each cell t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import tomllib
@@ -16,13 +17,15 @@ from pathlib import Path
 import pytest
 
 from aggregator.core.errors import ConfigError
+from aggregator.interfaces.research_inputs import inputs_from_settings
+from aggregator.research.backtest.inputs import BacktestInputs
 from aggregator.research.backtest.report import summary
 from aggregator.research.backtest.run import backtest
 from aggregator.research.sweep.cell import CellResult, CellTask, run_cell
 from aggregator.research.sweep.engines import Dask, Local, Serial
-from aggregator.research.sweep.grid import Grid, cell_settings, load_grid, parse_grid
+from aggregator.research.sweep.grid import Grid, cell_inputs, load_grid, parse_grid
 from aggregator.research.sweep.run import run_sweep
-from aggregator.settings import Settings, load_settings
+from aggregator.settings import load_settings
 from optimizer import ModelCache
 from tests.helpers.cli import run
 from tests.helpers.demo import copy_demo
@@ -47,27 +50,27 @@ def raising_cell(task: CellTask) -> CellResult:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestInputs, Path]:
     home = tmp_path_factory.mktemp("sweep")
     config = copy_demo(home)
     grid = home / "grid.toml"
     grid.write_text(GRID)
-    return load_settings(config), grid
+    return inputs_from_settings(load_settings(config)), grid
 
 
 @pytest.fixture(scope="module")
-def grid(demo: tuple[Settings, Path]) -> Grid:
-    settings, path = demo
-    return load_grid(path, settings)
+def grid(demo: tuple[BacktestInputs, Path]) -> Grid:
+    inputs, path = demo
+    return load_grid(path, inputs)
 
 
 @pytest.fixture(scope="module")
-def one_by_one(demo: tuple[Settings, Path], grid: Grid) -> dict[str, dict[str, float]]:
+def one_by_one(demo: tuple[BacktestInputs, Path], grid: Grid) -> dict[str, dict[str, float]]:
     """Each cell's optimizer row from the backtest itself, each with a model compiled for it alone."""
-    settings, _ = demo
+    inputs, _ = demo
     out = {}
     for cell in grid.cells():
-        data = summary(backtest(cell_settings(settings, grid, cell), cache=ModelCache()))
+        data = summary(backtest(cell_inputs(inputs, grid, cell), cache=ModelCache()))
         (row,) = [s for s in data["strategies"] if s["name"].startswith("optimizer ")]
         out[cell.id] = {k: row[k] for k in ("net_yield", "cvar_mean", "costs_eth", "turnover", "trades")}
     return out
@@ -96,14 +99,14 @@ def test_the_grid_has_four_cells_that_differ(grid: Grid, one_by_one: dict[str, d
 
 
 def test_serial_and_local_workers_match_one_by_one(
-    demo: tuple[Settings, Path], grid: Grid, one_by_one: dict[str, dict[str, float]], tmp_path: Path
+    demo: tuple[BacktestInputs, Path], grid: Grid, one_by_one: dict[str, dict[str, float]], tmp_path: Path
 ) -> None:
-    settings, _ = demo
-    serial = run_sweep(settings, grid, Serial())
+    inputs, _ = demo
+    serial = run_sweep(inputs, grid, Serial())
     assert same(metrics(serial.results), one_by_one)
     # one process keeps its compiled models: one per prior scale, re-solved for the cells after
     assert [r.compiled for r in serial.results][2:] == [0, 0] and sum(r.compiled for r in serial.results) <= 2
-    local = run_sweep(settings, grid, Local(2), tmp_path / "local")
+    local = run_sweep(inputs, grid, Local(2), tmp_path / "local")
     assert same(metrics(local.results), one_by_one)
     assert [r.id for r in local.results] == [
         "c0000",
@@ -140,28 +143,28 @@ def cluster() -> Iterator[object]:
 
 
 def test_a_dask_local_cluster_matches_one_by_one_and_streams(
-    demo: tuple[Settings, Path], grid: Grid, one_by_one: dict[str, dict[str, float]], cluster: object
+    demo: tuple[BacktestInputs, Path], grid: Grid, one_by_one: dict[str, dict[str, float]], cluster: object
 ) -> None:
-    settings, _ = demo
+    inputs, _ = demo
     landed: list[str] = []
     address = cluster.scheduler.address  # type: ignore[attr-defined]
-    result = run_sweep(settings, grid, Dask(address), on_result=lambda r: landed.append(r.id))
+    result = run_sweep(inputs, grid, Dask(address), on_result=lambda r: landed.append(r.id))
     assert same(metrics(result.results), one_by_one)
     assert sorted(landed) == ["c0000", "c0001", "c0002", "c0003"]  # each result handed over as it arrived
     assert all(":" in r.worker for r in result.results)
 
 
 def test_a_cell_that_raises_is_reported_and_the_rest_complete(
-    demo: tuple[Settings, Path],
+    demo: tuple[BacktestInputs, Path],
     grid: Grid,
     one_by_one: dict[str, dict[str, float]],
     cluster: object,
     tmp_path: Path,
 ) -> None:
-    settings, _ = demo
+    inputs, _ = demo
     expected = {k: v for k, v in one_by_one.items() if k != FAILING}
     for engine in (Local(2, fn=raising_cell), Dask(cluster, fn=raising_cell)):  # type: ignore[arg-type]
-        result = run_sweep(settings, grid, engine, tmp_path / type(engine).__name__)
+        result = run_sweep(inputs, grid, engine, tmp_path / type(engine).__name__)
         assert [r.id for r in result.failed] == [FAILING]
         assert "RuntimeError: boom in the cell" in (result.failed[0].error or "")
         assert same(metrics(result.results), expected)
@@ -170,7 +173,7 @@ def test_a_cell_that_raises_is_reported_and_the_rest_complete(
         assert [c["error"] != "" for c in table["cells"]] == [False, False, True, False]
     # and the cell's own exception inside the backtest (not only one its function raised) is caught the same way
     bad = Grid(axes=(("cvar_budget", (0.05,)),), start=grid.start, end=grid.end)
-    broken = settings.model_copy(update={"backtest": None})
+    broken = dataclasses.replace(inputs, backtest=None)
     (only,) = run_sweep(broken, bad, Serial()).results
     assert not only.ok and "ConfigError" in (only.error or "") and "[backtest]" in (only.error or "")
 
@@ -217,11 +220,11 @@ def test_a_cell_that_raises_is_reported_and_the_rest_complete(
     ],
 )
 def test_a_bad_grid_names_the_key_and_what_is_valid(
-    demo: tuple[Settings, Path], text: str, words: list[str]
+    demo: tuple[BacktestInputs, Path], text: str, words: list[str]
 ) -> None:
-    settings, _ = demo
+    inputs, _ = demo
     with pytest.raises(ConfigError) as err:
-        parse_grid(tomllib.loads(text), settings)
+        parse_grid(tomllib.loads(text), inputs)
     for w in words:
         assert w in str(err.value), str(err.value)
 

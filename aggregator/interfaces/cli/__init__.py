@@ -640,6 +640,7 @@ def backtest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aggregator.interfaces import render
+    from aggregator.interfaces.research_inputs import inputs_from_settings
     from aggregator.research.backtest import report
     from aggregator.research.backtest.history import download_charts
     from aggregator.research.backtest.run import backtest as run_backtest
@@ -661,7 +662,9 @@ def backtest(
     ) as bar:
         task = bar.add_task("replay", total=None)
         result = run_backtest(
-            settings, stress=events, progress=lambda t, n: bar.update(task, completed=t, total=n)
+            inputs_from_settings(settings),
+            stress=events,
+            progress=lambda t, n: bar.update(task, completed=t, total=n),
         )
     assert settings.backtest is not None
     folder = out or Path(settings.backtest.output_dir)
@@ -708,11 +711,12 @@ def sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aggregator.interfaces.cli.sweep import engine_for, render
+    from aggregator.interfaces.research_inputs import inputs_from_settings
     from aggregator.research.sweep.grid import load_grid
     from aggregator.research.sweep.run import run_sweep, table_rows
 
-    settings = _load(config)
-    cells = load_grid(grid, settings)
+    inputs = inputs_from_settings(_load(config))
+    cells = load_grid(grid, inputs)
     engine = engine_for(workers, cluster)
     show = progress and sys.stderr.isatty() and not as_json
     with Progress(
@@ -733,7 +737,7 @@ def sweep(
             failures += not r.ok
             bar.update(task, advance=1, failed=failures)
 
-        result = run_sweep(settings, cells, engine, out, on_result=landed)
+        result = run_sweep(inputs, cells, engine, out, on_result=landed)
     if as_json:
         typer.echo(
             _json_dump(

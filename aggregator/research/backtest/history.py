@@ -35,13 +35,11 @@ from adapters.defillama import parse_chart
 from adapters.errors import SourceError
 from adapters.http import get_json
 from adapters.onchain import annualise
-from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
-from aggregator.rates.crosscheck import plausible_range
 from aggregator.rates.estimate import DecisionYields, counts, decision_yields
 from aggregator.research.backtest.earned import earned_table
+from aggregator.research.backtest.inputs import BacktestInputs
 from aggregator.research.backtest.longrun import with_modelled
-from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, SeriesSettings
 from aggregator.settings.rates import InputRule
 from optimizer.inputs import Universe
@@ -325,22 +323,9 @@ def observations(
 # ------------------------------------------------------------------------------------------------- the table
 
 
-def static_assumptions(settings: Settings) -> dict[str, float]:
-    """Components whose every quote is a `static` value: the value (first quote), constant over the period."""
-    out: dict[str, float] = {}
-    for v in settings.venues:
-        for c in v.components:
-            sources = [settings.sources[q.source] for q in c.quotes]
-            if all(isinstance(s, StaticSettings) for s in sources):
-                first = sources[0]
-                assert isinstance(first, StaticSettings)
-                out[f"{v.id}.{c.name}"] = first.values[c.quotes[0].key].value
-    return out
-
-
-def _resolve_static(settings: Settings, bt: BacktestSettings) -> BacktestSettings:
+def _resolve_static(inputs: BacktestInputs, bt: BacktestSettings) -> BacktestSettings:
     """`static` series without a `value` take the config's static quote for their component."""
-    config_static = static_assumptions(settings)
+    config_static = inputs.static
     series = []
     for spec in bt.series:
         if spec.format == "static" and spec.value is None:
@@ -356,32 +341,19 @@ def _resolve_static(settings: Settings, bt: BacktestSettings) -> BacktestSetting
     return bt.model_copy(update={"series": tuple(series)})
 
 
-def _plausible(settings: Settings, component: str) -> tuple[float, float]:
-    """The range the daemon accepts for a component's quotes (`[rates] plausible_*` or the component's own): the
-    replay's decisions see what the daemon would, so a value the daemon rejects is not seen either."""
-    venue_id, name = component.split(".", 1)
-    for venue in settings.venues:
-        if venue.id == venue_id:
-            for comp in venue.components:
-                if comp.name == name:
-                    bounds, _ = plausible_range(settings.rates, venue.kind, name, comp.plausible)
-                    return float(bounds[0]), float(bounds[1])
-    return -math.inf, math.inf
-
-
-def build_history(settings: Settings, bt: BacktestSettings) -> History:
+def build_history(inputs: BacktestInputs, bt: BacktestSettings) -> History:
     """The day-by-component table for [bt.start − 1 day, bt.end] under the rules in the module docstring, and
     before it the rows the first decisions' window reaches back to (`lead`)."""
-    bt = _resolve_static(settings, bt)
+    bt = _resolve_static(inputs, bt)
     models = [
         s for s in bt.series if s.format == "modelled"
     ]  # filled in last, where nothing observed has a value
     bt = bt.model_copy(update={"series": tuple(s for s in bt.series if s.format != "modelled")})
     first = bt.start - timedelta(days=1)  # known before the first decision
     period = (bt.end - first).days + 1
-    lead = max(0, math.ceil(settings.rates.window_days) - 1)
+    lead = max(0, math.ceil(inputs.window_days) - 1)
     days = tuple(first + timedelta(days=i) for i in range(-lead, period))
-    components = tuple(f"{v.id}.{c.name}" for v in settings.venues for c in v.components)
+    components = inputs.components
     col = {c: k for k, c in enumerate(components)}
     n_days = len(days)
     per_series: dict[str, list[FloatArray]] = {}
@@ -410,7 +382,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
                 )
             )
             continue
-        obs, rejected = observations(spec, Path(bt.cache_dir), _plausible(settings, spec.component))
+        obs, rejected = observations(spec, Path(bt.cache_dir), inputs.plausible_for(spec.component))
         if obs:
             began = min(d for d, _ in obs)
             first_seen[spec.component] = min(first_seen.get(spec.component, began), began)
@@ -455,7 +427,7 @@ def build_history(settings: Settings, bt: BacktestSettings) -> History:
             if has.any():
                 med[has] = np.nanmedian(stacked[:, has], axis=0)
         values[:, col[comp]] = med
-    assumptions = {c: v for c, v in static_assumptions(settings).items() if c not in per_series}
+    assumptions = {c: v for c, v in inputs.static.items() if c not in per_series}
     for comp, value in assumptions.items():
         values[:, col[comp]] = value
         observed[:, col[comp]] = True  # an assumption holds every day; it is not a carried observation

@@ -1,4 +1,5 @@
-"""Set up and run a backtest from the operator's settings: history, the compiled model, the strategies, the replay."""
+"""Set up and run a backtest from its inputs (built from the config at the edge): history, the compiled model, the
+strategies, the replay."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pydantic import ValidationError
 
 from aggregator.core.errors import ConfigError
 from aggregator.research.backtest.history import History, build_history
+from aggregator.research.backtest.inputs import BacktestInputs
 from aggregator.research.backtest.replay import DAYS_PER_YEAR, Replay, annualised, max_drawdown, run
 from aggregator.research.backtest.strategies import ChaseYield, EqualWeight, Fixed, Optimizer, Strategy
-from aggregator.settings import Settings
 from aggregator.settings.backtest import BacktestSettings, OptimizerVariant, StressEvent
 from aggregator.settings.rates import InputRule
 from optimizer import Limits, ModelCache, Universe
@@ -60,73 +61,73 @@ class Backtest:
     universe: Universe | None = None  # the replayed universe (incident replays find the venues a node hits)
 
 
-def variant_limits(settings: Settings, variant: OptimizerVariant) -> Limits:
+def variant_limits(limits: Limits, variant: OptimizerVariant) -> Limits:
     """The config's limits with the variant's fields replaced, validated as the config's are."""
-    valid = sorted(type(settings.limits).model_fields)
+    valid = sorted(type(limits).model_fields)
     unknown = sorted(set(variant.limits) - set(valid))
     if unknown:
         raise ConfigError(
             f"[backtest] optimizers {variant.name!r}: unknown [limits] fields {unknown}; valid: {valid}"
         )
     try:
-        base = settings.limits.model_dump(exclude_unset=True)
+        base = limits.model_dump(exclude_unset=True)
         if {"risk_aversion", "tail_weight"} & set(variant.limits):
             # one spelling of risk aversion replaces the config's, whichever it used (they must otherwise agree)
             base.pop("risk_aversion", None)
             base.pop("tail_weight", None)
-        return type(settings.limits).model_validate({**base, **variant.limits})
+        return type(limits).model_validate({**base, **variant.limits})
     except ValidationError as exc:
         raise ConfigError(f"[backtest] optimizers {variant.name!r}: {exc}") from exc
 
 
 def strategies_for(
-    settings: Settings,
+    inputs: BacktestInputs,
     bt: BacktestSettings,
     cache: ModelCache,
     risk_aversions: Sequence[float],
     variants: Sequence[OptimizerVariant] = (),
 ) -> list[Strategy]:
-    universe = settings.universe()
-    band = settings.limits.min_move_eth / settings.portfolio_eth
-    structure = cache.get(universe, shape_of(settings.limits)).structure
+    universe = inputs.universe
+    band = inputs.limits.min_move_eth / inputs.portfolio_eth
+    structure = cache.get(universe, shape_of(inputs.limits)).structure
     out: list[Strategy] = [
         Fixed(name=name, structure=structure, weights_by_venue=w, band=band) for name, w in bt.fixed.items()
     ]
     out.append(EqualWeight(name="equal weight", structure=structure, band=band))
     out.append(ChaseYield(name="chase yield", structure=structure))
     for lam in risk_aversions:
-        limits: Limits = settings.limits.model_copy(update={"risk_aversion": lam, "tail_weight": None})
+        limits: Limits = inputs.limits.model_copy(update={"risk_aversion": lam, "tail_weight": None})
         out.append(Optimizer(name=f"optimizer λ={lam:g}", universe=universe, limits=limits, cache=cache))
     for v in variants:
-        limits = variant_limits(settings, v)
+        limits = variant_limits(inputs.limits, v)
         out.append(Optimizer(name=f"optimizer {v.name}", universe=universe, limits=limits, cache=cache))
     return out
 
 
-def input_rule(settings: Settings, bt: BacktestSettings) -> InputRule:
+def input_rule(inputs: BacktestInputs, bt: BacktestSettings) -> InputRule:
     """How the backtest's decisions read yields: the daemon's `[rates]` rule, with `[backtest] min_observations`
     (days) in place of the daemon's (collections) when set."""
-    rule = settings.rates.rule()
+    rule = inputs.rule
     if bt.min_observations is None:
         return rule
     return dataclasses.replace(rule, min_observations=bt.min_observations)
 
 
 def backtest(
-    settings: Settings,
+    inputs: BacktestInputs,
     *,
     stress: Sequence[StressEvent] = (),
     progress: Callable[[int, int], None] | None = None,
     cache: ModelCache | None = None,
 ) -> Backtest:
     """Run every strategy over the configured period. Raises ConfigError when there is no [backtest] section."""
-    bt = settings.backtest
+    bt = inputs.backtest
     if bt is None:
         raise ConfigError(
             "the config has no [backtest] section: add start, end and the history series "
             "(config/demo.toml has a complete example)"
         )
-    nodes = {n.id for n in settings.risk_nodes}
+    nodes = inputs.risk_node_ids
     for e in stress:
         if e.node not in nodes:
             raise ConfigError(f"--stress: unknown risk node {e.node!r}; valid: {sorted(nodes)}")
@@ -134,16 +135,12 @@ def backtest(
             raise ConfigError(f"--stress {e.node}: date {e.on} is outside the period {bt.start}..{bt.end}")
     events = (*bt.stress, *stress)
     cache = cache or ModelCache()
-    history = build_history(settings, bt)
-    lambdas = bt.risk_aversions or (() if bt.optimizers else (settings.limits.risk_aversion,))
-    strategies = strategies_for(settings, bt, cache, lambdas, bt.optimizers)
-    model = cache.get(settings.universe(), shape_of(settings.limits))
-    total = settings.portfolio_eth
-    start = (
-        {settings.universe().root.id: total}
-        if bt.start_from == "eth"
-        else dict(settings.portfolio.holdings_eth)
-    )
+    history = build_history(inputs, bt)
+    lambdas = bt.risk_aversions or (() if bt.optimizers else (inputs.limits.risk_aversion,))
+    strategies = strategies_for(inputs, bt, cache, lambdas, bt.optimizers)
+    model = cache.get(inputs.universe, shape_of(inputs.limits))
+    total = inputs.portfolio_eth
+    start = {inputs.universe.root.id: total} if bt.start_from == "eth" else dict(inputs.holdings_eth)
     log.info(
         "backtest_started",
         start=str(bt.start),
@@ -154,14 +151,14 @@ def backtest(
     t0 = time.perf_counter()
     replay = run(
         model,
-        settings.limits,
+        inputs.limits,
         history,
         strategies,
         start,
         every_days=bt.rebalance_every_days,
-        rule=input_rule(settings, bt),
+        rule=input_rule(inputs, bt),
         stress=events,
-        drift_tolerance=TOLERANCE + settings.limits.drift_band,
+        drift_tolerance=TOLERANCE + inputs.limits.drift_band,
         progress=progress,
     )
     seconds = time.perf_counter() - t0
@@ -198,7 +195,7 @@ def backtest(
         results=results,
         risk_aversions=tuple(lambdas),
         stress=tuple(events),
-        cvar_budget=settings.limits.cvar_budget,
+        cvar_budget=inputs.limits.cvar_budget,
         seconds=seconds,
-        universe=settings.universe(),
+        universe=inputs.universe,
     )

@@ -1,4 +1,4 @@
-"""One sweep cell, as a worker process runs it: the backtest at the cell's settings, reduced to what the sweep keeps.
+"""One sweep cell, as a worker process runs it: the backtest at the cell's inputs, reduced to what the sweep keeps.
 
 A worker process keeps one `ModelCache` for its life: the compiled model depends only on the universe (the risk
 priors) and the limits' shape, and the cell's budget, λ, horizon, turnover cap and no-trade band are parameters of
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.events.logs import configure_logging
+from aggregator.research.backtest.inputs import BacktestInputs
 from aggregator.research.backtest.report import summary
 from aggregator.research.backtest.run import backtest
-from aggregator.research.sweep.grid import Cell, Grid, Value, cell_settings
-from aggregator.settings import Settings
+from aggregator.research.sweep.grid import Cell, Grid, Value, cell_inputs
 from optimizer import ModelCache
 
 OPTIMIZER_PREFIX = "optimizer "
@@ -47,7 +47,7 @@ _LOGS_SET = False
 class CellTask:
     """What a worker needs for one cell (pickled to a local process or a Dask worker)."""
 
-    settings: Settings
+    inputs: BacktestInputs  # the config's, built at the edge; the cell's values are applied in the worker
     grid: Grid
     cell: Cell
     quiet_logs: bool = True  # a worker process logs warnings and up only, on stderr (its stdout is not ours)
@@ -101,8 +101,8 @@ def run_cell(task: CellTask) -> CellResult:
         t0, c0 = time.perf_counter(), time.process_time()
         before = len(_CACHE.models)
         try:
-            settings = cell_settings(task.settings, task.grid, task.cell)
-            result = backtest(settings, cache=_CACHE)
+            inputs = cell_inputs(task.inputs, task.grid, task.cell)
+            result = backtest(inputs, cache=_CACHE)
             data = summary(result)
         except Exception as exc:  # a cell's failure is reported with the cell; the sweep goes on
             lines = traceback.format_exception(exc)

@@ -1,4 +1,4 @@
-"""The sweep's grid file: which settings vary, over which values, and each cell's settings.
+"""The sweep's grid file: which settings vary, over which values, and each cell's backtest inputs.
 
 A grid file is TOML with a `[grid]` table, one key per axis and a list of values (a single value is a list of one),
 and an optional `[period]` (`start`, `end`: a part of the config's `[backtest]` period). An axis not named keeps the
@@ -23,6 +23,7 @@ naming the key, the value and what is valid.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import tomllib
@@ -35,7 +36,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from aggregator.core.errors import ConfigError
-from aggregator.settings import Settings
+from aggregator.research.backtest.inputs import BacktestInputs
+from optimizer import RiskNode, Universe
 
 MAX_CELLS = 10_000
 MAX_GRID_BYTES = 256 * 1024
@@ -147,7 +149,7 @@ class Grid:
         return [Cell(index=i, params=tuple(zip(names, combo, strict=True))) for i, combo in enumerate(combos)]
 
 
-def load_grid(path: Path, settings: Settings) -> Grid:
+def load_grid(path: Path, inputs: BacktestInputs) -> Grid:
     """Read and check a grid file against the config it sweeps (ConfigError naming what is wrong)."""
     try:
         with path.open("rb") as f:
@@ -164,10 +166,10 @@ def load_grid(path: Path, settings: Settings) -> Grid:
         raw = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_grid(raw, settings, where=str(path))
+    return parse_grid(raw, inputs, where=str(path))
 
 
-def parse_grid(raw: Mapping[str, Any], settings: Settings, *, where: str = "grid") -> Grid:
+def parse_grid(raw: Mapping[str, Any], inputs: BacktestInputs, *, where: str = "grid") -> Grid:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; valid: {list(SECTIONS)}")
@@ -199,12 +201,12 @@ def parse_grid(raw: Mapping[str, Any], settings: Settings, *, where: str = "grid
         if len(set(values)) != len(values):
             raise ConfigError(f"{where}: grid.{name} lists a value twice: {items}; give each value once")
         axes.append((name, tuple(values)))
-    grid = Grid(axes=tuple(axes), **_period(raw.get("period"), settings, where))
+    grid = Grid(axes=tuple(axes), **_period(raw.get("period"), inputs, where))
     if grid.size > MAX_CELLS:
         raise ConfigError(f"{where}: {grid.size} cells; a sweep runs at most {MAX_CELLS} (split the grid)")
     scales = dict(grid.axes).get("prior_scale", ())
-    if scales and settings.risk_nodes:
-        worst = max(settings.risk_nodes, key=lambda n: n.p)
+    if scales and inputs.universe.nodes:
+        worst = max(inputs.universe.nodes, key=lambda n: n.p)
         top = max(s for s in scales if s is not None)
         if worst.p * top > 1.0:
             raise ConfigError(
@@ -212,14 +214,14 @@ def parse_grid(raw: Mapping[str, Any], settings: Settings, *, where: str = "grid
                 f"{worst.p * top:g} > 1; valid: at most {1.0 / worst.p:g} for this config"
             )
     for cell in grid.cells()[:1]:  # the combination of the config and the grid validates as the config does
-        cell_settings(settings, grid, cell)
+        cell_inputs(inputs, grid, cell)
     return grid
 
 
-def _period(table: object, settings: Settings, where: str) -> dict[str, date]:
+def _period(table: object, inputs: BacktestInputs, where: str) -> dict[str, date]:
     if table is None:
         return {}
-    bt = settings.backtest
+    bt = inputs.backtest
     if bt is None:
         raise ConfigError(
             f"{where}: [period] needs the config's [backtest] section (the history to sweep over)"
@@ -247,30 +249,35 @@ def _period(table: object, settings: Settings, where: str) -> dict[str, date]:
     return out
 
 
-def cell_settings(settings: Settings, grid: Grid, cell: Cell) -> Settings:
-    """The config with the cell's values: validated as the config's own sections are (ConfigError naming the
+def cell_inputs(inputs: BacktestInputs, grid: Grid, cell: Cell) -> BacktestInputs:
+    """The config's backtest inputs with the cell's values: validated as the config's own sections are (ConfigError naming the
     cell). The backtest compares one optimizer, the cell's, next to the always-run baselines (equal weight, chase
     yield); the config's fixed books, extra λs and optimizer variants are left out of a sweep."""
     v = cell.values
     limits_changes: dict[str, Any] = {
         k: v[k] for k in ("cvar_budget", "trade_cost_multiple", "horizon_days", "max_turnover") if k in v
     }
-    base = settings.limits.model_dump(exclude_unset=True)
+    base = inputs.limits.model_dump(exclude_unset=True)
     if "risk_aversion" in v:
         base.pop("tail_weight", None)
         limits_changes["risk_aversion"] = v["risk_aversion"]
     try:
-        limits = type(settings.limits).model_validate({**base, **limits_changes})
-        rates = settings.rates
-        if "window_days" in v:
-            rates = type(rates).model_validate({**rates.model_dump(), "window_days": v["window_days"]})
+        limits = type(inputs.limits).model_validate({**base, **limits_changes})
+        rule = inputs.rule
+        window = v.get("window_days")
+        if window is not None:  # the axis checks [rates] window_days' range (0..365)
+            rule = dataclasses.replace(rule, window_days=float(window))
+        universe = inputs.universe
+        scale = v.get("prior_scale")
+        if scale is not None:
+            nodes = tuple(
+                RiskNode(id=n.id, p=n.p * scale, lgd=n.lgd, parents=n.parents, cap=n.cap)
+                for n in universe.nodes
+            )
+            universe = Universe(venues=universe.venues, nodes=nodes, stress=universe.stress)
     except ValidationError as exc:
         raise ConfigError(f"grid cell {cell.id} {v}: {exc}") from exc
-    nodes = settings.risk_nodes
-    scale = v.get("prior_scale")
-    if scale is not None:
-        nodes = tuple(n.model_copy(update={"p": n.p * scale}) for n in nodes)
-    bt = settings.backtest
+    bt = inputs.backtest
     if bt is None:
         raise ConfigError(
             "the config has no [backtest] section: a sweep replays its history "
@@ -278,4 +285,4 @@ def cell_settings(settings: Settings, grid: Grid, cell: Cell) -> Settings:
         )
     period = {k: d for k, d in (("start", grid.start), ("end", grid.end)) if d is not None}
     bt = bt.model_copy(update={**period, "fixed": {}, "risk_aversions": (), "optimizers": ()})
-    return settings.model_copy(update={"limits": limits, "rates": rates, "risk_nodes": nodes, "backtest": bt})
+    return dataclasses.replace(inputs, limits=limits, rule=rule, universe=universe, backtest=bt)

@@ -25,11 +25,11 @@ from typing import Any
 import structlog
 
 from aggregator.core import strictjson
+from aggregator.research.backtest.inputs import BacktestInputs
 from aggregator.research.sweep.cell import METRICS, CellResult, CellTask
 from aggregator.research.sweep.engines import Engine
 from aggregator.research.sweep.grid import AXES, Grid
 from aggregator.research.sweep.plots import frontier
-from aggregator.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -55,19 +55,19 @@ class Sweep:
         return len(self.results) / self.seconds * 60.0 if self.seconds > 0 else float("inf")
 
 
-def tasks_for(settings: Settings, grid: Grid) -> list[CellTask]:
-    return [CellTask(settings=settings, grid=grid, cell=c) for c in grid.cells()]
+def tasks_for(inputs: BacktestInputs, grid: Grid) -> list[CellTask]:
+    return [CellTask(inputs=inputs, grid=grid, cell=c) for c in grid.cells()]
 
 
 def run_sweep(
-    settings: Settings,
+    inputs: BacktestInputs,
     grid: Grid,
     engine: Engine,
     out: Path | None = None,
     on_result: Callable[[CellResult], None] | None = None,
 ) -> Sweep:
     """Every cell of `grid` on `engine`; with `out`, the files above. `on_result` sees each result as it lands."""
-    tasks = tasks_for(settings, grid)
+    tasks = tasks_for(inputs, grid)
     log.info("sweep_started", cells=len(tasks), axes=[n for n, _ in grid.axes], engine=engine.label)
     t0 = time.perf_counter()
     got: dict[int, CellResult] = {}
