@@ -284,3 +284,55 @@ def test_the_cli_runs_a_sweep_and_refuses_a_bad_grid(
     assert res.returncode == 3, res.stderr
     assert "--cluster tcp://127.0.0.1:9: no Dask scheduler answered" in res.stderr
     assert not unreached.exists()
+
+
+def test_a_cell_varies_the_inputs_as_the_config_edited_by_hand_would(
+    demo: tuple[BacktestInputs, Path],
+) -> None:
+    """The sweep varies the inputs built at the edge, not the config: a cell with every axis set gives the inputs
+    the edge builds from the config with the same values written into [limits], [rates], the risk nodes and
+    [backtest] (the route the sweep took before it stopped reading `Settings`)."""
+    _, path = demo
+    settings = load_settings(path.parent / "config" / "demo.toml")
+    text = (
+        "[period]\nstart = 2024-04-01\nend = 2024-05-12\n[grid]\ncvar_budget = 0.07\nrisk_aversion = 0.2\n"
+        "window_days = 7\ntrade_cost_multiple = 3\nhorizon_days = 180\nmax_turnover = 0.5\nprior_scale = 2\n"
+    )
+    grid = parse_grid(tomllib.loads(text), inputs_from_settings(settings))
+    (cell,) = grid.cells()
+    got = cell_inputs(inputs_from_settings(settings), grid, cell)
+
+    limits = settings.limits.model_dump(exclude_unset=True)
+    limits.pop("tail_weight", None)
+    changes = {"cvar_budget": 0.07, "risk_aversion": 0.2, "trade_cost_multiple": 3.0}
+    changes |= {"horizon_days": 180.0, "max_turnover": 0.5}
+    assert settings.backtest is not None
+    by_hand = settings.model_copy(
+        update={
+            "limits": type(settings.limits).model_validate(limits | changes),
+            "rates": settings.rates.model_copy(update={"window_days": 7.0}),
+            "risk_nodes": tuple(n.model_copy(update={"p": n.p * 2}) for n in settings.risk_nodes),
+            "backtest": settings.backtest.model_copy(
+                update={
+                    "start": grid.start,
+                    "end": grid.end,
+                    "fixed": {},
+                    "risk_aversions": (),
+                    "optimizers": (),
+                }
+            ),
+        }
+    )
+    want = inputs_from_settings(by_hand)
+    assert got.universe.model_dump() == want.universe.model_dump()
+    assert [n.p for n in got.universe.nodes] == [2 * n.p for n in settings.risk_nodes]
+    assert got.limits.model_dump() == want.limits.model_dump() and got.limits.tail_weight is None
+    assert got.rule == want.rule and got.window_days == 7.0
+    assert got.backtest is not None and want.backtest is not None
+    assert got.backtest.model_dump() == want.backtest.model_dump()
+    assert (got.holdings_eth, got.components, got.plausible, got.static) == (
+        want.holdings_eth,
+        want.components,
+        want.plausible,
+        want.static,
+    )
