@@ -13,6 +13,7 @@ as `leader_elected` and `leadership_lost`, each with the replica id and the epoc
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,8 +44,8 @@ class LeaderFence(Fence):
             holder = "nobody (it was released)" if row is None else f"{row.owner} (epoch {row.epoch})"
             raise LeadershipLostError(
                 f"this replica ({self.owner}) led with epoch {self.epoch} when the cycle started, but the leader "
-                f"lease is now held by {holder}: a stale leader's proposal is refused, so nothing of this cycle "
-                "was written"
+                f"lease is now held by {holder}: a stale leader's writes (proposals, rate collections) are "
+                "refused, so nothing of this cycle was written"
             ) from exc
 
 
@@ -74,12 +75,42 @@ class Leadership:
         self.leases = Leases(store)
         self.replica = replica
         self.ttl_seconds = ttl_seconds
-        self.fence: LeaderFence | None = None
-        self._renewed = 0.0  # monotonic time of the last acquisition or renewal
+        self._fence: LeaderFence | None = None
+        self._renewed = 0.0  # monotonic time at which the last successful acquisition or renewal started
+        self._lock = threading.Lock()
+
+    @property
+    def fence(self) -> LeaderFence | None:
+        """This replica's leader fence while it leads; None once the lease may have expired (`expire`)."""
+        self.expire()
+        return self._fence
+
+    @fence.setter
+    def fence(self, value: LeaderFence | None) -> None:
+        with self._lock:
+            self._fence = value
 
     @property
     def leading(self) -> bool:
         return self.fence is not None
+
+    def expire(self) -> bool:
+        """Stop leading once `ttl_seconds` have passed since the last renewal started, even while that renewal (or
+        the next) still waits on a database that does not answer (a partition: the query hangs, no error comes),
+        so a partitioned leader stops scheduling before its row's expiry lets another replica take over. The
+        daemon calls this from a watchdog thread of its own; True when leadership was dropped now."""
+        with self._lock:
+            lost = self._fence
+            if lost is None or time.monotonic() - self._renewed < self.ttl_seconds:
+                return False
+            self._fence = None
+        log.warning(
+            "leadership_lost",
+            replica=self.replica,
+            epoch=lost.epoch,
+            reason=f"no renewal for leader_lease_seconds={self.ttl_seconds:g} (the database did not answer)",
+        )
+        return True
 
     def tick(self) -> bool:
         """Renew (as leader) or campaign (as follower); True while this replica leads. A database that cannot
@@ -89,28 +120,26 @@ class Leadership:
             return self._tick()
         except StoreError as exc:
             log.warning("leadership_check_failed", replica=self.replica, error=str(exc))
-            if self.fence is not None and time.monotonic() - self._renewed >= self.ttl_seconds:
-                lost, self.fence = self.fence, None
-                log.warning(
-                    "leadership_lost",
-                    replica=self.replica,
-                    epoch=lost.epoch,
-                    reason=f"no renewal for leader_lease_seconds={self.ttl_seconds:g} (database unreachable)",
-                )
-            return self.fence is not None
+            return self.fence is not None  # dropped by `expire` once no renewal came for the lease's length
 
     def _tick(self) -> bool:
-        if self.fence is not None:
-            if self._renew(self.fence):
-                self._renewed = time.monotonic()
-            else:
-                lost, self.fence = self.fence, None
-                log.warning("leadership_lost", replica=self.replica, epoch=lost.epoch)
+        held = self.fence
+        if held is not None:
+            started = time.monotonic()
+            renewed = self._renew(held)
+            with self._lock:
+                if self._fence is held and renewed:
+                    self._renewed = started
+                elif self._fence is held:
+                    self._fence = None
+                    log.warning("leadership_lost", replica=self.replica, epoch=held.epoch)
         if self.fence is None:
+            started = time.monotonic()
             taken = self.leases.acquire(LEADER, self.replica, self.ttl_seconds)
             if taken is not None:
-                self.fence = LeaderFence(taken.name, taken.owner, taken.epoch)
-                self._renewed = time.monotonic()
+                with self._lock:
+                    self._fence = LeaderFence(taken.name, taken.owner, taken.epoch)
+                    self._renewed = started
                 log.info("leader_elected", replica=self.replica, epoch=taken.epoch)
         return self.fence is not None
 
@@ -124,8 +153,9 @@ class Leadership:
 
     def resign(self) -> None:
         """Give leadership up (on shutdown), so a follower need not wait for the expiry."""
-        if self.fence is not None:
-            fence, self.fence = self.fence, None
+        fence = self.fence
+        if fence is not None:
+            self.fence = None
             self.leases.release(LEADER, fence.owner)
             log.info("leadership_lost", replica=self.replica, epoch=fence.epoch, reason="resigned")
 

@@ -168,6 +168,14 @@ class Daemon:
             if self.leadership.leading and not was and not self.stopping.is_set():
                 self.catch_up()
 
+    def watch_lease(self) -> None:
+        """Drop leadership once its lease may have expired, even while the leadership thread's renewal hangs on a
+        database that does not answer (a network partition): this thread never touches the database."""
+        assert self.leadership is not None
+        period = min(0.2, self.leadership.ttl_seconds / 10.0)
+        while not self._lead_stop.wait(timeout=period):
+            self.leadership.expire()
+
     def _tick(self) -> None:
         assert self.leadership is not None
         self.leadership.tick()
@@ -218,6 +226,8 @@ class Daemon:
             return  # only the leader collects on the schedule
         try:
             book = self.service.collect("rates")
+        except (LeaseLostError, NotLeaderError):
+            return  # a stale leader's collection is fenced (`leadership_fenced`), or leadership moved meanwhile
         except StoreError as exc:
             log.error("rates_failed", error=str(exc))
             return
@@ -378,6 +388,7 @@ class Daemon:
         if self.leadership is not None:
             self._tick()  # before the first job: the first replica up leads from the start
             threading.Thread(target=self.lead, name="leadership", daemon=True).start()
+            threading.Thread(target=self.watch_lease, name="leadership-watchdog", daemon=True).start()
         if self.api:
             self._start_api()
         self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)

@@ -145,9 +145,27 @@ class Service:
     def collect(self, trigger: str) -> RateBook:
         """Fetch every source once, cross-check, and store the collection (one transaction)."""
         settings = self.settings
+        leader = None if self.leadership is None else self.leadership.fence
+        if self.leadership is not None:
+            if leader is None:
+                raise NotLeaderError(self.not_leader())
+            log.info(
+                "rates_started", trigger=trigger, replica=self.leadership.replica, leader_epoch=leader.epoch
+            )
         with self._collecting:
             book = collect_sync(settings, self.now, self.health, self.memory)
-            self.store.record_rates(book, trigger)
+            try:
+                self.store.record_rates(book, trigger, fence=leader)
+            except LeadershipLostError as exc:  # a stale leader (paused, partitioned) wrote nothing
+                log.error(
+                    "leadership_fenced",
+                    trigger=trigger,
+                    stage="rates",
+                    replica=self.leadership.replica if self.leadership else None,
+                    epoch=leader.epoch if leader else None,
+                    error=str(exc),
+                )
+                raise
         self.last_book = book
         self._alert_sources(book)
         if self.metrics:

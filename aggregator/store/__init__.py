@@ -325,9 +325,12 @@ class Store:
             self._damaged(exc)
             raise
 
-    def record_rates(self, rate_book: Collection, trigger: str) -> int:
-        """Write one collection with its rates and rejections, atomically; returns its id."""
+    def record_rates(self, rate_book: Collection, trigger: str, *, fence: Fenced | None = None) -> int:
+        """Write one collection with its rates and rejections, atomically; returns its id. With `fence` (the leader
+        lease's, #18) the transaction first runs its check, so a stale leader's collection is never written."""
         with self._write("recording rates") as conn:
+            if fence is not None:
+                fence.check(conn)
             return _insert_collection(conn, rate_book, trigger)
 
     def record_cycle(

@@ -24,13 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from tests.conftest import free_port, slow_source
 from tests.helpers.cli import run
 from tests.helpers.daemon import Daemon
 from tests.helpers.fixture_server import FixtureServer
 from tests.helpers.postgres import PostgresServer, PostgresUnavailableError
+from tests.helpers.tcp_proxy import BlackHoleProxy
 
 LEASE = 2.0  # coordination.leader_lease_seconds
 SLOT_MINUTES = 0.1  # a scheduled rebalance every 6 s
@@ -64,12 +65,13 @@ class Replicas:
         self.config, self.url, self.stack = config, url, stack
         self.ports: dict[int, int] = {}
 
-    def start(self, replica: str) -> Daemon:
+    def start(self, replica: str, url: str | None = None, **env: str) -> Daemon:
+        """Replica `replica` on the database (through `url`, e.g. a proxy, when given); `env` overrides settings."""
         port = free_port()
         daemon = Daemon(
             self.config,
             {
-                "AGGREGATOR_DATABASE__URL": self.url,
+                "AGGREGATOR_DATABASE__URL": url or self.url,
                 "AGGREGATOR_COORDINATION__REPLICA_ID": replica,
                 "AGGREGATOR_COORDINATION__LEADER_LEASE_SECONDS": str(LEASE),
                 "AGGREGATOR_SCHEDULE__REBALANCE_EVERY_MINUTES": str(SLOT_MINUTES),
@@ -78,6 +80,7 @@ class Replicas:
                 "AGGREGATOR_API__PORT": str(port),
                 "AGGREGATOR_API__TOKEN": TOKEN,
                 "AGGREGATOR_LOGGING__FORMAT": "json",
+                **env,
             },
         )
         self.ports[id(daemon)] = port
@@ -281,3 +284,79 @@ def test_a_suspended_leader_resumed_after_its_lease_expired_cannot_write(
         if stale["run_id"] in stored:  # the slot's id: B's catch-up wrote it, A's write was refused
             assert stale["run_id"] in b_runs
         assert rs.collections() == len(stored)  # and nothing else of A's cycle (its collection) either
+
+
+def test_a_partitioned_leader_stops_leading_is_fenced_and_rejoins_as_a_follower(
+    replica_config: Path, pg_url: str
+) -> None:
+    """Leader A reaches PostgreSQL through a proxy that is then black-holed mid-cycle (its queries hang, no error
+    comes, as over a cut network); B reaches it directly."""
+    server = make_url(pg_url)
+    assert server.host is not None and server.port is not None
+    with BlackHoleProxy(server.host, server.port) as proxy, replicas(replica_config, pg_url) as rs:
+        a = rs.start("a", url=server.set(port=proxy.port).render_as_string(hide_password=False))
+        a.wait_match("leader_elected", timeout=10)
+        b = rs.start("b")
+        stale = _next_cycle(a)  # A now waits SLOW s on the slow source, then its reads and write hang
+        proxy.cut()
+        cut_at, cut = time.monotonic(), len(a.events)
+        try:
+            _, lost = a.wait_match("leadership_lost", start=cut, timeout=BOUND + SLACK)
+            assert "the database did not answer" in lost["reason"], lost  # while its renewal hangs
+            j, elected = b.wait_match("leader_elected", timeout=BOUND + SLACK)
+            took = time.monotonic() - cut_at
+            assert took <= BOUND + SLACK, f"takeover {took:.1f}s after the partition"
+            assert elected["epoch"] > stale["leader_epoch"]
+            b.wait_match("cycle_finished", start=j, timeout=60)  # the new leader schedules
+            assert not any(e["event"] == "cycle_started" for e in a.events[cut:])  # A schedules nothing
+        finally:
+            proxy.heal()
+        _, fenced = a.wait_match(
+            "leadership_fenced", start=cut, timeout=60
+        )  # its hung cycle reaches the write
+        assert fenced["run_id"] == stale["run_id"] and fenced["stage"] == "write", fenced
+        assert ":b (epoch" in fenced["error"] and "nothing of this cycle was written" in fenced["error"]
+        deadline = time.monotonic() + 60
+        while (health := httpx.get(f"{rs.api(a)}/health", timeout=10).json())["leader"] != "b":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.5)
+        assert health["role"] == "follower", health  # back on the network, A follows
+        b.wait_match("cycle_finished", start=len(b.events), timeout=60)  # another slot: B still leads
+        assert not any(e["event"] in ("leader_elected", "cycle_started") for e in a.events[cut:])
+        stored = rs.proposals()
+        b_runs = {e.get("run_id") for e in b.events if e["event"] == "cycle_finished"}
+        if stale["run_id"] in stored:  # the slot's id: B's catch-up wrote it, A's write was refused
+            assert stale["run_id"] in b_runs
+        assert rs.collections() == len(stored)  # nothing else of A's cycle (its collection) either
+
+
+def test_a_suspended_leader_resumed_mid_collection_cannot_write_its_rates(
+    replica_config: Path, pg_url: str
+) -> None:
+    """Scheduled rate collections (every 0.05 min, no rebalance in the test's span) are fenced like proposals."""
+    every = {
+        "AGGREGATOR_SCHEDULE__RATES_EVERY_MINUTES": "0.05",
+        "AGGREGATOR_SCHEDULE__REBALANCE_EVERY_MINUTES": "600",
+    }
+    with replicas(replica_config, pg_url) as rs:
+        a = rs.start("a", **every)
+        a.wait_match("leader_elected", timeout=10)
+        b = rs.start("b", **every)
+        a.wait_match("rates_collected", timeout=60)  # the leader collects on its schedule
+        _, stale = a.wait_match("rates_started", start=len(a.events), timeout=60)
+        a.proc.send_signal(signal.SIGSTOP)  # mid-collection: waiting on the slow source
+        stopped = len(a.events)
+        try:
+            j, elected = b.wait_match("leader_elected", timeout=BOUND + SLACK)
+            b.wait_match("rates_collected", start=j, timeout=60)  # the new leader collects
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        _, fenced = a.wait_match("leadership_fenced", start=stopped, timeout=60)
+        assert fenced["stage"] == "rates" and fenced["epoch"] == stale["leader_epoch"] < elected["epoch"], (
+            fenced
+        )
+        assert ":b (epoch" in fenced["error"] and "rate collections) are refused" in fenced["error"], fenced
+        assert not any(e["event"] == "rates_collected" for e in a.events[stopped:])
+        a.wait_match("leadership_lost", start=stopped, timeout=30)
+    written = sum(d.count("rates_collected") for d in (a, b))
+    assert rs.collections() == written  # every collection is one a leader logged: the stale one is not there
