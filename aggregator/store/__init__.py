@@ -145,6 +145,27 @@ def _postgres_timeouts(busy_timeout_seconds: float) -> Callable[[Any, Any], None
     return apply
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+"""PostgreSQL (libpq `connect_timeout`): a new connection whose server does not answer (a network partition: the
+packets vanish, nothing is refused) fails after this long instead of waiting for ever."""
+POSTGRES_TCP = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,  # an idle connection waiting for a reply finds a dead peer after 10 + 3 * 5 s
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data the server never acknowledged ends the connection (Linux)
+}
+"""libpq parameters that turn a cut network into an error on a real network; over a local proxy that accepts and
+then stops forwarding (tests/helpers/tcp_proxy.py) only `connect_timeout` applies, so the leader's own bound does not
+rely on them (`aggregator.coordination.leader.Leadership.expire`)."""
+
+
+def _postgres_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    for key, value in POSTGRES_TCP.items():
+        cparams.setdefault(key, value)  # a value given in database.url wins
+
+
 HINTS = (
     ("readonly", "the database file or its folder is not writable by this user"),
     ("disk is full", "the disk holding the database is full"),
@@ -184,6 +205,7 @@ def open_engine(url: str, busy_timeout_seconds: float = 10.0) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_seconds))
     elif engine.dialect.name == "postgresql":
+        event.listen(engine, "do_connect", _postgres_connect)
         event.listen(engine, "connect", _postgres_timeouts(busy_timeout_seconds))
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -12,10 +12,11 @@ from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from aggregator.coordination.leader import Leadership
-from aggregator.core.errors import ConfigError, LeaseLostError
+from aggregator.core.errors import ConfigError, LeaseLostError, StoreError
 from aggregator.rates.collect import RateBook
-from aggregator.store import IDLE_IN_TRANSACTION_SECONDS, Store
+from aggregator.store import CONNECT_TIMEOUT_SECONDS, IDLE_IN_TRANSACTION_SECONDS, Store
 from tests.helpers.postgres import PostgresServer, PostgresUnavailableError
+from tests.helpers.tcp_proxy import BlackHoleProxy
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 A, B = "replica-a:1:a", "replica-b:2:b"  # other hosts: expiry is judged by the (controlled) wall clock
@@ -112,3 +113,19 @@ def test_a_leader_suspended_inside_a_transaction_does_not_block_the_takeover(
     finally:
         store_a.engine.dispose()
         store_b.engine.dispose()
+
+
+def test_a_connection_through_a_cut_network_fails_within_the_connect_timeout(
+    postgres_server: PostgresServer | PostgresUnavailableError,
+) -> None:
+    """A partitioned replica's new connection (its pool's were in use, or dropped) gets no answer at all: without
+    libpq's connect_timeout it waits for ever (the daemon's thread with it); with it, a StoreError names the cause."""
+    if isinstance(postgres_server, PostgresUnavailableError):
+        pytest.skip(f"PostgreSQL unavailable: {postgres_server}")
+    url = postgres_server.database()
+    with BlackHoleProxy("127.0.0.1", postgres_server.port) as proxy:
+        proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"opening and migrating the database failed.*timeout"):
+            Store(url.replace(f":{postgres_server.port}/", f":{proxy.port}/"))
+        assert time.monotonic() - started < CONNECT_TIMEOUT_SECONDS + 10

@@ -4,7 +4,9 @@ One leads, the other follows (schedules nothing, serves reads, refuses a manual 
 leader is killed with SIGKILL in the middle of a cycle and the follower takes over within the bound, running the
 dead leader's slot, while the half-done cycle left nothing; over repeated failovers no scheduled slot gets two
 proposals; a leader suspended with SIGSTOP past its lease and then resumed cannot write its proposal (its write is
-fenced in the same transaction, `leadership_fenced`).
+fenced in the same transaction, `leadership_fenced`), nor its rate collection when it was suspended in the middle
+of one; a leader whose connection is black-holed by a TCP proxy (a network partition: its queries hang, no error
+comes) stops leading within its lease, is fenced, and rejoins as a follower once the network is back.
 
 Every cycle waits SLOW seconds on one slow source (a local fixture server), so a cycle is caught mid-way by the
 signal sent when its `cycle_started` line is read. The issue asks for 50 failovers: the suite runs FAILOVERS of
