@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.console import Console
@@ -14,6 +14,7 @@ from aggregator.rates.lineage import independent_of
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
+from aggregator.store.rows import ListedProposalRow
 from execution.timeline import Timeline
 from optimizer import ExitRoute, ExitRouteKind, Move, Plan
 
@@ -241,7 +242,7 @@ def config_summary(console: Console, settings: Settings, path: str) -> None:
     console.print("sources: " + ", ".join(f"{n} ({s.adapter})" for n, s in sorted(settings.sources.items())))
 
 
-def history_table(console: Console, rows: list[dict[str, object]]) -> None:
+def history_table(console: Console, rows: Sequence[ListedProposalRow]) -> None:
     table = Table(title="Proposals (newest first)")
     for col in (
         "id",
@@ -259,21 +260,20 @@ def history_table(console: Console, rows: list[dict[str, object]]) -> None:
             col,
             justify="right" if col in ("moves", "turnover", "yield", "CVaR", "gain") else "left",
             no_wrap=col == "id",  # a whole id, to paste into `aggregator show`
-            min_width=max((len(str(r["id"])) for r in rows), default=2) if col == "id" else None,
+            min_width=max((len(r.id) for r in rows), default=2) if col == "id" else None,
         )
     for r in rows:
-        created = r["created_at"]
         table.add_row(
-            str(r["id"]),
-            f"{created:%Y-%m-%d %H:%M}" if isinstance(created, datetime) else "[red]damaged[/]",
-            str(r["trigger"]),
-            str(r["mode"]).replace("_", " "),
-            str(r["status"]),
-            str(r["moves"]),
-            pct(float(r["turnover"]), 1),  # type: ignore[arg-type]
-            f"{pct(float(r['yield_before']), 2)} → {pct(float(r['yield_after']), 2)}",  # type: ignore[arg-type]
-            f"{pct(float(r['cvar_before']), 2)} → {pct(float(r['cvar_after']), 2)}",  # type: ignore[arg-type]
-            f"{float(r['gain_bps']):.1f} bp",  # type: ignore[arg-type]
+            r.id,
+            "[red]damaged[/]" if r.created_at is None else f"{r.created_at:%Y-%m-%d %H:%M}",
+            r.trigger,
+            r.mode.replace("_", " "),
+            r.status,
+            str(r.moves),
+            pct(r.turnover, 1),
+            f"{pct(r.yield_before, 2)} → {pct(r.yield_after, 2)}",
+            f"{pct(r.cvar_before, 2)} → {pct(r.cvar_after, 2)}",
+            f"{r.gain_bps:.1f} bp",
         )
     console.print(table)
     if not rows:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from alembic import command
@@ -54,6 +54,13 @@ from aggregator.store.integrity import (
 )
 from aggregator.store.ledger import Pending, Position, apply_moves
 from aggregator.store.records import Collection, Fenced
+from aggregator.store.rows import (
+    LatestRates,
+    ListedProposalRow,
+    ProposalRow,
+    StoredRateRow,
+    StoredRejection,
+)
 from aggregator.store.schema import (
     book,
     collections,
@@ -68,6 +75,7 @@ from optimizer import Plan
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Component = tuple[str, str]
+R = TypeVar("R", bound=ProposalRow)
 log = structlog.get_logger(__name__)
 DAMAGE_MARKS = ("malformed", "not a database", "corrupt")  # an SQLite error that means the file is damaged
 
@@ -95,6 +103,15 @@ def _meta(row: dict[str, Any]) -> dict[str, Any]:
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         return {**row, "created_at": None, "damaged": f"its time (created_at) {shown} is not a date and time"}
     return {**row, "created_at": _aware(created)}
+
+
+def _row(model: type[R], meta: dict[str, Any]) -> R:
+    """A proposal row as its typed model; a column that does not fit is reported as the row's damage (pydantic's
+    errors stay in the store). `damaged` is set only when the row has it, as the listing's JSON shows it."""
+    try:
+        return model.model_validate(meta)
+    except ValidationError as exc:
+        raise DamagedRecordError(f"proposal {meta.get('id')} is damaged: its row {_why(exc)}") from exc
 
 
 def _why(exc: Exception) -> str:
@@ -408,14 +425,15 @@ class Store:
                 )
                 _write_position(conn, apply_moves(current, plan.moves, now, run_id), now, run_id)
 
-    def proposals(self, limit: int = 20) -> list[dict[str, Any]]:
+    def proposals(self, limit: int = 20) -> list[ListedProposalRow]:
         """The latest proposals, newest first (in the order they were written: a clock set back cannot reorder
         them), without their plans. A row whose time does not parse is listed with `created_at` None and
         `damaged` saying why; the others are unaffected."""
         cols = [c for c in _meta_columns() if c.name != "plan"]
         query = select(*cols).order_by(proposals.c.collection_id.desc()).limit(limit)
         with self._read("reading the proposals") as conn:
-            return [_meta(row._asdict()) for row in conn.execute(query)]
+            metas = [_meta(row._asdict()) for row in conn.execute(query)]
+        return [_row(ListedProposalRow, meta) for meta in metas]
 
     def proposal_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """The ids starting with `prefix` (matched literally), newest first, at most `limit`."""
@@ -428,7 +446,7 @@ class Store:
         with self.engine.connect() as conn:
             return [row.id for row in conn.execute(query)]
 
-    def proposal(self, run_id: str) -> tuple[dict[str, Any], Plan] | None:
+    def proposal(self, run_id: str) -> tuple[ProposalRow, Plan] | None:
         """One proposal: its row and its full plan. DamagedRecordError if either does not parse."""
         with self._read("reading a proposal") as conn:
             row = conn.execute(select(*_meta_columns()).where(proposals.c.id == run_id)).first()
@@ -441,7 +459,7 @@ class Store:
             plan = Plan.model_validate_json(row.plan)
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise DamagedRecordError(f"proposal {run_id} is damaged: its stored plan {_why(exc)}") from exc
-        return meta, plan
+        return _row(ProposalRow, meta), plan
 
     def book(self) -> dict[str, float] | None:
         """Settled positions in ETH (capital in flight excluded), or None while no plan has been applied."""
@@ -464,7 +482,7 @@ class Store:
                 _write_position(conn, after, now, None)
             return landed
 
-    def latest_rates(self) -> dict[str, Any] | None:
+    def latest_rates(self) -> LatestRates | None:
         """The latest collection, its rates and the quotes it rejected, for the API and the dashboard."""
         with self._read("reading the latest rates") as conn:
             head = conn.execute(select(collections).order_by(collections.c.id.desc()).limit(1)).first()
@@ -476,26 +494,30 @@ class Store:
             rejected = conn.execute(
                 select(rejections).where(rejections.c.collection_id == head.id).order_by(rejections.c.id)
             ).all()
-        return {
-            "collection": head.id,
-            "fetched_at": _aware(head.fetched_at).isoformat(),
-            "failed_sources": json.loads(head.failed_sources),
-            "rates": [
-                {
-                    "venue": r.venue,
-                    "component": r.component,
-                    "value": r.value,
-                    "sources": r.sources.split(","),
-                    "observed_at": _aware(r.observed_at).isoformat(),
-                    "spread": r.spread,
-                    **_lineage(r.independent, r.lineage, len(r.sources.split(","))),
-                }
-                for r in rows
-            ],
-            "rejected": [
-                {"source": j.source, "key": j.key, "value": j.value, "reason": j.reason} for j in rejected
-            ],
-        }
+        try:
+            return LatestRates(
+                collection=head.id,
+                fetched_at=_aware(head.fetched_at),
+                failed_sources=json.loads(head.failed_sources),
+                rates=[
+                    StoredRateRow(
+                        venue=r.venue,
+                        component=r.component,
+                        value=r.value,
+                        sources=r.sources.split(","),
+                        observed_at=_aware(r.observed_at),
+                        spread=r.spread,
+                        **_lineage(r.independent, r.lineage, len(r.sources.split(","))),
+                    )
+                    for r in rows
+                ],
+                rejected=[
+                    StoredRejection(source=j.source, key=j.key, value=j.value, reason=j.reason)
+                    for j in rejected
+                ],
+            )
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError; json's too
+            raise DamagedRecordError(f"collection {head.id} is damaged: its rates {_why(exc)}") from exc
 
     def latest_values(self) -> dict[Component, float]:
         """Each component's most recent stored yield (from the latest collection that had one)."""

@@ -1,5 +1,8 @@
-"""The store's rows as they are read back: typed models for what leaves the store towards the CLI, the API and the
-dashboard (`Store.proposals`, `Store.proposal`, `Store.latest_rates`)."""
+"""The store's rows as they are read back: what `Store.proposals`, `Store.proposal` and `Store.latest_rates`
+return to the CLI, the API and the dashboard (frozen: one reader cannot change what another reads). The API
+returns them as they are (they are its response models in /openapi.json); `--json` dumps them. A row that does
+not fit its model is reported by the store as that record's damage (DamagedRecordError), never as pydantic's
+error. The book and its capital in flight are `aggregator.store.ledger.Position`."""
 
 from __future__ import annotations
 

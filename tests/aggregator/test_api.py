@@ -8,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from aggregator.events.metrics import Metrics
 from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.service import Service
 from aggregator.settings import load_settings
+from aggregator.store.rows import ListedProposalRow
 from tests.conftest import free_port
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -137,7 +137,7 @@ def test_database_reads_use_at_most_api_threads_and_health_answers_meanwhile(
     running, peak = 0, 0
     real = service.store.proposals
 
-    def slow_proposals(limit: int = 20) -> list[dict[str, Any]]:
+    def slow_proposals(limit: int = 20) -> list[ListedProposalRow]:
         nonlocal running, peak
         with lock:
             running += 1

@@ -363,7 +363,7 @@ def test_the_dry_run_button_needs_the_token(server: tuple[str, Service], browser
     done = press(TOKEN)
     assert done.get_attribute("data-status") == "200", done.text
     proposal = done.get_attribute("data-proposal")
-    assert proposal and service.store.proposals(1)[0]["id"] == proposal
+    assert proposal and service.store.proposals(1)[0].id == proposal
     browser.save_screenshot(str(ARTIFACTS / "dashboard-dry-run.png"))
 
 

@@ -128,7 +128,7 @@ def test_rates_stored_before_migration_0008_are_served_without_lineage(tmp_path:
     store = Store(url)
     latest = store.latest_rates()
     assert latest is not None
-    assert latest["rates"][0] | {"observed_at": None} == {
+    assert latest.rates[0].model_dump() | {"observed_at": None} == {
         "venue": "lido-steth",
         "component": "base",
         "value": 0.0223,

@@ -26,7 +26,7 @@ def test_a_hold_under_apply_is_a_dry_run_in_the_metrics_and_the_store(tmp_path: 
         service.close()
     assert plan.status == "hold", plan.reason  # no move gains 90 %/yr
     stored = service.store.proposals(1)[0]
-    assert stored["mode"] == "dry_run"
+    assert stored.mode == "dry_run"
     sample = metrics.registry.get_sample_value(
         "aggregator_proposals_total", {"status": "hold", "mode": "dry_run"}
     )

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
-from aggregator.core.errors import StoreError
+from aggregator.core.errors import DamagedRecordError, StoreError
 from aggregator.rates.collect import ComponentRate, RateBook, Rejection
 from aggregator.service.cycle import inputs_for
 from aggregator.settings import load_settings
 from aggregator.store import MIGRATIONS, Store
+from aggregator.store.rows import LatestRates, ListedProposalRow, StoredRateRow
 from tests.aggregator.test_cli import run
 from tests.helpers.postgres import count_rows
 
@@ -171,3 +173,46 @@ def test_a_daemon_does_not_enter_a_worse_venue_while_a_newly_stored_better_one_w
             assert seen.entry_blocked["rocketpool-reth"].startswith("waiting for lido-steth to warm up")
         else:
             assert "rocketpool-reth" not in seen.entry_blocked
+
+
+def _proposal_row(url: str, run_id: str, turnover: object) -> None:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
+        con.execute(
+            "insert into proposals (id, created_at, trigger, mode, status, reason, moves, turnover, yield_before, "
+            "yield_after, cvar_before, cvar_after, gain_bps, collection_id, plan) "
+            "values (?, '2026-09-14 23:00:00.000000', 'cli', 'dry_run', 'hold', 'why', 0, ?, 0.03, 0.03, 0.01, "
+            "0.01, 0.0, 1, '{}')",
+            (run_id, turnover),
+        )
+
+
+def test_reads_return_frozen_typed_rows(tmp_path: Path) -> None:
+    """The store's reads leave it as the pydantic rows of `aggregator.store.rows` (frozen: a reader cannot
+    change what another reads), with aware UTC times; `damaged` is unset on an intact row, so the listing's
+    JSON is the shape it was."""
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    store = Store(url)
+    store.record_rates(book(T, 0.031, [Rejection("demo", "k", 0.5, "quarantined jump from 0.03")]), "rates")
+    _proposal_row(url, "a1", 0.25)
+    latest = store.latest_rates()
+    assert isinstance(latest, LatestRates)
+    assert latest.fetched_at == T and latest.failed_sources == {"x": "down"}
+    assert isinstance(latest.rates[0], StoredRateRow) and latest.rates[0].value == 0.031
+    assert latest.rejected[0].reason == "quarantined jump from 0.03"
+    [row] = store.proposals()
+    assert isinstance(row, ListedProposalRow) and row.turnover == 0.25
+    assert row.created_at == datetime(2026, 9, 14, 23, tzinfo=UTC)
+    assert "damaged" not in row.model_fields_set
+    with pytest.raises(ValidationError, match="frozen"):
+        row.turnover = 0.0  # type: ignore[misc]
+
+
+def test_a_row_column_that_does_not_fit_is_the_rows_damage(tmp_path: Path) -> None:
+    """A stored proposal whose number is text is reported as that proposal's damage (DamagedRecordError naming
+    it and the field), not as pydantic's error escaping the store."""
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    store = Store(url)
+    store.record_rates(book(T, 0.031), "rates")
+    _proposal_row(url, "b2", "lots")
+    with pytest.raises(DamagedRecordError, match=r"proposal b2 is damaged: its row does not parse: turnover"):
+        store.proposals()

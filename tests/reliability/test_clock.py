@@ -109,11 +109,11 @@ def test_yields_from_the_future_are_not_averaged_and_proposals_keep_their_order(
 
         clock.at -= timedelta(hours=6)
         server.routes[PATH] = [_apr(2.6)]
-        before = {p["id"] for p in service.store.proposals(10)}
+        before = {p.id for p in service.store.proposals(10)}
         assert _cycle(service)[0] == pytest.approx(0.026)  # the later-stamped 2 % and 2.8 % are not "earlier"
         newest = service.store.proposals(10)
-        assert len(newest) == 3 and newest[0]["id"] not in before
-        assert newest[0]["created_at"] == T0 + STEP - timedelta(hours=6)
+        assert len(newest) == 3 and newest[0].id not in before
+        assert newest[0].created_at == T0 + STEP - timedelta(hours=6)
 
         clock.at = T0 + timedelta(hours=1)  # forward again: every stored row is now in the past
         server.routes[PATH] = [_apr(2.2)]

@@ -70,10 +70,11 @@ from aggregator.interfaces.api.models import (
 )
 from aggregator.service import Service
 from aggregator.service.chain import read_book, simulate
-from aggregator.store.rows import LatestRates, ListedProposalRow
+from aggregator.store.rows import LatestRates, ListedProposalRow, ProposalRow
 from execution.calls import Context
 from execution.safe import batches, summary
 from execution.timeline import plan_timeline
+from optimizer import Plan
 
 log = structlog.get_logger(__name__)
 _bearer = HTTPBearer(auto_error=False)
@@ -189,7 +190,7 @@ def create_app(
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/api/v1/rates", response_model=LatestRates, responses=_errors(404))
-    def latest_rates() -> dict[str, Any]:
+    def latest_rates() -> LatestRates:
         found = service.store.latest_rates()
         if found is None:
             raise HTTPException(404, "no rates collected yet")
@@ -205,11 +206,11 @@ def create_app(
             raise HTTPException(503, f"the book could not be read from chain: {exc}") from exc
 
     @app.get("/api/v1/proposals", response_model=list[ListedProposalRow], response_model_exclude_unset=True)
-    def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+    def proposals(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[ListedProposalRow]:
         return service.store.proposals(limit)
 
     @app.get("/api/v1/proposals/{proposal_id}", response_model=ProposalBody, responses=_errors(404, 500))
-    def proposal(proposal_id: str) -> dict[str, Any]:
+    def proposal(proposal_id: str) -> ProposalBody:
         try:
             found = service.store.proposal(proposal_id)
         except DamagedRecordError as exc:
@@ -218,7 +219,7 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        return {"proposal": meta, "plan": plan, "timeline": _timeline(meta, plan)}
+        return ProposalBody(proposal=meta, plan=plan, timeline=_timeline(meta, plan))
 
     @app.get(
         "/api/v1/proposals/{proposal_id}/safe-batch",
@@ -240,7 +241,7 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        created = meta.get("created_at") or datetime.now(UTC)
+        created = meta.created_at
         ctx = Context(safe=account, slippage=slippage)
         block, problems = None, []
         rpc_url = service.settings.portfolio.rpc_url
@@ -320,8 +321,8 @@ def _newest_proposal_time(service: Service) -> float | None:
     except StoreError as exc:
         log.warning("health_history_unreadable", error=str(exc))
         return None
-    created = rows[0].get("created_at") if rows else None
-    return created.timestamp() if isinstance(created, datetime) else None
+    created = rows[0].created_at if rows else None
+    return None if created is None else created.timestamp()
 
 
 class ApiServer:
@@ -391,7 +392,6 @@ class ApiServer:
         self.thread.join(timeout=10)
 
 
-def _timeline(meta: dict[str, Any], plan: Any) -> dict[str, object] | None:
-    """A stored proposal's timeline from the day it was made (None when its time is damaged)."""
-    created = meta.get("created_at")
-    return plan_timeline(plan, created.date()).as_dict() if isinstance(created, datetime) else None
+def _timeline(meta: ProposalRow, plan: Plan) -> dict[str, object]:
+    """A stored proposal's timeline from the day it was made (a proposal whose time is damaged is not read)."""
+    return plan_timeline(plan, meta.created_at.date()).as_dict()

@@ -406,8 +406,8 @@ def history(
 
     settings = _load(config)
     rows = Service(settings).store.proposals(limit)
-    if as_json:
-        typer.echo(_json_dump(rows))
+    if as_json:  # `damaged` only on a damaged row, as before the rows were typed
+        typer.echo(_json_dump([r.model_dump(exclude_unset=True) for r in rows]))
     else:
         render.history_table(_console(), rows)
 
@@ -446,27 +446,27 @@ def show(
     meta, plan = found
     from execution.timeline import plan_timeline
 
-    timeline = plan_timeline(plan, meta["created_at"].date()) if meta.get("created_at") else None
+    timeline = plan_timeline(plan, meta.created_at.date())
     if as_json:
         typer.echo(
             _json_dump(
                 {
-                    "proposal": meta,
+                    "proposal": meta.model_dump(),
                     "plan": plan.model_dump(mode="json"),
-                    "timeline": timeline.as_dict() if timeline is not None else None,
+                    "timeline": timeline.as_dict(),
                 }
             )
         )
     else:
         console = _console()
         console.print(
-            f"proposal [bold]{meta['id']}[/] at {meta['created_at']:%Y-%m-%d %H:%M} UTC, "
-            f"trigger {meta['trigger']}, {meta['mode'].replace('_', ' ')}"
+            f"proposal [bold]{meta.id}[/] at {meta.created_at:%Y-%m-%d %H:%M} UTC, "
+            f"trigger {meta.trigger}, {meta.mode.replace('_', ' ')}"
         )
         render.plan_report(
             console,
             plan,
-            applied=meta["mode"] == "applied",
+            applied=meta.mode == "applied",
             timeline=timeline,
             names=render.venue_names(settings),
         )
@@ -480,7 +480,7 @@ def _resolve_proposal(store: Store, given: str) -> str:
         if not rows:
             print("no proposals yet: `aggregator rebalance` makes one", file=sys.stderr)
             raise typer.Exit(EXIT_NOT_FOUND)
-        return str(rows[0]["id"])
+        return rows[0].id
     matches = store.proposal_ids(given)
     if given in matches or not matches:
         return given  # whole, or unknown (reported by the caller)

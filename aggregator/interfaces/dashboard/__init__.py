@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import fastapi_offline
 import jinja2
@@ -20,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from aggregator.interfaces.dashboard.view import backtest_dir, build
 from aggregator.interfaces.render import pct as render_pct
 from aggregator.service import Service, utc_now
+from aggregator.store.rows import ListedProposalRow
 
 __all__ = ["mount"]
 
@@ -50,12 +50,12 @@ def age(stamp: str | datetime, now: datetime) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def sparkline(history: list[dict[str, Any]], width: int = 600, height: int = 80) -> str:
+def sparkline(history: list[ListedProposalRow], width: int = 600, height: int = 80) -> str:
     """Net yield after each proposal (blue) and its CVaR (red), oldest left, as one inline SVG."""
-    rows = [h for h in reversed(history) if h.get("created_at") is not None]
+    rows = [h for h in reversed(history) if h.created_at is not None]
     if len(rows) < 2:
         return ""
-    series = {"#2563eb": [h["yield_after"] for h in rows], "#dc2626": [h["cvar_after"] for h in rows]}
+    series = {"#2563eb": [h.yield_after for h in rows], "#dc2626": [h.cvar_after for h in rows]}
     top = max(max(v) for v in series.values()) or 1.0
     step = width / (len(rows) - 1)
     lines = [

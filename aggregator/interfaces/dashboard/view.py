@@ -17,6 +17,7 @@ from aggregator.interfaces.render import move_costs
 from aggregator.rates.lineage import independent_of
 from aggregator.service import Service
 from aggregator.settings import Settings
+from aggregator.store.rows import LatestRates, ListedProposalRow, StoredRateRow
 from execution.timeline import Timeline, plan_timeline
 from optimizer import Plan
 
@@ -27,6 +28,14 @@ MAX_SUMMARY_BYTES = 4 << 20  # a backtest summary.json is ~50 KB
 QUARANTINED = re.compile(r"^quarantined jump from (?P<last>\S+)$")
 
 
+class FlaggedRate(StoredRateRow):
+    """A stored rate as the dashboard shows it: whether its sources disagree (spread above the tolerance), its
+    quarantined quotes, and its independence (this process's lineage when it made the collection)."""
+
+    disagree: bool
+    quarantined: list[dict[str, Any]]
+
+
 @dataclass
 class Page:
     now: datetime
@@ -35,19 +44,20 @@ class Page:
     book_source: str = ""
     in_flight: list[dict[str, Any]] = field(default_factory=list)
     risk: list[Bar] = field(default_factory=list)
-    latest: dict[str, Any] | None = None
+    latest: ListedProposalRow | None = None
     plan: Plan | None = None
     plan_error: str | None = None
     move_costs: list[tuple[float, float]] = field(default_factory=list)  # per move: (fees, forgone) ETH
     timeline: Timeline | None = (
         None  # the moves as the chain allows them, from the proposal's day (as `show`)
     )
-    rates: dict[str, Any] | None = None
+    rates: LatestRates | None = None
+    rate_rows: list[FlaggedRate] = field(default_factory=list)  # page.rates' rates, flagged
     tolerance: float = 0.0  # [rates] disagreement_tolerance: a spread above it is flagged
     quarantined: list[dict[str, Any]] = field(
         default_factory=list
     )  # the latest collection's quarantined quotes
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[ListedProposalRow] = field(default_factory=list)
     backtest: dict[str, Any] | None = None  # summary.json of the configured report folder
     backtest_dir: Path | None = None
     backtest_written: datetime | None = None
@@ -85,7 +95,7 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
     if page.history:
         page.latest = page.history[0]
         try:
-            found = service.store.proposal(page.latest["id"])
+            found = service.store.proposal(page.latest.id)
         except DamagedRecordError as exc:
             page.plan_error = str(exc)
         else:
@@ -93,8 +103,8 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
     if page.plan is not None:
         page.risk = risk_bars(page.plan)
         page.move_costs = [move_costs(page.plan, m) for m in page.plan.moves]  # split as the CLI's table
-        created = page.latest.get("created_at") if page.latest else None
-        if page.plan.moves and isinstance(created, datetime):
+        created = page.latest.created_at if page.latest else None
+        if page.plan.moves and created is not None:
             page.timeline = plan_timeline(page.plan, created.date())
     page.rates = service.store.latest_rates()
     if page.rates is not None:
@@ -116,34 +126,36 @@ def _flag_rates(page: Page, service: Service, settings: Settings) -> None:
         for comp in venue.components:
             for ref in comp.quotes:
                 targets.setdefault((ref.source, ref.key), []).append((venue.id, comp.name))
-    for j in page.rates.get("rejected", []):
-        found = QUARANTINED.match(j["reason"])
+    for j in page.rates.rejected:
+        found = QUARANTINED.match(j.reason)
         if found is None:
             continue
-        for venue_id, comp_name in targets.get((j["source"], j["key"]), [("", j["key"])]):
+        for venue_id, comp_name in targets.get((j.source, j.key), [("", j.key)]):
             page.quarantined.append(
                 {
                     "venue": venue_id,
                     "component": comp_name,
-                    "source": j["source"],
-                    "value": j["value"],
+                    "source": j.source,
+                    "value": j.value,
                     "last": _float(found.group("last")),
                 }
             )
     live = service.last_book
-    same = live is not None and live.fetched_at.isoformat() == page.rates["fetched_at"]
+    same = live is not None and live.fetched_at.isoformat() == page.rates.fetched_at.isoformat()
     lineage = {(r.venue, r.component): r for r in live.rates} if live is not None and same else {}
-    for row in page.rates["rates"]:
-        spread = row["spread"]
-        row["disagree"] = spread is not None and spread > page.tolerance
-        row["quarantined"] = [
-            q for q in page.quarantined if (q["venue"], q["component"]) == (row["venue"], row["component"])
-        ]
-        r = lineage.get((row["venue"], row["component"]))
-        # the stored lineage (migration 0008) when this process did not collect it
-        row["independence"] = (
-            independent_of(r.independent, len(r.sources)) if r is not None else row.get("independence")
-        )
+    for row in page.rates.rates:
+        r = lineage.get((row.venue, row.component))
+        flags = {
+            "disagree": row.spread is not None and row.spread > page.tolerance,
+            "quarantined": [
+                q for q in page.quarantined if (q["venue"], q["component"]) == (row.venue, row.component)
+            ],
+            # the stored lineage (migration 0008) when this process did not collect it
+            "independence": independent_of(r.independent, len(r.sources))
+            if r is not None
+            else row.independence,
+        }
+        page.rate_rows.append(FlaggedRate.model_validate(row.model_dump() | flags))
 
 
 def _float(text: str) -> float | None:
