@@ -7,7 +7,6 @@ two. `derive` turns the cards into priors with the mapping version the file name
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from aggregator.core.errors import ConfigError
+from aggregator.core.tomlfile import read_toml
 from aggregator.risk.mapping import MAPPINGS, SCALES, SCORED, Custody, Mapping, Score, score, years_between
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -164,23 +164,13 @@ def derive(card: Scorecard) -> dict[str, Prior]:
 
 def load_scorecard(path: Path) -> Scorecard:
     """Read and check a scorecard file, or raise ConfigError naming the key, the value and what is valid."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"risk scorecard not found: {path} (risk.scorecard is relative to the config)"
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(f"risk scorecard cannot be read: {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; a scorecard is a few KB")
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not a UTF-8 TOML file: {exc}") from exc
-    except RecursionError as exc:
-        raise ConfigError(f"{path}: nested too deeply") from exc
+    raw = read_toml(
+        path,
+        what="risk scorecard",
+        hint="risk.scorecard is relative to the config",
+        max_bytes=MAX_FILE_BYTES,
+        typical="a scorecard is a few KB",
+    )
     try:
         return Scorecard.model_validate(raw)
     except ValidationError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from adapters import REGISTRY, AnySourceSettings
 from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
+from aggregator.core.tomlfile import read_toml
 from aggregator.risk.apply import RiskSettings, apply_scorecard
 from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
@@ -57,7 +57,6 @@ ENV_PREFIX = "AGGREGATOR_"
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 MAX_ETH = 1e9  # per holding: several times all ETH in existence, so any sum of holdings stays finite
 MAX_FILE_BYTES = 1 << 20  # a config file; the bundled ones are ~20 KB
-MAX_NESTING = 32  # tables and arrays inside each other; the bundled configs use 4
 
 
 # How large a universe the model accepts, each well above real use and the optimizer benchmark (1,000 venues,
@@ -509,57 +508,13 @@ def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
 def _read_toml(path: Path) -> dict[str, Any]:
     """The file's TOML, refusing what no operator writes: over MAX_FILE_BYTES, not UTF-8, nested past
     MAX_NESTING."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"config file not found: {path} (pass --config PATH or set {ENV_PREFIX}CONFIG)"
-        ) from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"config path is a directory, not a TOML file: {path}") from exc
-    except OSError as exc:
-        raise ConfigError(f"config file cannot be read: {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(
-            f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; a config is a few KB (the bundled ones ~20 KB)"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); save the file as UTF-8"
-        ) from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except RecursionError as exc:
-        raise ConfigError(
-            f"{path}: nested too deeply (at most {MAX_NESTING} levels of tables and arrays)"
-        ) from exc
-    deep = _too_deep(raw)
-    if deep is not None:
-        raise ConfigError(
-            f"{path}: {deep or '(top level)'} is nested more than {MAX_NESTING} levels deep; "
-            "no setting needs more than a few"
-        )
-    return raw
-
-
-def _too_deep(raw: dict[str, Any]) -> str | None:
-    """The key of the first value nested past MAX_NESTING, or None (iterative: no recursion to exhaust)."""
-    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
-    while stack:
-        node, key, depth = stack.pop()
-        if depth > MAX_NESTING:
-            return key
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for k, v in items:
-            if isinstance(v, dict | list):
-                stack.append((v, f"{key}.{k}" if key else str(k), depth + 1))
-    return None
+    return read_toml(
+        path,
+        what="config file",
+        hint=f"pass --config PATH or set {ENV_PREFIX}CONFIG",
+        max_bytes=MAX_FILE_BYTES,
+        typical="a config is a few KB (the bundled ones ~20 KB)",
+    )
 
 
 def resolve_host(key: str, host: str) -> None:

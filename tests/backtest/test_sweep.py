@@ -336,3 +336,24 @@ def test_a_cell_varies_the_inputs_as_the_config_edited_by_hand_would(
         want.plausible,
         want.static,
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"junk = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "nested too deeply"),  # was a RecursionError
+        (b"junk = " + b"[" * 40 + b"]" * 40 + b"\n", "is nested more than 32 levels"),
+        (b"[grid]\ncvar_budget = [0.05]\n# caf\xe9\n", "not UTF-8 (byte 0xe9 at line 3)"),
+        (b"[grid\n", "not valid TOML"),
+    ],
+    ids=["50k-deep", "40-deep", "latin-1", "not-toml"],
+)
+def test_a_grid_file_no_operator_writes_is_a_config_error(
+    demo: tuple[BacktestInputs, Path], tmp_path: Path, body: bytes, words: str
+) -> None:
+    inputs, _ = demo
+    grid = tmp_path / "grid.toml"
+    grid.write_bytes(body)
+    with pytest.raises(ConfigError) as err:
+        load_grid(grid, inputs)
+    assert str(grid) in str(err.value) and words in str(err.value), str(err.value)

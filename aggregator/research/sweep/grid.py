@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aggregator.core.errors import ConfigError
+from aggregator.core.tomlfile import read_toml
 from aggregator.research.backtest.inputs import BacktestInputs
 from optimizer import RiskNode, Universe
 
@@ -151,21 +151,13 @@ class Grid:
 
 def load_grid(path: Path, inputs: BacktestInputs) -> Grid:
     """Read and check a grid file against the config it sweeps (ConfigError naming what is wrong)."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_GRID_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"grid file not found: {path} (pass --grid PATH; config/sweep-demo.toml is an example)"
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(f"grid file cannot be read: {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_GRID_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_GRID_BYTES // 1024} KiB; a grid is a few lines")
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = read_toml(
+        path,
+        what="grid file",
+        hint="pass --grid PATH; config/sweep-demo.toml is an example",
+        max_bytes=MAX_GRID_BYTES,
+        typical="a grid is a few lines",
+    )
     return parse_grid(raw, inputs, where=str(path))
 
 
