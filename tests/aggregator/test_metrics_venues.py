@@ -10,13 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
-from aggregator.events.metrics import Metrics
-from aggregator.interfaces.api.app import ApiServer, create_app
-from aggregator.service import Service
 from aggregator.settings import load_settings
-from tests.conftest import free_port
+from tests.helpers.api import api_client
 
 TOKEN = "t0ken-for-tests-0123456789"
 VENUE_GAUGES = (
@@ -29,17 +25,8 @@ VENUE_GAUGES = (
 
 @pytest.fixture
 def client(demo_config: Callable[..., Path]) -> Iterator[httpx.Client]:
-    settings = load_settings(demo_config())
-    metrics = Metrics()
-    server = ApiServer(
-        create_app(Service(settings, metrics=metrics), metrics, SecretStr(TOKEN)), "127.0.0.1", free_port()
-    )
-    server.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=60) as c:
-            yield c
-    finally:
-        server.stop()
+    with api_client(load_settings(demo_config()), TOKEN) as c:
+        yield c
 
 
 def scrape(client: httpx.Client) -> dict[str, dict[str, float]]:

@@ -8,18 +8,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
-from aggregator.events.metrics import Metrics
-from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.risk.sensitivity import sensitivity
-from aggregator.service import Service
 from aggregator.settings import load_settings
 from optimizer import OptimizationInputs, Plan, RiskNode
 from optimizer.optimize import optimize
-from tests.conftest import AGGREGATOR, ROOT, clean_env, free_port
+from tests.conftest import AGGREGATOR, ROOT, clean_env
+from tests.helpers.api import api_client
 from tests.optimizer.universes import small_inputs
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -111,21 +107,12 @@ def test_cli_reports_sensitivity_on_the_demo(tmp_path: Path) -> None:
 
 def test_api_rebalance_with_sensitivity(demo_config: Callable[..., Path]) -> None:
     """POST /api/v1/rebalance {"sensitivity": true} answers the plan and the same variants as a re-solve here."""
-    settings = load_settings(demo_config())
-    metrics = Metrics()
-    server = ApiServer(
-        create_app(Service(settings, metrics=metrics), metrics, SecretStr(TOKEN)), "127.0.0.1", free_port()
-    )
-    server.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=300) as client:
-            plain = client.post("/api/v1/rebalance", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
-            assert plain.status_code == 200 and "sensitivity" not in plain.json()
-            response = client.post(
-                "/api/v1/rebalance", json={"sensitivity": True}, headers={"Authorization": f"Bearer {TOKEN}"}
-            )
-    finally:
-        server.stop()
+    with api_client(load_settings(demo_config()), TOKEN, timeout=300) as client:
+        plain = client.post("/api/v1/rebalance", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert plain.status_code == 200 and "sensitivity" not in plain.json()
+        response = client.post(
+            "/api/v1/rebalance", json={"sensitivity": True}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     plan = Plan.model_validate(body["plan"])
