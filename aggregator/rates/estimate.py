@@ -40,6 +40,12 @@ on capital not yet deployed. Without it a replay whose best series began the day
 history) deployed idle ETH into rETH and weETH and then kept or churned that book (20-52 bp/yr behind the
 hindsight book).
 
+Shrinkage (`shrink`, default 0 in the schema, 0.5 in the shipped configs): after the gates, each liquid
+(re)staking token's component is pulled that share of the way toward the median of the same component over the
+tokens that have one (`shrink_toward_median`). The tokens all earn the network's staking yield less a fee; what
+separates their windowed estimates on a given day is mostly noise, and under a binding CVaR budget the LP spends
+the whole budget on whichever looked best that day. `DecisionYields.shrunk` keeps each own estimate and target.
+
 A component with no value in its window at all is one of two things. Never observed (a new store warming up, a
 series that has not started, a daemon back from a long stop): its venue is held at its weight, because nothing
 says the position is worse than when it was bought. Observed before and gone (`expired`: values stopped arriving
@@ -57,7 +63,7 @@ from typing import Literal
 import numpy as np
 
 from aggregator.settings.rates import Estimator, InputRule
-from optimizer.inputs import Universe
+from optimizer.inputs import Universe, VenueKind
 
 Freshness = Literal["fresh", "stale", "carried"]
 EXPIRED_REASON = (
@@ -214,6 +220,8 @@ class DecisionYields:
     # venue → yearly yield an entry does not count on: its own components' spread between estimate and the window's
     # entry quantile, after haircuts
     entry_discount: dict[str, float] = field(default_factory=dict)
+    # (venue, component) → (own estimate, the tokens' median it was pulled toward): the shrinkage applied
+    shrunk: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
 
 def decision_yields(
@@ -273,9 +281,46 @@ def decision_yields(
         )
         if spread > 0.0:
             discount[venue.id] = spread
-    return DecisionYields(
-        yields, estimates, blocked, _exit_only(universe, yields, reasons, blocked), discount
-    )
+    exit_only = _exit_only(universe, yields, reasons, blocked)
+    shrunk = shrink_toward_median(universe, yields, rule.shrink)
+    return DecisionYields(yields, estimates, blocked, exit_only, discount, shrunk)
+
+
+TOKEN_KINDS = frozenset({VenueKind.LIQUID_STAKING, VenueKind.LIQUID_RESTAKING})
+
+
+def shrink_toward_median(
+    universe: Universe, yields: dict[str, dict[str, float]], weight: float
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """Pull each token venue's estimate of a component `weight` of the way toward the median of that component
+    over the token venues that have an estimate of it (at least two), in place; returns what it changed.
+
+    Every liquid (re)staking token earns the network's staking yield less its fee and drag, so their true yields
+    differ by tens of basis points while their windowed estimates differ by that much from week to week: with a
+    CVaR budget binding, the LP turns those estimated differences into concentration (the whole budget in the
+    token that looked best on the day it decided), and the book then needs round trips to diversify. Shrinking
+    toward the group (James-Stein; skfolio's `ShrunkMu`) keeps the ranking and halves (at 0.5) the differences
+    the plan can be fooled by. Only token venues' own components: restaking rewards are not the same yield.
+    Called after the entry gates, which look at each venue's own estimate."""
+    if weight <= 0.0:
+        return {}
+    groups: dict[str, list[str]] = {}
+    for venue in universe.venues:
+        if venue.kind not in TOKEN_KINDS:
+            continue
+        for c in venue.components:
+            if c.name in yields.get(venue.id, {}):
+                groups.setdefault(c.name, []).append(venue.id)
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for name, venues in groups.items():
+        if len(venues) < 2:
+            continue
+        target = float(np.median([yields[v][name] for v in venues]))
+        for v in venues:
+            own = yields[v][name]
+            yields[v][name] = (1.0 - weight) * own + weight * target
+            out[(v, name)] = (own, target)
+    return out
 
 
 def path_yields(universe: Universe, yields: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

@@ -28,6 +28,9 @@ class InputRule:
     entry_quantile: float = (
         0.5  # an entry counts on this quantile of the window (0.5: the median, no discount)
     )
+    shrink: float = (
+        0.0  # each token's staking yield pulled this share of the way to the tokens' median (0: none)
+    )
 
 
 class CrossCheckSettings(BaseModel):
@@ -74,6 +77,16 @@ class CrossCheckSettings(BaseModel):
         "median, so selling it needs the median to fall: hysteresis on the input); 0.5 charges nothing",
     )
 
+    shrink: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="decisions see each liquid (re)staking token's yield components pulled this share of the way "
+        "toward the median of the same component across the tokens that have one (0: each token's own estimate; "
+        "1: all tokens alike): a shrinkage estimator of expected yields, since every token earns the network's "
+        "staking yield less its fees and their estimated differences are mostly noise",
+    )
+
     plausible_staking: Bounds = Field(
         default=(0.005, 0.15),
         description="the `base` component of a liquid_staking or liquid_restaking venue: its staking yield",
@@ -90,7 +103,12 @@ class CrossCheckSettings(BaseModel):
     def rule(self) -> InputRule:
         """The window, estimator and entry minimum, as the estimator module takes them."""
         return InputRule(
-            self.window_days, self.estimator, self.trim, self.min_observations, self.entry_quantile
+            self.window_days,
+            self.estimator,
+            self.trim,
+            self.min_observations,
+            self.entry_quantile,
+            self.shrink,
         )
 
 

@@ -7,9 +7,10 @@ import statistics
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from aggregator.rates.estimate import blocked_venues, counts, decision_yields, estimate, robust
-from aggregator.settings.rates import InputRule
+from aggregator.settings.rates import CrossCheckSettings, InputRule
 from optimizer import Universe, Venue, VenueKind, YieldComponent
 
 MIN_WINDOW = 5
@@ -219,3 +220,84 @@ def test_an_entry_into_a_falling_series_counts_on_its_latest_value() -> None:
     assert est.entry_value == pytest.approx(0.0078) and est.entry_spread == pytest.approx(0.0983 - 0.0078)
     rising = estimate(window, 0.11, rule)
     assert rising is not None and rising.entry_value == pytest.approx(0.0983)  # the quartile of the 6 values
+
+
+def _tokens() -> Universe:
+    comp = (YieldComponent(name="base"),)
+    return Universe(
+        venues=(
+            Venue(id="eth", kind=VenueKind.IDLE),
+            *(
+                Venue(id=v, parent="eth", kind=VenueKind.LIQUID_STAKING, components=comp)
+                for v in ("steth", "reth", "cbeth")
+            ),
+            Venue(
+                id="restaked",
+                parent="steth",
+                kind=VenueKind.RESTAKING,
+                components=(YieldComponent(name="base"),),  # same name, not a token: never shrunk
+            ),
+        )
+    )
+
+
+def _seen_tokens(shrink: float) -> dict[str, dict[str, float]]:
+    latest = {
+        "steth": {"base": 0.034},
+        "reth": {"base": 0.028},
+        "cbeth": {"base": 0.030},
+        "restaked": {"base": 0.02},
+    }
+    window = {(v, c): {x: 1.0} for v, comps in latest.items() for c, x in comps.items()}
+    rule = InputRule(window_days=14, min_observations=1, shrink=shrink)
+    return decision_yields(_tokens(), latest, window, rule).yields
+
+
+def test_shrink_pulls_each_tokens_estimate_toward_the_tokens_median_and_keeps_the_ranking() -> None:
+    own = _seen_tokens(0.0)
+    assert own["steth"]["base"] == pytest.approx(0.034)  # 0: each token's own estimate
+    half = _seen_tokens(0.5)
+    assert half["steth"]["base"] == pytest.approx(0.032)  # halfway to the median 0.030
+    assert half["reth"]["base"] == pytest.approx(0.029)
+    assert half["cbeth"]["base"] == pytest.approx(0.030)
+    assert half["restaked"]["base"] == pytest.approx(0.02)  # a restaking venue's component is left alone
+    assert half["steth"]["base"] > half["cbeth"]["base"] > half["reth"]["base"]
+    full = _seen_tokens(1.0)
+    assert [full[v]["base"] for v in ("steth", "reth", "cbeth")] == pytest.approx([0.030] * 3)
+
+
+def test_shrink_records_what_it_changed_and_leaves_a_lone_token_alone() -> None:
+    rule = InputRule(window_days=14, min_observations=1, shrink=0.5)
+    seen = decision_yields(_tokens(), {"steth": {"base": 0.034}}, {("steth", "base"): {0.034: 1.0}}, rule)
+    assert seen.yields["steth"]["base"] == pytest.approx(0.034)  # no group of two: nothing to shrink toward
+    assert seen.shrunk == {}
+    both = decision_yields(
+        _tokens(),
+        {"steth": {"base": 0.034}, "reth": {"base": 0.028}},
+        {("steth", "base"): {0.034: 1.0}, ("reth", "base"): {0.028: 1.0}},
+        rule,
+    )
+    assert both.shrunk[("steth", "base")] == pytest.approx((0.034, 0.031))
+    assert both.estimates[("steth", "base")].value == pytest.approx(0.034)  # the estimate itself is kept
+
+
+@given(
+    st.lists(st.floats(min_value=0.005, max_value=0.15), min_size=3, max_size=3),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+def test_shrink_never_moves_an_estimate_past_the_median(values: list[float], weight: float) -> None:
+    latest = {v: {"base": x} for v, x in zip(("steth", "reth", "cbeth"), values, strict=True)}
+    window = {(v, "base"): {x: 1.0} for v, x in zip(("steth", "reth", "cbeth"), values, strict=True)}
+    seen = decision_yields(_tokens(), latest, window, InputRule(window_days=14, shrink=weight))
+    target = statistics.median(values)
+    for v, x in zip(("steth", "reth", "cbeth"), values, strict=True):
+        got = seen.yields[v]["base"]
+        assert min(x, target) - 1e-15 <= got <= max(x, target) + 1e-15
+        assert abs(got - target) == pytest.approx(abs(x - target) * (1.0 - weight), abs=1e-15)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_a_shrink_outside_0_to_1_is_refused_naming_the_key(bad: float) -> None:
+    with pytest.raises(ValidationError, match="shrink"):
+        CrossCheckSettings(shrink=bad)
+    assert CrossCheckSettings(shrink=0.5).rule().shrink == 0.5
