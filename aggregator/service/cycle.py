@@ -73,6 +73,16 @@ def inputs_for(
             present = {(v, c) for v, comps in latest.items() for c in comps} | set(window)
             new = present - store.observed_before(since, present)
     seen = decision_yields(universe, latest, window, rule, expired=frozenset(expired), new=frozenset(new))
+    if seen.shrunk:
+        # what the plan's recorded yields were pulled from: each token's own estimate and the tokens' median
+        log.info(
+            "estimates_shrunk",
+            weight=rule.shrink,
+            estimates={
+                f"{venue}.{comp}": {"own": own, "median": target, "seen": seen.yields[venue][comp]}
+                for (venue, comp), (own, target) in sorted(seen.shrunk.items())
+            },
+        )
     return OptimizationInputs(
         universe=universe,
         limits=settings.limits,

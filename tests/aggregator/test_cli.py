@@ -36,8 +36,18 @@ def test_rebalance_json_is_a_consistent_plan_that_resolves_independently() -> No
     plan = Plan.model_validate_json(out.stdout)
     check_invariants(plan)
     assert plan.problem.objective == pytest.approx(rebuild_objective(plan), abs=1e-6)
-    # consistent with the bundled data: the stETH yield it optimised on is the snapshot's
-    assert plan.problem.inputs.yields["lido-steth"]["base"] == pytest.approx(0.02235)
+    # consistent with the bundled data: the stETH yield it optimised on is the snapshot's 2.235 %, pulled halfway
+    # ([rates] shrink = 0.5) toward the median of the snapshot's seven token yields (2.33 %), and the log says so
+    assert plan.problem.inputs.yields["lido-steth"]["base"] == pytest.approx(0.5 * 0.02235 + 0.5 * 0.0233)
+    shrunk = next(
+        json.loads(line)
+        for line in out.stderr.splitlines()
+        if line.startswith("{") and json.loads(line)["event"] == "estimates_shrunk"
+    )
+    assert shrunk["estimates"]["lido-steth.base"] == pytest.approx(
+        {"own": 0.02235, "median": 0.0233, "seen": plan.problem.inputs.yields["lido-steth"]["base"]}
+    )
+    assert "eigenlayer-steth.restaking" not in shrunk["estimates"]  # restaking rewards are not shrunk
     assert plan.portfolio_eth == pytest.approx(10_000.0)
     moved = sum(m.amount_eth for m in plan.moves if m.action == "deposit" and m.from_venue == "eth")
     assert moved == pytest.approx(

@@ -59,6 +59,19 @@ def _cycle(settings: Settings, store: Store, book: RateBook, holdings: dict[str,
     return result.plan, logs
 
 
+def _own(plan, logs, key: str) -> float:  # type: ignore[no-untyped-def]
+    """The window's own estimate of `key` ("venue.component"): the plan sees it pulled toward the tokens' median
+    ([rates] shrink), and the cycle logs both; checks that the plan saw the logged value."""
+    shrunk = [e for e in logs if e["event"] == "estimates_shrunk"]
+    venue, comp = key.split(".")
+    seen = plan.problem.inputs.yields[venue][comp]
+    if not shrunk or key not in shrunk[0]["estimates"]:
+        return float(seen)
+    entry = shrunk[0]["estimates"][key]
+    assert entry["seen"] == seen
+    return float(entry["own"])
+
+
 def test_a_venue_with_two_observations_is_not_bought_even_with_the_best_yield(
     demo_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -74,7 +87,7 @@ def test_a_venue_with_two_observations_is_not_bought_even_with_the_best_yield(
     assert not [m for m in plan.moves if m.to_venue == "kelp-rseth"]
     blocked = [e for e in logs if e["event"] == "venue_entry_blocked" and e["venue"] == "kelp-rseth"]
     assert blocked and "too few observations: 2 of the 7 needed" in blocked[0]["reason"]
-    assert plan.problem.inputs.yields["kelp-rseth"]["base"] == pytest.approx(0.20)
+    assert _own(plan, logs, "kelp-rseth.base") == pytest.approx(0.20)
     console = Console(record=True, width=200)
     plan_report(console, plan)
     assert (
@@ -107,11 +120,11 @@ def test_a_stale_venue_is_sold_when_its_yield_no_longer_justifies_it_and_never_b
     assert not [e for e in logs if e["event"] == "venue_held"]
     blocked = [e for e in logs if e["event"] == "venue_entry_blocked" and e["venue"] == "kelp-rseth"]
     assert blocked and blocked[0]["reason"].startswith("kelp-rseth.base stale")
-    assert plan.problem.inputs.yields["kelp-rseth"]["base"] == pytest.approx(-0.02)
+    assert _own(plan, logs, "kelp-rseth.base") == pytest.approx(-0.02)
 
     rich = Store(f"sqlite:///{tmp_path}/rich.sqlite")
     for days in range(8, 0, -1):
         rich.record_rates(_book(settings, T - timedelta(days=days), 0.20), "rates")
-    plan, _ = _cycle(settings, rich, _book(settings, T, None), {"eth": 10_000.0})
-    assert plan.problem.inputs.yields["kelp-rseth"]["base"] == pytest.approx(0.20)
+    plan, logs = _cycle(settings, rich, _book(settings, T, None), {"eth": 10_000.0})
+    assert _own(plan, logs, "kelp-rseth.base") == pytest.approx(0.20)
     assert plan.target_weights["kelp-rseth"] == pytest.approx(0.0, abs=1e-9)
