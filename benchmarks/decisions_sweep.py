@@ -25,6 +25,8 @@ from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from pydantic import ValidationError  # noqa: E402
+
 from aggregator.events.logs import configure_logging  # noqa: E402
 from aggregator.interfaces.research_inputs import inputs_from_settings  # noqa: E402
 from aggregator.research.backtest.history import build_history  # noqa: E402
@@ -66,8 +68,22 @@ def apply(settings: Settings, changes: dict[tuple[str, str], Any]) -> Settings:
         data = {**current.model_dump(exclude_unset=True), **fields}
         if section == "limits" and {"risk_aversion", "tail_weight"} & set(fields):
             data = {k: v for k, v in data.items() if k not in {"risk_aversion", "tail_weight"} or k in fields}
-        update[section] = type(current).model_validate(data)
+        try:
+            update[section] = type(current).model_validate(data)
+        except ValidationError as exc:
+            raise SystemExit(_invalid(section, fields, exc)) from None
     return settings.model_copy(update=update)
+
+
+def _invalid(section: str, fields: dict[str, Any], exc: ValidationError) -> str:
+    """One line per error: the field set, the value given and what the config schema accepts."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        name = f"{section}.{loc}" if loc else ", ".join(f"{section}.{f}" for f in fields)
+        value = fields.get(str(err["loc"][0]), err.get("input")) if err["loc"] else fields
+        lines.append(f"--set {name}={value!r} is not valid: {err['msg']}")
+    return "\n".join(lines)
 
 
 def window(settings: Settings, start: date, end: date) -> Settings:

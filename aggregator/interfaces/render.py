@@ -11,6 +11,7 @@ from rich.table import Table
 
 from aggregator.rates.collect import RateBook
 from aggregator.rates.lineage import independent_of
+from aggregator.research.backtest.incidents import replay_incidents
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, rows
 from aggregator.settings import Settings
@@ -291,6 +292,33 @@ def backtest_table(console: Console, result: Backtest) -> None:
     for row in rows(result):
         table.add_row(*row)
     console.print(table)
+
+
+def incidents_table(console: Console, result: Backtest) -> None:
+    """The real incidents replayed on the backtest: each strategy's stake and loss, with the basis (the book of the
+    day before, or the window's last book N days before the event); an incident not replayed says why."""
+    if result.universe is None:
+        return
+    for inc in replay_incidents(result.replay, result.universe):
+        if not inc["replayed"]:
+            console.print(f"incident {inc['name']} ({inc['on']}): not replayed, {inc['why']}")
+            continue
+        table = Table(
+            title=f"Incident {inc['name']} ({inc['on']}, node {inc['node']}): basis {inc['basis']} "
+            f"(book of {inc['book_day']})",
+            title_justify="left",
+        )
+        for i, head in enumerate(("strategy", "at stake ETH", "share", "loss sold at the low", "loss held")):
+            table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for r in inc["strategies"]:
+            table.add_row(
+                r["strategy"],
+                f"{r['at_stake_eth']:,.2f}",
+                pct(r["at_stake_share"], 1),
+                f"{r['loss_if_sold_eth']:,.2f}",
+                f"{r['loss_if_held_eth']:,.2f}",
+            )
+        console.print(table)
 
 
 EVENT_WORDS = {"request": "request", "claim": "claim", "sell": "sell (DEX)", "deposit": "deposit"}

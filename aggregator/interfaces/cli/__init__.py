@@ -674,6 +674,7 @@ def backtest(
         return
     console = _console() if sys.stdout.isatty() else _console(width=160)  # a pipe or file gets every column
     render.backtest_table(console, result)
+    render.incidents_table(console, result)
     typer.echo(f"report: {files['report']}")
 
 

@@ -9,8 +9,18 @@ Three events of the evidence (docs/risk.md), each on the risk node whose venues 
 
 A depeg costs a holder who must sell at the low (`loss_if_sold`), not one who can wait in the queue (`loss_if_held`
 is the backing lost). "At stake" is the capital exposed to the node (or to a node failing with it) at the close of
-the day before, queued exits counted at the venue they are leaving, as the replay counts exposure. An incident
-outside the backtest's window is listed as not replayed, never extrapolated.
+the day before, queued exits counted at the venue they are leaving, as the replay counts exposure (`"basis": "day
+before"`).
+
+An incident a little AFTER the window's last day (at most `MAX_DAYS_AFTER_WINDOW` = 120 days; rsETH's loss of
+2026-04-18 falls 56 days after the last day of ETH.STORE, 2026-02-21) is applied to each strategy's book as held at
+the close of the window's last day (`"basis": "last book of the window, N days before the event"`): the stake is
+that day's exposure to the node and its descendants, the value that day's value; no return, trade or decision after
+the window is invented, so the figure says what the book the backtest ended with would have lost, not what the
+strategy would have held on the eve. The bound keeps that a statement about the book the strategy still holds: the
+demo's optimizer may move half the book per weekly decision and is judged over a 180-day horizon, so a book older
+than four months says little about the eve. An incident before the window's first day, or further after its last,
+is listed as not replayed with the reason, never extrapolated.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ import numpy as np
 from aggregator.research.backtest.replay import Replay
 from optimizer import Universe
 from optimizer.structure import Structure
+
+MAX_DAYS_AFTER_WINDOW = 120  # an incident at most this long after the window is replayed on the window's last book
+DAY_BEFORE = "day before"
 
 
 @dataclass(frozen=True)
@@ -77,10 +90,19 @@ def hit_venues(universe: Universe, node: str) -> np.ndarray[Any, np.dtype[np.boo
     return np.asarray(st.exposure[closure].any(axis=0), dtype=bool)
 
 
+def last_book_basis(days: int) -> str:
+    """The label of a replay on the window's last book, `days` before the event."""
+    return f"last book of the window, {days} day{'' if days == 1 else 's'} before the event"
+
+
 def replay_incidents(
-    replay: Replay, universe: Universe, incidents: tuple[Incident, ...] = INCIDENTS
+    replay: Replay,
+    universe: Universe,
+    incidents: tuple[Incident, ...] = INCIDENTS,
+    max_days_after: int = MAX_DAYS_AFTER_WINDOW,
 ) -> list[dict[str, Any]]:
-    """Each incident with, when the window covers its first day and the day before, every strategy's stake and loss."""
+    """Each incident with every strategy's stake and loss: on the book of the day before when the window covers that
+    day and the first, on the window's last book when the incident falls at most `max_days_after` days after it."""
     out: list[dict[str, Any]] = []
     nodes = {n.id for n in universe.nodes}
     for inc in incidents:
@@ -97,13 +119,21 @@ def replay_incidents(
         if inc.node not in nodes:
             out.append(row | {"replayed": False, "why": f"no risk node {inc.node!r} in the universe"})
             continue
-        if eve not in replay.days or inc.on not in replay.days:
-            out.append(
-                row | {"replayed": False, "why": f"outside the window {replay.days[0]} → {replay.days[-1]}"}
-            )
+        first, last = replay.days[0], replay.days[-1]
+        if eve in replay.days and inc.on in replay.days:
+            t = replay.days.index(eve)
+            basis: dict[str, Any] = {"basis": DAY_BEFORE, "book_day": str(eve), "day_before": str(eve)}
+        elif last < inc.on and (inc.on - last).days <= max_days_after:
+            t = len(replay.days) - 1
+            gap = (inc.on - last).days
+            basis = {"basis": last_book_basis(gap), "book_day": str(last), "days_before_event": gap}
+        else:
+            why = f"outside the window {first} → {last}"
+            if inc.on > last:
+                why += f" ({(inc.on - last).days} days after its last day; at most {max_days_after} are replayed)"
+            out.append(row | {"replayed": False, "why": why})
             continue
         hit = hit_venues(universe, inc.node)
-        t = replay.days.index(eve)
         strategies = []
         for p in replay.paths:
             share = float(np.asarray(p.exposure[t])[hit].sum())
@@ -118,5 +148,5 @@ def replay_incidents(
                     "loss_if_held_eth": stake * inc.backing_loss,
                 }
             )
-        out.append(row | {"replayed": True, "day_before": str(eve), "strategies": strategies})
+        out.append(row | basis | {"replayed": True, "strategies": strategies})
     return out

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aggregator.research.backtest.incidents import INCIDENTS, replay_incidents
+from aggregator.research.backtest.incidents import INCIDENTS, MAX_DAYS_AFTER_WINDOW, replay_incidents
 from aggregator.research.backtest.longrun import eth_store_line, mark_runs, modelled_shares
 from aggregator.research.backtest.run import Backtest
 from aggregator.research.backtest.table import TABLE_HEAD, pct, rows
@@ -129,6 +129,17 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
         if rp.days[0] < inc.on <= rp.days[-1]:
             ax.axvline(np.datetime64(inc.on, "D"), color="red", linestyle="--", linewidth=1)  # type: ignore[arg-type]
             ax.annotate(inc.name, (np.datetime64(inc.on, "D"), ax.get_ylim()[0]), fontsize=8, color="red")
+    later = [inc for inc in INCIDENTS if 0 < (inc.on - rp.days[-1]).days <= MAX_DAYS_AFTER_WINDOW]
+    for k, inc in enumerate(later):
+        ax.annotate(
+            f"{inc.name} on {inc.on}: {(inc.on - rp.days[-1]).days} days after this last day, "
+            "replayed on the last book",
+            (0.99, 0.03 + 0.05 * k),
+            xycoords="axes fraction",
+            ha="right",
+            fontsize=8,
+            color="red",
+        )
     ax.set_title("Value of 1 ETH invested at the start (after costs)")
     ax.set_ylabel("ETH")
     ax.grid(alpha=0.3)
@@ -180,6 +191,40 @@ def plots(b: Backtest, out: Path) -> dict[str, Path]:
     return files
 
 
+def incidents_plot(incidents: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """incidents.png: per incident, every strategy's stake and its loss sold at the low or held, titled with the
+    basis (the book of the day before, or the window's last book N days before); an incident not replayed says why."""
+    if not incidents:
+        return {}
+    fig, axes = plt.subplots(len(incidents), 1, figsize=(10, 2.6 * len(incidents)), squeeze=False)
+    for ax, inc in zip(axes[:, 0], incidents, strict=True):
+        if not inc["replayed"]:
+            ax.set_title(f"{inc['name']} ({inc['on']}): not replayed", fontsize=9)
+            ax.text(0.5, 0.5, inc["why"], ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        rows_ = inc["strategies"]
+        y = np.arange(len(rows_))
+        h = 0.27
+        stake = [r["at_stake_eth"] for r in rows_]
+        ax.barh(y - h, stake, h, label="at stake", color="#9ecae1")
+        ax.barh(y, [r["loss_if_sold_eth"] for r in rows_], h, label="loss sold at the low", color="#fd8d3c")
+        ax.barh(y + h, [r["loss_if_held_eth"] for r in rows_], h, label="loss held", color="#cb181d")
+        ax.set_yticks(y, [r["strategy"] for r in rows_], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{inc['name']} ({inc['on']}): {inc['basis']} ({inc['book_day']})", fontsize=9)
+        ax.set_xlabel("ETH", fontsize=8)
+        if max(stake, default=0.0) <= 0.0:
+            ax.set_xlim(0, 1)
+            ax.text(0.5, 0.5, "nothing at stake in any strategy", ha="center", fontsize=8, transform=ax.transAxes)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / "incidents.png"
+    _save(fig, path)
+    return {"incidents": path}
+
+
 def _eth_store(b: Backtest) -> tuple[Any, Any] | None:
     """The ETH.STORE benchmark as float arrays (NaN where it has no value): value of 1 ETH, APR."""
     if b.settings.eth_store is None:
@@ -214,6 +259,7 @@ def write(b: Backtest, out: Path) -> dict[str, Path]:
     files = {"summary": out / "summary.json"}
     files["summary"].write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     files.update(plots(b, out))
+    files.update(incidents_plot(data["incidents"], out))
     files["report"] = out / "report.html"
     files["report"].write_text(_html(b, data, files))
     return files
@@ -314,9 +360,10 @@ def _incidents_html(incidents: list[dict[str, Any]]) -> str:
             )
             for r in inc["strategies"]
         ]
+        parts.append(f"<p>Basis: {html.escape(inc['basis'])} (the book at the close of {inc['book_day']}).</p>")
         head_row = (
             "strategy",
-            f"at stake on {inc['day_before']} (ETH)",
+            f"at stake on {inc['book_day']} (ETH)",
             "share",
             "loss sold at the low",
             "loss held",
