@@ -121,7 +121,10 @@ def test_an_incident_after_the_window_is_replayed_on_its_last_book_and_labelled(
     saved = {i["name"]: i for i in json.loads(files["summary"].read_text())["incidents"]}
     assert saved["ezETH depeg, April 2024"]["basis"] == "last book of the window, 14 days before the event"
     page = (tmp_path / "report.html").read_text()
-    assert "Basis: last book of the window, 14 days before the event (the book at the close of 2024-04-10)" in page
+    assert (
+        "Basis: last book of the window, 14 days before the event (the book at the close of 2024-04-10)"
+        in page
+    )
     assert 'src="incidents.png"' in page
     with Image.open(files["incidents"]) as img:
         img.verify()

@@ -133,7 +133,7 @@ def test_the_2022_window_marks_strategies_draws_eth_store_and_replays_the_depeg(
     )
     assert by["100% rETH"]["at_stake_eth"] == 0.0
     assert not incidents["ezETH depeg, April 2024"]["replayed"]
-    assert not incidents["rsETH backing loss, April 2026"]["replayed"]
+    assert not incidents["rsETH backing loss, April 2026"]["replayed"]  # 657 days after 2022-06-30
     line = data["eth_store"]
     eth_store = read_dated(HISTORY / "eth_store_apr_daily.csv", "apr")
     expected = 1.0
@@ -162,16 +162,25 @@ def test_eth_store_line_stops_where_the_data_stops(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_runs_the_2022_to_2026_window(tmp_path: Path) -> None:
-    """`aggregator backtest --config config/backtest-2022.toml` on bundled data: both replayable incidents, the marks,
-    the ETH.STORE line, the plots."""
+    """`aggregator backtest --config config/backtest-2022.toml` on bundled data: the three incidents (rsETH's on the
+    window's last book), the marks, the ETH.STORE line, the plots."""
     done = cli(
         "backtest", "--config", str(CONFIG), "--out", str(tmp_path), "--json", "--no-progress", timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(done.stdout)
     assert (data["period"]["start"], data["period"]["end"]) == ("2022-01-03", "2026-02-21")
-    replayed = {i["name"] for i in data["incidents"] if i["replayed"]}
-    assert replayed == {"stETH depeg, May–July 2022", "ezETH depeg, April 2024"}
+    incidents = {i["name"]: i for i in data["incidents"]}
+    assert all(i["replayed"] for i in incidents.values())
+    assert incidents["ezETH depeg, April 2024"]["basis"] == "day before"
+    # rsETH's loss (2026-04-18) is 56 days after ETH.STORE's last day: replayed on the book of 2026-02-21, and no
+    # strategy holds rsETH then (its series ends 2024-08-13, and LRTs have no modelled series)
+    rseth = incidents["rsETH backing loss, April 2026"]
+    assert rseth["basis"] == "last book of the window, 56 days before the event"
+    assert rseth["book_day"] == "2026-02-21"
+    assert len(rseth["strategies"]) == len(data["strategies"])
+    assert all(s["at_stake_eth"] == 0.0 and s["loss_if_held_eth"] == 0.0 for s in rseth["strategies"])
+    assert (tmp_path / "incidents.png").stat().st_size > 0
     assert data["eth_store"]["value"][-1] > 1.1
     assert 0.0 < data["modelled_share"]["optimizer λ=0.05"] < 1.0
     assert (tmp_path / "value.png").stat().st_size > 0 and (tmp_path / "yields.png").stat().st_size > 0

@@ -35,7 +35,9 @@ from aggregator.research.backtest.replay import Replay
 from optimizer import Universe
 from optimizer.structure import Structure
 
-MAX_DAYS_AFTER_WINDOW = 120  # an incident at most this long after the window is replayed on the window's last book
+MAX_DAYS_AFTER_WINDOW = (
+    120  # an incident at most this long after the window is replayed on the window's last book
+)
 DAY_BEFORE = "day before"
 
 

@@ -216,7 +216,9 @@ def incidents_plot(incidents: list[dict[str, Any]], out: Path) -> dict[str, Path
         ax.set_xlabel("ETH", fontsize=8)
         if max(stake, default=0.0) <= 0.0:
             ax.set_xlim(0, 1)
-            ax.text(0.5, 0.5, "nothing at stake in any strategy", ha="center", fontsize=8, transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, "nothing at stake in any strategy", ha="center", fontsize=8, transform=ax.transAxes
+            )
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -360,7 +362,9 @@ def _incidents_html(incidents: list[dict[str, Any]]) -> str:
             )
             for r in inc["strategies"]
         ]
-        parts.append(f"<p>Basis: {html.escape(inc['basis'])} (the book at the close of {inc['book_day']}).</p>")
+        parts.append(
+            f"<p>Basis: {html.escape(inc['basis'])} (the book at the close of {inc['book_day']}).</p>"
+        )
         head_row = (
             "strategy",
             f"at stake on {inc['book_day']} (ETH)",
