@@ -80,6 +80,7 @@ def elastic(
         "stress_max_loss": tuple(model.scenarios[i].name for i in model.losses.stress_limited),
         "cvar_budget": ("portfolio",),
         "turnover": ("portfolio",),
+        "forced_sale": ("portfolio",),
     }
     configured: dict[str, np.ndarray] = {
         "node_cap": values.node_cap,
@@ -88,11 +89,13 @@ def elastic(
         "stress_max_loss": values.stress_max,
         "cvar_budget": np.array([values.cvar_budget]),
         "turnover": np.array([values.max_turnover]),
+        "forced_sale": np.array([values.sale_budget]),
     }
     what = {
         "cvar_budget": "smallest feasible CVaR budget",
         "ladder": "largest feasible liquidity floor",
         "turnover": "least turnover that can reach the limits",
+        "forced_sale": "least forced-sale budget",
     }
     found = [
         (name, int(k), float(slack[k]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optimizer.forced_sale import rung_losses
 from optimizer.plan import Metrics
 from optimizer.problem import ModelShape, ParameterValues
 from optimizer.scenarios import ScenarioLosses
@@ -99,6 +100,24 @@ def violations(
                 f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "
                 f"below the floor {values.ladder_min[r]:.6f}"
             )
+    if (
+        shape.forced_sale
+        and shape.ladder_days
+        and values.sale_rate is not None
+        and values.sale_floor is not None
+    ):
+        loss, short = rung_losses(structure.universe, x, values.sale_rate, values.sale_floor)
+        for rung, days in enumerate(shape.ladder_days):
+            if short[rung] > tol:
+                out.append(
+                    f"forced sale: {short[rung]:.6f} of the {days:g}-day floor "
+                    f"{values.sale_floor[rung]:.6f} can be raised neither from idle ETH nor by a market sale"
+                )
+            elif loss[rung] > values.sale_budget + tol:
+                out.append(
+                    f"forced sale: meeting the {days:g}-day floor by market sales loses "
+                    f"{loss[rung]:.6f}, above the budget {values.sale_budget:.6f}"
+                )
     scen = losses.losses(e)
     cvar = losses.cvar(e, shape.cvar_beta, scen)
     if cvar > values.cvar_budget + tol:

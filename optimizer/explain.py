@@ -75,6 +75,7 @@ _FIELD = {
     "stress_max_loss": "stress_max",
     "cvar_budget": "cvar_budget",
     "turnover": "max_turnover",
+    "forced_sale": "sale_budget",
 }
 
 
@@ -116,6 +117,9 @@ def movable(model: AllocationModel, values: ParameterValues, fixed: set[int]) ->
     if values.cvar_budget < 1.0:
         yield Limit("cvar_budget", 0, "portfolio", float(values.cvar_budget), True, 1.0 - values.cvar_budget,
                     "raising the CVaR budget", "the CVaR budget")  # fmt: skip
+    if shape.forced_sale and values.sale_budget < 1.0:
+        yield Limit("forced_sale", 0, "portfolio", float(values.sale_budget), True, 1.0 - values.sale_budget,
+                    "raising the forced-sale budget", "the forced-sale budget")  # fmt: skip
     if values.max_turnover < 1.0:
         yield Limit("turnover", 0, "portfolio", float(values.max_turnover), True, 1.0 - values.max_turnover,
                     "allowing more turnover", "the turnover cap")  # fmt: skip

@@ -189,6 +189,17 @@ class Limits(_Frozen):
         "past back, so that the exposure (queued exits included, which accrue while they wait) stays within the "
         "whole band every day",
     )
+    forced_sale_budget: Fraction | None = Field(
+        default=None,
+        description="if the protocol queues stall, meeting each ladder rung by idle ETH and market (DEX) sales loses "
+        "at most this share of the book (each sale its DEX fee plus the token's depeg, `sale_depeg`); positions "
+        "without a market exit of their own cannot count. Unset: the ladder counts queues at par only",
+    )
+    sale_depeg: dict[str, Fraction] = Field(
+        default_factory=dict,
+        description="venue → its token's market gap in a run (fraction), for the forced-sale limit; the service "
+        "fills it from the risk scorecard's worst_depeg; a token venue not listed is priced at UNRECORDED_DEPEG",
+    )
     tail_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         default=TAIL_TOLERANCE,
         description="failure scenarios are enumerated (every triple at least) until the probability of the "

@@ -45,6 +45,13 @@ class Terms:
     ladder_rows: object
     entry_room: cp.Parameter | None = None
     hi_exposed: cp.Parameter | None = None
+    # the forced-sale block (`optimizer.forced_sale`), when the shape has it: sales per rung × sale venue
+    sale: cp.Variable | None = None
+    sale_rows: object = None  # sale venues × venues: picks the sale venues' weights out of x
+    sale_rate: cp.Parameter | None = None
+    sale_floor: cp.Parameter | None = None
+    sale_budget: cp.Parameter | None = None
+    root: int = 0
 
 
 Constraints = dict[str, list[cp.Constraint]]
@@ -133,6 +140,22 @@ def stress_limits(v: Terms, slack: Slack = None) -> Constraints:
     return {"stress_max_loss": [v.stress_loss <= _relax(v.stress_max, slack)]}
 
 
+def forced_sale(v: Terms, slack: Slack = None) -> Constraints:
+    """If the queues stall, each rung's minimum share from idle ETH and market sales (at most what is held of each
+    sale venue), losing at most the budget (`optimizer.forced_sale`). One budget row per rung: relaxing the budget
+    relaxes them all. Only the budget takes a slack: the floors are the ladder's."""
+    if v.sale is None or v.sale_rate is None or v.sale_floor is None or v.sale_budget is None:
+        return {}
+    rungs = v.sale.shape[0]
+    held = v.sale_rows @ v.x
+    budget = v.sale_budget if slack is None else v.sale_budget + slack
+    return {
+        "forced_sale_cover": [v.sale[r] <= held for r in range(rungs)]
+        + [v.x[v.root] + cp.sum(v.sale, axis=1) >= v.sale_floor],
+        "forced_sale": [v.sale[r] @ v.sale_rate <= budget for r in range(rungs)],
+    }
+
+
 HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves, entry_blocks)
 """Structural constraints: never relaxed."""
 
@@ -143,5 +166,6 @@ ELASTIC: dict[str, LimitFn] = {
     "ladder": liquidity_ladder,
     "turnover": turnover,
     "stress_max_loss": stress_limits,
+    "forced_sale": forced_sale,
 }
 """The operator's limits, by name; each can take a slack when diagnosing infeasibility."""

@@ -40,6 +40,7 @@ from optimizer.problem import (
     RiskForm,
     SolveResult,
 )
+from optimizer.forced_sale import rung_losses, sale_floors, sale_rates
 from optimizer.scenarios import RESIDUAL_NAME, ScenarioSet
 from optimizer.structure import FloatArray
 
@@ -64,6 +65,7 @@ def shape_of(lim: Limits, risk_form: RiskForm = "cuts", depth: int | None = None
         risk_form=risk_form,
         tail_tolerance=lim.tail_tolerance,
         depth=depth,
+        forced_sale=lim.forced_sale_budget is not None and bool(lim.ladder),
     )
 
 
@@ -158,6 +160,10 @@ def prepare(
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
+    if model.shape.forced_sale:
+        values.sale_rate = sale_rates(inputs.universe, lim.sale_depeg)
+        values.sale_floor = sale_floors(lim)
+        values.sale_budget = 1.0 if lim.forced_sale_budget is None else lim.forced_sale_budget
     # A book may be held past a limit by half the drift band: the other half is room for the accrual that goes on
     # while a corrective exit waits in its queue (still exposed where it left), so the exposure stays within the band
     # on every day, not only on decision days.
@@ -198,6 +204,9 @@ def _limits_at_today(model: AllocationModel, values: ParameterValues) -> None:
     values.cvar_budget = max(values.cvar_budget, sl.cvar(e0, shape.cvar_beta, scen))
     if len(values.stress_max):
         values.stress_max = np.maximum(values.stress_max, scen[list(sl.stress_limited)])
+    if shape.forced_sale and values.sale_rate is not None and values.sale_floor is not None:
+        loss, _ = rung_losses(st.universe, values.x0, values.sale_rate, values.sale_floor)
+        values.sale_budget = max(values.sale_budget, float(loss.max(initial=0.0)))
     values.limits_at_today = True
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from optimizer.cuts import CutLoop, TailOracle
+from optimizer.forced_sale import sale_venues
 from optimizer.inputs import Universe, VenueKind
 from optimizer.limits import ELASTIC, HARD, Constraints, Terms
 from optimizer.scenarios import (
@@ -71,6 +72,7 @@ class ModelShape:
     )
     max_scenarios: int = DEFAULT_MAX_SCENARIOS
     depth: int | None = None  # a fixed enumeration depth instead (tests, benchmarks)
+    forced_sale: bool = False  # the forced-sale block (a budget is set and the ladder has rungs)
 
 
 @dataclass
@@ -100,6 +102,11 @@ class ParameterValues:
     transit_relaxed: bool = False
     # the current exposure is past a limit by less than the drift band: limits taken at today's level
     limits_at_today: bool = False
+    # the forced-sale limit (`optimizer.forced_sale`), when the shape has it: loss rate per sale venue, each
+    # rung's minimum share, and the budget
+    sale_rate: FloatArray | None = None
+    sale_floor: FloatArray | None = None
+    sale_budget: float = 1.0
 
     def hi_exposed(self) -> FloatArray:
         """The max share on the exposure: the larger of the max share and today's exposure (x0 with in-flight capital
@@ -271,6 +278,8 @@ class AllocationModel:
             entry_room=cp.Parameter(n, nonneg=True, name="entry_room"),
             hi_exposed=cp.Parameter(n, nonneg=True, name="hi_exposed"),
         )
+        if shape.forced_sale and shape.ladder_days:
+            self.terms = self._with_sales(self.terms)
         v = self.terms
         self.named: Constraints = {}
         for fn in HARD:
@@ -287,6 +296,7 @@ class AllocationModel:
             "ladder": len(shape.ladder_days),
             "turnover": None,
             "stress_max_loss": len(stressed),
+            "forced_sale": None if self.terms.sale is not None else 0,
         }
         for name, limit in ELASTIC.items():
             slack = None
@@ -315,6 +325,24 @@ class AllocationModel:
             self.cut_loop = CutLoop(
                 self.problem, e, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
             )
+
+    def _with_sales(self, terms: Terms) -> Terms:
+        """`terms` with the forced-sale block's variables and parameters (`optimizer.limits.forced_sale`)."""
+        rungs = len(self.shape.ladder_days)
+        venues = sale_venues(self.universe)
+        m = max(len(venues), 1)  # a universe without a sale venue: one column that nothing can fill
+        rows = np.zeros((m, self.structure.n_venues))
+        for k, i in enumerate(venues):
+            rows[k, i] = 1.0
+        return dataclasses.replace(
+            terms,
+            sale=cp.Variable((rungs, m), nonneg=True, name="sale"),
+            sale_rows=rows,
+            sale_rate=cp.Parameter(m, nonneg=True, name="sale_rate"),
+            sale_floor=cp.Parameter(rungs, nonneg=True, name="sale_floor"),
+            sale_budget=cp.Parameter(nonneg=True, name="sale_budget"),
+            root=next(i for i, v in enumerate(self.universe.venues) if v.parent is None),
+        )
 
     def retarget(self, universe: Universe) -> bool:
         """Take a universe that differs from this model's at most in its nodes' p and lgd, without compiling again:
@@ -375,6 +403,13 @@ class AllocationModel:
         v.max_turnover.value = values.max_turnover
         if v.stress_max is not None:
             v.stress_max.value = values.stress_max
+        if v.sale_rate is not None and v.sale_floor is not None and v.sale_budget is not None:
+            rate = values.sale_rate if values.sale_rate is not None and values.sale_rate.size else np.zeros(1)
+            v.sale_rate.value = rate
+            v.sale_floor.value = (
+                np.zeros(len(self.shape.ladder_days)) if values.sale_floor is None else values.sale_floor
+            )
+            v.sale_budget.value = values.sale_budget
         if v.entry_room is not None:
             n = self.structure.n_venues
             v.entry_room.value = np.ones(n) if values.entry_room is None else values.entry_room

@@ -14,7 +14,9 @@ trade 2–4 % under their exchange rate in ordinary stress (E6). So each token g
   be raised at all (positions with no market exit of their own: restaked positions wait their queue first).
 
 A token without a recorded depeg is priced at `UNRECORDED_DEPEG`: no record is not evidence of no depeg.
-This is a report on a book, not a term of the LP: the plan's CVaR does not include forced-sale losses.
+With `[limits] forced_sale_budget` the same prices are a limit of the LP (`optimizer.forced_sale`: the settings
+fill `limits.sale_depeg` from `depegs`), and a solved book's rung losses here are at most the budget; without it
+this is a report on a book only. The plan's CVaR does not include forced-sale losses either way.
 """
 
 from __future__ import annotations
@@ -26,15 +28,10 @@ from typing import Any
 import numpy as np
 
 from aggregator.risk.scorecard import Prior
-from optimizer import ExitRouteKind, Universe, VenueKind
+from optimizer import ExitRouteKind, Universe
+from optimizer.forced_sale import TOKEN_KINDS, UNRECORDED_DEPEG
 from optimizer.inputs import LadderRung
 from optimizer.structure import Structure
-
-UNRECORDED_DEPEG = 0.065
-"""Depeg for a token whose node records none: stETH's June 2022 gap (E1: Chainlink stETH/ETH low 0.93502), the
-deepest of the largest LST, in the scenario the issue names."""
-
-TOKEN_KINDS = (VenueKind.LIQUID_STAKING, VenueKind.LIQUID_RESTAKING)
 
 
 @dataclass(frozen=True)

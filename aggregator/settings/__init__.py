@@ -36,6 +36,8 @@ from adapters.static import StaticSettings
 from aggregator.core.errors import ConfigError
 from aggregator.core.tomlfile import read_toml
 from aggregator.risk.apply import RiskSettings, apply_scorecard
+from aggregator.risk.market import depegs
+from aggregator.risk.scorecard import Prior
 from aggregator.settings.alerts import AlertSettings
 from aggregator.settings.backtest import BacktestSettings
 from aggregator.settings.coordination import CoordinationSettings
@@ -485,10 +487,11 @@ def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
     # p and lgd of every risk node from the scorecard, when one is named (in the file or the environment); a
     # config past the size bounds is refused by the schema below first, naming the bound, not node by node
     nodes = raw.get("risk_nodes")
+    priors = None
     if not (isinstance(nodes, list) and len(nodes) > MAX_RISK_NODES):
-        apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
+        priors = apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
     try:
-        return Settings(**raw)
+        return _with_sale_depegs(Settings(**raw), priors)
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid configuration\n" + format_errors(exc, raw)) from exc
     except SettingsError as exc:  # an environment override that is not the JSON its section needs
@@ -503,6 +506,17 @@ def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
         raise ConfigError(
             f"{path}: a value (or an environment override) is nested too deeply to validate"
         ) from exc
+
+
+def _with_sale_depegs(settings: Settings, priors: dict[str, Prior] | None) -> Settings:
+    """With `limits.forced_sale_budget`, every token venue's depeg in `limits.sale_depeg` as the market report
+    prices it (its risk nodes' worst_depeg in the scorecard, else UNRECORDED_DEPEG); a depeg the operator gives
+    there wins."""
+    if settings.limits.forced_sale_budget is None:
+        return settings
+    found = {venue: size for venue, (size, _) in depegs(settings.universe(), priors).items()}
+    limits = settings.limits.model_copy(update={"sale_depeg": found | dict(settings.limits.sale_depeg)})
+    return settings.model_copy(update={"limits": limits})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
