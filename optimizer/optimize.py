@@ -16,6 +16,7 @@ import numpy as np
 from optimizer.diagnose import elastic, prechecks
 from optimizer.evaluate import TOLERANCE, amortised_cost, clean, metrics, violations
 from optimizer.explain import explain
+from optimizer.forced_sale import rung_losses, sale_floors, sale_rates
 from optimizer.inputs import Limits, OptimizationInputs, Universe, VenueKind
 from optimizer.moves import one_off_cost_share, round_trip_cost_share, tree_moves
 from optimizer.plan import (
@@ -40,7 +41,6 @@ from optimizer.problem import (
     RiskForm,
     SolveResult,
 )
-from optimizer.forced_sale import rung_losses, sale_floors, sale_rates
 from optimizer.scenarios import RESIDUAL_NAME, ScenarioSet
 from optimizer.structure import FloatArray
 
