@@ -180,3 +180,24 @@ def test_fixed_strategy_is_untouched_by_the_optimizer_and_keeps_its_weights(smal
     out = replay(small, [Fixed("all stETH", structure, {"lido-steth": 1.0})])
     assert [w[1] for w in out.paths[0].weights] == pytest.approx([1.0] * 6)
     assert out.paths[0].trades == 1
+
+
+@pytest.mark.parametrize("budget", [None, 0.01])
+def test_days_in_limits_count_the_forced_sale_budget_when_set(small_config, budget) -> None:  # type: ignore[no-untyped-def]
+    """A 7-day rung of 50 %: all-stETH meets it at par through its 2-day queue, so without a forced-sale budget
+    every day is within the limits; with one, stETH has no market route in this universe, the rung cannot be raised
+    if the queues stall, and every day counts as out of the limits, under "forced sale"."""
+    extra = "ladder = [{ days = 7, min_share = 0.5 }]\n"
+    if budget is not None:
+        extra += f"forced_sale_budget = {budget}\n"
+    settings = load_settings(
+        small_config(lambda t: t.replace("gas_cost_eth = 0.003\n", f"gas_cost_eth = 0.003\n{extra}"))
+    )
+    structure = ModelCache().get(settings.universe(), shape_of(settings.limits)).structure
+    out = replay(settings, [Fixed("all stETH", structure, {"lido-steth": 1.0})])
+    path = out.paths[0]
+    if budget is None:
+        assert all(path.within) and not path.broken
+    else:
+        assert not any(path.within)
+        assert path.broken == {"forced sale": len(path.within)}
