@@ -117,9 +117,14 @@ def steth_case(settings: Settings, venue: str = STETH) -> tuple[Settings, float,
             days = float(b.split("back within ")[1].split(" d")[0])
             ladder = [r for r in ladder if r.days != days]
             lifted.append(f"ladder {days:g} d")
+        elif what == "forced sale":  # 100 % of one token: its rungs rest on its market route (none for stETH)
+            if "forced-sale budget" not in lifted:
+                lifted.append("forced-sale budget")
         else:
             raise SystemExit(f"100 % {venue} breaks {b!r}, which this benchmark cannot lift")
     limits = limits.model_copy(update={"ladder": tuple(ladder), "layer_caps": layer_caps})
+    if "forced-sale budget" in lifted:
+        limits = limits.model_copy(update={"forced_sale_budget": None})
     out = settings.model_copy(update={"venues": venues, "risk_nodes": nodes, "limits": limits})
     return out, cvar, lifted
 
