@@ -491,7 +491,7 @@ def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
     if not (isinstance(nodes, list) and len(nodes) > MAX_RISK_NODES):
         priors = apply_scorecard(raw, path.parent, os.environ.get(f"{ENV_PREFIX}RISK__SCORECARD"))
     try:
-        return _with_sale_depegs(Settings(**raw), priors)
+        return _with_sale_depegs(Settings(**raw), priors, path)
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid configuration\n" + format_errors(exc, raw)) from exc
     except SettingsError as exc:  # an environment override that is not the JSON its section needs
@@ -508,13 +508,22 @@ def settings_from_raw(raw: dict[str, Any], path: Path) -> Settings:
         ) from exc
 
 
-def _with_sale_depegs(settings: Settings, priors: dict[str, Prior] | None) -> Settings:
+def _with_sale_depegs(settings: Settings, priors: dict[str, Prior] | None, path: Path) -> Settings:
     """With `limits.forced_sale_budget`, every token venue's depeg in `limits.sale_depeg` as the market report
     prices it (its risk nodes' worst_depeg in the scorecard, else UNRECORDED_DEPEG); a depeg the operator gives
-    there wins."""
-    if settings.limits.forced_sale_budget is None:
+    there wins. ConfigError when `limits.sale_depeg` names a venue that is not a token (liquid staking or
+    restaking)."""
+    if settings.limits.forced_sale_budget is None and not settings.limits.sale_depeg:
         return settings
     found = {venue: size for venue, (size, _) in depegs(settings.universe(), priors).items()}
+    bad = sorted(set(settings.limits.sale_depeg) - set(found))
+    if bad:
+        raise ConfigError(
+            f"{path}: limits.sale_depeg names {bad}, which are not token venues (liquid staking or liquid "
+            f"restaking); valid: {sorted(found)}"
+        )
+    if settings.limits.forced_sale_budget is None:
+        return settings
     limits = settings.limits.model_copy(update={"sale_depeg": found | dict(settings.limits.sale_depeg)})
     return settings.model_copy(update={"limits": limits})
 

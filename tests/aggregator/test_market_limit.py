@@ -65,3 +65,10 @@ def test_the_report_prices_the_solved_book_within_the_budget(tmp_path: Path, bud
 def test_a_bad_budget_in_the_config_is_refused_naming_the_key(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ConfigError, match=r"limits\.forced_sale_budget"):
         demo_settings(tmp_path, limits={"forced_sale_budget": bad})
+
+
+def test_a_depeg_for_a_venue_that_is_no_token_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"limits\.sale_depeg names \['eigenlayer-steth'\].*valid: .*lido-steth"
+    ):
+        demo_settings(tmp_path, limits={"sale_depeg": {"eigenlayer-steth": 0.05}})
