@@ -100,20 +100,22 @@ def test_sigterm_during_a_partition_is_acted_on_at_once(
     hung on the retry's query), or just before a SIGHUP (the old reload then hung reading the stored book). SIGTERM
     is acted on at once and the process exits within the deadline; a reload's book check still waiting on the
     database is logged as abandoned."""
-    with BlackHoleProxy(*server_of(pg_url)) as proxy:
-        with daemon(demo_config(), {"AGGREGATOR_DATABASE__URL": proxied(pg_url, proxy)}) as d:
-            proxy.cut()
-            if during == "reload":
-                d.proc.send_signal(signal.SIGHUP)
-                d.wait_for("config_reloaded", timeout=60)
-            else:  # let the release-retry period pass, so that the old main loop would be stuck in it
-                time.sleep(RETRY_RELEASE_SECONDS * 2)
-            stop_within_deadline(d)
-            abandoned = [e for e in d.events if e["event"] == "database_task_abandoned"]
-            if during == "reload":
-                assert len(abandoned) == 1 and "stored book" in abandoned[0]["task"], abandoned
-            else:
-                assert abandoned == []  # nothing had failed: nothing touched the database
+    with (
+        BlackHoleProxy(*server_of(pg_url)) as proxy,
+        daemon(demo_config(), {"AGGREGATOR_DATABASE__URL": proxied(pg_url, proxy)}) as d,
+    ):
+        proxy.cut()
+        if during == "reload":
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for("config_reloaded", timeout=60)
+        else:  # let the release-retry period pass, so that the old main loop would be stuck in it
+            time.sleep(RETRY_RELEASE_SECONDS * 2)
+        stop_within_deadline(d)
+        abandoned = [e for e in d.events if e["event"] == "database_task_abandoned"]
+        if during == "reload":
+            assert len(abandoned) == 1 and "stored book" in abandoned[0]["task"], abandoned
+        else:
+            assert abandoned == []  # nothing had failed: nothing touched the database
 
 
 def test_a_partitioned_leader_exits_within_the_deadline_and_says_it_abandoned_its_release(
@@ -126,14 +128,16 @@ def test_a_partitioned_leader_exits_within_the_deadline_and_says_it_abandoned_it
         "AGGREGATOR_COORDINATION__REPLICA_ID": "a",
         "AGGREGATOR_COORDINATION__LEADER_LEASE_SECONDS": "120",
     }
-    with BlackHoleProxy(*server_of(pg_url)) as proxy:
-        with daemon(demo_config(), {"AGGREGATOR_DATABASE__URL": proxied(pg_url, proxy), **env}) as d:
-            d.wait_for("leader_elected", timeout=30)
-            proxy.cut()
-            stop_within_deadline(d)
-            _, abandoned = d.wait_match("leadership_resign_abandoned", timeout=1)
-            assert abandoned["replica"] == "a" and abandoned["expires_after_seconds"] == 120
-            assert "did not answer" in abandoned["reason"]
+    with (
+        BlackHoleProxy(*server_of(pg_url)) as proxy,
+        daemon(demo_config(), {"AGGREGATOR_DATABASE__URL": proxied(pg_url, proxy), **env}) as d,
+    ):
+        d.wait_for("leader_elected", timeout=30)
+        proxy.cut()
+        stop_within_deadline(d)
+        _, abandoned = d.wait_match("leadership_resign_abandoned", timeout=1)
+        assert abandoned["replica"] == "a" and abandoned["expires_after_seconds"] == 120
+        assert "did not answer" in abandoned["reason"]
 
 
 @contextmanager
@@ -171,8 +175,12 @@ def test_a_release_retry_waiting_on_a_locked_sqlite_file_does_not_hold_up_sigter
         _, failed = d.wait_match("lease_release_failed", timeout=120)
         assert "disk is full" in failed["error"]
         with write_locked(db) as lock:
-            lock.execute("DROP TRIGGER refuse_release")  # seen by the daemon only once this transaction commits
-            time.sleep(RETRY_RELEASE_SECONDS * 2)  # the retry is due, reads the lease and waits for the write lock
+            lock.execute(
+                "DROP TRIGGER refuse_release"
+            )  # seen by the daemon only once this transaction commits
+            time.sleep(
+                RETRY_RELEASE_SECONDS * 2
+            )  # the retry is due, reads the lease and waits for the write lock
             stop_within_deadline(d)
         _, abandoned = d.wait_match("database_task_abandoned", timeout=1)
         assert "lease release" in abandoned["task"], abandoned
