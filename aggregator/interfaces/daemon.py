@@ -214,10 +214,15 @@ class Daemon:
             "leader": seen.replica if seen is not None else None,
         }
 
-    def lead(self) -> None:
-        """The leadership thread: tick every third of the lease until the daemon has drained its cycles. A replica
-        that takes leadership over catches up the latest slot (`catch_up`)."""
+    def lead(self, ticked: threading.Event | None = None) -> None:
+        """The leadership thread: tick at once (then set `ticked`), and every third of the lease until the daemon
+        has drained its cycles. A replica that takes leadership over catches up the latest slot (`catch_up`)."""
         assert self.leadership is not None
+        try:
+            self._tick()
+        finally:
+            if ticked is not None:
+                ticked.set()
         period = self.leadership.ttl_seconds / 3.0
         while not self._lead_stop.wait(timeout=period):
             was = self.leadership.leading
@@ -451,9 +456,15 @@ class Daemon:
             signal.signal(sig, self.stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         if self.leadership is not None:
-            self._tick()  # before the first job: the first replica up leads from the start
-            threading.Thread(target=self.lead, name="leadership", daemon=True).start()
+            ticked = threading.Event()
+            threading.Thread(target=self.lead, args=(ticked,), name="leadership", daemon=True).start()
             threading.Thread(target=self.watch_lease, name="leadership-watchdog", daemon=True).start()
+            # The first tick before the first job, so the first replica up leads from the start; on the leadership
+            # thread, so a database that does not answer delays neither the signals nor the start past one lease.
+            start_by = time.monotonic() + self.leadership.ttl_seconds
+            while not ticked.wait(0.2) and not self.stopping.is_set() and time.monotonic() < start_by:
+                if self.reload_requested.is_set():
+                    self.reload()
         if self.api:
             self._start_api()
         self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
