@@ -501,12 +501,13 @@ class Daemon:
         # False once anything was abandoned: its thread may still wait on the database, so the process exits hard
         complete = True
         if self.api:  # no new requests; uvicorn lets in-flight ones finish, within the deadline
-            complete = self.api.stop(timeout=min(API_STOP_SECONDS, _left(stop_by)))
+            waited = min(API_STOP_SECONDS, _left(stop_by))
+            complete = self.api.stop(timeout=waited)
             if not complete:
                 log.warning(
-                    "api_requests_abandoned", reason=f"still running {timeout:g}s after the stop signal"
+                    "api_requests_abandoned", reason=f"still running {waited:.1f}s after the stop signal"
                 )
-        if not self._drain(max(_left(stop_by), 1.0)):  # at least a second, for an idle scheduler to shut down
+        if not self._drain(max(_left(stop_by), 0.2)):  # a moment at least, for an idle scheduler to shut down
             complete = False
             log.warning(
                 "cycle_abandoned",
