@@ -14,7 +14,16 @@ and `[notify]` (the webhook) are applied at once and listed in the line's `appli
 
 Store damage: a job quick-checks the SQLite file and its write-ahead log every `database.integrity_check_minutes`;
 damage is logged once (`store_damaged`) and every later write refused. A lease the store failed to release (disk
-full) is retried from the main loop, so no other process waits for its expiry.
+full) is retried every RETRY_RELEASE_SECONDS, so no other process waits for its expiry.
+
+The main thread never waits on the database: it only handles signals, reloads and the clock. What needs the
+database outside the jobs (the release retried, which only happens after a release failed in this process; the
+stored book checked after a reload) runs on one background thread, one task at a time (a task due while the
+previous one still waits is skipped, never stacked). So a database that stops answering (a network partition:
+queries hang, no error comes) delays neither SIGTERM nor SIGHUP. Stopping is bounded by
+`shutdown_timeout_seconds` from `daemon_stopping` (plus STOP_GRACE_SECONDS for the leadership's release): whatever
+still waits on the database then (a cycle, the leadership's release, a background task, API requests) is logged
+as abandoned and the process exits.
 
 Replicas (`[coordination] replica_id`, issue #18): the daemon takes part in leadership (`coordination.leader`):
 a thread renews or campaigns every third of `leader_lease_seconds`, logging `leader_elected` and
@@ -36,6 +45,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -74,8 +84,54 @@ from aggregator.settings import Settings, load_settings, resolve_host
 
 log = structlog.get_logger(__name__)
 CLOCK_JUMP_SECONDS = 30.0  # wall clock against monotonic, per 0.2 s tick of the main loop
-RETRY_RELEASE_SECONDS = 5.0  # how often the main loop retries a lease release that failed
+RETRY_RELEASE_SECONDS = 5.0  # how often a lease release that failed is retried (on the background thread)
+# At exit, the leadership's release may take this long even past shutdown_timeout_seconds; in-flight API requests
+# may finish for API_STOP_SECONDS (never past the shutdown deadline).
+STOP_GRACE_SECONDS = 2.0
+API_STOP_SECONDS = 10.0
 SLOT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # replicas' interval schedules count their slots from here
+
+
+class Background:
+    """One task at a time on a daemon thread of its own, off the main loop: `submit` refuses (False) while the
+    previous task still runs, so tasks waiting on a database that does not answer never stack up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._what = ""
+
+    def submit(self, what: str, task: Callable[[], None]) -> bool:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return False
+            self._what = what
+            self._thread = threading.Thread(
+                target=self._run, args=(what, task), name="daemon-db", daemon=True
+            )
+            self._thread.start()
+        return True
+
+    def running(self) -> str | None:
+        """What the task still running is doing, or None."""
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            return self._what if alive else None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the running task; True when none runs any more."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, timeout))
+        return thread is None or not thread.is_alive()
+
+    @staticmethod
+    def _run(what: str, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except Exception:  # the daemon outlives any one failed task; the traceback is logged
+            log.exception("background_task_failed", task=what)
 
 
 class Daemon:
@@ -134,6 +190,7 @@ class Daemon:
         )
         self.stopping = threading.Event()
         self.stop_signal: str | None = None
+        self.background = Background()  # what needs the database outside the jobs: never on the main thread
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -157,10 +214,15 @@ class Daemon:
             "leader": seen.replica if seen is not None else None,
         }
 
-    def lead(self) -> None:
-        """The leadership thread: tick every third of the lease until the daemon has drained its cycles. A replica
-        that takes leadership over catches up the latest slot (`catch_up`)."""
+    def lead(self, ticked: threading.Event | None = None) -> None:
+        """The leadership thread: tick at once (then set `ticked`), and every third of the lease until the daemon
+        has drained its cycles. A replica that takes leadership over catches up the latest slot (`catch_up`)."""
         assert self.leadership is not None
+        try:
+            self._tick()
+        finally:
+            if ticked is not None:
+                ticked.set()
         period = self.leadership.ttl_seconds / 3.0
         while not self._lead_stop.wait(timeout=period):
             was = self.leadership.leading
@@ -332,7 +394,15 @@ class Daemon:
         )
         if "logging" in applied:  # after the line above, which is written as the old [logging] said
             configure_logging(new.logging.level, new.logging.format, self.log_stream)
-        self._check_book(new)
+        if not self.background.submit(
+            "checking the stored book against the reloaded config", lambda: self._check_book(new)
+        ):
+            log.warning(
+                "book_check_skipped",
+                path=str(self.config_path),
+                reason=f"the daemon's previous database task ({self.background.running()}) is still waiting on the "
+                "database",
+            )
         return True
 
     def _check_book(self, settings: Settings) -> None:
@@ -386,9 +456,15 @@ class Daemon:
             signal.signal(sig, self.stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         if self.leadership is not None:
-            self._tick()  # before the first job: the first replica up leads from the start
-            threading.Thread(target=self.lead, name="leadership", daemon=True).start()
+            ticked = threading.Event()
+            threading.Thread(target=self.lead, args=(ticked,), name="leadership", daemon=True).start()
             threading.Thread(target=self.watch_lease, name="leadership-watchdog", daemon=True).start()
+            # The first tick before the first job, so the first replica up leads from the start; on the leadership
+            # thread, so a database that does not answer delays neither the signals nor the start past one lease.
+            start_by = time.monotonic() + self.leadership.ttl_seconds
+            while not ticked.wait(0.2) and not self.stopping.is_set() and time.monotonic() < start_by:
+                if self.reload_requested.is_set():
+                    self.reload()
         if self.api:
             self._start_api()
         self.scheduler.add_listener(self._not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
@@ -414,43 +490,76 @@ class Daemon:
                 self.reload()
             clock = self._watch_clock(*clock)
             if time.monotonic() >= retry_at:
-                self.service.retry_release()
+                # only after a release failed in this process: a healthy daemon never touches the database here
+                if self.service.release_pending:
+                    self.background.submit("retrying a lease release that failed", self.service.retry_release)
                 retry_at = time.monotonic() + RETRY_RELEASE_SECONDS
         log.info("daemon_stopping", signal=self.stop_signal)
+        timeout = self.settings.schedule.shutdown_timeout_seconds
+        stop_by = time.monotonic() + timeout
         self.scheduler.pause()
-        if self.api:
-            self.api.stop()  # no new requests; uvicorn lets in-flight ones finish
-        finished = self._drain(self.settings.schedule.shutdown_timeout_seconds)
-        if not finished:
+        # False once anything was abandoned: its thread may still wait on the database, so the process exits hard
+        complete = True
+        if self.api:  # no new requests; uvicorn lets in-flight ones finish, within the deadline
+            waited = min(API_STOP_SECONDS, _left(stop_by))
+            complete = self.api.stop(timeout=waited)
+            if not complete:
+                log.warning(
+                    "api_requests_abandoned", reason=f"still running {waited:.1f}s after the stop signal"
+                )
+        if not self._drain(max(_left(stop_by), 0.2)):  # a moment at least, for an idle scheduler to shut down
+            complete = False
             log.warning(
                 "cycle_abandoned",
-                reason=f"still running after shutdown_timeout_seconds={self.settings.schedule.shutdown_timeout_seconds:g}; "
-                "its writes were never committed",
+                reason=f"still running after shutdown_timeout_seconds={timeout:g}; its writes were never committed",
             )
-            self._resign()
-            self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
-            log.info("daemon_stopped")
+        complete = self._resign(max(_left(stop_by), STOP_GRACE_SECONDS)) and complete
+        task = self.background.running()
+        if task is not None and not self.background.wait(_left(stop_by)):
+            complete = False
+            log.warning(
+                "database_task_abandoned",
+                task=task,
+                reason=f"the database did not answer within shutdown_timeout_seconds={timeout:g}",
+            )
+        self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
+        log.info("daemon_stopped")
+        if not complete:
             sys.stdout.flush()
             os._exit(
                 0
             )  # worker threads cannot be interrupted; the uncommitted transaction dies with the process
-        self._resign()
-        self.service.close()  # queued webhooks: bounded by notify.deadline_seconds
-        log.info("daemon_stopped")
         return 0
 
-    def _resign(self) -> None:
-        """Stop ticking and hand leadership over at once (a follower need not wait for the lease's expiry)."""
+    def _resign(self, timeout: float) -> bool:
+        """Stop ticking and hand leadership over at once (a follower need not wait for the lease's expiry). The
+        release runs on a thread of its own, given `timeout` seconds: past that (a database that does not
+        answer) it is abandoned, logged, and the lease expires on its own; False then."""
         self._lead_stop.set()
-        if self.leadership is not None:
+        leadership = self.leadership
+        if leadership is None:
+            return True
+
+        def resign() -> None:
             try:
-                self.leadership.resign()
+                leadership.resign()
             except StoreError as exc:
                 log.warning(
-                    "leadership_resign_failed",
-                    error=str(exc),
-                    expires_after_seconds=self.leadership.ttl_seconds,
+                    "leadership_resign_failed", error=str(exc), expires_after_seconds=leadership.ttl_seconds
                 )
+
+        thread = threading.Thread(target=resign, name="leadership-resign", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if not thread.is_alive():
+            return True
+        log.warning(
+            "leadership_resign_abandoned",
+            replica=self.settings.coordination.replica_id,
+            reason=f"the database did not answer within {timeout:g}s",
+            expires_after_seconds=leadership.ttl_seconds,
+        )
+        return False
 
     def _start_api(self) -> None:
         """Listen, or stop with a ConfigError (exit 3) naming the setting: a host that does not resolve, a port in
@@ -496,3 +605,8 @@ class Daemon:
         closer.start()
         closer.join(timeout)
         return not closer.is_alive()
+
+
+def _left(deadline: float) -> float:
+    """Seconds until the monotonic `deadline` (0 once it passed)."""
+    return max(0.0, deadline - time.monotonic())

@@ -88,6 +88,8 @@ class Service:
         self._collecting = threading.Lock()  # breakers and rate memory are shared by every job
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self.leadership: Leadership | None = None  # set by a daemon that is one of several replicas
+        self._release_failed = threading.Event()  # a lease release failed: `retry_release` has work
+        self._release_lock = threading.Lock()
 
     def not_leader(self) -> str:
         """Why this replica refuses a rebalance: it follows, and who leads (or that nobody does yet)."""
@@ -307,13 +309,23 @@ class Service:
             }
         return {"source": "config", "holdings_eth": dict(portfolio.holdings_eth), "in_flight": []}
 
+    @property
+    def release_pending(self) -> bool:
+        """True while a lease release of this process failed and has not been retried with success."""
+        return self._release_failed.is_set()
+
     def retry_release(self) -> None:
-        """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works."""
+        """Remove a lease this process left behind when releasing it failed (disk full); quiet until it works.
+        Touches the database only after such a failure (`release_pending`): a healthy process never does."""
+        with self._release_lock:  # cleared before the attempt: a release failing meanwhile sets it again
+            if not self._release_failed.is_set():
+                return
+            self._release_failed.clear()
         try:
             if self.leases.release_stale(LEASE):
                 log.info("lease_released", lease=LEASE, reason="a release that failed earlier")
         except StoreError:
-            pass
+            self._release_failed.set()
 
     def refuse_if_led(self) -> None:
         """A manual rebalance from outside the replicas (the CLI) on a config with `[coordination]`: refused with
@@ -478,6 +490,7 @@ class Service:
             try:
                 self.leases.release(LEASE, owner)
             except StoreError as exc:  # never mask the cycle's own error; the lease expires on its own
+                self._release_failed.set()  # `retry_release` removes it once the database takes writes again
                 log.error("lease_release_failed", lease=owner, error=str(exc), expires_after_seconds=ttl)
 
 

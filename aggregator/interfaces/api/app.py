@@ -387,9 +387,12 @@ class ApiServer:
             keep_alive_seconds=self.limits.keep_alive_seconds,
         )
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop listening and let in-flight requests finish for up to `timeout` seconds; False if some still run
+        (the server's thread is a daemon thread: it does not keep the process alive)."""
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=timeout)
+        return not self.thread.is_alive()
 
 
 def _timeline(meta: ProposalRow, plan: Plan) -> dict[str, object]:
