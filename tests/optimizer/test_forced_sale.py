@@ -14,7 +14,8 @@ from optimizer.diagnose import elastic
 from optimizer.evaluate import violations
 from optimizer.forced_sale import UNRECORDED_DEPEG, rung_losses, sale_rates, sale_venues
 from optimizer.optimize import ModelCache, optimize, prepare, shape_for
-from tests.optimizer.forced_sale_universe import inputs, universe
+from tests.optimizer.universes import forced_sale_inputs as inputs
+from tests.optimizer.universes import forced_sale_universe as universe
 
 DEPEG = {"steth": 0.065, "ezeth": 0.13}  # stETH June 2022 (E1), ezETH April 2024 (E5)
 
