@@ -19,15 +19,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from optimizer.inputs import ExitRouteKind, Limits, Universe, VenueKind
+from optimizer.inputs import TOKEN_KINDS, ExitRouteKind, Limits, Universe
 from optimizer.structure import FloatArray
 
 UNRECORDED_DEPEG = 0.065
 """Depeg of a token whose risk nodes record none: stETH's June 2022 gap (Chainlink stETH/ETH low 0.93502), the
 deepest of the largest LST. No record is not evidence of no depeg."""
-
-TOKEN_KINDS = (VenueKind.LIQUID_STAKING, VenueKind.LIQUID_RESTAKING)
-"""Venues that are a token one can sell."""
 
 
 def sale_venues(universe: Universe) -> tuple[int, ...]:
@@ -78,4 +75,4 @@ def rung_losses(
     return loss, short
 
 
-__all__ = ["TOKEN_KINDS", "UNRECORDED_DEPEG", "rung_losses", "sale_floors", "sale_rates", "sale_venues"]
+__all__ = ["UNRECORDED_DEPEG", "rung_losses", "sale_floors", "sale_rates", "sale_venues"]

@@ -32,6 +32,10 @@ class VenueKind(StrEnum):
     LIQUID_RESTAKING = "liquid_restaking"
 
 
+TOKEN_KINDS = frozenset({VenueKind.LIQUID_STAKING, VenueKind.LIQUID_RESTAKING})
+"""Venues that are a token: one can sell it, and it earns the network's staking yield less its fee."""
+
+
 class YieldComponent(_Frozen):
     """One yield component a venue adds on top of its parent (base staking, restaking rewards, points…).
 

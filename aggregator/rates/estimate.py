@@ -63,7 +63,7 @@ from typing import Literal
 import numpy as np
 
 from aggregator.settings.rates import Estimator, InputRule
-from optimizer.inputs import Universe, VenueKind
+from optimizer.inputs import TOKEN_KINDS, Universe
 
 Freshness = Literal["fresh", "stale", "carried"]
 EXPIRED_REASON = (
@@ -284,9 +284,6 @@ def decision_yields(
     exit_only = _exit_only(universe, yields, reasons, blocked)
     shrunk = shrink_toward_median(universe, yields, rule.shrink)
     return DecisionYields(yields, estimates, blocked, exit_only, discount, shrunk)
-
-
-TOKEN_KINDS = frozenset({VenueKind.LIQUID_STAKING, VenueKind.LIQUID_RESTAKING})
 
 
 def shrink_toward_median(

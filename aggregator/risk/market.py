@@ -29,8 +29,8 @@ import numpy as np
 
 from aggregator.risk.scorecard import Prior
 from optimizer import ExitRouteKind, Universe
-from optimizer.forced_sale import TOKEN_KINDS, UNRECORDED_DEPEG
-from optimizer.inputs import LadderRung
+from optimizer.forced_sale import UNRECORDED_DEPEG
+from optimizer.inputs import TOKEN_KINDS, LadderRung
 from optimizer.structure import Structure
 
 

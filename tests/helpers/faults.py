@@ -1,9 +1,13 @@
-"""A source's answer for a scripted fault, from its recorded payload: shared by the flapping test and the soak."""
+"""Scripted faults for the tests: a source's answer from its recorded payload (shared by the flapping test and the soak),
+and a SQLite lease table that refuses releases as on a full disk."""
 
 from __future__ import annotations
 
 import copy
 import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from tests.helpers.cases import FIXTURES, Case
@@ -52,3 +56,22 @@ def scripted_reply(case: Case, fault: str) -> Reply:
     if fault != "up":
         raise ValueError(f"unknown fault {fault!r}; valid: {FAULTS}")
     return Reply(body)
+
+
+REFUSE_LEASE_RELEASE = "CREATE TRIGGER refuse_release BEFORE DELETE ON leases BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+"""SQLite: the lease's release fails as on a full disk (the delete refused); `ALLOW_LEASE_RELEASE` undoes it."""
+ALLOW_LEASE_RELEASE = "DROP TRIGGER refuse_release"
+
+
+def refuse_lease_release(db: Path) -> None:
+    """Make every release of a lease in the SQLite file `db` fail, as on a full disk, until ALLOW_LEASE_RELEASE."""
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(REFUSE_LEASE_RELEASE)
+        conn.commit()
+
+
+def allow_lease_release(db: Path) -> None:
+    """The disk has room again: releases of a lease in `db` succeed."""
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(ALLOW_LEASE_RELEASE)
+        conn.commit()

@@ -23,6 +23,7 @@ from aggregator.settings import load_settings
 from aggregator.store import Store
 from tests.conftest import AGGREGATOR, ROOT, clean_env
 from tests.fixture_server import FixtureServer, Reply
+from tests.helpers.faults import allow_lease_release, refuse_lease_release
 from tests.helpers.postgres import count_rows
 from tests.reliability.test_database_faults import pragma
 
@@ -136,12 +137,7 @@ def test_a_failed_release_is_recognised_as_our_own_lease_not_another_rebalance(
     The same process's next cycle starts at once; with the database refusing writes it fails with a StoreError
     (exit 8), not "another rebalance is running" (exit 6); once the fault clears the leftover lease is removed."""
     svc, db = service
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse_release BEFORE DELETE ON leases "
-            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
-        )
-        conn.commit()
+    refuse_lease_release(db)
     with capture_logs() as logs:
         svc.rebalance("cli")
     failed = [e for e in logs if e["event"] == "lease_release_failed"]
@@ -155,9 +151,7 @@ def test_a_failed_release_is_recognised_as_our_own_lease_not_another_rebalance(
 
     svc.retry_release()  # what the daemon's main loop does every few seconds: the fault is still there
     assert _count(db, "leases") == 1
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute("DROP TRIGGER refuse_release")  # the disk has room again
-        conn.commit()
+    allow_lease_release(db)  # the disk has room again
     svc.retry_release()
     assert _count(db, "leases") == 0  # no other process waits for the lease's expiry
 

@@ -32,6 +32,7 @@ from aggregator.settings import load_settings
 from aggregator.store import Store
 from tests.conftest import free_port
 from tests.helpers.daemon import Daemon
+from tests.helpers.faults import ALLOW_LEASE_RELEASE, allow_lease_release, refuse_lease_release
 from tests.helpers.postgres import PostgresServer, PostgresUnavailableError
 from tests.helpers.tcp_proxy import BlackHoleProxy
 
@@ -163,12 +164,7 @@ def test_a_release_retry_waiting_on_a_locked_sqlite_file_does_not_hold_up_sigter
     abandoned at the deadline."""
     db = tmp_path / "locked.sqlite"
     Store(f"sqlite:///{db}").engine.dispose()  # the schema, for the trigger
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse_release BEFORE DELETE ON leases "
-            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
-        )
-        conn.commit()
+    refuse_lease_release(db)
     env = {
         "AGGREGATOR_DATABASE__URL": f"sqlite:///{db}",
         "AGGREGATOR_DATABASE__BUSY_TIMEOUT_SECONDS": "120",
@@ -178,9 +174,7 @@ def test_a_release_retry_waiting_on_a_locked_sqlite_file_does_not_hold_up_sigter
         _, failed = d.wait_match("lease_release_failed", timeout=120)
         assert "disk is full" in failed["error"]
         with write_locked(db) as lock:
-            lock.execute(
-                "DROP TRIGGER refuse_release"
-            )  # seen by the daemon only once this transaction commits
+            lock.execute(ALLOW_LEASE_RELEASE)  # seen by the daemon only once this transaction commits
             time.sleep(
                 RETRY_RELEASE_SECONDS * 2
             )  # the retry is due, reads the lease and waits for the write lock
@@ -208,21 +202,14 @@ def test_retry_release_does_not_touch_the_store_unless_a_release_failed(
     svc.retry_release()
     assert statements == [] and not svc.release_pending
 
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute(
-            "CREATE TRIGGER refuse_release BEFORE DELETE ON leases "
-            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
-        )
-        conn.commit()
+    refuse_lease_release(db)
     with capture_logs() as logs:
         svc.rebalance("cli")
     assert any(e["event"] == "lease_release_failed" for e in logs)
     assert svc.release_pending
     svc.retry_release()  # the fault is still there: still pending
     assert svc.release_pending
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute("DROP TRIGGER refuse_release")
-        conn.commit()
+    allow_lease_release(db)
     with capture_logs() as logs:
         svc.retry_release()
     assert [e["event"] for e in logs] == ["lease_released"] and not svc.release_pending
