@@ -28,10 +28,17 @@ def amortised_cost(structure: Structure, values: ParameterValues, x: FloatArray)
     return float(values.c_in @ p + values.c_out @ q)
 
 
-def metrics(losses: ScenarioLosses, values: ParameterValues, beta: float, x: FloatArray) -> Metrics:
-    """Yield and expected loss of where the capital is headed (x); CVaR and stress losses of where it is exposed
-    while exits are in transit (`ParameterValues.exposure`), as the model charges them."""
-    e = values.exposure(losses.structure, x)
+def metrics(
+    losses: ScenarioLosses,
+    values: ParameterValues,
+    beta: float,
+    x: FloatArray,
+    exposure: FloatArray | None = None,
+) -> Metrics:
+    """Yield and expected loss of where the capital is headed (x); CVaR and stress losses of where it is exposed:
+    x itself for a target (a plan's deposits wait until its exits land), or `exposure` when given (today's book:
+    `ParameterValues.today`, in-flight capital where it left)."""
+    e = x if exposure is None else exposure
     scen = losses.losses(e)
     cvar = losses.cvar(e, beta, scen)
     net = float(values.yields @ x)
@@ -59,13 +66,15 @@ def violations(
     *,
     check_turnover: bool = True,
     tol: float = TOLERANCE,
+    exposure: FloatArray | None = None,
 ) -> list[str]:
-    """Every limit x breaks by more than `tol`, in words. Shares and turnover are checked on x, the max share on the
-    exposure e as well; node caps, layer caps,
-    CVaR and stress limits on the exposure e (queued and in-flight capital where it left); the ladder on x with this
-    plan's queued exits where they leave (in-flight capital is in its floors)."""
+    """Every limit x breaks by more than `tol`, in words. Shares, entries and turnover are checked on x; node caps,
+    layer caps, CVaR and stress limits on where the capital is exposed: x itself for a target (a plan's deposits
+    wait until its exits land, so no state of a rebalance is riskier than today's book or the target), or
+    `exposure` when given (today's book, in-flight capital where it left); the ladder on x with this plan's queued
+    exits where they leave (in-flight capital is in its floors)."""
     out: list[str] = []
-    e = values.exposure(structure, x)
+    e = x if exposure is None else exposure
     ids = structure.venue_ids
     if abs(x.sum() - 1.0) > tol:
         out.append(f"weights sum to {x.sum():.9f}, not 1")
@@ -73,11 +82,6 @@ def violations(
         out.append(f"{ids[i]}: share {x[i]:.6f} below its minimum {values.lo[i]:.6f}")
     for i in np.flatnonzero(x > values.hi + tol):
         out.append(f"{ids[i]}: share {x[i]:.6f} above its maximum {values.hi[i]:.6f}")
-    hi_e = values.hi_exposed()
-    for i in np.flatnonzero((e > hi_e + tol) & (x <= values.hi + tol)):
-        out.append(
-            f"{ids[i]}: share exposed (queued exits where they leave) {e[i]:.6f} above its maximum {hi_e[i]:.6f}"
-        )
     if values.entry_room is not None:
         inflow = structure.subtree @ (x - values.x0)
         for i in np.flatnonzero(inflow > values.entry_room + tol):
@@ -94,7 +98,7 @@ def violations(
                 f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}"
             )
     if shape.ladder_days:
-        liquid = structure.ladder_matrix(shape.ladder_days) @ values.exposure(structure, x, in_flight=False)
+        liquid = structure.ladder_matrix(shape.ladder_days) @ values.liquid(structure, x)
         for r in np.flatnonzero(liquid < values.ladder_min - tol):
             out.append(
                 f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "

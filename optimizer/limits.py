@@ -19,8 +19,7 @@ Slack: TypeAlias = "cp.Variable | None"
 class Terms:
     """Variables, parameters and expressions one problem is built from."""
 
-    x: cp.Variable
-    e: cp.Variable  # exposure while exits are in transit (= x when nothing is); risk limits hold on it
+    x: cp.Variable  # the target, where the risk limits hold (`optimizer.problem`, module doc)
     liquid: cp.Expression  # x with this plan's queued exits where they leave: what the ladder counts
     p: cp.Variable
     q: cp.Variable
@@ -44,7 +43,6 @@ class Terms:
     kind_rows: object
     ladder_rows: object
     entry_room: cp.Parameter | None = None
-    hi_exposed: cp.Parameter | None = None
     # the forced-sale block (`optimizer.forced_sale`), when the shape has it: sales per rung × sale venue
     sale: cp.Variable | None = None
     sale_rows: object = None  # sale venues × venues: picks the sale venues' weights out of x
@@ -68,13 +66,8 @@ def fully_invested(v: Terms, _: Slack = None) -> Constraints:
 
 
 def share_bounds(v: Terms, _: Slack = None) -> Constraints:
-    """Per-venue min/max share (held venues have lo = hi = current weight). The max share holds where the capital is
-    headed (x) and where it is exposed until queued exits land (e): capital leaving a venue still counts there, so a
-    plan cannot buy a venue back up to its max while its earlier exit is still in the queue. On e the bound is the
-    larger of the max and today's exposure (`ParameterValues.hi_exposed`): queued exits cannot lower what is already
-    exposed, so a venue held at its weight, or already past its max, may stay there but not grow."""
-    rows = [v.x <= v.hi] if v.hi_exposed is None else [v.x <= v.hi, v.e <= v.hi_exposed]
-    return {"max_share": rows, "min_share": [v.x >= v.lo]}
+    """Per-venue min/max share (held venues have lo = hi = current weight)."""
+    return {"max_share": [v.x <= v.hi], "min_share": [v.x >= v.lo]}
 
 
 def tree_moves(v: Terms, _: Slack = None) -> Constraints:
@@ -102,7 +95,7 @@ def layer_caps(v: Terms, slack: Slack = None) -> Constraints:
     """Share exposed to each capped venue kind (liquid staking, restaking, LRT) at most its cap."""
     if v.layer_cap is None:
         return {}
-    return {"layer_cap": [v.kind_rows @ v.e <= _relax(v.layer_cap, slack)]}
+    return {"layer_cap": [v.kind_rows @ v.x <= _relax(v.layer_cap, slack)]}
 
 
 def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:

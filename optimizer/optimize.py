@@ -47,7 +47,7 @@ from optimizer.structure import FloatArray
 MAX_MIN_MOVE_ROUNDS = 5
 
 UNCAPPED_NODE = 2.0
-"""The exposure cap of a risk node without `cap`: above any exposure a book and its capital in transit can have."""
+"""The exposure cap of a risk node without `cap`: above any exposure a book can have (a share, at most 1)."""
 
 
 def shape_for(
@@ -135,9 +135,7 @@ def prepare(
             to = idx[f.to_venue]
             if st.days_to_eth[to] <= rung.days + 1e-12 < f.days_left + st.days_to_eth[to]:
                 ladder_min[r] += f.amount_eth / total
-    # An uncapped node: 2, not 1. Exposure counts capital in transit where it left as well as where it goes (at most
-    # 1 + turnover), so a cap of 1 forbade a fully invested book to rotate between venues sharing a common-mode node
-    # (Ethereum consensus is every staking node's parent).
+    # An uncapped node: never binds (Ethereum consensus, every staking node's parent, is one).
     node_cap = np.array([UNCAPPED_NODE if n.cap is None else n.cap for n in inputs.universe.nodes])
     layer_cap = np.array([lim.layer_caps[k] for k in model.shape.layer_kinds])
     stress = [model.scenarios[i].stress_max_loss for i in model.losses.stress_limited]
@@ -169,36 +167,39 @@ def prepare(
     # on every day, not only on decision days.
     drift = TOLERANCE + lim.drift_band / 2.0
     # Only the limits on the exposure: a share bound or the entry gate is on x, which a queued exit does change.
+    # Today's exposure counts in-flight capital where it left; a plan's deposits wait until it lands, so the book
+    # is never riskier than this before it reaches the target.
     on_exposure = dataclasses.replace(
         values, lo=np.zeros(st.n_venues), hi=np.ones(st.n_venues), entry_room=None
     )
-    if violations(st, model.losses, model.shape, on_exposure, x0, check_turnover=False, tol=drift):
-        # Queued exits cannot lower today's exposure nor bring ETH back sooner, so a book already past a limit
-        # (in-flight capital included) could never start to leave it: the limits then hold on where the capital is
-        # headed, as if exits were instant (the plan says so). A book past a limit by no more than the drift band
-        # (yield accrual nudges a book at its CVaR budget over it every day) is one the plan may hold: exposure
-        # stays modelled, else queued exits would be free to break the limit.
+    today = values.today()
+    if violations(
+        st, model.losses, model.shape, on_exposure, x0, check_turnover=False, tol=drift, exposure=today
+    ):
+        # Queued exits cannot bring ETH back sooner, so a book already short of a ladder rung (or past a risk
+        # limit, in-flight capital included) could not start to move if they counted where they leave: the ladder
+        # then counts them as back, as if exits were instant (the plan says so). A book past a limit by no more
+        # than the drift band (yield accrual nudges a book at its CVaR budget over it every day) is one the plan
+        # may hold: the ladder stays modelled.
         values.queued = np.zeros(st.n_venues)
-        values.in_flight_offset = np.zeros(st.n_venues)
         values.ladder_min = np.array([r.min_share for r in lim.ladder])
         values.transit_relaxed = True
-    elif violations(st, model.losses, model.shape, on_exposure, x0, check_turnover=False):
+    elif violations(st, model.losses, model.shape, on_exposure, x0, check_turnover=False, exposure=today):
         _limits_at_today(model, values)
     return values, held, yields
 
 
 def _limits_at_today(model: AllocationModel, values: ParameterValues) -> None:
     """The book is past a limit by no more than the drift band (yield accrual nudges a book at its CVaR budget over
-    it): each risk limit becomes the looser of itself and today's exposure, so the book may stay where it is (the
-    queued exits cannot lower today's exposure, so the LP would otherwise be infeasible) but no move may take it
-    further past. Exposure stays modelled in transit."""
+    it): each limit becomes the looser of itself and today's level, so the book may stay where it is (queued exits
+    cannot lower today's exposure, nor bring ETH back sooner) but no move may take it further past."""
     st, shape, sl = model.structure, model.shape, model.losses
-    e0 = values.exposure(st, values.x0)
+    e0 = values.today()
     values.node_cap = np.maximum(values.node_cap, st.exposure @ e0)
     if shape.layer_kinds:
         values.layer_cap = np.maximum(values.layer_cap, st.kind_matrix(shape.layer_kinds) @ e0)
     if shape.ladder_days:
-        liquid = st.ladder_matrix(shape.ladder_days) @ values.exposure(st, values.x0, in_flight=False)
+        liquid = st.ladder_matrix(shape.ladder_days) @ values.x0
         values.ladder_min = np.minimum(values.ladder_min, liquid)
     scen = sl.losses(e0)
     values.cvar_budget = max(values.cvar_budget, sl.cvar(e0, shape.cvar_beta, scen))
@@ -252,9 +253,9 @@ class _Run:
             )
         if v.transit_relaxed:
             self.heuristics.append(
-                "the current exposure (in-flight capital where it left) already breaks a limit, and queued exits "
-                "cannot lower it before they land: the limits hold on the target allocation, and capital in exit "
-                "queues stays exposed until it arrives"
+                "today's book (in-flight capital where it left) already breaks a limit, and queued exits cannot "
+                "bring ETH back sooner: the ladder counts this plan's exits as back, and the limits hold on the "
+                "target allocation"
             )
         problems = prechecks(st, self.model.shape, v)
         if problems:
@@ -282,6 +283,7 @@ class _Run:
             v.x0,
             check_turnover=False,
             tol=TOLERANCE + lim.drift_band / 2.0,  # as in `prepare`: half the band, the rest for queued exits
+            exposure=v.today(),
         )
         gas_share = len(moves) * lim.gas_cost_eth / self.inputs.portfolio_eth
         amort = 365.0 / lim.horizon_days
@@ -401,8 +403,9 @@ class _Run:
             target_weights={ids[i]: float(target[i]) for i in range(st.n_venues)},
             target_eth={ids[i]: float(target[i] * inp.portfolio_eth) for i in range(st.n_venues)},
             moves=moves,
-            before=metrics(self.model.losses, v, beta, v.x0),
-            after=metrics(self.model.losses, v, beta, target),
+            before=metrics(self.model.losses, v, beta, v.x0, v.today()),
+            # a held book stays exposed as it is today until its flights land; a target is reached only then
+            after=metrics(self.model.losses, v, beta, target, None if status == "rebalance" else v.today()),
             costs=Costs(
                 total_eth=total_share * inp.portfolio_eth,
                 total_share=total_share,

@@ -1,11 +1,14 @@
 """The LP of DESIGN.md, compiled once per universe and re-solved with new parameter values each cycle.
 
-    maximize   ŷᵀx − ℓᵀx − λ·CVaR_β(e) − (c_inᵀp + c_outᵀq)     (costs already amortised to a yearly rate)
+    maximize   ŷᵀx − ℓᵀx − λ·CVaR_β(x) − (c_inᵀp + c_outᵀq)     (costs already amortised to a yearly rate)
     subject to the limits in `optimizer.limits`.
 
-x is where the capital is headed (capital in flight already at its destination); e = x + T·(queued ∘ q) + d is
-where it is exposed while this plan's queued exits and the in-flight capital are in transit (T moves a subtree's
-outflow from its parent back to the venue it leaves; d the in-flight offset). Risk limits hold on e.
+x is where the capital is headed (capital in flight already at its destination). Risk limits hold on x: a plan's
+deposits are made only once none of the book's capital is in an exit queue (the replay's book, the daemon's ledger
+and the execution timeline all wait), so every state of a rebalance is either today's book with some exits done
+(capital only moved from a venue to its parent: never riskier) or the target. The liquidity ladder counts this
+plan's queued exits where they leave, x + T·(queued ∘ q) (T moves a subtree's outflow from its parent back to the
+venue it leaves): ETH on its way is not yet ETH.
 
 Three ways to write CVaR, with equal optimal values: "cuts" (the default) keeps the scenarios out of the LP and adds
 only the tail cuts the solution needs (`optimizer.cuts`); "factored" writes every scenario's loss through the joint
@@ -94,11 +97,12 @@ class ParameterValues:
     max_turnover: float
     stress_max: FloatArray
     entry_room: FloatArray | None = None  # per venue, capital that may enter its subtree: 0 closed, 1 open
-    # 1 where the venue's cheaper exit route takes time (its exits stay exposed in transit)
+    # 1 where the venue's cheaper exit route takes time (the ladder counts its exits where they leave meanwhile)
     queued: FloatArray | None = None
-    # d: in-flight shares at their from venue minus at their destination
+    # in-flight shares at their from venue minus at their destination: today's exposure is x0 + this. Not in the
+    # LP (a plan's deposits wait until the flights land); `prepare` checks whether today's book is past a limit.
     in_flight_offset: FloatArray | None = None
-    # the current exposure already breaks a limit: limits hold on the target only (queued exits cannot lower it)
+    # today's book breaks the ladder beyond the drift band: it counts queued exits as back (they cannot be sooner)
     transit_relaxed: bool = False
     # the current exposure is past a limit by less than the drift band: limits taken at today's level
     limits_at_today: bool = False
@@ -108,22 +112,17 @@ class ParameterValues:
     sale_floor: FloatArray | None = None
     sale_budget: float = 1.0
 
-    def hi_exposed(self) -> FloatArray:
-        """The max share on the exposure: the larger of the max share and today's exposure (x0 with in-flight capital
-        where it left), which queued exits cannot lower."""
-        e0 = self.x0 if self.in_flight_offset is None else self.x0 + self.in_flight_offset
-        out: FloatArray = np.maximum(self.hi, e0)
+    def today(self) -> FloatArray:
+        """Today's exposure: x0 with in-flight capital where it left, until it lands."""
+        out: FloatArray = self.x0 if self.in_flight_offset is None else self.x0 + self.in_flight_offset
         return out
 
-    def exposure(self, structure: Structure, x: FloatArray, *, in_flight: bool = True) -> FloatArray:
-        """e for weights x: x with this plan's queued exits (from x0) back at the venues they leave, plus (with
-        `in_flight`) the in-flight capital's offset. What the risk limits are evaluated on; without the offset, what
-        the liquidity ladder counts (in-flight capital is in its floors)."""
+    def liquid(self, structure: Structure, x: FloatArray) -> FloatArray:
+        """What the liquidity ladder counts for weights x: x with this plan's queued exits (from x0) back at the
+        venues they leave (in-flight capital is in the ladder's floors)."""
         q = np.maximum(-(structure.subtree @ (x - self.x0)), 0.0)
         queued = np.zeros_like(x) if self.queued is None else self.queued
         out: FloatArray = x + structure.transit @ (queued * q)
-        if in_flight and self.in_flight_offset is not None:
-            out = out + self.in_flight_offset
         return out
 
 
@@ -206,15 +205,13 @@ class AllocationModel:
         self.p_c_out = cp.Parameter(n, nonneg=True, name="c_out")
         self.p_risk_aversion = cp.Parameter(nonneg=True, name="risk_aversion")
         self.p_queued = cp.Parameter(n, nonneg=True, name="queued")
-        self.p_offset = cp.Parameter(n, name="in_flight_offset")
         x = cp.Variable(n, nonneg=True, name="x")
-        e = cp.Variable(n, name="e")  # exposure while exits are in transit: the risk limits' weights
         q = cp.Variable(n, nonneg=True, name="q")
         zeta = cp.Variable(nonneg=True, name="zeta")  # VaR (RU forms) or CVaR (cuts): losses are ≥ 0
         z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
         self.cut_loop: CutLoop | None = None
         in_transit = st.transit @ cp.multiply(self.p_queued, q)  # this plan's queued exits, where they leave
-        self._exposure_def: list[cp.Constraint] = [e == x + in_transit + self.p_offset]
+        self._exposure_def: list[cp.Constraint] = []  # the factored form's m = A x
         # The priors (each node's p and lgd) reach the cuts form only through these two parameters and the tail
         # oracle, so `retarget` can change them without compiling again (`optimizer.retarget`).
         self.p_mean_loss = cp.Parameter(n, name="mean_loss_cut", value=sl.expected_loss)
@@ -223,32 +220,31 @@ class AllocationModel:
             # zeta is CVaR itself; the cut loop adds its tail rows in HiGHS. The one cvxpy row is the expected-loss
             # cut (q = π), which keeps the first master bounded.
             z = None
-            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
-            scenario_loss = self.p_mean_loss @ e
+            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
+            scenario_loss = self.p_mean_loss @ x
             stress_loss = None
             if stressed:
                 self.p_stress_rows = cp.Parameter(
                     (len(stressed), n), name="stress_rows", value=_stress_rows(sl)
                 )
-                stress_loss = self.p_stress_rows @ e
+                stress_loss = self.p_stress_rows @ x
         elif shape.risk_form == "factored":
             m = cp.Variable(len(sl.terms), name="m")
-            self._exposure_def.append(m == sl.term_incidence @ e)
+            self._exposure_def.append(m == sl.term_incidence @ x)
             h = sl.term_coefficients
-            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
+            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
             scenario_loss = h[weighted, :] @ m
             stress_loss = h[stressed, :] @ m if stressed else None
         else:
-            node_exposure = st.exposure @ e if j else cp.Constant(np.zeros(0))
-            scenario_loss = sl.matrix[weighted, :] @ e
-            stress_loss = sl.matrix[stressed, :] @ e if stressed else None
+            node_exposure = st.exposure @ x if j else cp.Constant(np.zeros(0))
+            scenario_loss = sl.matrix[weighted, :] @ x
+            stress_loss = sl.matrix[stressed, :] @ x if stressed else None
         tail_weights = sl.probabilities[weighted] / (1.0 - shape.cvar_beta)
         # The combinations left out of the enumeration count in full in the tail: + bᵀx/(1−β) (optimizer.scenarios).
         residual = sl.residual.expected_loss / (1.0 - shape.cvar_beta)
-        cvar = zeta if z is None else zeta + tail_weights @ z + residual @ e
+        cvar = zeta if z is None else zeta + tail_weights @ z + residual @ x
         self.terms = Terms(
             x=x,
-            e=e,
             liquid=x + in_transit,
             p=cp.Variable(n, nonneg=True, name="p"),
             q=q,
@@ -276,7 +272,6 @@ class AllocationModel:
             kind_rows=st.kind_matrix(shape.layer_kinds),
             ladder_rows=st.ladder_matrix(shape.ladder_days),
             entry_room=cp.Parameter(n, nonneg=True, name="entry_room"),
-            hi_exposed=cp.Parameter(n, nonneg=True, name="hi_exposed"),
         )
         if shape.forced_sale and shape.ladder_days:
             self.terms = self._with_sales(self.terms)
@@ -323,7 +318,7 @@ class AllocationModel:
             raise AssertionError("allocation problem is not DPP: re-solves would recompile")
         if shape.risk_form == "cuts":
             self.cut_loop = CutLoop(
-                self.problem, e, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
+                self.problem, x, zeta, TailOracle.of(sl, shape.cvar_beta), SOLVER_OPTIONS["HIGHS"]
             )
 
     def _with_sales(self, terms: Terms) -> Terms:
@@ -387,12 +382,9 @@ class AllocationModel:
         self.p_risk_aversion.value = values.risk_aversion
         n = self.structure.n_venues
         self.p_queued.value = np.zeros(n) if values.queued is None else values.queued
-        self.p_offset.value = np.zeros(n) if values.in_flight_offset is None else values.in_flight_offset
         v.x0.value = values.x0
         v.lo.value = values.lo
         v.hi.value = values.hi
-        if v.hi_exposed is not None:
-            v.hi_exposed.value = values.hi_exposed()
         if v.node_cap is not None:
             v.node_cap.value = values.node_cap
         if v.layer_cap is not None:

@@ -193,13 +193,38 @@ def test_the_book_lists_its_in_flight_moves(small: Settings) -> None:
     )
 
 
+def test_a_deposit_waits_for_the_queued_exit_even_with_idle_eth_at_hand(small: Settings) -> None:
+    """A rotation stETH → rETH with idle ETH on hand: the rETH deposit is not made from the idle ETH while the stETH
+    exit is queued (the book would hold the queued stETH and the new rETH at once, which the optimizer no longer
+    charges: its limits hold on the target). It is made the day the exit lands, in full."""
+    model = ModelCache().get(small.universe(), shape_of(small.limits))
+    book = Book.start(model.structure, {"eth": 40.0, "lido-steth": 60.0}, 0.0)
+    book.decide(np.array([0.1, 0.3, 0.6]), np.zeros(3))
+    book.execute(date(2024, 1, 25))
+    assert book.balances[2] == pytest.approx(0.0)  # nothing in rETH yet
+    assert book.balances[0] == pytest.approx(40.0)  # the idle ETH waits too
+    assert book.exposed()[1] == pytest.approx(60.0, abs=0.1)  # the 30 leaving stETH is still exposed there
+    book.land(date(2024, 1, 26))
+    book.execute(date(2024, 1, 26))
+    assert book.balances[2] == pytest.approx(0.0)  # the exit lands on the 27th (2 days)
+    book.land(date(2024, 1, 27))
+    book.execute(date(2024, 1, 27))
+    assert not book.in_flight
+    assert book.balances[2] == pytest.approx(60.0, abs=0.1)
+    assert [(leg.day, leg.action, leg.venue) for leg in book.legs] == [
+        (date(2024, 1, 25), "withdraw", 1),
+        (date(2024, 1, 27), "deposit", 2),
+    ]
+
+
 def test_turnover_and_trades_count_executed_flows_not_reissued_plans(
     small_config: Callable[..., Path],
 ) -> None:
     """stETH on the 23rd; rETH asked for on the 24th, 25th and 26th while the stETH exit waits 2 days in the
-    queue. Plans: 4. Executed: deposit stETH, withdraw stETH, and the rETH deposit on the 24th extends the queued
-    exit's flight (as the daemon's ledger does), so the ETH lands in rETH on the 26th: 3 legs, 200 % turnover. The plans
-    of the 25th and 26th find the capital already headed for rETH: they move nothing (200 % as issued)."""
+    queue. Plans: 4, as issued 400 % (each plan from where the capital is headed: the stETH, then the ETH on its
+    way). Executed: deposit stETH, withdraw stETH, and the rETH deposit only once the exit has landed on the 26th
+    (a plan's deposits wait until no capital is queued, as the daemon's ledger and the timeline do): 3 legs, 300 %
+    turnover (ETH → stETH, stETH → ETH, ETH → rETH), the ETH in the queue counted nowhere else meanwhile."""
     s = load(small_config, {})
     to_reth = {"rocketpool-reth": 1.0}
     plan = {
@@ -209,17 +234,16 @@ def test_turnover_and_trades_count_executed_flows_not_reissued_plans(
         date(2024, 1, 26): to_reth,
     }
     path = replay(s, [scripted(s, plan)]).paths[0]
-    assert path.plans == 4 and path.planned_turnover == pytest.approx(2.0)
+    assert path.plans == 4 and path.planned_turnover == pytest.approx(4.0)
     assert path.trades == 3
     assert [(leg.day, leg.action) for leg in path.legs] == [
         (date(2024, 1, 23), "deposit"),
         (date(2024, 1, 24), "withdraw"),
-        (date(2024, 1, 24), "deposit"),
+        (date(2024, 1, 26), "deposit"),
     ]
-    assert path.weights[1][2] == pytest.approx(1.0)  # headed for rETH from the 24th: the 25th sees no move
-    # half the change in positions: ETH → stETH (100 %), then stETH → rETH on the 24th (the withdrawal and the
-    # deposit that extends its flight net out in ETH: 100 %)
-    assert path.turnover == pytest.approx(2.0)
+    assert path.exposure[1][2] == pytest.approx(0.0)  # nothing in rETH while the stETH is queued
+    assert path.exposure[1][1] == pytest.approx(1.0)  # still exposed to stETH
+    assert path.turnover == pytest.approx(3.0)
     assert path.reversed == 1  # the stETH deposit, withdrawn the next day
     assert path.weights[-1][2] == pytest.approx(1.0)
 

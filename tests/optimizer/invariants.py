@@ -133,9 +133,9 @@ def plan_cvar(plan: Plan, x: np.ndarray, rebuilt: Rebuilt | None = None) -> floa
     return cvar(r.loss[weighted] @ x, r.probs[weighted], beta) + float(r.residual @ x) / (1.0 - beta)
 
 
-def exposed(plan: Plan, x: np.ndarray, *, in_flight: bool = True) -> np.ndarray:
-    """Where x is exposed while exits are in transit: queued exits (from x0) back at the venue they leave, plus the
-    in-flight capital's offset; rebuilt from the recorded tree, queue flags and offset."""
+def liquid(plan: Plan, x: np.ndarray) -> np.ndarray:
+    """What the ladder counts for x: x with the plan's queued exits (from x0) back at the venue they leave;
+    rebuilt from the recorded tree and queue flags (in-flight capital is in the recorded floors)."""
     rec = plan.problem
     venues = {v.id: v for v in rec.inputs.universe.venues}
     order = rec.venue_order
@@ -144,7 +144,7 @@ def exposed(plan: Plan, x: np.ndarray, *, in_flight: bool = True) -> np.ndarray:
     x0 = np.array(rec.x0)
     delta = x - x0
     queued = np.array(rec.queued) if rec.queued else np.zeros(n)
-    e = x + (np.array(rec.in_flight_offset) if rec.in_flight_offset and in_flight else np.zeros(n))
+    e = x.copy()
     for v in order:
         below = [w for w in order if _under(w, v, venues)]
         leaving = max(-sum(delta[idx[w]] for w in below), 0.0)
@@ -153,6 +153,13 @@ def exposed(plan: Plan, x: np.ndarray, *, in_flight: bool = True) -> np.ndarray:
             e[idx[v]] += leaving
             e[idx[parent]] -= leaving
     return e
+
+
+def today(plan: Plan) -> np.ndarray:
+    """Today's exposure: x0 with the in-flight capital where it left (the recorded offset)."""
+    rec = plan.problem
+    x0 = np.array(rec.x0)
+    return x0 + np.array(rec.in_flight_offset) if rec.in_flight_offset else x0
 
 
 def _under(w: str, v: str, venues: dict) -> bool:  # type: ignore[type-arg]
@@ -171,7 +178,7 @@ def check_invariants(plan: Plan) -> None:
     assert abs(target.sum() - 1.0) <= TOL
     assert np.all(target >= np.array(rec.lower) - TOL)
     assert np.all(target <= np.array(rec.upper) + TOL)
-    x = exposed(plan, target)  # every risk limit holds on the exposure while exits are in transit
+    x = target  # every risk limit holds on the target: a plan's deposits wait until its exits land
     node_share = {j: sum(x[n] for n, e in enumerate(rec.exposure) if j in e) for j in rec.node_order}
     for j, cap in zip(rec.node_order, rec.node_caps, strict=True):
         assert node_share[j] <= cap + TOL, (j, node_share[j], cap)
@@ -179,9 +186,9 @@ def check_invariants(plan: Plan) -> None:
     for kind, cap in rec.layer_caps.items():
         assert sum(x[n] for n, v in enumerate(rec.venue_order) if kinds[v] == kind) <= cap + TOL
     days = np.array(rec.days_to_eth)
-    liquid = exposed(plan, target, in_flight=False)  # the recorded floors count the in-flight capital
+    counted = liquid(plan, target)  # the recorded floors count the in-flight capital
     for d, floor in rec.ladder:
-        assert liquid[days <= d + 1e-12].sum() >= floor - TOL, (d, floor)
+        assert counted[days <= d + 1e-12].sum() >= floor - TOL, (d, floor)
     r = rebuild(plan)
     np.testing.assert_allclose(rec.expected_loss, r.expected_loss, rtol=1e-9, atol=1e-15)
     assert plan_cvar(plan, x, r) <= rec.cvar_budget + TOL

@@ -50,25 +50,21 @@ def rebuild_objective(plan: Plan) -> float:
     k_band = inp.limits.trade_cost_multiple
     c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
     c_in = c_in + np.array([inp.entry_discount.get(v, 0.0) for v in order])  # what an entry does not count on
-    offset = np.zeros(n)
-    for f in inp.in_flight:
-        offset[idx[f.from_venue]] += f.amount_eth / inp.portfolio_eth
-        offset[idx[f.to_venue]] -= f.amount_eth / inp.portfolio_eth
-    if rec.queued and not any(rec.queued) and not any(rec.in_flight_offset):
-        # the book was already past a limit: the plan optimised its target as if exits were instant
+    if rec.queued and not any(rec.queued):
+        # the book was already past a limit: the ladder counted the plan's exits as if they were instant
         queued[:] = 0.0
-        offset[:] = 0.0
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
     beta, lam = rec.cvar_beta, rec.risk_aversion
     residual = r.residual / (1 - beta)
-    # variables: x, p, q, t, e (n each), zeta, z (s); e = x + T (queued ∘ q) + offset is the exposure in transit,
-    # on which CVaR (with the residual) and every risk limit are written
+    # variables: x, p, q, t, e (n each), zeta, z (s); every risk limit and CVaR (with the residual) are written on
+    # x, the target (a plan's deposits wait until its exits land); e = x + T (queued ∘ q) is what the ladder counts:
+    # the plan's queued exits where they leave
     nv = 5 * n + 1 + s
     cx, cp_, cq, ct, ce, cz0, cz = 0, n, 2 * n, 3 * n, 4 * n, 5 * n, 5 * n + 1
     c = np.zeros(nv)
     c[cx : cx + n] = -(yields - r.expected_loss)
-    c[ce : ce + n] = lam * residual
+    c[cx : cx + n] += lam * residual
     c[cp_ : cp_ + n] = c_in
     c[cz0] = lam
     c[cz:] = lam * probs[weighted] / (1 - beta)
@@ -83,7 +79,7 @@ def rebuild_objective(plan: Plan) -> float:
         row[cq + row_i] = 1.0
         a_eq.append(row)
         b_eq.append(subtree[row_i] @ x0)
-    for row_i, v in enumerate(order):  # e_r − x_r − Σ_children-or-self T q = offset_r
+    for row_i, v in enumerate(order):  # e_r − x_r − Σ_children-or-self T q = 0
         row = np.zeros(nv)
         row[ce + row_i] = 1.0
         row[cx + row_i] = -1.0
@@ -93,7 +89,7 @@ def rebuild_objective(plan: Plan) -> float:
             if venues[w].parent == v:
                 row[cq + idx[w]] += queued[idx[w]]
         a_eq.append(row)
-        b_eq.append(offset[row_i])
+        b_eq.append(0.0)
     blocks: list[sp.spmatrix] = []
     b_ub: list[float] = []
 
@@ -112,20 +108,20 @@ def rebuild_objective(plan: Plan) -> float:
         add_on(cx, coef_x, rhs, extra)
 
     for j, cap in zip(rec.node_order, rec.node_caps, strict=True):
-        add(np.array([1.0 if j in e else 0.0 for e in rec.exposure]), cap)
+        add_x(np.array([1.0 if j in e else 0.0 for e in rec.exposure]), cap)
     for kind, cap in rec.layer_caps.items():
-        add(np.array([1.0 if str(venues[v].kind) == kind else 0.0 for v in order]), cap)
+        add_x(np.array([1.0 if str(venues[v].kind) == kind else 0.0 for v in order]), cap)
     days = np.array(rec.days_to_eth)
-    for d, floor in rec.ladder:  # on e − offset: x with the plan's queued exits where they leave
+    for d, floor in rec.ladder:  # on e: x with the plan's queued exits where they leave
         liquid = (days <= d + 1e-12).astype(float)
-        add(-liquid, -floor - liquid @ offset)
-    # scenario rows: L_s e − ζ − z_s ≤ 0
+        add(-liquid, -floor)
+    # scenario rows: L_s x − ζ − z_s ≤ 0
     if s:
         blocks.append(
             sp.hstack(
                 [
-                    sp.csr_matrix((s, 4 * n)),
                     sp.csr_matrix(loss[weighted]),
+                    sp.csr_matrix((s, 4 * n)),
                     sp.csr_matrix(-np.ones((s, 1))),
                     -sp.identity(s, format="csr"),
                 ],
@@ -134,7 +130,7 @@ def rebuild_objective(plan: Plan) -> float:
         )
         b_ub.extend([0.0] * s)
     cvar_row = {cz0: 1.0} | {cz + k: probs[sidx] / (1 - beta) for k, sidx in enumerate(weighted)}
-    add(residual, rec.cvar_budget, cvar_row)
+    add_x(residual, rec.cvar_budget, cvar_row)
     eye = np.eye(n)
     for row_i in range(n):
         add_x(eye[row_i], x0[row_i], {ct + row_i: -1.0})
@@ -148,13 +144,11 @@ def rebuild_objective(plan: Plan) -> float:
     stress_offset = loss.shape[0] - len(rec.scenarios)
     for k, sc in enumerate(rec.scenarios):
         if sc.max_loss is not None:
-            add(loss[stress_offset + k], sc.max_loss)
-    # the max share also holds on the exposure, at the larger of the max and today's exposure x0 + offset
-    hi_exposed = np.maximum(np.array(rec.upper), x0 + offset)
+            add_x(loss[stress_offset + k], sc.max_loss)
     bounds = (
         list(zip(rec.lower, rec.upper, strict=True))
         + [(0, None)] * (3 * n)
-        + [(None, float(h)) for h in hi_exposed]
+        + [(None, None)] * n
         + [(0, None)]
         + [(0, None)] * s
     )

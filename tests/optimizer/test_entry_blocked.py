@@ -98,10 +98,11 @@ def test_unknown_venue_in_exit_only_is_refused_naming_it() -> None:
         OptimizationInputs.model_validate({**small_inputs().model_dump(), "exit_only": {"nope": "x"}})
 
 
-def test_the_max_share_holds_on_exposure_while_an_exit_from_the_venue_is_queued() -> None:
+def test_a_venue_with_an_exit_still_queued_may_be_bought_back_to_its_max_on_the_target() -> None:
     """300 ETH left rETH two days ago and is still queued (exposed to rETH). rETH is now the best venue, max share
-    60 %: the plan may buy it back only up to 60 % of exposure, 30 % more, not to 60 % where the capital is headed
-    (before, x ≤ 60 % alone let the exposure reach 90 %)."""
+    60 %: the plan may buy it back to 60 % where the capital is headed, because its deposit waits until the 300 ETH
+    has landed (the replay's book, the daemon's ledger and the timeline all wait), so the exposure is 30 % until then
+    and 60 % after, never 90 %. Before deposits waited, the plan was held to 30 % to keep that exposure in check."""
     inputs = small_inputs(holdings={"eth": 700.0}, yields=BEST).model_copy(
         update={
             "portfolio_eth": 1000.0,
@@ -112,8 +113,9 @@ def test_the_max_share_holds_on_exposure_while_an_exit_from_the_venue_is_queued(
     )
     plan = optimize(inputs)
     assert plan.status == "rebalance"
-    reth = plan.target_weights["rocketpool-reth"]
-    assert reth == pytest.approx(0.3, abs=1e-7)  # 0.3 + the 0.3 still queued out of it = its 0.6 max
+    assert plan.current_weights["rocketpool-reth"] == pytest.approx(0.0)  # headed for ETH
+    assert plan.before.cvar > optimize(small_inputs(holdings={"eth": 1000.0}, yields=BEST)).before.cvar
+    assert plan.target_weights["rocketpool-reth"] == pytest.approx(0.6, abs=1e-7)
     check_invariants(plan)
     assert rebuild_objective(plan) == pytest.approx(plan.problem.objective, abs=1e-7)
 

@@ -5,9 +5,10 @@ deepest first, then deposits. Each day every open order moves as much as its sou
 - a withdrawal takes the venue's cheaper exit route at the decision's path yields (`Structure.exit_routes`, as the
   model prices it: a protocol queue's wait or a DEX's fee): it pays the route's fee, then waits the route's days in
   transit (earning nothing) before it lands in the parent venue;
-- a deposit pays the venue's `entry_cost` and lands at once; one whose ETH is still queued on its way to the parent
-  extends that flight instead (the daemon's ledger does the same): the capital is headed for the venue from then
-  on, exposed where it left until it lands, and pays the entry cost on landing;
+- a deposit pays the venue's `entry_cost` and lands at once, but only once no capital is in an exit queue and no
+  exit order is open (the daemon's ledger and the execution timeline wait the same way): the capital it spends is
+  where it was until then, so no state of a rebalance is riskier than the book before it or the target, which is
+  why the optimizer's risk limits hold on the target (`optimizer.problem`);
 - each order pays `gas_cost_eth` once, when it first moves capital.
 A new decision cancels the orders still open. The weights a strategy sees count queued capital at its destination;
 risk and limits are measured on `exposed()`: queued capital still at the venue it left, until it lands.
@@ -39,9 +40,6 @@ class Transfer:
     dest: int
     amount: float
     arrives: date
-    entries: tuple[
-        int, ...
-    ] = ()  # deposits waiting for this capital: their entry costs are paid when it lands
 
 
 @dataclass
@@ -124,12 +122,7 @@ class Book:
         keep: list[Transfer] = []
         for t in self.in_flight:
             if t.arrives <= day:
-                landed = t.amount
-                for venue in t.entries:
-                    cost = landed * float(self.structure.entry_cost[venue])
-                    self.costs_eth += cost
-                    landed -= cost
-                self.balances[t.dest] += landed
+                self.balances[t.dest] += t.amount
             else:
                 keep.append(t)
         self.in_flight = keep
@@ -151,34 +144,20 @@ class Book:
         return 0.5 * float(np.abs(target - x0).sum())
 
     def execute(self, day: date) -> None:
-        """Move what each open order can with the funds there are today."""
+        """Move what each open order can with the funds there are today. Deposits wait while any capital is in an
+        exit queue or an exit order is still open (module doc)."""
         st = self.structure
         open_orders: list[Order] = []
         moved = np.zeros(st.n_venues)
         value = self.value
-        for o in self.orders:
+        for o in self.orders:  # withdrawals first (`decide`), so open ones are known when deposits come
             parent = st.parent_index[o.venue]
             assert parent is not None
+            if o.action == "deposit" and (self.in_flight or any(w.action == "withdraw" for w in open_orders)):
+                open_orders.append(o)
+                continue
             source = o.venue if o.action == "withdraw" else parent
             amount = min(o.remaining, float(self.balances[source]))
-            if o.action == "deposit" and o.remaining - amount > DUST:
-                # ETH still queued on its way to the parent: the deposit extends that flight (as the daemon's
-                # ledger does), so the capital is headed for this venue from now on and a later decision does not
-                # see it idle in the parent, nor cancel the deposit; the entry cost is paid when it lands.
-                extended, first = self._extend(source, o.venue, o.remaining - amount)
-                if first is not None:
-                    gas = 0.0 if o.gas_paid else min(self.gas_eth, first.amount)
-                    o.gas_paid = True
-                    first.amount -= gas  # the transaction is sent now, paid from the capital it moves
-                    if o.leg is None:
-                        o.leg = Leg(day, o.action, o.venue)
-                        self.legs.append(o.leg)
-                    o.leg.amount_eth += extended
-                    moved[o.venue] += extended
-                    moved[parent] -= extended
-                    o.remaining -= extended
-                    self.traded_eth += extended
-                    self.costs_eth += gas
             if amount > DUST:
                 gas = 0.0 if o.gas_paid else min(self.gas_eth, amount)
                 o.gas_paid = True
@@ -210,28 +189,6 @@ class Book:
         self.orders = open_orders
         if value > 0:
             self.executed_turnover += 0.5 * float(np.abs(moved).sum()) / value
-
-    def _extend(self, parent: int, venue: int, amount: float) -> tuple[float, Transfer | None]:
-        """Redirect up to `amount` of the capital in flight to `parent` on to `venue`; returns how much, and the
-        first flight redirected (None: nothing was in flight there)."""
-        done = 0.0
-        first: Transfer | None = None
-        extra: list[Transfer] = []
-        for t in self.in_flight:
-            if t.dest != parent or done >= amount - DUST:
-                continue
-            take = min(t.amount, amount - done)
-            if take >= t.amount - DUST:
-                t.dest, t.entries = venue, (*t.entries, venue)
-                moved = t
-            else:
-                t.amount -= take
-                moved = Transfer(t.source, venue, take, t.arrives, (*t.entries, venue))
-                extra.append(moved)
-            first = first or moved
-            done += take
-        self.in_flight.extend(extra)
-        return done, first
 
     def accrue(self, daily_rate: FloatArray) -> None:
         """One day of yield on settled balances (queued capital earns nothing)."""
