@@ -77,8 +77,9 @@ class Event:
 
 @dataclass(frozen=True)
 class Idle:
-    """Capital that earns nothing for a while: in a withdrawal queue between request and claim, or waiting in a
-    deposit's source (idle ETH, the parent token) for the plan's exits to land."""
+    """Capital that earns nothing more for a while: in a withdrawal queue between request and claim (nothing), or
+    waiting in a deposit's source for the plan's exits to land (idle ETH earns nothing; a parent token its own yield,
+    not its destination's)."""
 
     from_day: int
     to_day: int
