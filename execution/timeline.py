@@ -4,8 +4,12 @@ A plan is a list of net moves on the position tree; on chain they cannot all hap
 protocol queue is two events, the request (the capital leaves the venue and stops earning) and the claim `days`
 later (it arrives in the parent); a DEX sale and a deposit are one event. Capital can only be moved once it is
 there: a withdrawal from stETH of stETH that EigenLayer returns on day 14 is requested on day 14, and a deposit
-into rETH of ETH that the Lido queue pays out on day 5 happens on day 5. The schedule is greedy: every move uses
-the capital of its source in the order it becomes available.
+into rETH of ETH that the Lido queue pays out on day 5 happens on day 5. Exits use the capital of their source in
+the order it becomes available. Deposits wait until the exits land: every deposit of the plan is made on the day the
+last of its withdrawals delivers its capital (the release: the claim of the last queued exit in the chain; day 0 if
+the plan queues nothing), or later if its own capital arrives later. So the book is never exposed to both the
+venues it leaves and the venues it enters: every state is today's book with some exits done, or the target. Capital
+that waits for the release (idle ETH, or the parent token) is an `Idle` entry: it earns what it did, no more.
 
 Pure: a function of the plan's numbers (the moves with their route and days, the starting weights), no I/O.
 """
@@ -73,12 +77,14 @@ class Event:
 
 @dataclass(frozen=True)
 class Idle:
-    """Capital that earns nothing for a while: in a withdrawal queue between request and claim."""
+    """Capital that earns nothing more for a while: in a withdrawal queue between request and claim (nothing), or
+    waiting in a deposit's source for the plan's exits to land (idle ETH earns nothing; a parent token its own yield,
+    not its destination's)."""
 
     from_day: int
     to_day: int
     amount_eth: float
-    venue: str  # the venue being left
+    venue: str  # the venue being left (a queue), or where the capital waits (a deposit's source)
     why: str
 
     @property
@@ -145,12 +151,15 @@ def schedule(
 ) -> Timeline:
     """The moves on the days the chain allows. `holdings_eth` is what each venue holds directly at the start (its
     own position, not its children's); a move takes its source's capital as it becomes available (held at day 0,
-    or arriving from a child's exit or a parent's deposit), earliest first."""
+    or arriving from a child's exit or a parent's deposit), earliest first. Withdrawals are scheduled first; a
+    deposit is made no earlier than the day the last withdrawal's capital arrives (the release)."""
     available: dict[str, list[list[float]]] = {v: [[0.0, a]] for v, a in holdings_eth.items() if a > DUST_ETH}
     events: list[Event] = []
     idle: list[Idle] = []
     ordered = sorted(moves, key=lambda m: (m.action != "withdraw", m.step))
+    release = 0
     for move in ordered:
+        deposit = move.action != "withdraw"
         remaining = move.amount_eth
         queue = available.setdefault(move.from_venue, [])
         queue.sort(key=lambda chunk: chunk[0])
@@ -168,8 +177,21 @@ def schedule(
                 if chunk[1] <= DUST_ETH:
                     queue.pop(0)
             remaining -= taken
+            if deposit and day < release:
+                idle.append(
+                    Idle(
+                        day,
+                        release,
+                        taken,
+                        move.from_venue,
+                        f"waiting for the plan's exits to land before it is deposited into {move.to_venue}",
+                    )
+                )
+                day = release
             arrive = _emit(events, idle, move, day=day, amount=taken, start=start)
             available.setdefault(move.to_venue, []).append([float(arrive), taken])
+            if not deposit:
+                release = max(release, arrive)
     merged = _merge(events)
     reached: dict[str, int] = {}
     for e in merged:
@@ -225,9 +247,9 @@ def _merge(events: list[Event]) -> list[Event]:
 
 
 def _merge_idle(idle: list[Idle]) -> list[Idle]:
-    out: dict[tuple[int, int, str], Idle] = {}
+    out: dict[tuple[int, int, str, str], Idle] = {}
     for i in idle:
-        key = (i.from_day, i.to_day, i.venue)
+        key = (i.from_day, i.to_day, i.venue, i.why)
         prior = out.get(key)
         out[key] = (
             i

@@ -2,9 +2,17 @@
 plan's moves change it. Pure: no I/O, no clock (times are passed in).
 
 A withdrawal with an exit time does not land at once: the capital is in flight from the venue it left until it is
-due, still exposed to that venue (the optimizer counts it there, `optimizer.InFlight`). A move that needs capital
-still in flight (a deposit of ETH that is queued on its way, or the next exit up the tree) extends that flight
-instead of spending capital that is not there: the flight keeps its origin and its new destination is the move's.
+due, still exposed to that venue (the optimizer counts it there, `optimizer.InFlight`). The next exit up the tree of
+capital still in flight (stETH that EigenLayer is returning, then out of Lido) extends that flight: the flight keeps
+its origin, its new destination is the move's, and it waits the next queue too.
+
+A plan's deposits wait until its exits land ("deposits wait until the exits land"): once the plan's withdrawals are
+applied, if any capital of the book is still in flight, every deposit of the plan lands at the latest due of those
+flights (the release). The part of a deposit funded by settled capital becomes a flight from the deposit's source (its
+parent: idle ETH, or the parent token) to its venue, due at the release, so it stays exposed where it is until then
+and the optimizer, which counts flights at their destination, does not issue it again; the part funded by capital
+still in flight extends those flights to the deposit's venue, due at the release at the earliest. So every state
+during a rebalance is today's book with some exits done, or the target. With nothing in flight, deposits land at once.
 """
 
 from __future__ import annotations
@@ -66,36 +74,65 @@ class Position:
 def apply_moves(
     position: Position, moves: Iterable[Move], now: datetime, proposal_id: str | None
 ) -> Position:
-    """The position after a plan's moves are executed at `now` (exits first, as the plan orders them)."""
+    """The position after a plan's moves are executed at `now`: its withdrawals first (in the plan's order), then its
+    deposits, which land once nothing of the book is in flight any more (at once if nothing is)."""
+    ordered = list(moves)
     settled = dict(position.settled)
     pending = list(position.pending)
-    for m in moves:
-        source = m.from_venue
-        take = min(settled.get(source, 0.0), m.amount_eth)
-        settled[source] = settled.get(source, 0.0) - take
-        rest = m.amount_eth - take
+    for m in (m for m in ordered if m.action == "withdraw"):
+        take = _take_settled(settled, m)
         if take > DUST_ETH:
-            if m.action == "withdraw" and m.days > 0:
-                due = now + timedelta(days=m.days)
-                pending.append(Pending(source, m.to_venue, take, due, proposal_id))
+            if m.days > 0:
+                pending.append(
+                    Pending(m.from_venue, m.to_venue, take, now + timedelta(days=m.days), proposal_id)
+                )
             else:
                 settled[m.to_venue] = settled.get(m.to_venue, 0.0) + take
-        # The rest is capital still on its way to `source`: extend those flights to the move's destination.
-        for k, p in enumerate(pending):
-            if rest <= DUST_ETH:
-                break
-            if p.to_venue != source:
-                continue
-            moved = min(p.amount_eth, rest)
-            extra = timedelta(days=m.days) if m.action == "withdraw" else timedelta(0)
-            redirected = replace(p, to_venue=m.to_venue, amount_eth=moved, due=p.due + extra)
-            if moved < p.amount_eth - DUST_ETH:
-                pending[k] = replace(p, amount_eth=p.amount_eth - moved)
-                pending.append(redirected)
+        _extend(pending, m, m.amount_eth - take, delay=timedelta(days=m.days))
+    release = max((p.due for p in pending if p.amount_eth > DUST_ETH), default=now)
+    for m in (m for m in ordered if m.action != "withdraw"):
+        take = _take_settled(settled, m)
+        if take > DUST_ETH:
+            if release > now:  # waits for the exits: stays exposed to its source until then
+                pending.append(Pending(m.from_venue, m.to_venue, take, release, proposal_id))
             else:
-                pending[k] = redirected
-            rest -= moved
+                settled[m.to_venue] = settled.get(m.to_venue, 0.0) + take
+        _extend(pending, m, m.amount_eth - take, earliest=release)
     return Position(
         {v: a for v, a in settled.items() if a > DUST_ETH},
         tuple(p for p in pending if p.amount_eth > DUST_ETH),
     )
+
+
+def _take_settled(settled: dict[str, float], m: Move) -> float:
+    """Spend what the move's source holds settled (up to the move's amount); returns how much."""
+    take = min(settled.get(m.from_venue, 0.0), m.amount_eth)
+    settled[m.from_venue] = settled.get(m.from_venue, 0.0) - take
+    return take
+
+
+def _extend(
+    pending: list[Pending],
+    m: Move,
+    rest: float,
+    *,
+    delay: timedelta = timedelta(0),
+    earliest: datetime | None = None,
+) -> None:
+    """`rest` of move `m` is capital still on its way to its source: redirect those flights to the move's venue, due
+    `delay` later (the next queue of a chain of exits) and not before `earliest` (a deposit's release), splitting the
+    last one if it holds more than the move needs."""
+    for k, p in enumerate(list(pending)):
+        if rest <= DUST_ETH:
+            break
+        if p.to_venue != m.from_venue:
+            continue
+        moved = min(p.amount_eth, rest)
+        due = p.due + delay if earliest is None else max(p.due + delay, earliest)
+        redirected = replace(p, to_venue=m.to_venue, amount_eth=moved, due=due)
+        if moved < p.amount_eth - DUST_ETH:
+            pending[k] = replace(p, amount_eth=p.amount_eth - moved)
+            pending.append(redirected)
+        else:
+            pending[k] = redirected
+        rest -= moved

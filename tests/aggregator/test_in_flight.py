@@ -43,20 +43,97 @@ def test_a_queued_exit_is_in_flight_until_due_then_lands() -> None:
 
 def test_a_deposit_that_needs_capital_still_in_flight_extends_the_flight() -> None:
     """ETH queued on its way out of stETH cannot be deposited before it arrives: the flight is redirected to the
-    deposit's venue (still exposed to stETH until due), and only settled ETH is spent at once."""
+    deposit's venue (still exposed to stETH until due). The settled ETH the deposit also needs waits for the exit
+    too (deposits wait until the exits land): it is in flight from ETH to rETH, not in rETH at once."""
     start = Position({"eth": 100.0, "steth": 900.0})
     moves = [
         move(1, "withdraw", "steth", "eth", 500.0, days=5),
         move(2, "deposit", "eth", "reth", 300.0),
     ]
     after = apply_moves(start, moves, T0, "p1")
-    assert after.settled == {"reth": 100.0, "steth": 400.0}
-    assert sorted((p.from_venue, p.to_venue, p.amount_eth) for p in after.pending) == [
-        ("steth", "eth", 300.0),
-        ("steth", "reth", 200.0),
+    assert after.settled == {"steth": 400.0}
+    assert sorted((p.from_venue, p.to_venue, p.amount_eth, p.due) for p in after.pending) == [
+        ("eth", "reth", 100.0, T0 + timedelta(days=5)),
+        ("steth", "eth", 300.0, T0 + timedelta(days=5)),
+        ("steth", "reth", 200.0, T0 + timedelta(days=5)),
     ]
     assert after.headed() == pytest.approx({"eth": 300.0, "reth": 300.0, "steth": 400.0})
     assert after.total_eth() == pytest.approx(1000.0)
+
+
+def test_a_rotation_deposits_from_settled_eth_only_once_the_exit_lands() -> None:
+    """Selling stETH through Lido's 5-day queue and buying rETH with idle ETH: the rETH deposit waits for the exit.
+    Until the claim the ETH is a flight from ETH to rETH (exposed to ETH, where it is; counted at rETH by the
+    optimizer, so not issued again), nothing of rETH is settled, and at the claim everything lands where the plan
+    headed."""
+    start = Position({"eth": 300.0, "steth": 700.0})
+    moves = [
+        move(1, "withdraw", "steth", "eth", 500.0, days=5),
+        move(2, "deposit", "eth", "rocketpool-reth", 300.0),
+    ]
+    after = apply_moves(start, moves, T0, "p1")
+    claim = T0 + timedelta(days=5)
+    assert after.settled == {"steth": 200.0}  # the idle ETH is spoken for, not in rETH yet
+    assert after.pending == (
+        Pending("steth", "eth", 500.0, claim, "p1"),
+        Pending("eth", "rocketpool-reth", 300.0, claim, "p1"),
+    )
+    flight = after.pending[1].in_flight(T0 + timedelta(days=2))
+    assert (flight.from_venue, flight.to_venue) == ("eth", "rocketpool-reth")
+    assert flight.days_left == pytest.approx(3.0)
+    early, landed = after.land(claim - timedelta(seconds=1))
+    assert landed == [] and "rocketpool-reth" not in early.settled
+    done, landed = after.land(claim)
+    assert done.pending == () and len(landed) == 2
+    assert done.settled == pytest.approx({"eth": 500.0, "steth": 200.0, "rocketpool-reth": 300.0})
+    assert done.settled == pytest.approx(after.headed())
+
+
+def test_with_nothing_in_flight_a_deposit_lands_at_once() -> None:
+    """A DEX sale and a deposit: no exit queue, so the deposit is made at once (as before)."""
+    start = Position({"eth": 100.0, "steth": 900.0})
+    moves = [
+        move(1, "withdraw", "steth", "eth", 200.0),
+        move(2, "deposit", "eth", "reth", 300.0),
+    ]
+    after = apply_moves(start, moves, T0, "p1")
+    assert after.pending == ()
+    assert after.settled == pytest.approx({"reth": 300.0, "steth": 700.0})
+
+
+def test_a_deposit_funded_by_a_flight_lands_at_the_release_not_when_its_own_flight_does() -> None:
+    """The book still has an earlier plan's 14-day EigenLayer exit out: this plan's 5-day Lido exit pays the rETH
+    deposit, but the deposit waits until nothing is in flight (day 14), not for its own flight (day 5)."""
+    earlier = Pending("eigenlayer-steth", "steth", 200.0, T0 + timedelta(days=14), "p0")
+    start = Position({"steth": 500.0}, (earlier,))
+    moves = [
+        move(1, "withdraw", "steth", "eth", 500.0, days=5),
+        move(2, "deposit", "eth", "reth", 500.0),
+    ]
+    after = apply_moves(start, moves, T0, "p1")
+    assert after.settled == {}
+    assert after.pending == (earlier, Pending("steth", "reth", 500.0, T0 + timedelta(days=14), "p1"))
+    on_day_5, landed = after.land(T0 + timedelta(days=5))
+    assert landed == [] and on_day_5 == after
+
+
+def test_a_chain_of_exits_waits_each_queue_and_the_deposit_waits_for_the_chain() -> None:
+    """EigenLayer → stETH (7 days) then stETH → ETH (5 days) extends one flight to day 12 (a withdrawal is not a
+    deposit); the rETH deposit of that ETH plus idle ETH lands on day 12 too."""
+    start = Position({"eth": 50.0, "eigenlayer-steth": 100.0})
+    moves = [
+        move(1, "withdraw", "eigenlayer-steth", "steth", 100.0, days=7),
+        move(2, "withdraw", "steth", "eth", 100.0, days=5),
+        move(3, "deposit", "eth", "reth", 150.0),
+    ]
+    after = apply_moves(start, moves, T0, "p1")
+    day_12 = T0 + timedelta(days=12)
+    assert after.settled == {}
+    assert after.pending == (
+        Pending("eigenlayer-steth", "reth", 100.0, day_12, "p1"),
+        Pending("eth", "reth", 50.0, day_12, "p1"),
+    )
+    assert after.land(day_12)[0].settled == pytest.approx({"reth": 150.0})
 
 
 def test_the_daemon_book_carries_queued_exits_and_never_issues_them_twice(
@@ -80,7 +157,15 @@ def test_the_daemon_book_carries_queued_exits_and_never_issues_them_twice(
     assert first.status == "rebalance" and queued, first.reason
     position = svc.store.position()
     assert position is not None
-    assert position.pending and {p.from_venue for p in position.pending} <= {m.from_venue for m in queued}
+    # in flight: the queued exits, and the deposits, which wait (where their capital is) until the exits land
+    deposits = [m for m in first.moves if m.action == "deposit"]
+    assert position.pending and {p.from_venue for p in position.pending} <= {
+        m.from_venue for m in queued + deposits
+    }
+    release = max(p.due for p in position.pending)
+    assert all(p.due == release for p in position.pending if p.to_venue in {m.to_venue for m in deposits})
+    before = {v: w * first.portfolio_eth for v, w in first.current_weights.items()}
+    assert all(position.settled.get(m.to_venue, 0.0) <= before.get(m.to_venue, 0.0) + 1e-6 for m in deposits)
     assert position.total_eth() == pytest.approx(first.portfolio_eth)
     assert position.headed() == pytest.approx({v: a for v, a in first.target_eth.items() if a > 1e-9})
 

@@ -38,7 +38,17 @@ def test_dry_run_never_moves_the_book_and_apply_does(tmp_path: Path) -> None:
     # The book is settled positions plus capital in flight: headed where the plan aimed, queued exits still out.
     assert position.headed() == pytest.approx({v: a for v, a in target.items() if a > 1e-9})
     queued = [m for m in applied_plan.moves if m.action == "withdraw" and m.days > 0]
-    assert sum(p.amount_eth for p in position.pending) == pytest.approx(sum(m.amount_eth for m in queued))
+    exited = {m.from_venue for m in queued}
+    assert queued and sum(p.amount_eth for p in position.pending if p.from_venue in exited) == pytest.approx(
+        sum(m.amount_eth for m in queued)
+    )
+    # deposits wait until the exits land: the settled capital they spend (idle ETH) is in flight from where it was
+    sources = {m.from_venue for m in applied_plan.moves if m.action == "deposit"} - exited
+    before = {v: w * applied_plan.portfolio_eth for v, w in applied_plan.current_weights.items()}
+    spent = sum(before.get(v, 0.0) - position.settled.get(v, 0.0) for v in sources)
+    assert spent > 0 and sum(
+        p.amount_eth for p in position.pending if p.from_venue in sources
+    ) == pytest.approx(spent)
     after = Plan.model_validate_json(run("rebalance", "--json", env=env).stdout)
     assert after.current_weights == pytest.approx({v: a / 1e4 for v, a in target.items()})
 

@@ -157,11 +157,15 @@ def test_a_batch_per_date_with_the_plan_id_and_manual_steps_listed() -> None:
         "approve(address,uint256)",
         "requestWithdrawals(uint256[],address)",
     ]
-    # the rETH deposit needs the deposit pool's address from RocketStorage: manual, named in the file
-    assert any("Rocket Pool" in m.what for m in day0.manual)
-    assert "NOT in this batch" in day0.batch["meta"]["description"]
-    # day 5 is a Lido claim and an rETH deposit: both manual, so no file, but listed
-    assert days[1].batch is None and len(days[1].manual) == 2
+    # deposits wait until the exits land (execution/timeline.py): no deposit on day 0 or day 5, the rETH deposit is
+    # made on day 19 with the last Lido claim
+    assert day0.manual == [] and "NOT in this batch" not in day0.batch["meta"]["description"]
+    # day 5 is a Lido claim: manual, so no file, but listed
+    assert days[1].batch is None and len(days[1].manual) == 1
+    # day 14 completes the EigenLayer withdrawal (manual, named in the file) and requests the stETH it returns
+    assert days[2].batch is not None and "NOT in this batch" in days[2].batch["meta"]["description"]
+    # day 19: the claim and the rETH deposit, which needs the deposit pool's address from RocketStorage: both manual
+    assert days[3].batch is None and ["Rocket Pool" in m.what for m in days[3].manual] == [False, True]
     listed = summary("abc123", days, ctx)
     assert sum(len(d["manual"]) for d in listed["days"]) == sum(len(d.manual) for d in days) > 0
     assert all(tx["to"].startswith("0x") and tx["value"] == "0" for tx in day0.batch["transactions"])

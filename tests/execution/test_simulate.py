@@ -29,7 +29,7 @@ from execution.simulate import judge, revert_reason
 from execution.timeline import schedule
 from tests.conftest import AGGREGATOR, copy_demo, free_port
 from tests.execution.test_chain_book import BLOCK, DEPOSIT_POOL, TREASURY, Chain, sel, word
-from tests.execution.test_timeline import HOLDINGS, MOVES
+from tests.execution.test_timeline import HOLDINGS, MOVES, move
 from tests.fixture_server import FixtureServer, Reply
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -122,37 +122,33 @@ def test_each_call_is_simulated_from_the_safe_and_reverts_are_judged(
     assert {b for _, b in sim.calls} == {hex(BLOCK)}
     assert all(c["from"] == TREASURY for c, _ in sim.calls)
     deposits = [c for c, _ in sim.calls if c["data"] == sel("deposit()")]
-    assert [int(c["value"], 16) for c in deposits] == [
-        1000 * E18,
-        5000 * E18,
-        500 * E18,
-    ]  # the ETH goes along
+    # deposits wait until the exits land (execution/timeline.py): one rETH deposit of the whole 6,500 ETH on day 19
+    assert [int(c["value"], 16) for c in deposits] == [6500 * E18]  # the ETH goes along
     assert all(c["to"] == DEPOSIT_POOL for c in deposits)
 
-    day0, day5 = days[0], days[1]
+    day0, day19 = days[0], days[-1]
+    assert day19.day == 19
     statuses = [(c.step, c.function, c.status) for c in day0.checks]
     assert statuses == [
         (1, "queueWithdrawals((address[],uint256[],address)[])", "blocked"),
         (2, "approve(address,uint256)", "ok"),
         (3, "requestWithdrawals(uint256[],address)", "unverified"),
-        (4, "deposit()", "blocked"),
     ]
     assert day0.checks[0].reason == "CurrentlyPaused()"
     # the request lacks the allowance that step 2 gives: a separate eth_call cannot see it, so not blocked
     assert day0.checks[2].reason.startswith("ERC20InsufficientAllowance(")
     assert "needs the approval of step 2" in day0.checks[2].reason
-    assert day0.checks[3].reason == "Error('deposit pool full')"
-    [rocket] = day5.checks
+    [rocket] = day19.checks
     assert rocket.status == "unverified" and rocket.reason.startswith(
-        "Error('deposit pool full'); runs on day 5"
+        "Error('deposit pool full'); runs on day 19"
     )
-    assert [c.step for c in day0.blocked] == [1, 4]
+    assert [c.step for c in day0.blocked] == [1]
 
-    assert day0.batch is not None and day5.batch is not None
-    for d in (day0, day5):
+    assert day0.batch is not None and day19.batch is not None
+    for d in (day0, day19):
         assert d.batch is not None and checksum(d.batch) == d.batch["meta"]["checksum"]
     text = day0.batch["meta"]["description"]
-    assert f"at block {BLOCK}: 3 step(s) revert" in text
+    assert f"at block {BLOCK}: 2 step(s) revert" in text
     assert "step 1 BLOCKED: queueWithdrawals((address[],uint256[],address)[]): CurrentlyPaused()" in text
 
     listed = summary("abc123", days, ctx, simulated_at=block)
@@ -163,8 +159,23 @@ def test_each_call_is_simulated_from_the_safe_and_reverts_are_judged(
         "status": "blocked",
         "reason": "CurrentlyPaused()",
     }
-    assert [b["step"] for b in listed["days"][0]["blocked"]] == [1, 4] and not listed["days"][1]["blocked"]
+    assert [b["step"] for b in listed["days"][0]["blocked"]] == [1] and not listed["days"][-1]["blocked"]
     assert listed["days"][0]["calls"][1]["simulation"] == {"status": "ok", "reason": ""}
+
+
+def test_a_deposit_on_day_zero_that_reverts_is_blocked(served: tuple[FixtureServer, Simulator]) -> None:
+    """A plan that queues no exit deposits on day 0: a revert there is the deposit's own, so it is blocked."""
+    server, _ = served
+    plan = [move(1, "deposit", "eth", "rocketpool-reth", 1000.0, 0.0, "deposit")]  # the idle ETH of HOLDINGS
+    timeline = schedule(plan, HOLDINGS, date(2026, 9, 14))
+    ctx = Context(TREASURY, resolved={"rocketDepositPool": DEPOSIT_POOL})
+    [day0], _ = simulate(
+        f"{server.url}/rpc", TREASURY, batches(timeline, "abc123", ctx, datetime(2026, 9, 14, tzinfo=UTC))
+    )
+    assert day0.day == 0
+    assert [(c.function, c.status, c.reason) for c in day0.checks] == [
+        ("deposit()", "blocked", "Error('deposit pool full')")
+    ]
 
 
 def test_an_approval_for_another_contract_does_not_excuse_a_revert() -> None:

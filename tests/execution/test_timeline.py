@@ -30,7 +30,8 @@ def move(step: int, action: str, src: str, dst: str, amount: float, days: float,
 
 
 # Leave EigenLayer (2,000 stETH, 14-day queue) and most of Lido (6,000 ETH of stETH, 5-day queue: 5,000 held now,
-# 1,000 only once EigenLayer returns it), and put 6,500 ETH into rETH (1,000 idle now, the rest as Lido pays out).
+# 1,000 only once EigenLayer returns it), and put 6,500 ETH into rETH (1,000 idle now, the rest as Lido pays out),
+# once the last exit has landed (day 19).
 MOVES = [
     move(1, "withdraw", "eigenlayer-steth", "lido-steth", 2000.0, 14.0, "queue"),
     move(2, "withdraw", "lido-steth", "eth", 6000.0, 5.0, "queue"),
@@ -44,13 +45,12 @@ def test_exit_eigenlayer_and_lido_into_reth_puts_each_step_on_its_day() -> None:
     assert got == [
         (0, "request", "eigenlayer-steth", "lido-steth", 2000.0),
         (0, "request", "lido-steth", "eth", 5000.0),
-        (0, "deposit", "eth", "rocketpool-reth", 1000.0),
         (5, "claim", "lido-steth", "eth", 5000.0),
-        (5, "deposit", "eth", "rocketpool-reth", 5000.0),
         (14, "claim", "eigenlayer-steth", "lido-steth", 2000.0),
         (14, "request", "lido-steth", "eth", 1000.0),
         (19, "claim", "lido-steth", "eth", 1000.0),
-        (19, "deposit", "eth", "rocketpool-reth", 500.0),
+        # deposits wait until the exits land: the whole 6,500 ETH on day 19, not 1,000 on day 0 and 5,000 on day 5
+        (19, "deposit", "eth", "rocketpool-reth", 6500.0),
     ]
     assert [e.date for e in timeline.events][-1] == date(2026, 10, 3)
     assert dict(timeline.reached) == {
@@ -60,17 +60,64 @@ def test_exit_eigenlayer_and_lido_into_reth_puts_each_step_on_its_day() -> None:
         "rocketpool-reth": 19,
     }
     assert timeline.days == 19
-    assert [(i.from_day, i.to_day, i.amount_eth) for i in timeline.idle] == [
-        (0, 14, 2000.0),  # in EigenLayer's queue
-        (0, 5, 5000.0),  # in Lido's
-        (14, 19, 1000.0),
+    assert [(i.from_day, i.to_day, i.venue, i.amount_eth) for i in timeline.idle] == [
+        (0, 14, "eigenlayer-steth", 2000.0),  # in EigenLayer's queue
+        (0, 19, "eth", 1000.0),  # idle ETH waiting for the exits
+        (0, 5, "lido-steth", 5000.0),  # in Lido's
+        (5, 19, "eth", 5000.0),  # Lido's payout waiting for the last exit
+        (14, 19, "lido-steth", 1000.0),
     ]
     out = timeline.as_dict()
     assert out["done_on"] == "2026-10-03"
-    assert out["idle_eth_days"] == pytest.approx(5000 * 5 + 2000 * 14 + 1000 * 5)
+    assert out["idle_eth_days"] == pytest.approx(5000 * 5 + 2000 * 14 + 1000 * 5 + 1000 * 19 + 5000 * 14)
+
+
+def test_a_rotation_funded_by_idle_eth_deposits_on_the_day_the_exit_lands() -> None:
+    """Sell 500 of stETH through Lido's 5-day queue and put 1,000 of idle ETH into rETH: the deposit is made on day 5
+    (the claim), not day 0, and the 5 days the ETH waits are shown as idle."""
+    moves = [
+        move(1, "withdraw", "lido-steth", "eth", 500.0, 5.0, "queue"),
+        move(2, "deposit", "eth", "rocketpool-reth", 1000.0, 0.0, "deposit"),
+    ]
+    timeline = schedule(moves, HOLDINGS, START)
+    assert [(e.day, e.kind, round(e.amount_eth, 6)) for e in timeline.events] == [
+        (0, "request", 500.0),
+        (5, "claim", 500.0),
+        (5, "deposit", 1000.0),
+    ]
+    assert timeline.reached["rocketpool-reth"] == 5
+    waits = [i for i in timeline.idle if i.venue == "eth"]
+    assert [(i.from_day, i.to_day, i.amount_eth) for i in waits] == [(0, 5, 1000.0)]
+    assert "waiting for the plan's exits to land" in waits[0].why and "rocketpool-reth" in waits[0].why
+    assert timeline.as_dict()["idle_eth_days"] == pytest.approx(500 * 5 + 1000 * 5)
+
+
+def test_a_deposit_after_a_nested_chain_of_exits_is_made_when_the_chain_lands() -> None:
+    """EigenLayer → stETH (7 days), then that stETH → ETH (5 days): the deposit of it and of the idle ETH is on day
+    12."""
+    moves = [
+        move(1, "withdraw", "eigenlayer-steth", "lido-steth", 1000.0, 7.0, "queue"),
+        move(2, "withdraw", "lido-steth", "eth", 1000.0, 5.0, "queue"),
+        move(3, "deposit", "eth", "rocketpool-reth", 1100.0, 0.0, "deposit"),
+    ]
+    timeline = schedule(moves, {"eth": 100.0, "eigenlayer-steth": 1000.0}, START)
+    assert [(e.day, e.kind, e.move, round(e.amount_eth, 6)) for e in timeline.events] == [
+        (0, "request", 1, 1000.0),
+        (7, "claim", 1, 1000.0),
+        (7, "request", 2, 1000.0),
+        (12, "claim", 2, 1000.0),
+        (12, "deposit", 3, 1100.0),
+    ]
+    assert timeline.days == 12
+    assert [(i.from_day, i.to_day, i.venue, i.amount_eth) for i in timeline.idle] == [
+        (0, 7, "eigenlayer-steth", 1000.0),
+        (0, 12, "eth", 100.0),
+        (7, 12, "lido-steth", 1000.0),
+    ]
 
 
 def test_a_dex_sale_and_deposits_from_idle_eth_all_happen_on_day_zero() -> None:
+    """No queued exit: nothing to wait for, the deposit is made on day 0."""
     moves = [
         move(1, "withdraw", "lido-steth", "eth", 500.0, 0.0, "dex"),
         move(2, "deposit", "eth", "rocketpool-reth", 1500.0, 0.0, "deposit"),
