@@ -241,6 +241,14 @@ class Service:
         except SourceError as exc:
             log.error("chain_book_unavailable", error=str(exc), using="the expected book (store or config)")
             return None
+        # A plan's deposit waiting for its exits to land (`aggregator.store.ledger`) is a flight from a venue down
+        # to one of its children in the expected book; on chain that capital is still held where it is.
+        waiting = [f for f in expected_flights if _below(settings, f.to_venue, f.from_venue)]
+        if waiting:
+            expected = dict(expected)
+            for f in waiting:
+                expected[f.from_venue] = expected.get(f.from_venue, 0.0) + f.amount_eth
+            expected_flights = tuple(f for f in expected_flights if f not in waiting)
         read, unknown = book_venues(book.holdings_eth(), settings)
         if unknown:
             log.warning("book_venue_unknown", venues=unknown, source=f"chain at block {book.block}")
@@ -502,6 +510,17 @@ def slot_run_id(slot: datetime) -> str:
 
 DRIFT_ETH = 0.01
 """A difference between the chain and the expected book smaller than this (ETH) is rounding, not drift."""
+
+
+def _below(settings: Settings, venue: str, ancestor: str) -> bool:
+    """Whether `venue` sits under `ancestor` in the position tree (a deposit goes down, an exit up)."""
+    parents = {v.id: v.parent for v in settings.venues}
+    node = parents.get(venue)
+    while node is not None:
+        if node == ancestor:
+            return True
+        node = parents.get(node)
+    return False
 
 
 def _queue_days(settings: Settings, venue: str) -> float:

@@ -38,6 +38,7 @@ from execution.calls import (
     WEETH,
     WSTETH,
 )
+from optimizer import InFlight
 from tests.conftest import AGGREGATOR, copy_demo
 from tests.fixture_server import FixtureServer, Reply
 
@@ -282,6 +283,34 @@ def test_a_cycle_plans_from_the_chain_book_and_logs_the_drift(
     assert drift["venues"]["rocketpool-reth"] == {"expected": 0.0, "chain": 11.0}
     assert drift["venues"]["coinbase-cbeth"]["chain"] == pytest.approx(4.32)
     assert drift["in_flight_chain_eth"] == pytest.approx(30.5)
+
+
+def test_a_deposit_waiting_for_its_exits_is_not_drift(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """An applied plan's deposit that waits for its exits to land is, in the expected book, a flight from idle ETH
+    to rETH; on chain it is still idle ETH with no request. That is the book as expected, not `book_drift`."""
+    server, _ = chain
+    config = copy_demo(
+        tmp_path,
+        lambda t: t.replace(
+            "[portfolio]\n", f'[portfolio]\naddress = "{TREASURY}"\nrpc_url = "{server.url}/rpc"\n', 1
+        ),
+    )
+    settings = load_settings(config)
+    service = Service(settings)
+    read = service.chain_position(settings, {}, ())
+    assert read is not None
+    held, flights = read
+    waiting = InFlight(from_venue="eth", to_venue="rocketpool-reth", amount_eth=5.0, days_left=3.0)
+    expected = {**held, "eth": held["eth"] - 5.0}
+    with capture_logs() as logs:
+        service.chain_position(settings, expected, (*flights, waiting))
+    assert not [e for e in logs if e["event"] == "book_drift"]
+    with capture_logs() as logs:  # the same 5 ETH gone from idle ETH with no deposit waiting IS drift
+        service.chain_position(settings, expected, flights)
+    [drift] = [e for e in logs if e["event"] == "book_drift"]
+    assert drift["venues"]["eth"]["chain"] == pytest.approx(held["eth"])
 
 
 def test_a_failed_chain_read_keeps_the_expected_book(tmp_path: Path) -> None:
