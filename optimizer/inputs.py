@@ -193,6 +193,13 @@ class Limits(_Frozen):
         "past back, so that the exposure (queued exits included, which accrue while they wait) stays within the "
         "whole band every day",
     )
+    hold_days: NonNegative = Field(
+        default=0.0,
+        description="a holding period: capital that entered a venue in the last hold_days days is not sold, and a "
+        "venue sold from in that time is not bought, unless the limits cannot be met otherwise (the plan says so). "
+        "The callers (the daemon's cycle, the replay) list those venues in OptimizationInputs.recent_entries and "
+        "recent_exits. 0: off",
+    )
     forced_sale_budget: Fraction | None = Field(
         default=None,
         description="if the protocol queues stall, meeting each ladder rung by idle ETH and market (DEX) sales loses "
@@ -362,6 +369,17 @@ class OptimizationInputs(_Frozen):
         "subtree), never on capital held: noise cannot buy, and selling needs the estimate itself to fall.",
     )
 
+    recent_entries: dict[str, str] = Field(
+        default_factory=dict,
+        description="venue → when capital entered it within the holding period (`Limits.hold_days`): it is not "
+        "sold below today's weight, unless the limits cannot be met otherwise",
+    )
+    recent_exits: dict[str, str] = Field(
+        default_factory=dict,
+        description="venue → when capital left it within the holding period: nothing enters it (its subtree), "
+        "unless the limits cannot be met otherwise",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _exit_only_is_entry_blocked(cls, data: Any) -> Any:
@@ -405,6 +423,10 @@ class OptimizationInputs(_Frozen):
         bad = sorted(set(self.entry_blocked) - known)
         if bad:
             raise ValueError(f"entry_blocked names unknown venues {bad}; valid: {sorted(known)}")
+        for name, listed in (("recent_entries", self.recent_entries), ("recent_exits", self.recent_exits)):
+            bad = sorted(set(listed) - known)
+            if bad:
+                raise ValueError(f"{name} names unknown venues {bad}; valid: {sorted(known)}")
         for venue, comps in self.yields.items():
             for name, value in comps.items():
                 if not math.isfinite(value):

@@ -120,6 +120,9 @@ def prepare(
         k = st.venue_index[venue]
         room[k] = 0.0
         lo[k] = min(lo[k], x0[k])  # a min share it does not meet cannot be reached without an entry
+    for venue in inputs.recent_entries:  # the holding period: not sold below today's weight
+        k = idx[venue]
+        lo[k] = max(lo[k], min(x0[k], hi[k]))
     for k in exit_only:
         lo[k] = 0.0  # nothing verifiable says it still earns: it may be sold whatever its min share
     amort = 365.0 / lim.horizon_days
@@ -220,6 +223,31 @@ def optimize(
 ) -> Plan:
     """Propose the allocation with the best risk-adjusted yield under the limits, or say why to hold."""
     model = (cache or ModelCache()).get(inputs.universe, shape_for(inputs, risk_form))
+    if not (inputs.recent_entries or inputs.recent_exits):
+        return _plan(model, inputs, solvers)
+    # The holding period: what was bought is kept, what was sold is not bought back, while the limits allow it.
+    days = inputs.limits.hold_days
+    closed = {
+        v: f"sold {when}: not bought back within the {days:g}-day holding period"
+        for v, when in inputs.recent_exits.items()
+    }
+    held = inputs.model_copy(update={"entry_blocked": {**closed, **inputs.entry_blocked}})
+    plan = _plan(model, held, solvers)
+    if plan.hold != Hold.LIMITS_UNMET:
+        if inputs.recent_entries:
+            kept = ", ".join(f"{v} (bought {when})" for v, when in sorted(inputs.recent_entries.items()))
+            note = f"kept at least at today's weight within the {days:g}-day holding period: {kept}"
+            plan = plan.model_copy(update={"heuristics": [*plan.heuristics, note]})
+        return plan
+    free = _plan(model, inputs.model_copy(update={"recent_entries": {}, "recent_exits": {}}), solvers)
+    note = (
+        f"the {days:g}-day holding period was lifted: with what was bought kept and what was sold not bought back "
+        f"the limits could not be met ({plan.reason})"
+    )
+    return free.model_copy(update={"heuristics": [*free.heuristics, note]})
+
+
+def _plan(model: AllocationModel, inputs: OptimizationInputs, solvers: tuple[str, ...]) -> Plan:
     values, held, own = prepare(model, inputs)
     return _Run(model, inputs, values, held, own, solvers).plan()
 

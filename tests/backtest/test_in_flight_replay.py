@@ -3,7 +3,7 @@ exits each venue by the route the model prices as cheaper (a DEX sale or the pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from aggregator.research.backtest.book import Book
-from aggregator.research.backtest.strategies import InFlightMove, Known, Optimizer, SeesInFlight
+from aggregator.research.backtest.strategies import InFlightMove, Known, Optimizer, SeesInFlight, Trade
 from aggregator.settings import Settings, load_settings
 from optimizer import ModelCache
 from optimizer.optimize import shape_of
@@ -70,10 +70,14 @@ class Spy(Optimizer):
     script: dict[int, dict[str, float]] = field(default_factory=dict)
     calls: int = 0
     seen: list[list[InFlightMove]] = field(default_factory=list)
+    traded: list[list[Trade]] = field(default_factory=list)
 
-    def see_book(self, settled: dict[str, float], in_flight: list[InFlightMove]) -> None:
+    def see_book(
+        self, settled: dict[str, float], in_flight: list[InFlightMove], trades: Sequence[Trade] = ()
+    ) -> None:
         self.seen.append(list(in_flight))
-        super().see_book(settled, in_flight)
+        self.traded.append(list(trades))
+        super().see_book(settled, in_flight, trades)
 
     def target(self, known: Known, weights: FloatArray, value_eth: float) -> FloatArray | None:
         self.calls += 1
@@ -101,8 +105,30 @@ def test_the_optimizer_is_shown_capital_in_flight_and_never_re_issues_its_exit(s
     flights = spy.seen[2]  # the 25th: the stETH exit in its queue, one day left
     assert [(f[0], f[1], f[3]) for f in flights] == [("lido-steth", "eth", 1)]
     assert flights[0][2] > 990.0  # the whole book, less the entry and exit costs
+    assert spy.traded[2] == [
+        (2, "deposit", "lido-steth"),
+        (1, "withdraw", "lido-steth"),
+    ]  # for the holding period
     landed = date(2024, 1, 26)
     withdrawals = [
         leg for leg in path.legs if leg.action == "withdraw" and leg.venue == 1 and leg.day <= landed
     ]
     assert [leg.day for leg in withdrawals] == [date(2024, 1, 24)]  # none while the first is in its queue
+
+
+def test_the_replay_shows_the_optimizer_its_trades_for_the_holding_period(small: Settings) -> None:
+    """With `hold_days`, the optimizer strategy keeps what the replay's book says it bought 3 days ago, although
+    rETH now pays far more; 20 days ago is outside the period and it rotates. The replay passes `Book.trades`."""
+    limits = small.limits.model_copy(update={"hold_days": 14.0, "risk_aversion": 0.0, "cvar_budget": None})
+    opt = Optimizer(name="optimizer", universe=small.universe(), limits=limits, cache=ModelCache())
+    yields = {"lido-steth": {"base": 0.03}, "rocketpool-reth": {"base": 0.09}}
+    known = Known(yields=yields, priced=np.ones(3, dtype=bool), net_yield=np.array([0.0, 0.03, 0.09]))
+    book = {"lido-steth": 1000.0}
+
+    def target(trades: list[tuple[int, str, str]]) -> FloatArray | None:
+        opt.see_book(book, [], trades)
+        return opt.target(known, np.array([0.0, 1.0, 0.0]), 1000.0)
+
+    assert target([(3, "deposit", "lido-steth")]) is None  # held: nothing may leave stETH
+    rotated = target([(20, "deposit", "lido-steth")])
+    assert rotated is not None and rotated[2] > 0.5

@@ -117,6 +117,11 @@ class Book:
         ids = self.structure.venue_ids
         return [(ids[t.source], ids[t.dest], t.amount, (t.arrives - day).days) for t in self.in_flight]
 
+    def trades(self, day: date) -> list[tuple[int, str, str]]:
+        """The executed legs as (days before `day`, action, venue id), for a planner's holding period."""
+        ids = self.structure.venue_ids
+        return [((day - leg.day).days, leg.action, ids[leg.venue]) for leg in self.legs]
+
     def land(self, day: date) -> None:
         """Queued capital due by `day` arrives in its destination."""
         keep: list[Transfer] = []

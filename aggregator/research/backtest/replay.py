@@ -201,7 +201,7 @@ def run(
                 path.decisions += 1
                 if isinstance(strategy, SeesInFlight):
                     settled = dict(zip(st.venue_ids, book.balances.tolist(), strict=True))
-                    strategy.see_book(settled, book.in_flight_moves(day))
+                    strategy.see_book(settled, book.in_flight_moves(day), book.trades(day))
                 target = strategy.target(known, book.weights(), book.value)
                 path.targets.append((day, target))
                 if target is not None:

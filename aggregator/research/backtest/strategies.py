@@ -6,6 +6,7 @@ under the same costs. The optimizer strategy is the daemon's own `optimize()` on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +38,7 @@ class Strategy(Protocol):
 
 
 InFlightMove = tuple[str, str, float, int]  # (from venue, to venue, ETH, days left): `Book.in_flight_moves`
+Trade = tuple[int, str, str]  # (days ago, "deposit" | "withdraw", venue): `Book.trades`
 
 
 @runtime_checkable
@@ -44,7 +46,9 @@ class SeesInFlight(Protocol):
     """A strategy that plans on the book as it is: settled balances and the capital in exit queues (still exposed
     to the venue it left). The replay calls `see_book` before each `target`."""
 
-    def see_book(self, settled: dict[str, float], in_flight: list[InFlightMove]) -> None: ...
+    def see_book(
+        self, settled: dict[str, float], in_flight: list[InFlightMove], trades: Sequence[Trade] = ()
+    ) -> None: ...
 
 
 def _onto(structure: Structure, shares: dict[int, float]) -> FloatArray:
@@ -119,10 +123,21 @@ class Optimizer:
     rebalances: int = 0
     _settled: dict[str, float] | None = None
     _in_flight: tuple[InFlight, ...] = ()
+    _entries: dict[str, str] = field(default_factory=dict)
+    _exits: dict[str, str] = field(default_factory=dict)
 
-    def see_book(self, settled: dict[str, float], in_flight: list[InFlightMove]) -> None:
+    def see_book(
+        self, settled: dict[str, float], in_flight: list[InFlightMove], trades: Sequence[Trade] = ()
+    ) -> None:
         """The book of the next `target`: settled ETH per venue and the capital in exit queues, which the optimizer
-        counts at its destination (so a move in flight is not issued again) and exposed where it left."""
+        counts at its destination (so a move in flight is not issued again) and exposed where it left; `trades`,
+        the executed legs as (days ago, "deposit" | "withdraw", venue), for the holding period
+        (`Limits.hold_days`)."""
+        days = self.limits.hold_days
+        self._entries = {
+            v: f"{ago} d ago" for ago, action, v in trades if action == "deposit" and ago <= days
+        }
+        self._exits = {v: f"{ago} d ago" for ago, action, v in trades if action == "withdraw" and ago <= days}
         self._settled = {v: float(a) for v, a in settled.items() if a > 0.0}
         self._in_flight = tuple(
             InFlight(from_venue=src, to_venue=dst, amount_eth=float(a), days_left=float(max(d, 0)))
@@ -132,12 +147,13 @@ class Optimizer:
 
     def target(self, known: Known, weights: FloatArray, value_eth: float) -> FloatArray | None:
         ids = [v.id for v in self.universe.venues]
+        entries: dict[str, str] = {}
+        exits: dict[str, str] = {}
         if self._settled is not None:
             holdings, in_flight = self._settled, self._in_flight
-            self._settled, self._in_flight = (
-                None,
-                (),
-            )  # seen once: a later call without see_book plans on weights
+            entries, exits = self._entries, self._exits
+            # seen once: a later call without see_book plans on weights
+            self._settled, self._in_flight, self._entries, self._exits = None, (), {}, {}
         else:
             holdings = {v: float(w * value_eth) for v, w in zip(ids, weights, strict=True) if w > 0}
             in_flight = ()
@@ -152,6 +168,8 @@ class Optimizer:
                 exit_only=known.exit_only,
                 entry_discount=known.entry_discount,
                 in_flight=in_flight,
+                recent_entries=entries,
+                recent_exits=exits,
             ),
             cache=self.cache,
         )
