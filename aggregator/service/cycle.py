@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -50,7 +50,9 @@ def inputs_for(
     (`expired_components`): counted at 0 for that yield, sold if that is better, never bought. While a venue whose
     component was first stored inside the window waits for its entry gate, open venues that look worse wait too
     (the warm-up rule of `aggregator.rates.estimate`). `holdings` is the settled book in ETH
-    (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands)."""
+    (default: the config's); `in_flight` the capital in exit queues (exposed where it left until it lands). With
+    `[limits] hold_days` and a store, the applied proposals' moves of the last hold_days before the book's time are
+    the holding period (`holding_period`)."""
     held = dict(settings.portfolio.holdings_eth) if holdings is None else holdings
     rule = settings.rates.rule()
     window = {}
@@ -83,6 +85,11 @@ def inputs_for(
                 for (venue, comp), (own, target) in sorted(seen.shrunk.items())
             },
         )
+    entries: dict[str, str] = {}
+    exits: dict[str, str] = {}
+    if settings.limits.hold_days > 0 and store is not None:
+        known = {v.id for v in universe.venues}
+        entries, exits = holding_period(store, settings.limits.hold_days, book.fetched_at, known)
     return OptimizationInputs(
         universe=universe,
         limits=settings.limits,
@@ -93,7 +100,49 @@ def inputs_for(
         exit_only=seen.exit_only,
         entry_discount=seen.entry_discount,
         in_flight=in_flight,
+        recent_entries=entries,
+        recent_exits=exits,
     )
+
+
+def holding_period(
+    store: Store, hold_days: float, now: datetime, known: set[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The holding period at `now` from the applied proposals of the last `hold_days` (dry runs are not trades):
+    venue -> when capital last entered it (a deposit), and venue -> when capital last left it (a withdrawal), each
+    time as "YYYY-MM-DD HH:MM UTC" (the optimizer's heuristics and entry-blocked reasons quote it). A venue the
+    config no longer has is left out (`holding_period_venue_unknown`); what is held is logged (`holding_period`)."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for when, action, venue in store.recent_moves(now - timedelta(days=hold_days)):
+        key = (action, venue)
+        if key not in latest or when > latest[key]:
+            latest[key] = when
+    unknown = sorted({venue for _, venue in latest if venue not in known})
+    if unknown:
+        log.warning(
+            "holding_period_venue_unknown",
+            venues=unknown,
+            effect="left out of the holding period: the config no longer has these venues",
+        )
+
+    def listed(action: str) -> dict[str, str]:
+        return {
+            venue: f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            for (act, venue), when in sorted(latest.items())
+            if act == action and venue in known
+        }
+
+    entries, exits = listed("deposit"), listed("withdraw")
+    if entries or exits:
+        log.info(
+            "holding_period",
+            hold_days=hold_days,
+            entries=entries,
+            exits=exits,
+            effect="a venue entered is not sold below today's weight, one exited is not bought back, "
+            "unless the limits cannot be met otherwise",
+        )
+    return entries, exits
 
 
 def expired_components(

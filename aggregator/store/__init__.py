@@ -57,6 +57,7 @@ from aggregator.store.records import Collection, Fenced
 from aggregator.store.rows import (
     LatestRates,
     ListedProposalRow,
+    PlanLegs,
     ProposalRow,
     StoredRateRow,
     StoredRejection,
@@ -460,6 +461,41 @@ class Store:
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise DamagedRecordError(f"proposal {run_id} is damaged: its stored plan {_why(exc)}") from exc
         return _row(ProposalRow, meta), plan
+
+    def recent_moves(self, since: datetime) -> list[tuple[datetime, str, str]]:
+        """The moves of the applied proposals created at or after `since` as (created_at, action, venue), in the
+        order they were written: the daemon's trades, for the optimizer's holding period (`Limits.hold_days`).
+        Dry-run proposals are not trades. Only each plan's moves are read (`action` "deposit" | "withdraw" and the
+        `venue` capital enters or leaves); a row whose time or moves do not parse is left out and logged
+        (`proposal_damaged`), so one damaged record cannot stop a cycle."""
+        cols = [c for c in _meta_columns() if c.name in ("id", "created_at", "plan")]
+        query = (
+            select(*cols)
+            .where(proposals.c.mode == "applied", proposals.c.created_at >= _naive_utc(since))
+            .order_by(proposals.c.collection_id)
+        )
+        with self._read("reading the applied proposals' moves") as conn:
+            rows = [row._asdict() for row in conn.execute(query)]
+        out: list[tuple[datetime, str, str]] = []
+        for row in rows:
+            meta = _meta({"id": row["id"], "created_at": row["created_at"]})
+            if "damaged" in meta:
+                why = meta["damaged"]
+            else:
+                try:
+                    legs = PlanLegs.model_validate_json(row["plan"]).moves
+                except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                    why = f"its stored plan {_why(exc)}"
+                else:
+                    out.extend((meta["created_at"], leg.action, leg.venue) for leg in legs)
+                    continue
+            log.warning(
+                "proposal_damaged",
+                proposal=row["id"],
+                error=f"proposal {row['id']} is damaged: {why}",
+                effect="its moves are left out of the holding period",
+            )
+        return out
 
     def book(self) -> dict[str, float] | None:
         """Settled positions in ETH (capital in flight excluded), or None while no plan has been applied."""

@@ -7,7 +7,7 @@ error. The book and its capital in flight are `aggregator.store.ledger.Position`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
@@ -42,6 +42,24 @@ class ListedProposalRow(ProposalRow):
 
     created_at: IsoTime | None  # type: ignore[assignment]
     damaged: str | None = None
+
+
+class PlanLeg(BaseModel):
+    """One move of a stored plan as the holding period reads it: which way and the venue capital enters or leaves
+    (`optimizer.Move.venue`); the move's other fields are not read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action: Literal["deposit", "withdraw"]
+    venue: str
+
+
+class PlanLegs(BaseModel):
+    """A stored plan's moves, nothing else of it (`Store.recent_moves`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    moves: list[PlanLeg]
 
 
 class StoredRateRow(BaseModel):
