@@ -193,7 +193,7 @@ class Limits(_Frozen):
         "past back, so that the exposure (queued exits included, which accrue while they wait) stays within the "
         "whole band every day",
     )
-    hold_days: NonNegative = Field(
+    hold_days: Annotated[float, Field(ge=0.0, le=365.0, allow_inf_nan=False)] = Field(
         default=0.0,
         description="a holding period: capital that entered a venue in the last hold_days days is not sold, and a "
         "venue sold from in that time is not bought, unless the limits cannot be met otherwise (the plan says so). "

@@ -42,6 +42,7 @@ def test_rseth_is_not_bought_on_its_first_observations(demo_config: Callable[...
         text = re.sub(r"(?m)^end = 2024-09-05.*$", "end = 2024-04-12", text)
         # the daemon's plausible range (15 % at most for an LRT's base yield) would reject the 21.29 % print itself
         text = re.sub(r"(?m)^\[rates\]$", "[rates]\nplausible_staking = [0.005, 0.5]", text)
+        text = re.sub(r"(?m)^hold_days = .*$", "hold_days = 0.0", text)  # nor the first days' book held
         return re.sub(
             r"(?m)^cvar_budget = .*$", "cvar_budget = 0.5", text
         )  # so that only the gate can stop it
