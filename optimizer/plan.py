@@ -199,8 +199,10 @@ class RecordedProblem(_Out):
     objective: float | None
     queued: list[
         float
-    ] = []  # 1 where the venue's cheaper exit is a timed route: its exits stay exposed meanwhile
-    in_flight_offset: list[float] = []  # in-flight shares at their from venue minus at their destination
+    ] = []  # 1 where the venue's cheaper exit is a timed route: the ladder counts its exits where they leave
+    # in-flight shares at their from venue minus at their destination: today's exposure is x0 + this (the risk
+    # limits hold on the target; a plan's deposits wait until in-flight capital lands)
+    in_flight_offset: list[float] = []
     enumeration: RecordedEnumeration | None = None
 
 
