@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 
@@ -311,6 +312,7 @@ class Service:
                         "to_venue": p.to_venue,
                         "eth": p.amount_eth,
                         "due": p.due.isoformat(),
+                        "kind": flight_kind(self.settings, p.from_venue, p.to_venue),
                     }
                     for p in pending
                 ],
@@ -510,6 +512,12 @@ def slot_run_id(slot: datetime) -> str:
 
 DRIFT_ETH = 0.01
 """A difference between the chain and the expected book smaller than this (ETH) is rounding, not drift."""
+
+
+def flight_kind(settings: Settings, from_venue: str, to_venue: str) -> Literal["deposit", "exit"]:
+    """What an applied plan's capital in flight is: "exit" (in its exit queue, landing at `to_venue` when due) or
+    "deposit" (a deposit down the tree, waiting where it is until the plan's exits have landed; made at `due`)."""
+    return "deposit" if _below(settings, to_venue, from_venue) else "exit"
 
 
 def _below(settings: Settings, venue: str, ancestor: str) -> bool:

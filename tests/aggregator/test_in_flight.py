@@ -4,16 +4,26 @@ they left until due, the next cycle passes them to the optimizer (and never exit
 from __future__ import annotations
 
 import itertools
+import re
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
+from typing import Any, cast
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
+from aggregator.events.metrics import Metrics
+from aggregator.interfaces.api.app import ApiServer, create_app
+from aggregator.interfaces.dashboard.view import build
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from aggregator.store.ledger import Pending, Position, apply_moves
 from optimizer import Move
+from tests.conftest import AGGREGATOR, ROOT, clean_env, free_port
 
 T0 = datetime(2026, 9, 14, 12, 0, tzinfo=UTC)
 
@@ -187,3 +197,55 @@ def test_the_daemon_book_carries_queued_exits_and_never_issues_them_twice(
     landed = svc.store.position()
     assert landed is not None and landed.pending == ()
     assert landed.settled == pytest.approx({v: a for v, a in first.target_eth.items() if a > 1e-9})
+
+
+def test_book_and_dashboard_tell_a_waiting_deposit_from_an_exit_queue(
+    demo_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """An applied rotation's flights are of two kinds: exits in their queue, and deposits held where they are until
+    those exits land. `aggregator book` (a real subprocess on the same SQLite file), GET /api/v1/book's document
+    and the dashboard name each for what it is, not every one an "in flight" that lands at its destination."""
+    config = demo_config(lambda text: text.replace("max_turnover = 0.5", "max_turnover = 1.0"))
+    url = f"sqlite:///{tmp_path}/a.db"
+    base = load_settings(config)
+    settings = base.model_copy(update={"database": base.database.model_copy(update={"url": url})})
+    svc = Service(settings, now=lambda: T0)
+    plan = svc.rebalance("cli", apply=True).plan
+    exits = {m.from_venue for m in plan.moves if m.action == "withdraw" and m.days > 0}
+    deposits = {m.to_venue for m in plan.moves if m.action == "deposit"}
+    assert exits and deposits, plan.reason
+    doc = cast(list[dict[str, Any]], svc.book_report()["in_flight"])
+    kinds = {(f["from_venue"], f["to_venue"]): f["kind"] for f in doc}
+    # an exit whose proceeds a deposit spends lands at that deposit's venue (`apply_moves`): still an exit
+    assert {frm for (frm, _), kind in kinds.items() if kind == "exit"} == exits
+    assert {to for (_, to), kind in kinds.items() if kind == "deposit"} == deposits
+    assert set(kinds.values()) == {"exit", "deposit"}
+
+    page = build(svc, T0)
+    assert {(f["from"], f["to"]): f["kind"] for f in page.in_flight} == kinds
+    api = ApiServer(create_app(svc, Metrics(), SecretStr("t" * 32)), "127.0.0.1", free_port())
+    api.start()
+    try:
+        html = httpx.get(f"http://127.0.0.1:{api.port}/", timeout=30).text
+        served = httpx.get(f"http://127.0.0.1:{api.port}/api/v1/book", timeout=30).json()["in_flight"]
+    finally:
+        api.stop(timeout=5)
+    assert [f["kind"] for f in served] == [f["kind"] for f in doc]
+    rows = re.findall(r'<tr data-kind="(\w+)"><td>([^<]+)</td>', html)
+    assert sorted(k for k, _ in rows) == sorted(kinds.values())
+    assert {k: unescape(text) for k, text in rows} == {
+        "deposit": "deposit, held until the plan's exits land",
+        "exit": "exit, in its queue",
+    }
+
+    done = subprocess.run(
+        [AGGREGATOR, "book", "--config", str(config)],
+        check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=clean_env({"AGGREGATOR_DATABASE__URL": url, "COLUMNS": "220"}),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    waiting = [line for line in done.stdout.splitlines() if "deposit waiting" in line]
+    queued = [line for line in done.stdout.splitlines() if line.strip().startswith("in flight")]
+    assert len(waiting) == list(kinds.values()).count("deposit"), done.stdout
+    assert len(queued) == list(kinds.values()).count("exit"), done.stdout
+    assert all("until the plan's exits land" in line for line in waiting)

@@ -386,6 +386,12 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
         elif f.get("nonce") is not None:
             state = "completable now" if f["finalized"] else f"due in {f['days_left']:.1f} days"
             when = f"EigenLayer withdrawal nonce {f['nonce']}, block {f['due_block']}, {state}"
+        elif f.get("kind") == "deposit":
+            console.print(
+                f"  deposit waiting {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH (held in "
+                f"{f['from_venue']} until the plan's exits land; made {f['due']})"
+            )
+            continue
         else:
             when = f"due {f['due']}"
         console.print(f"  in flight {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH ({when})")

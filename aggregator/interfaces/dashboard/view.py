@@ -15,7 +15,7 @@ from aggregator.core.errors import DamagedRecordError
 from aggregator.events.budgets import Bar, risk_bars
 from aggregator.interfaces.render import move_costs
 from aggregator.rates.lineage import independent_of
-from aggregator.service import Service
+from aggregator.service import Service, flight_kind
 from aggregator.settings import Settings
 from aggregator.store.rows import LatestRates, ListedProposalRow, StoredRateRow
 from execution.timeline import Timeline, plan_timeline
@@ -83,6 +83,7 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
                 "amount_eth": p.amount_eth,
                 "due": p.due,
                 "proposal": p.proposal_id,
+                "kind": flight_kind(settings, p.from_venue, p.to_venue),
             }
             for p in position.pending
         ]
