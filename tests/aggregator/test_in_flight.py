@@ -12,18 +12,15 @@ from html import unescape
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
-from aggregator.events.metrics import Metrics
-from aggregator.interfaces.api.app import ApiServer, create_app
 from aggregator.interfaces.dashboard.view import build
 from aggregator.service import Service
 from aggregator.settings import load_settings
 from aggregator.store.ledger import Pending, Position, apply_moves
 from optimizer import Move
-from tests.conftest import AGGREGATOR, ROOT, clean_env, free_port
+from tests.conftest import AGGREGATOR, ROOT, clean_env
+from tests.helpers.api import api_client
 
 T0 = datetime(2026, 9, 14, 12, 0, tzinfo=UTC)
 
@@ -223,13 +220,11 @@ def test_book_and_dashboard_tell_a_waiting_deposit_from_an_exit_queue(
 
     page = build(svc, T0)
     assert {(f["from"], f["to"]): f["kind"] for f in page.in_flight} == kinds
-    api = ApiServer(create_app(svc, Metrics(), SecretStr("t" * 32)), "127.0.0.1", free_port())
-    api.start()
-    try:
-        html = httpx.get(f"http://127.0.0.1:{api.port}/", timeout=30).text
-        served = httpx.get(f"http://127.0.0.1:{api.port}/api/v1/book", timeout=30).json()["in_flight"]
-    finally:
-        api.stop(timeout=5)
+    with api_client(
+        settings, "t" * 32
+    ) as client:  # a second service on the same SQLite file, as the daemon's
+        html = client.get("/").text
+        served = client.get("/api/v1/book").json()["in_flight"]
     assert [f["kind"] for f in served] == [f["kind"] for f in doc]
     rows = re.findall(r'<tr data-kind="(\w+)"><td>([^<]+)</td>', html)
     assert sorted(k for k, _ in rows) == sorted(kinds.values())
