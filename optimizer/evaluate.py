@@ -71,8 +71,8 @@ def violations(
     """Every limit x breaks by more than `tol`, in words. Shares, entries and turnover are checked on x; node caps,
     layer caps, CVaR and stress limits on where the capital is exposed: x itself for a target (a plan's deposits
     wait until its exits land, so no state of a rebalance is riskier than today's book or the target), or
-    `exposure` when given (today's book, in-flight capital where it left); the ladder on x with this plan's queued
-    exits where they leave (in-flight capital is in its floors)."""
+    `exposure` when given (today's book, in-flight capital where it left); the ladder on x (in-flight capital is in
+    its floors)."""
     out: list[str] = []
     e = x if exposure is None else exposure
     ids = structure.venue_ids
@@ -86,6 +86,10 @@ def violations(
         inflow = structure.subtree @ (x - values.x0)
         for i in np.flatnonzero(inflow > values.entry_room + tol):
             out.append(f"{ids[i]}: {inflow[i]:.6f} enters it, but it is closed to entries")
+    if values.exit_room is not None:
+        outflow = structure.subtree @ (values.x0 - x)
+        for i in np.flatnonzero(outflow > values.exit_room + tol):
+            out.append(f"{ids[i]}: {outflow[i]:.6f} leaves it within its holding period")
     exposure = structure.exposure @ e
     for j in np.flatnonzero(exposure > values.node_cap + tol):
         out.append(

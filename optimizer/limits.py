@@ -20,7 +20,7 @@ class Terms:
     """Variables, parameters and expressions one problem is built from."""
 
     x: cp.Variable  # the target, where the risk limits hold (`optimizer.problem`, module doc)
-    liquid: cp.Expression  # x with this plan's queued exits where they leave: what the ladder counts
+    liquid: cp.Expression  # what the ladder counts: the target x (`ParameterValues.liquid`)
     p: cp.Variable
     q: cp.Variable
     t: cp.Variable
@@ -43,6 +43,7 @@ class Terms:
     kind_rows: object
     ladder_rows: object
     entry_room: cp.Parameter | None = None
+    exit_room: cp.Parameter | None = None
     # the forced-sale block (`optimizer.forced_sale`), when the shape has it: sales per rung × sale venue
     sale: cp.Variable | None = None
     sale_rows: object = None  # sale venues × venues: picks the sale venues' weights out of x
@@ -84,6 +85,16 @@ def entry_blocks(v: Terms, _: Slack = None) -> Constraints:
     return {"no_entry": [v.subtree @ v.x - v.subtree @ v.x0 <= v.entry_room]}
 
 
+def holding_floors(v: Terms, _: Slack = None) -> Constraints:
+    """Capital leaving a venue's subtree at most its room: 0 for a venue bought within the holding period, 1
+    otherwise. On the subtree, not the venue's own weight: restaking stETH bought last week keeps it stETH (it
+    stays in stETH's subtree), and a deposit that passed through a parent holds what it brought, not the parent's
+    own older position."""
+    if v.exit_room is None:
+        return {}
+    return {"no_exit": [v.subtree @ v.x0 - v.subtree @ v.x <= v.exit_room]}
+
+
 def node_caps(v: Terms, slack: Slack = None) -> Constraints:
     """Share exposed to each risk node at most its cap."""
     if v.node_cap is None:
@@ -109,9 +120,9 @@ def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
-    """At least the rung's share is back as ETH within the rung's days, with this plan's queued exits counted where
-    they leave (ETH on its way is not yet ETH); the floor is raised by in-flight capital that will not be back in
-    time (see `optimize.prepare`)."""
+    """At least the rung's share is back as ETH within the rung's days, on the target (deposits wait until the
+    plan's exits land, so the book in between is today's); the floor is raised by in-flight capital that will not
+    be back in time (see `optimize.prepare`)."""
     if v.ladder_min is None:
         return {}
     floor = v.ladder_min if slack is None else v.ladder_min - slack
@@ -149,7 +160,7 @@ def forced_sale(v: Terms, slack: Slack = None) -> Constraints:
     }
 
 
-HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves, entry_blocks)
+HARD: tuple[LimitFn, ...] = (fully_invested, share_bounds, tree_moves, entry_blocks, holding_floors)
 """Structural constraints: never relaxed."""
 
 ELASTIC: dict[str, LimitFn] = {

@@ -120,11 +120,17 @@ def prepare(
         k = st.venue_index[venue]
         room[k] = 0.0
         lo[k] = min(lo[k], x0[k])  # a min share it does not meet cannot be reached without an entry
-    for venue in inputs.recent_entries:  # the holding period: not sold below today's weight
-        k = idx[venue]
-        lo[k] = max(lo[k], min(x0[k], hi[k]))
     for k in exit_only:
         lo[k] = 0.0  # nothing verifiable says it still earns: it may be sold whatever its min share
+    # The holding period: capital does not leave the subtree of a venue bought within it (restaking it stays
+    # inside), except what the venue is above its max share by and what it holds of exit-only venues.
+    exit_room = np.ones(st.n_venues)
+    if inputs.recent_entries:
+        sellable = np.zeros(st.n_venues)
+        sellable[list(exit_only)] = x0[list(exit_only)]
+        for venue in inputs.recent_entries:
+            k = idx[venue]
+            exit_room[k] = max(x0[k] - hi[k], 0.0) + float(st.subtree[k] @ sellable)
     amort = 365.0 / lim.horizon_days
     exit_rate, exit_days, _ = st.exit_routes(yields)
     discount = np.zeros(st.n_venues)  # a yearly yield an entry does not count on (estimate's spread): on p
@@ -158,6 +164,7 @@ def prepare(
         max_turnover=1.0 if lim.max_turnover is None else lim.max_turnover,
         stress_max=np.array([1.0 if s is None else s for s in stress]),
         entry_room=room,
+        exit_room=exit_room,
         queued=(exit_days > 0.0).astype(float),
         in_flight_offset=offset,
     )
@@ -173,17 +180,17 @@ def prepare(
     # Today's exposure counts in-flight capital where it left; a plan's deposits wait until it lands, so the book
     # is never riskier than this before it reaches the target.
     on_exposure = dataclasses.replace(
-        values, lo=np.zeros(st.n_venues), hi=np.ones(st.n_venues), entry_room=None
+        values, lo=np.zeros(st.n_venues), hi=np.ones(st.n_venues), entry_room=None, exit_room=None
     )
     today = values.today()
     if violations(
         st, model.losses, model.shape, on_exposure, x0, check_turnover=False, tol=drift, exposure=today
     ):
         # Queued exits cannot bring ETH back sooner, so a book already short of a ladder rung (or past a risk
-        # limit, in-flight capital included) could not start to move if they counted where they leave: the ladder
-        # then counts them as back, as if exits were instant (the plan says so). A book past a limit by no more
-        # than the drift band (yield accrual nudges a book at its CVaR budget over it every day) is one the plan
-        # may hold: the ladder stays modelled.
+        # limit, in-flight capital included) could not start to move if the floors also asked for the in-flight
+        # capital that is not back in time: the rungs drop to their configured shares (the plan says so). A book
+        # past a limit by no more than the drift band (yield accrual nudges a book at its CVaR budget over it every
+        # day) is one the plan may hold: the floors stay.
         values.queued = np.zeros(st.n_venues)
         values.ladder_min = np.array([r.min_share for r in lim.ladder])
         values.transit_relaxed = True
@@ -236,7 +243,7 @@ def optimize(
     if plan.hold != Hold.LIMITS_UNMET:
         if inputs.recent_entries:
             kept = ", ".join(f"{v} (bought {when})" for v, when in sorted(inputs.recent_entries.items()))
-            note = f"kept at least at today's weight within the {days:g}-day holding period: {kept}"
+            note = f"kept at least at today's weight, restaked or not, within the {days:g}-day holding period: {kept}"
             plan = plan.model_copy(update={"heuristics": [*plan.heuristics, note]})
         return plan
     free = _plan(model, inputs.model_copy(update={"recent_entries": {}, "recent_exits": {}}), solvers)
@@ -282,8 +289,8 @@ class _Run:
         if v.transit_relaxed:
             self.heuristics.append(
                 "today's book (in-flight capital where it left) already breaks a limit, and queued exits cannot "
-                "bring ETH back sooner: the ladder counts this plan's exits as back, and the limits hold on the "
-                "target allocation"
+                "bring ETH back sooner: the ladder's floors do not ask for the in-flight capital that is not back "
+                "in time, and the limits hold on the target allocation"
             )
         problems = prechecks(st, self.model.shape, v)
         if problems:

@@ -199,7 +199,7 @@ class RecordedProblem(_Out):
     objective: float | None
     queued: list[
         float
-    ] = []  # 1 where the venue's cheaper exit is a timed route: the ladder counts its exits where they leave
+    ] = []  # 1 where the venue's cheaper exit is a timed route: recorded for the replay and tests
     # in-flight shares at their from venue minus at their destination: today's exposure is x0 + this (the risk
     # limits hold on the target; a plan's deposits wait until in-flight capital lands)
     in_flight_offset: list[float] = []

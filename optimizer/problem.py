@@ -6,9 +6,9 @@
 x is where the capital is headed (capital in flight already at its destination). Risk limits hold on x: a plan's
 deposits are made only once none of the book's capital is in an exit queue (the replay's book, the daemon's ledger
 and the execution timeline all wait), so every state of a rebalance is either today's book with some exits done
-(capital only moved from a venue to its parent: never riskier) or the target. The liquidity ladder counts this
-plan's queued exits where they leave, x + T·(queued ∘ q) (T moves a subtree's outflow from its parent back to the
-venue it leaves): ETH on its way is not yet ETH.
+(capital only moved from a venue to its parent: never riskier) or the target. The liquidity ladder holds on x as
+well: while the exits wait the book is today's (an exit lands no later than its venue's own exit days, so no rung
+counts less than today), and the floors count earlier plans' in-flight capital only when it is back in time.
 
 Three ways to write CVaR, with equal optimal values: "cuts" (the default) keeps the scenarios out of the LP and adds
 only the tail cuts the solution needs (`optimizer.cuts`); "factored" writes every scenario's loss through the joint
@@ -97,12 +97,15 @@ class ParameterValues:
     max_turnover: float
     stress_max: FloatArray
     entry_room: FloatArray | None = None  # per venue, capital that may enter its subtree: 0 closed, 1 open
-    # 1 where the venue's cheaper exit route takes time (the ladder counts its exits where they leave meanwhile)
+    # per venue, capital that may leave its subtree: 1 open, 0 bought within the holding period (plus what it is
+    # above its max share by, and what it holds of exit-only venues: those may still be sold)
+    exit_room: FloatArray | None = None
+    # 1 where the venue's cheaper exit route takes time (recorded in the plan; the ladder holds on the target)
     queued: FloatArray | None = None
     # in-flight shares at their from venue minus at their destination: today's exposure is x0 + this. Not in the
     # LP (a plan's deposits wait until the flights land); `prepare` checks whether today's book is past a limit.
     in_flight_offset: FloatArray | None = None
-    # today's book breaks the ladder beyond the drift band: it counts queued exits as back (they cannot be sooner)
+    # today's book breaks a limit beyond the drift band: the floors drop the in-flight capital (it cannot be sooner)
     transit_relaxed: bool = False
     # the current exposure is past a limit by less than the drift band: limits taken at today's level
     limits_at_today: bool = False
@@ -118,12 +121,14 @@ class ParameterValues:
         return out
 
     def liquid(self, structure: Structure, x: FloatArray) -> FloatArray:
-        """What the liquidity ladder counts for weights x: x with this plan's queued exits (from x0) back at the
-        venues they leave (in-flight capital is in the ladder's floors)."""
-        q = np.maximum(-(structure.subtree @ (x - self.x0)), 0.0)
-        queued = np.zeros_like(x) if self.queued is None else self.queued
-        out: FloatArray = x + structure.transit @ (queued * q)
-        return out
+        """What the liquidity ladder counts for weights x: x itself. A plan's deposits wait until its exits land
+        (`aggregator.store.ledger`, `execution.timeline`, the replay's book), so no state holds a queued exit where
+        it leaves AND what its proceeds buy: while the exits are queued the book is today's (each exit lands no
+        later than its venue's own exit days, so no rung counts less than today), then it is x. Counting the
+        queued exits where they leave against x (before deposits waited) took the proceeds out of idle ETH and
+        blocked every rotation from a queued venue into one not back within a day while idle ETH sat at the
+        1-day floor (in-flight capital of earlier plans is in the ladder's floors)."""
+        return x
 
 
 @dataclass
@@ -204,13 +209,11 @@ class AllocationModel:
         self.p_c_in = cp.Parameter(n, nonneg=True, name="c_in")
         self.p_c_out = cp.Parameter(n, nonneg=True, name="c_out")
         self.p_risk_aversion = cp.Parameter(nonneg=True, name="risk_aversion")
-        self.p_queued = cp.Parameter(n, nonneg=True, name="queued")
         x = cp.Variable(n, nonneg=True, name="x")
         q = cp.Variable(n, nonneg=True, name="q")
         zeta = cp.Variable(nonneg=True, name="zeta")  # VaR (RU forms) or CVaR (cuts): losses are ≥ 0
         z: cp.Variable | None = cp.Variable(len(weighted), nonneg=True, name="z")
         self.cut_loop: CutLoop | None = None
-        in_transit = st.transit @ cp.multiply(self.p_queued, q)  # this plan's queued exits, where they leave
         self._exposure_def: list[cp.Constraint] = []  # the factored form's m = A x
         # The priors (each node's p and lgd) reach the cuts form only through these two parameters and the tail
         # oracle, so `retarget` can change them without compiling again (`optimizer.retarget`).
@@ -245,7 +248,7 @@ class AllocationModel:
         cvar = zeta if z is None else zeta + tail_weights @ z + residual @ x
         self.terms = Terms(
             x=x,
-            liquid=x + in_transit,
+            liquid=x,
             p=cp.Variable(n, nonneg=True, name="p"),
             q=q,
             t=cp.Variable(n, nonneg=True, name="t"),
@@ -272,6 +275,7 @@ class AllocationModel:
             kind_rows=st.kind_matrix(shape.layer_kinds),
             ladder_rows=st.ladder_matrix(shape.ladder_days),
             entry_room=cp.Parameter(n, nonneg=True, name="entry_room"),
+            exit_room=cp.Parameter(n, nonneg=True, name="exit_room"),
         )
         if shape.forced_sale and shape.ladder_days:
             self.terms = self._with_sales(self.terms)
@@ -380,8 +384,6 @@ class AllocationModel:
         self.p_c_in.value = values.c_in
         self.p_c_out.value = values.c_out
         self.p_risk_aversion.value = values.risk_aversion
-        n = self.structure.n_venues
-        self.p_queued.value = np.zeros(n) if values.queued is None else values.queued
         v.x0.value = values.x0
         v.lo.value = values.lo
         v.hi.value = values.hi
@@ -405,6 +407,9 @@ class AllocationModel:
         if v.entry_room is not None:
             n = self.structure.n_venues
             v.entry_room.value = np.ones(n) if values.entry_room is None else values.entry_room
+        if v.exit_room is not None:
+            n = self.structure.n_venues
+            v.exit_room.value = np.ones(n) if values.exit_room is None else values.exit_room
 
     def solve(self, values: ParameterValues, solvers: tuple[str, ...] = DEFAULT_SOLVERS) -> SolveResult:
         """Solve with the first solver that succeeds; never raises for solver trouble. Whatever the cut loop raises

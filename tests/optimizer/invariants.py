@@ -133,28 +133,6 @@ def plan_cvar(plan: Plan, x: np.ndarray, rebuilt: Rebuilt | None = None) -> floa
     return cvar(r.loss[weighted] @ x, r.probs[weighted], beta) + float(r.residual @ x) / (1.0 - beta)
 
 
-def liquid(plan: Plan, x: np.ndarray) -> np.ndarray:
-    """What the ladder counts for x: x with the plan's queued exits (from x0) back at the venue they leave;
-    rebuilt from the recorded tree and queue flags (in-flight capital is in the recorded floors)."""
-    rec = plan.problem
-    venues = {v.id: v for v in rec.inputs.universe.venues}
-    order = rec.venue_order
-    idx = {v: i for i, v in enumerate(order)}
-    n = len(order)
-    x0 = np.array(rec.x0)
-    delta = x - x0
-    queued = np.array(rec.queued) if rec.queued else np.zeros(n)
-    e = x.copy()
-    for v in order:
-        below = [w for w in order if _under(w, v, venues)]
-        leaving = max(-sum(delta[idx[w]] for w in below), 0.0)
-        parent = venues[v].parent
-        if parent is not None and queued[idx[v]] > 0:
-            e[idx[v]] += leaving
-            e[idx[parent]] -= leaving
-    return e
-
-
 def today(plan: Plan) -> np.ndarray:
     """Today's exposure: x0 with the in-flight capital where it left (the recorded offset)."""
     rec = plan.problem
@@ -186,7 +164,7 @@ def check_invariants(plan: Plan) -> None:
     for kind, cap in rec.layer_caps.items():
         assert sum(x[n] for n, v in enumerate(rec.venue_order) if kinds[v] == kind) <= cap + TOL
     days = np.array(rec.days_to_eth)
-    counted = liquid(plan, target)  # the recorded floors count the in-flight capital
+    counted = target  # on the target too: deposits wait, so no state mixes queued exits with what they buy
     for d, floor in rec.ladder:
         assert counted[days <= d + 1e-12].sum() >= floor - TOL, (d, floor)
     r = rebuild(plan)

@@ -50,9 +50,9 @@ def rebuild_objective(plan: Plan) -> float:
     k_band = inp.limits.trade_cost_multiple
     c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
     c_in = c_in + np.array([inp.entry_discount.get(v, 0.0) for v in order])  # what an entry does not count on
-    if rec.queued and not any(rec.queued):
-        # the book was already past a limit: the ladder counted the plan's exits as if they were instant
-        queued[:] = 0.0
+    # The ladder holds on the target: a plan's deposits wait until its exits land, so no state counts its queued
+    # exits where they leave while spending their proceeds (`ParameterValues.liquid`). e = x.
+    queued[:] = 0.0
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
     beta, lam = rec.cvar_beta, rec.risk_aversion

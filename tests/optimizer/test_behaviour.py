@@ -49,6 +49,26 @@ def test_steth_into_eigenlayer_costs_only_the_eigenlayer_deposit() -> None:
     assert el[0].cost_eth == pytest.approx(el[0].amount_eth * 0.0002)
 
 
+def test_a_rotation_out_of_a_queued_venue_is_not_blocked_by_the_one_day_floor() -> None:
+    """Idle ETH at the 1-day floor (5 %), everything else in stETH (5-day queue) and restaked stETH, and rETH
+    suddenly yields 9 %: the plan sells stETH for rETH. The ladder used to count the queued stETH exit where it
+    leaves AND its proceeds already in rETH, i.e. took them out of idle ETH (liquidity -0.55 within a day), so no
+    rotation was feasible at all. Deposits wait until the exits land: the ladder holds on the target, and the book
+    in between is today's."""
+    best = {**YIELDS, "rocketpool-reth": {"base": 0.09}}
+    plan = optimize(
+        small_inputs(holdings={"eth": 50.0, "lido-steth": 550.0, "eigenlayer-steth": 400.0}, yields=best)
+    )
+    assert plan.status == "rebalance", plan.reason
+    assert plan.target_weights["rocketpool-reth"] == pytest.approx(0.6, abs=1e-6)
+    assert plan.target_weights["eth"] == pytest.approx(0.05, abs=1e-6)  # the 1-day floor, met on the target
+    assert [m.action for m in plan.moves if "steth" in m.from_venue] == ["withdraw"] * len(
+        [m for m in plan.moves if "steth" in m.from_venue]
+    )
+    check_invariants(plan)
+    assert rebuild_objective(plan) == pytest.approx(plan.problem.objective, abs=1e-7)
+
+
 def test_exits_come_before_entries_and_amounts_add_up() -> None:
     """Withdrawals are listed first; ETH leaving a venue equals ETH arriving elsewhere. (No ladder: with a 1-day floor
     the rETH leaving through its 3-day queue is not ETH yet, so it could not be redeployed in this plan.)"""

@@ -28,9 +28,7 @@ def test_a_closed_venue_is_not_bought_even_with_the_best_yield() -> None:
 
 
 def test_a_closed_venue_whose_yield_no_longer_justifies_it_is_sold_not_frozen() -> None:
-    """Held rETH valued at a carried 0 %: it is sold (before, a venue without a fresh value was frozen). Not 0.5 %:
-    the 1-day ladder counts the plan's queued exit at rETH until it lands, so the sale must end in idle ETH, which
-    beats rETH only once rETH yields no more than its risk costs."""
+    """Held rETH valued at a carried 0 %: it is sold (before, a venue without a fresh value was frozen)."""
     poor = {**YIELDS, "rocketpool-reth": {"base": 0.0}}
     inputs = small_inputs(holdings={"eth": 500.0, "rocketpool-reth": 500.0}, yields=poor)
     plan = optimize(inputs.model_copy(update={"entry_blocked": {"rocketpool-reth": "stale"}}))

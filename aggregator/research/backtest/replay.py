@@ -172,7 +172,9 @@ def run(
     )
     # The replay checks limits on the exposure it measures itself (queued capital where it left): no transit or entry
     # terms relative to the start book.
-    limit_values = dataclasses.replace(limit_values, queued=None, in_flight_offset=None, entry_room=None)
+    limit_values = dataclasses.replace(
+        limit_values, queued=None, in_flight_offset=None, entry_room=None, exit_room=None
+    )
     shocks = {e.on: shock_vector(st, e) for e in stress}
     books = [Book.start(st, start_holdings, limits.gas_cost_eth) for _ in strategies]
     paths = [Path(name=s.name) for s in strategies]
