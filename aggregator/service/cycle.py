@@ -19,7 +19,7 @@ from aggregator.rates.collect import RateBook
 from aggregator.rates.estimate import decision_yields
 from aggregator.settings import Settings
 from aggregator.store import Store
-from optimizer import InFlight, ModelCache, OptimizationInputs, Plan
+from optimizer import InFlight, ModelCache, OptimizationInputs, Plan, Universe
 from optimizer.optimize import optimize
 
 log = structlog.get_logger(__name__)
@@ -89,7 +89,13 @@ def inputs_for(
     exits: dict[str, str] = {}
     if settings.limits.hold_days > 0 and store is not None:
         known = {v.id for v in universe.venues}
-        entries, exits = holding_period(store, settings.limits.hold_days, book.fetched_at, known)
+        entries, exits = holding_period(
+            store,
+            settings.limits.hold_days,
+            book.fetched_at,
+            known,
+            lookback_days=longest_queue_chain(universe),
+        )
     return OptimizationInputs(
         universe=universe,
         limits=settings.limits,
@@ -105,15 +111,31 @@ def inputs_for(
     )
 
 
+def longest_queue_chain(universe: Universe) -> float:
+    """Days of the longest chain of exit queues in the universe (EigenLayer, then Lido: 14 + 5), each venue at its
+    slowest route: the longest a plan's deposits can wait for its exits."""
+    venues = {v.id: v for v in universe.venues}
+
+    def chain(venue: str | None) -> float:
+        if venue is None or venue not in venues:
+            return 0.0
+        v = venues[venue]
+        return max((r.days for r in v.routes), default=0.0) + chain(v.parent)
+
+    return max((chain(v) for v in venues), default=0.0)
+
+
 def holding_period(
-    store: Store, hold_days: float, now: datetime, known: set[str]
+    store: Store, hold_days: float, now: datetime, known: set[str], *, lookback_days: float = 0.0
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The holding period at `now` from the applied proposals of the last `hold_days` (dry runs are not trades):
     venue -> when capital last entered it (a deposit), and venue -> when capital last left it (a withdrawal), each
     time as "YYYY-MM-DD HH:MM UTC" (the optimizer's heuristics and entry-blocked reasons quote it). A venue the
     config no longer has is left out (`holding_period_venue_unknown`); what is held is logged (`holding_period`)."""
     latest: dict[tuple[str, str], datetime] = {}
-    for when, action, venue in store.recent_moves(now - timedelta(days=hold_days)):
+    # a deposit counts from when it is made, after the plan's exits land: look back far enough to see it
+    since, lookback = now - timedelta(days=hold_days), timedelta(days=lookback_days)
+    for when, action, venue in store.recent_moves(since, lookback=lookback):
         key = (action, venue)
         if key not in latest or when > latest[key]:
             latest[key] = when

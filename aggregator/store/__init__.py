@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +61,7 @@ from aggregator.store.rows import (
     ProposalRow,
     StoredRateRow,
     StoredRejection,
+    release_days,
 )
 from aggregator.store.schema import (
     book,
@@ -462,20 +463,31 @@ class Store:
             raise DamagedRecordError(f"proposal {run_id} is damaged: its stored plan {_why(exc)}") from exc
         return _row(ProposalRow, meta), plan
 
-    def recent_moves(self, since: datetime) -> list[tuple[datetime, str, str]]:
-        """The moves of the applied proposals created at or after `since` as (created_at, action, venue), in the
-        order they were written: the daemon's trades, for the optimizer's holding period (`Limits.hold_days`).
-        Dry-run proposals are not trades. Only each plan's moves are read (`action` "deposit" | "withdraw" and the
-        `venue` capital enters or leaves); a row whose time or moves do not parse is left out and logged
-        (`proposal_damaged`), so one damaged record cannot stop a cycle."""
+    def recent_moves(
+        self, since: datetime, *, lookback: timedelta = timedelta(0)
+    ) -> list[tuple[datetime, str, str]]:
+        """The moves of the applied proposals made at or after `since` as (when, action, venue), in the order they
+        were written: the daemon's trades, for the optimizer's holding period (`Limits.hold_days`). An exit is made
+        when its proposal is applied (`created_at`); a deposit when it is actually made: deposits wait until the
+        plan's exits land (`store.ledger.apply_moves`), so at `created_at` plus the plan's longest chain of exits
+        (`rows.release_days`), or at the due of that proposal's flight to the venue while it is still in flight if
+        that is later (it waited for an earlier plan's exits too). `lookback`: how much before `since` a proposal
+        may have been applied for one of its deposits to be made after it (the longest chain of queues the config
+        has). Dry-run proposals are not trades. Only each plan's moves are read; a row whose time or moves do not
+        parse is left out and logged (`proposal_damaged`), so one damaged record cannot stop a cycle."""
         cols = [c for c in _meta_columns() if c.name in ("id", "created_at", "plan")]
         query = (
             select(*cols)
-            .where(proposals.c.mode == "applied", proposals.c.created_at >= _naive_utc(since))
+            .where(proposals.c.mode == "applied", proposals.c.created_at >= _naive_utc(since - lookback))
             .order_by(proposals.c.collection_id)
         )
         with self._read("reading the applied proposals' moves") as conn:
             rows = [row._asdict() for row in conn.execute(query)]
+            position = _position(conn) if rows else None
+        arriving: dict[tuple[str | None, str], datetime] = {}
+        for p in position.pending if position is not None else ():
+            key = (p.proposal_id, p.to_venue)
+            arriving[key] = max(p.due, arriving.get(key, p.due))
         out: list[tuple[datetime, str, str]] = []
         for row in rows:
             meta = _meta({"id": row["id"], "created_at": row["created_at"]})
@@ -487,7 +499,14 @@ class Store:
                 except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
                     why = f"its stored plan {_why(exc)}"
                 else:
-                    out.extend((meta["created_at"], leg.action, leg.venue) for leg in legs)
+                    applied: datetime = meta["created_at"]
+                    made = applied + timedelta(days=release_days(legs))
+                    for leg in legs:
+                        when = applied
+                        if leg.action == "deposit":
+                            when = max(made, arriving.get((row["id"], leg.venue), made))
+                        if when >= since:
+                            out.append((when, leg.action, leg.venue))
                     continue
             log.warning(
                 "proposal_damaged",

@@ -45,13 +45,29 @@ class ListedProposalRow(ProposalRow):
 
 
 class PlanLeg(BaseModel):
-    """One move of a stored plan as the holding period reads it: which way and the venue capital enters or leaves
-    (`optimizer.Move.venue`); the move's other fields are not read."""
+    """One move of a stored plan as the holding period reads it: which way, the venue capital enters or leaves
+    (`optimizer.Move.venue`) and, for an exit, where it goes and how many days its queue takes (when the plan's
+    deposits are made); the move's other fields are not read."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     action: Literal["deposit", "withdraw"]
     venue: str
+    from_venue: str | None = None
+    to_venue: str | None = None
+    days: float = 0.0
+
+
+def release_days(legs: list[PlanLeg]) -> float:
+    """Days after a plan is applied until its last exit lands, so its deposits are made (`store.ledger`): an exit
+    out of a venue that another of its exits fills waits for that one first (EigenLayer, then Lido)."""
+    arrive: dict[str, float] = {}
+    exits = [leg for leg in legs if leg.action == "withdraw"]
+    for _ in exits:  # a chain is at most as long as the plan's exits: enough passes to follow it
+        for leg in exits:
+            to = leg.to_venue or "?"
+            arrive[to] = max(arrive.get(to, 0.0), arrive.get(leg.from_venue or leg.venue, 0.0) + leg.days)
+    return max(arrive.values(), default=0.0)
 
 
 class PlanLegs(BaseModel):

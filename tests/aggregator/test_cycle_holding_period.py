@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from aggregator.service import Service
-from aggregator.service.cycle import CycleResult, inputs_for
+from aggregator.service.cycle import CycleResult, inputs_for, longest_queue_chain
 from aggregator.settings import Settings
 from aggregator.store import Store
 from optimizer import Move
@@ -93,11 +93,12 @@ def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMappi
 
 
 def test_the_applied_moves_of_the_last_hold_days_are_the_holding_period(desk: Desk) -> None:
-    """An applied proposal 3 days ago deposited into rETH and withdrew from stETH: rETH is a recent entry, stETH a
-    recent exit, each with the proposal's time, and the cycle logs what the holding period holds."""
+    """An applied proposal 3 days ago withdrew from stETH (a 5-day queue) and deposited into rETH: stETH is a recent
+    exit from the proposal's time, rETH a recent entry from when its deposit is made, once the exit has landed (2
+    days from now: the replay dates a leg the same way), and the cycle logs what the holding period holds."""
     desk.trade(3 * DAY, ROTATION)
     entries, exits, logs = desk.inputs()
-    assert entries == {"rocketpool-reth": "2026-09-11 12:00 UTC"}
+    assert entries == {"rocketpool-reth": "2026-09-16 12:00 UTC"}
     assert exits == {"lido-steth": "2026-09-11 12:00 UTC"}
     [held] = events(logs, "holding_period")
     assert held["entries"] == entries and held["exits"] == exits and held["hold_days"] == 14.0
@@ -118,6 +119,18 @@ def test_a_trade_older_than_hold_days_is_out_and_one_within_is_in(desk: Desk) ->
     assert exits == {"lido-steth": "2026-09-01 12:00 UTC"}
 
 
+def test_a_deposit_made_within_the_period_counts_although_its_plan_is_older(desk: Desk) -> None:
+    """A rotation applied 16 days ago: its stETH exit (16 days ago) is outside a 14-day period, its rETH deposit,
+    made when the exit landed 11 days ago, inside; the cycle looks back by the config's longest chain of queues
+    (EigenLayer then Lido) to find it."""
+    desk.trade(16 * DAY, ROTATION)
+    entries, exits, _ = desk.inputs()
+    assert entries == {"rocketpool-reth": "2026-09-03 12:00 UTC"} and exits == {}
+    assert desk.first is not None
+    universe = inputs_for(desk.settings, desk.first.book, None).universe
+    assert longest_queue_chain(universe) == pytest.approx(19.0)
+
+
 def test_a_dry_run_is_not_a_trade(desk: Desk) -> None:
     """A dry-run proposal 3 days ago with the same moves holds nothing; the applied one 5 days ago does."""
     desk.trade(3 * DAY, [leg("deposit", "rocketpool-reth")], apply=False)
@@ -128,12 +141,12 @@ def test_a_dry_run_is_not_a_trade(desk: Desk) -> None:
 
 
 def test_the_latest_trade_of_a_venue_gives_its_time(desk: Desk) -> None:
-    """rETH bought 10 days ago and again 2 days ago: the period quotes 2 days ago. A venue bought and later sold
-    within the period is both an entry and an exit."""
+    """rETH bought 10 days ago and again 2 days ago (after that plan's 5-day exit: 3 days from now): the period
+    quotes the later. A venue bought and later sold within the period is both an entry and an exit."""
     desk.trade(10 * DAY, [leg("deposit", "rocketpool-reth"), leg("deposit", "coinbase-cbeth")])
     desk.trade(2 * DAY, [leg("deposit", "rocketpool-reth"), leg("withdraw", "coinbase-cbeth")])
     entries, exits, _ = desk.inputs()
-    assert entries == {"rocketpool-reth": "2026-09-12 12:00 UTC", "coinbase-cbeth": "2026-09-04 12:00 UTC"}
+    assert entries == {"rocketpool-reth": "2026-09-17 12:00 UTC", "coinbase-cbeth": "2026-09-04 12:00 UTC"}
     assert exits == {"coinbase-cbeth": "2026-09-12 12:00 UTC"}
 
 
@@ -142,7 +155,7 @@ def test_a_venue_removed_from_the_config_is_left_out_and_logged(desk: Desk) -> N
     with a warning naming it, and the others still count."""
     desk.trade(3 * DAY, [leg("withdraw", "swell-rsweth"), leg("deposit", "rocketpool-reth")])
     entries, exits, logs = desk.inputs()
-    assert entries == {"rocketpool-reth": "2026-09-11 12:00 UTC"} and exits == {}
+    assert entries == {"rocketpool-reth": "2026-09-16 12:00 UTC"} and exits == {}  # after the swETH exit
     [warned] = events(logs, "holding_period_venue_unknown")
     assert warned["venues"] == ["swell-rsweth"]
 
@@ -195,8 +208,10 @@ def test_a_damaged_proposal_is_left_out_and_logged_and_the_others_count(desk: De
 
 
 def test_recent_moves_reads_the_applied_proposals_since_a_time(desk: Desk, store_url: str) -> None:
-    """`Store.recent_moves` on SQLite and PostgreSQL: the applied proposals' moves created at or after `since`
-    (inclusive), in the order they were written, with aware UTC times; dry runs are not listed."""
+    """`Store.recent_moves` on SQLite and PostgreSQL: the applied proposals' moves made at or after `since`
+    (inclusive), in the order they were written, with aware UTC times; a deposit is made when its plan's exits have
+    landed (5 days after the rotation); a proposal applied before `since` counts only through `lookback`; dry runs
+    are not listed."""
     store = Store(store_url, now=lambda: desk.clock["now"])
     desk.trade(15 * DAY, [leg("deposit", "kelp-rseth")], store=store)
     desk.trade(14 * DAY, ROTATION, store=store)
@@ -204,7 +219,16 @@ def test_recent_moves_reads_the_applied_proposals_since_a_time(desk: Desk, store
     desk.trade(1 * DAY, [leg("withdraw", "rocketpool-reth")], store=store)
     assert store.recent_moves(T0 - 14 * DAY) == [
         (T0 - 14 * DAY, "withdraw", "lido-steth"),
-        (T0 - 14 * DAY, "deposit", "rocketpool-reth"),
+        (T0 - 9 * DAY, "deposit", "rocketpool-reth"),
+        (T0 - DAY, "withdraw", "rocketpool-reth"),
+    ]
+    assert store.recent_moves(T0 - 10 * DAY) == [(T0 - DAY, "withdraw", "rocketpool-reth")]
+    assert store.recent_moves(T0 - 10 * DAY, lookback=5 * DAY) == [
+        (
+            T0 - 9 * DAY,
+            "deposit",
+            "rocketpool-reth",
+        ),  # the rotation applied 14 days ago: its deposit 9 days ago
         (T0 - DAY, "withdraw", "rocketpool-reth"),
     ]
     assert store.recent_moves(T0) == []
@@ -259,8 +283,9 @@ def test_the_daemon_does_not_sell_what_it_bought_within_the_holding_period(tmp_p
     first, held, logs = _two_cycles(tmp_path, 14.0)
     assert {m.venue for m in first.plan.moves if m.action == "deposit"} == bought
     when = "2026-09-14 12:00 UTC"
+    made = "2026-09-19 12:00 UTC"  # the deposits wait for stETH's 5-day queue
     inputs = held.plan.problem.inputs
-    assert inputs.recent_entries == dict.fromkeys(sorted(bought), when)
+    assert inputs.recent_entries == dict.fromkeys(sorted(bought), made)
     assert inputs.recent_exits == dict.fromkeys(sorted(sold), when)
     assert not [m for m in held.plan.moves if m.action == "withdraw" and m.venue in bought], held.plan.moves
     assert not [m for m in held.plan.moves if m.action == "deposit" and m.venue in sold], held.plan.moves
