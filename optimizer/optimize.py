@@ -247,6 +247,8 @@ def optimize(
             plan = plan.model_copy(update={"heuristics": [*plan.heuristics, note]})
         return plan
     free = _plan(model, inputs.model_copy(update={"recent_entries": {}, "recent_exits": {}}), solvers)
+    if free.hold == Hold.LIMITS_UNMET:
+        return free  # the limits cannot be met with or without the hold: its diagnosis says why, not the hold
     note = (
         f"the {days:g}-day holding period was lifted: with what was bought kept and what was sold not bought back "
         f"the limits could not be met ({plan.reason})"

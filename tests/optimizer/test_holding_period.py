@@ -78,6 +78,22 @@ def test_the_holding_period_yields_to_the_limits() -> None:
     assert any("holding period was lifted" in h for h in plan.heuristics)
 
 
+def test_limits_no_plan_can_meet_are_not_blamed_on_the_holding_period() -> None:
+    """A CVaR budget that no book with rETH's 50 % min share can meet: infeasible with or without the hold, so the
+    plan diagnoses the limits and says nothing about lifting the holding period (it used to claim the hold was
+    lifted)."""
+    base = small_inputs(holdings=HELD, yields=YIELDS, cvar_budget=1e-6)
+    venues = tuple(
+        v.model_copy(update={"min_share": 0.5}) if v.id == "rocketpool-reth" else v
+        for v in base.universe.venues
+    )
+    tight = base.model_copy(update={"universe": base.universe.model_copy(update={"venues": venues})})
+    plan = optimize(_hold(tight, recent_entries={"lido-steth": "1 d ago"}))
+    assert plan.status == "hold" and plan.diagnosis
+    assert any(d.limit == "cvar_budget" for d in plan.diagnosis)
+    assert not any("holding period" in h for h in plan.heuristics)
+
+
 @pytest.mark.parametrize("field", ["recent_entries", "recent_exits"])
 def test_an_unknown_venue_in_the_holding_period_is_refused_naming_it(field: str) -> None:
     with pytest.raises(ValueError, match=rf"{field} names unknown venues \['nope'\]"):
