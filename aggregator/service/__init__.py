@@ -49,6 +49,7 @@ from aggregator.rates.collect import RateBook, collect_sync
 from aggregator.rates.crosscheck import RateMemory
 from aggregator.service.chain import COVERED, read_book
 from aggregator.service.cycle import CycleResult, Trigger, run_cycle
+from aggregator.service.reconcile import reconcile
 from aggregator.settings import Settings
 from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
@@ -232,8 +233,12 @@ class Service:
     ) -> tuple[dict[str, float], tuple[InFlight, ...]] | None:
         """The book read on chain at one block when [portfolio] address and rpc_url are set (None otherwise), with
         `book_drift` logged where it differs from the book the service expected. Venues the chain reader does not
-        cover keep their expected amount. A failed read is logged (`chain_book_unavailable`) and the expected book
-        is used: a plan is never made from a half-read book."""
+        cover keep their expected amount. The expected book's deposits waiting for their exits (and exits claimed
+        whose proceeds such a deposit spends) are settled on chain: they are not drift, and the optimizer is given
+        them in flight to their venue, out of the chain's settled amount where they wait (`reconcile`); a request is
+        given the destination the store has for it. What the chain does not hold of them is drift
+        (`waiting_unfunded_eth`). A failed read is logged (`chain_book_unavailable`) and the expected book is used:
+        a plan is never made from a half-read book."""
         portfolio = settings.portfolio
         if portfolio.address is None or portfolio.rpc_url is None:
             return None
@@ -242,23 +247,12 @@ class Service:
         except SourceError as exc:
             log.error("chain_book_unavailable", error=str(exc), using="the expected book (store or config)")
             return None
-        # A plan's deposit waiting for its exits to land (`aggregator.store.ledger`) is a flight from a venue down
-        # to one of its children in the expected book; on chain that capital is still held where it is.
-        waiting = [f for f in expected_flights if _below(settings, f.to_venue, f.from_venue)]
-        if waiting:
-            expected = dict(expected)
-            for f in waiting:
-                expected[f.from_venue] = expected.get(f.from_venue, 0.0) + f.amount_eth
-            expected_flights = tuple(f for f in expected_flights if f not in waiting)
         read, unknown = book_venues(book.holdings_eth(), settings)
         if unknown:
             log.warning("book_venue_unknown", venues=unknown, source=f"chain at block {book.block}")
-        holdings = {v: eth for v, eth in expected.items() if v not in COVERED} | {
-            v: read.get(v, 0.0) for v in COVERED if v in {x.id for x in settings.venues}
-        }
         queue_days = _queue_days(settings, "lido-steth")
         now = self.now().timestamp()
-        flights = tuple(
+        chain_flights = tuple(
             InFlight(
                 from_venue=p.from_venue,
                 to_venue=p.to_venue,
@@ -272,25 +266,40 @@ class Service:
             for p in book.pending
             if p.eth > 0
         )
+        # The store's deposits waiting for the plan's exits, and its exits already claimed but spent by such a
+        # deposit, are settled capital on chain; the optimizer still sees them in flight where the store heads them
+        # (`aggregator.service.reconcile`), so it does not issue them again.
+        ids = {v.id for v in settings.venues}
+        match = reconcile(
+            {v.id: v.parent for v in settings.venues},
+            expected,
+            expected_flights,
+            read,
+            chain_flights,
+            covered=frozenset(v for v in COVERED if v in ids),
+        )
+        expected, holdings = match.expected, match.chain
         drift = {
             v: {"expected": round(expected.get(v, 0.0), 6), "chain": round(holdings.get(v, 0.0), 6)}
             for v in sorted(set(expected) | set(holdings))
             if abs(expected.get(v, 0.0) - holdings.get(v, 0.0)) > DRIFT_ETH
         }
-        expected_flight = sum(f.amount_eth for f in expected_flights)
-        chain_flight = sum(f.amount_eth for f in flights)
-        if drift or abs(expected_flight - chain_flight) > DRIFT_ETH:
+        expected_flight = sum(f.amount_eth for f in match.expected_flights)
+        chain_flight = sum(f.amount_eth for f in chain_flights)
+        unfunded = {v: round(eth, 6) for v, eth in match.unfunded.items() if eth > DRIFT_ETH}
+        if drift or unfunded or abs(expected_flight - chain_flight) > DRIFT_ETH:
             log.warning(
                 "book_drift",
                 block=book.block,
                 venues=drift,
                 in_flight_expected_eth=round(expected_flight, 6),
                 in_flight_chain_eth=round(chain_flight, 6),
+                **({"waiting_unfunded_eth": unfunded} if unfunded else {}),
                 using="chain",
             )
         if self.alerter:  # told once while the drift lasts, "resolved" once the chain agrees again
             self.alerter.update("book", drift_conditions(book.block, drift, expected_flight, chain_flight))
-        return holdings, flights
+        return match.holdings, match.flights
 
     def book_report(self) -> dict[str, object]:
         """The current book for `aggregator book` and GET /api/v1/book: read on chain when [portfolio] address and

@@ -10,9 +10,11 @@ A plan's deposits wait until its exits land ("deposits wait until the exits land
 applied, if any capital of the book is still in flight, every deposit of the plan lands at the latest due of those
 flights (the release). The part of a deposit funded by settled capital becomes a flight from the deposit's source (its
 parent: idle ETH, or the parent token) to its venue, due at the release, so it stays exposed where it is until then
-and the optimizer, which counts flights at their destination, does not issue it again; the part funded by capital
-still in flight extends those flights to the deposit's venue, due at the release at the earliest. So every state
-during a rebalance is today's book with some exits done, or the target. With nothing in flight, deposits land at once.
+and the optimizer, which counts flights at their destination, does not issue it again (with the book read on
+chain, where it is still settled capital, `aggregator.service.reconcile` gives it to the optimizer the same way);
+the part funded by capital still in flight extends those flights to the deposit's venue, due at the release at the
+earliest. So every state during a rebalance is today's book with some exits done, or the target. With nothing in
+flight, deposits land at once.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from Crypto.Hash import keccak as pycryptodome_keccak
 from structlog.testing import capture_logs
 
 from aggregator.core.errors import SourceDataError
-from aggregator.service import Service
+from aggregator.service import Service, flight_kind
 from aggregator.service.chain import read_book
-from aggregator.settings import load_settings
+from aggregator.service.reconcile import reconcile
+from aggregator.settings import Settings, load_settings
+from aggregator.store.ledger import Pending, Position
 from execution.calls import (
     CBETH,
     EIGEN_DELEGATION_MANAGER,
@@ -41,6 +44,7 @@ from execution.calls import (
 from optimizer import InFlight
 from tests.conftest import AGGREGATOR, copy_demo
 from tests.fixture_server import FixtureServer, Reply
+from tests.helpers.settings import demo_settings
 
 TREASURY = "0x2222222222222222222222222222222222222222"
 BLOCK = 0x1588A00
@@ -68,8 +72,8 @@ def addr(a: str) -> str:
     return a.lower().removeprefix("0x").rjust(64, "0")
 
 
-def status(steth: int, finalized: bool, claimed: bool) -> str:
-    return word(steth) + word(steth) + addr(TREASURY) + word(1_700_000_000) + word(finalized) + word(claimed)
+def status(steth: int, finalized: bool, claimed: bool, at: int = 1_700_000_000) -> str:
+    return word(steth) + word(steth) + addr(TREASURY) + word(at) + word(finalized) + word(claimed)
 
 
 def queued(withdrawals: list[tuple[int, int, list[tuple[str, int]]]]) -> str:
@@ -151,6 +155,7 @@ class Chain:
         self.answers = {(to.lower(), data): result for (to, data), result in ANSWERS.items()}
         self.blocks: list[str] = []
         self.drop: set[str] = set()
+        self.balance = 125 * E18 // 10
 
     def __call__(self, body: Any) -> Reply:
         out = []
@@ -161,7 +166,7 @@ class Chain:
             elif method == "eth_getBalance":
                 assert params[0] == TREASURY
                 self.blocks.append(params[1])
-                result = hex(125 * E18 // 10)
+                result = hex(self.balance)
             else:
                 call, block = params
                 self.blocks.append(block)
@@ -386,3 +391,251 @@ def test_an_implausible_rate_is_a_clear_error(chain: tuple[FixtureServer, Chain]
     answers.answers[(CBETH.lower(), sel("exchangeRate()"))] = "0x" + word(0)
     with pytest.raises(SourceDataError, match=r"rate:coinbase-cbeth: rate 0 is outside 0.5–2"):
         read_book(f"{server.url}/rpc", TREASURY)
+
+
+T0 = datetime(2026, 9, 14, 12, 0, tzinfo=UTC)
+
+
+def wei(eth: float) -> int:
+    return round(eth * E18)
+
+
+def hold(
+    chain: Chain,
+    settled: dict[str, float],
+    lido: Sequence[tuple[float, bool, bool]] = (),
+    eigen: Sequence[float] = (),
+) -> None:
+    """The treasury on chain: `settled` ETH per venue the reader covers, Lido withdrawal requests `lido` (ETH,
+    finalised, claimed) made at T0, and EigenLayer stETH-strategy withdrawals `eigen` (ETH) queued a day before
+    BLOCK."""
+
+    def put(to: str, data: str, value: str) -> None:
+        chain.answers[(to.lower(), data)] = "0x" + value
+
+    def balance(token: str, tokens: float) -> None:
+        put(token, sel("balanceOf(address)") + addr(TREASURY), word(wei(tokens)))
+
+    chain.balance = wei(settled.get("eth", 0.0))
+    balance(STETH, settled.get("lido-steth", 0.0))
+    balance(WSTETH, 0.0)
+    balance(RETH, settled.get("rocketpool-reth", 0.0) / 1.1)
+    for venue, (token, _, _, _, rate) in RATE_TOKENS.items():
+        balance(token, settled.get(venue, 0.0) / (rate / E18))
+    shares = wei(settled.get("eigenlayer-steth", 0.0) / 1.05)
+    put(
+        EIGEN_STRATEGY_MANAGER,
+        sel("stakerDepositShares(address,address)") + addr(TREASURY) + addr(EIGEN_STETH_STRATEGY),
+        word(shares),
+    )
+    put(
+        EIGEN_STETH_STRATEGY,
+        sel("sharesToUnderlyingView(uint256)") + word(shares),
+        word(wei(settled.get("eigenlayer-steth", 0.0))),
+    )
+    ids = [100 + k for k in range(len(lido))]
+    listed = word(0x20) + word(len(ids)) + "".join(word(i) for i in ids)
+    put(LIDO_WITHDRAWAL_QUEUE, sel("getWithdrawalRequests(address)") + addr(TREASURY), listed)
+    put(
+        LIDO_WITHDRAWAL_QUEUE,
+        sel("getWithdrawalStatus(uint256[])") + listed,
+        word(0x20)
+        + word(len(ids))
+        + "".join(status(wei(eth), fin, claimed, int(T0.timestamp())) for eth, fin, claimed in lido),
+    )
+    put(
+        EIGEN_DELEGATION_MANAGER,
+        sel("getQueuedWithdrawals(address)") + addr(TREASURY),
+        queued(
+            [
+                (10 + k, BLOCK - 7_200, [(EIGEN_STETH_STRATEGY, wei(eth / 1.05))])
+                for k, eth in enumerate(eigen)
+            ]
+        )[2:],
+    )
+
+
+def applied_rotation(tmp_path: Path, server: FixtureServer) -> tuple[Settings, Service, Position]:
+    """The demo (at most all of the book moved) applied once at T0 in store mode: a rotation whose deposits wait
+    for its Lido exit, one of them spending that exit's proceeds. Returns the same config reading the book on chain
+    (and its service, a day later) and the store's position."""
+    db = {"url": f"sqlite:///{tmp_path / 'book.sqlite'}"}
+    limits = {"max_turnover": 1.0}
+    store_mode = Service(demo_settings(tmp_path / "store", database=db, limits=limits), now=lambda: T0)
+    plan = store_mode.rebalance("cli", apply=True).plan
+    position = store_mode.store.position()
+    assert position is not None, plan.reason
+    kinds = {flight_kind(store_mode.settings, p.from_venue, p.to_venue) for p in position.pending}
+    assert kinds == {"deposit", "exit"}, position
+    assert any(p.from_venue == "lido-steth" and p.to_venue != "eth" for p in position.pending), position
+    portfolio = {"address": TREASURY, "rpc_url": f"{server.url}/rpc"}
+    settings = demo_settings(tmp_path / "chain", database=db, limits=limits, portfolio=portfolio)
+    return settings, Service(settings, now=lambda: T0 + timedelta(days=1)), position
+
+
+def on_chain(settings: Settings, position: Position) -> dict[str, float]:
+    """What the chain holds settled once the plan's exits are requested and its deposits wait: the settled book,
+    with each waiting deposit still where it waits."""
+    held = dict(position.settled)
+    for p in position.pending:
+        if flight_kind(settings, p.from_venue, p.to_venue) == "deposit":
+            held[p.from_venue] = held.get(p.from_venue, 0.0) + p.amount_eth
+        else:
+            assert p.from_venue in {"lido-steth", "eigenlayer-steth"}, (
+                p
+            )  # what the chain reader sees in flight
+    return held
+
+
+def lido_exits(position: Position) -> list[Pending]:
+    return [p for p in position.pending if p.from_venue == "lido-steth"]
+
+
+def test_a_waiting_deposit_is_not_proposed_again_while_the_book_is_read_on_chain(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """After an applied rotation the chain shows the waiting deposits as idle ETH and the exit as a Lido request
+    (headed for idle ETH). Two cycles reading that book see the store's flights where the store heads them: neither
+    proposes the deposits again (before: the optimizer saw the capital idle with nothing headed to rETH and bought
+    it a second time), nothing is drift, and the store's book stays headed where the first plan aimed."""
+    server, answers = chain
+    settings, service, position = applied_rotation(tmp_path, server)
+    eigen = [p.amount_eth for p in position.pending if p.from_venue == "eigenlayer-steth"]
+    hold(
+        answers,
+        on_chain(settings, position),
+        [(p.amount_eth, False, False) for p in lido_exits(position)],
+        eigen,
+    )
+    waiting = {p.to_venue for p in position.pending if p.to_venue not in {"eth", "lido-steth"}}
+    clock = {"now": T0}
+    service.now = lambda: clock["now"]
+    for day in (1, 2):
+        clock["now"] = T0 + timedelta(days=day)
+        with capture_logs() as logs:
+            plan = service.rebalance("cli", apply=True).plan
+        assert not [e for e in logs if e["event"] == "book_drift"], logs
+        assert not [m for m in plan.moves if m.to_venue in waiting], plan.moves
+        assert plan.status == "hold" and plan.moves == [], plan.reason
+        after = service.store.position()
+        assert after is not None and after.headed() == pytest.approx(position.headed())
+        assert after.pending == position.pending
+    inputs = plan.problem.inputs
+    headed = {
+        v: inputs.holdings_eth.get(v, 0.0) + sum(f.amount_eth for f in inputs.in_flight if f.to_venue == v)
+        for v in position.headed()
+    }
+    assert headed == pytest.approx(position.headed(), abs=1e-6)  # the optimizer sees the store's destinations
+
+
+def test_an_exit_claimed_before_the_release_is_not_drift_but_missing_capital_is(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """The Lido exit whose proceeds buy rETH is claimed on day 3, before the release: the chain shows idle ETH and
+    no request. That is the capital waiting for the release (no `book_drift`; the optimizer sees it headed for
+    rETH). Idle ETH short of it, or the request gone with the stETH still in Lido, is drift."""
+    server, answers = chain
+    settings, service, position = applied_rotation(tmp_path, server)
+    service.now = lambda: T0 + timedelta(days=3)
+    spent = sum(p.amount_eth for p in lido_exits(position) if p.to_venue != "eth")
+    plain = [(p.amount_eth, False, False) for p in lido_exits(position) if p.to_venue == "eth"]
+    eigen = [p.amount_eth for p in position.pending if p.from_venue == "eigenlayer-steth"]
+    held = on_chain(settings, position)
+
+    def read(settled: dict[str, float], lido: list[tuple[float, bool, bool]]) -> tuple[list[Any], Any]:
+        hold(answers, settled, lido, eigen)
+        with capture_logs() as logs:
+            out = service.chain_position(settings, service.holdings(), service.in_flight())
+        assert out is not None
+        return [e for e in logs if e["event"] == "book_drift"], out
+
+    claimed = {**held, "eth": held.get("eth", 0.0) + spent}
+    drift, (holdings, flights) = read(claimed, [*plain, (spent, True, True)])
+    assert drift == []
+    assert sum(f.amount_eth for f in flights if f.to_venue == "rocketpool-reth") == pytest.approx(
+        position.headed()["rocketpool-reth"]
+    )
+    assert sum(holdings.values()) + sum(f.amount_eth for f in flights) == pytest.approx(sum(claimed.values()))
+    plan = service.rebalance("cli").plan
+    assert not [m for m in plan.moves if m.to_venue == "rocketpool-reth"], plan.moves
+
+    short = {**claimed, "eth": claimed["eth"] - 100.0}  # 100 ETH of the claim is not there
+    [drift], _ = read(short, [*plain, (spent, True, True)])
+    assert drift["in_flight_expected_eth"] - drift["in_flight_chain_eth"] == pytest.approx(100.0, abs=0.01)
+
+    never = {**held, "lido-steth": held["lido-steth"] + spent}  # no request, the stETH still in Lido
+    [drift], _ = read(never, plain)
+    assert drift["venues"]["lido-steth"]["chain"] - drift["venues"]["lido-steth"][
+        "expected"
+    ] == pytest.approx(spent, abs=0.01)
+    assert drift["in_flight_expected_eth"] - drift["in_flight_chain_eth"] == pytest.approx(spent, abs=0.01)
+
+
+def test_waiting_deposits_the_chain_cannot_fund_are_drift_and_not_given_to_the_optimizer(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """Idle ETH gone from the chain while deposits wait on it: `book_drift` names the unfunded part, and the
+    optimizer gets only what the chain holds (settled plus in flight is the chain's total)."""
+    server, answers = chain
+    settings, service, position = applied_rotation(tmp_path, server)
+    held = on_chain(settings, position)
+    waiting = sum(p.amount_eth for p in position.pending if p.from_venue == "eth")
+    eigen = [p.amount_eth for p in position.pending if p.from_venue == "eigenlayer-steth"]
+    hold(
+        answers,
+        {**held, "eth": held["eth"] - waiting + 50.0},
+        [(p.amount_eth, False, False) for p in lido_exits(position)],
+        eigen,
+    )
+    with capture_logs() as logs:
+        out = service.chain_position(settings, service.holdings(), service.in_flight())
+    assert out is not None
+    holdings, flights = out
+    [drift] = [e for e in logs if e["event"] == "book_drift"]
+    assert drift["waiting_unfunded_eth"] == {"eth": pytest.approx(waiting - 50.0, abs=0.01)}
+    assert sum(f.amount_eth for f in flights if f.from_venue == "eth") == pytest.approx(50.0)
+    total = (
+        sum(held.values())
+        - waiting
+        + 50.0
+        + sum(p.amount_eth for p in position.pending if p.from_venue != "eth")
+    )
+    assert sum(holdings.values()) + sum(f.amount_eth for f in flights) == pytest.approx(total)
+
+
+TREE: dict[str, str | None] = {
+    "eth": None,
+    "lido-steth": "eth",
+    "eigenlayer-steth": "lido-steth",
+    "symbiotic-steth": "lido-steth",
+}
+
+
+def fly(frm: str, to: str, eth: float, days: float) -> InFlight:
+    return InFlight(from_venue=frm, to_venue=to, amount_eth=eth, days_left=days)
+
+
+def test_a_request_that_is_one_leg_of_a_chain_of_exits_is_headed_where_the_store_heads_it() -> None:
+    """stETH queued out of EigenLayer and then out of Lido (the store: one flight to ETH, 18 days): on chain the
+    first leg is an EigenLayer withdrawal to stETH; the optimizer sees it headed for ETH and waiting the longer."""
+    store = (fly("eigenlayer-steth", "eth", 100.0, 18.0),)
+    chain = (fly("eigenlayer-steth", "lido-steth", 100.0, 13.0),)
+    match = reconcile(TREE, {"lido-steth": 50.0}, store, {"lido-steth": 50.0}, chain, covered=frozenset(TREE))
+    assert match.flights == (fly("eigenlayer-steth", "eth", 100.0, 18.0),)
+    assert match.expected_flights == store and match.unfunded == {}
+
+
+def test_restaked_steth_whose_exit_a_restaking_deposit_spends_arrives_in_lido_not_in_eth() -> None:
+    """Out of EigenLayer into Symbiotic: once EigenLayer pays the stETH out (no withdrawal queued, stETH settled in
+    Lido), the turn of its path is Lido; it waits there for the release, headed for Symbiotic. Symbiotic is not read
+    on chain: it keeps its expected amount."""
+    store = (fly("eigenlayer-steth", "symbiotic-steth", 100.0, 2.0),)
+    covered = frozenset({"eth", "lido-steth", "eigenlayer-steth"})
+    expected = {"lido-steth": 10.0, "symbiotic-steth": 5.0}
+    match = reconcile(TREE, expected, store, {"lido-steth": 110.0}, (), covered=covered)
+    assert match.expected_flights == () and match.expected["lido-steth"] == 110.0
+    assert match.flights == (fly("lido-steth", "symbiotic-steth", 100.0, 2.0),)
+    assert match.holdings == {"lido-steth": 10.0, "symbiotic-steth": 5.0, "eth": 0.0, "eigenlayer-steth": 0.0}
+    # paid out to ETH instead (a Lido exit nobody recorded): not arrived at Lido, so still expected in flight
+    match = reconcile(TREE, expected, store, {"lido-steth": 10.0, "eth": 100.0}, (), covered=covered)
+    assert match.expected_flights == store and "eth" not in match.expected
