@@ -5,13 +5,17 @@ protocol queue is two events, the request (the capital leaves the venue and stop
 later (it arrives in the parent); a DEX sale and a deposit are one event. Capital can only be moved once it is
 there: a withdrawal from stETH of stETH that EigenLayer returns on day 14 is requested on day 14, and a deposit
 into rETH of ETH that the Lido queue pays out on day 5 happens on day 5. Exits use the capital of their source in
-the order it becomes available. Deposits wait until the exits land: every deposit of the plan is made on the day the
-last of its withdrawals delivers its capital (the release: the claim of the last queued exit in the chain; day 0 if
-the plan queues nothing), or later if its own capital arrives later. So the book is never exposed to both the
-venues it leaves and the venues it enters: every state is today's book with some exits done, or the target. Capital
-that waits for the release (idle ETH, or the parent token) is an `Idle` entry: it earns what it did, no more.
+the order it becomes available. Deposits wait until the exits land, the plan's own and those an earlier applied plan
+still has in flight: every deposit of the plan is made on the release, the later of the day the last of its
+withdrawals delivers its capital (the claim of the last queued exit in the chain) and the day the last capital in
+flight at the start lands (day 0 if neither), or later if its own capital arrives later. So the book is never exposed
+to both the venues it leaves and the venues it enters: every state is today's book with some exits done, or the
+target. Capital in flight at the start (`plan.problem.inputs.in_flight`) is at its destination only from the day it
+lands, not on day 0. Capital that waits for the release (idle ETH, or the parent token) is an `Idle` entry: it earns
+what it did, no more.
 
-Pure: a function of the plan's numbers (the moves with their route and days, the starting weights), no I/O.
+Pure: a function of the plan's numbers (the moves with their route and days, the settled book and the capital in
+flight it started from), no I/O.
 """
 
 from __future__ import annotations
@@ -46,6 +50,18 @@ class MoveLike(Protocol):
     def route(self) -> str: ...
 
 
+class FlightLike(Protocol):
+    """What the timeline reads of capital in flight at the start (`optimizer.InFlight` satisfies it): it lands at
+    `to_venue` in `days_left` days."""
+
+    @property
+    def to_venue(self) -> str: ...
+    @property
+    def amount_eth(self) -> float: ...
+    @property
+    def days_left(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing to do on one day: `request` a queued exit, `claim` it when due, `sell` on a DEX, or `deposit`.
@@ -78,8 +94,8 @@ class Event:
 @dataclass(frozen=True)
 class Idle:
     """Capital that earns nothing more for a while: in a withdrawal queue between request and claim (nothing), or
-    waiting in a deposit's source for the plan's exits to land (idle ETH earns nothing; a parent token its own yield,
-    not its destination's)."""
+    waiting in a deposit's source for the exits to land, the plan's or earlier plans' still in flight (idle ETH earns
+    nothing; a parent token its own yield, not its destination's)."""
 
     from_day: int
     to_day: int
@@ -148,16 +164,26 @@ def schedule(
     moves: Iterable[MoveLike],
     holdings_eth: Mapping[str, float],
     start: date,
+    in_flight: Iterable[FlightLike] = (),
 ) -> Timeline:
     """The moves on the days the chain allows. `holdings_eth` is what each venue holds directly at the start (its
-    own position, not its children's); a move takes its source's capital as it becomes available (held at day 0,
-    or arriving from a child's exit or a parent's deposit), earliest first. Withdrawals are scheduled first; a
-    deposit is made no earlier than the day the last withdrawal's capital arrives (the release)."""
+    own position, not its children's, settled: not counting `in_flight`); `in_flight` is capital an earlier plan
+    still has on its way, at its destination on the day it lands (`days_left` rounded up). A move takes its source's
+    capital as it becomes available (held at day 0, landing from an earlier plan's flight, or arriving from a
+    child's exit or a parent's deposit), earliest first. Withdrawals are scheduled first; a deposit is made no
+    earlier than the release: the day the last withdrawal's capital arrives, or the last flight lands if later."""
     available: dict[str, list[list[float]]] = {v: [[0.0, a]] for v, a in holdings_eth.items() if a > DUST_ETH}
+    flights_land = 0  # the day the last capital already in flight lands
+    for f in in_flight:
+        if f.amount_eth > DUST_ETH:
+            lands = _queue_days(f.days_left)
+            available.setdefault(f.to_venue, []).append([float(lands), f.amount_eth])
+            flights_land = max(flights_land, lands)
     events: list[Event] = []
     idle: list[Idle] = []
     ordered = sorted(moves, key=lambda m: (m.action != "withdraw", m.step))
-    release = 0
+    release = flights_land
+    own = 0  # the day the plan's own last exit delivers
     for move in ordered:
         deposit = move.action != "withdraw"
         remaining = move.amount_eth
@@ -179,18 +205,13 @@ def schedule(
             remaining -= taken
             if deposit and day < release:
                 idle.append(
-                    Idle(
-                        day,
-                        release,
-                        taken,
-                        move.from_venue,
-                        f"waiting for the plan's exits to land before it is deposited into {move.to_venue}",
-                    )
+                    Idle(day, release, taken, move.from_venue, _waiting(own, flights_land, move.to_venue))
                 )
                 day = release
             arrive = _emit(events, idle, move, day=day, amount=taken, start=start)
             available.setdefault(move.to_venue, []).append([float(arrive), taken])
             if not deposit:
+                own = max(own, arrive)
                 release = max(release, arrive)
     merged = _merge(events)
     reached: dict[str, int] = {}
@@ -202,6 +223,19 @@ def schedule(
             if when is not None:
                 reached[venue] = max(reached.get(venue, 0), when)
     return Timeline(start=start, events=tuple(merged), reached=reached, idle=tuple(_merge_idle(idle)))
+
+
+def _waiting(own: int, flights_land: int, venue: str) -> str:
+    """Why capital waits to be deposited into `venue`: the plan's own exits (the last landing on day `own`), the
+    exits earlier plans still have in flight (the last landing on day `flights_land`), or both when they land on the
+    same day."""
+    if flights_land > own:
+        whose = "earlier plans' exits"
+    elif flights_land == own:
+        whose = "the plan's exits and earlier plans' exits"
+    else:
+        whose = "the plan's exits"
+    return f"waiting for {whose} to land before it is deposited into {venue}"
 
 
 def _emit(
@@ -259,9 +293,18 @@ def _merge_idle(idle: list[Idle]) -> list[Idle]:
     return sorted(out.values(), key=lambda i: (i.from_day, i.venue))
 
 
-def holdings_from_weights(weights: Mapping[str, float], portfolio_eth: float) -> dict[str, float]:
-    """A plan's starting weights (direct positions, shares of the book) as ETH per venue."""
-    return {v: w * portfolio_eth for v, w in weights.items()}
+class InputsLike(Protocol):
+    """What the timeline reads of a plan's recorded inputs (`optimizer.OptimizationInputs` satisfies it)."""
+
+    @property
+    def holdings_eth(self) -> Mapping[str, float]: ...
+    @property
+    def in_flight(self) -> Sequence[FlightLike]: ...
+
+
+class ProblemLike(Protocol):
+    @property
+    def inputs(self) -> InputsLike: ...
 
 
 class PlanLike(Protocol):
@@ -270,11 +313,12 @@ class PlanLike(Protocol):
     @property
     def moves(self) -> Sequence[MoveLike]: ...
     @property
-    def current_weights(self) -> Mapping[str, float]: ...
-    @property
-    def portfolio_eth(self) -> float: ...
+    def problem(self) -> ProblemLike: ...
 
 
 def plan_timeline(plan: PlanLike, start: date) -> Timeline:
-    """The timeline of a plan proposed on `start`, from its starting weights."""
-    return schedule(plan.moves, holdings_from_weights(plan.current_weights, plan.portfolio_eth), start)
+    """The timeline of a plan proposed on `start`, from the book it was solved from: its settled holdings, and the
+    capital earlier plans still had in flight (at its destination from the day it lands; the plan's deposits wait
+    for it). `plan.current_weights` is not the start: it counts that capital at its destination already."""
+    inputs = plan.problem.inputs
+    return schedule(plan.moves, inputs.holdings_eth, start, inputs.in_flight)

@@ -425,7 +425,9 @@ class Store:
                     if initial is not None
                     else {v: w * plan.portfolio_eth for v, w in plan.current_weights.items() if w > 0}
                 )
-                _write_position(conn, apply_moves(current, plan.moves, now, run_id), now, run_id)
+                parents = {v.id: v.parent for v in plan.problem.inputs.universe.venues}
+                after = apply_moves(current, plan.moves, now, run_id, parents=parents)
+                _write_position(conn, after, now, run_id)
 
     def proposals(self, limit: int = 20) -> list[ListedProposalRow]:
         """The latest proposals, newest first (in the order they were written: a clock set back cannot reorder

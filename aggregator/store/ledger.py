@@ -15,11 +15,16 @@ chain, where it is still settled capital, `aggregator.service.reconcile` gives i
 the part funded by capital still in flight extends those flights to the deposit's venue, due at the release at the
 earliest. So every state during a rebalance is today's book with some exits done, or the target. With nothing in
 flight, deposits land at once.
+
+A later plan's exits hold back an earlier plan's deposits too: when a plan queues an exit that lands after the
+release an earlier plan's deposits were waiting for, those deposits (every flight that ends with a deposit: its
+destination is not an ancestor of the venue it is held at) wait for the new release. Exits are never re-dated: they
+land when their queue pays out. Re-dating moves no capital: settled plus in flight stays the book's value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -74,10 +79,17 @@ class Position:
 
 
 def apply_moves(
-    position: Position, moves: Iterable[Move], now: datetime, proposal_id: str | None
+    position: Position,
+    moves: Iterable[Move],
+    now: datetime,
+    proposal_id: str | None,
+    *,
+    parents: Mapping[str, str | None],
 ) -> Position:
     """The position after a plan's moves are executed at `now`: its withdrawals first (in the plan's order), then its
-    deposits, which land once nothing of the book is in flight any more (at once if nothing is)."""
+    deposits, which land once nothing of the book is in flight any more (at once if nothing is). Deposits earlier
+    plans left waiting wait for this plan's exits too. `parents` is the position tree (venue → its parent, None at
+    the root), which tells a deposit in flight (down the tree) from an exit (up it)."""
     ordered = list(moves)
     settled = dict(position.settled)
     pending = list(position.pending)
@@ -92,6 +104,7 @@ def apply_moves(
                 settled[m.to_venue] = settled.get(m.to_venue, 0.0) + take
         _extend(pending, m, m.amount_eth - take, delay=timedelta(days=m.days))
     release = max((p.due for p in pending if p.amount_eth > DUST_ETH), default=now)
+    pending = [replace(p, due=release) if p.due < release and not _exit(p, parents) else p for p in pending]
     for m in (m for m in ordered if m.action != "withdraw"):
         take = _take_settled(settled, m)
         if take > DUST_ETH:
@@ -104,6 +117,20 @@ def apply_moves(
         {v: a for v, a in settled.items() if a > DUST_ETH},
         tuple(p for p in pending if p.amount_eth > DUST_ETH),
     )
+
+
+def _exit(flight: Pending, parents: Mapping[str, str | None]) -> bool:
+    """Whether a flight is an exit only (its destination is an ancestor of the venue it left): it lands when its
+    queue pays out. Any other flight ends with a deposit, which waits for the book's exits. A flight naming a venue
+    the tree does not have (removed from the config while in flight) is left as it is: nothing says what it is."""
+    if flight.from_venue not in parents or flight.to_venue not in parents:
+        return True
+    node = parents.get(flight.from_venue)
+    while node is not None:
+        if node == flight.to_venue:
+            return True
+        node = parents.get(node)
+    return False
 
 
 def _take_settled(settled: dict[str, float], m: Move) -> float:
