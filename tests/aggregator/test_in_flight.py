@@ -400,7 +400,7 @@ def test_book_and_dashboard_tell_a_waiting_deposit_from_an_exit_queue(
     rows = re.findall(r'<tr data-kind="(\w+)"><td>([^<]+)</td>', html)
     assert sorted(k for k, _ in rows) == sorted(kinds.values())
     assert {k: unescape(text) for k, text in rows} == {
-        "deposit": "deposit, held until the plan's exits land",
+        "deposit": "deposit, held until the book's exits land",
         "exit": "exit, in its queue",
     }
 
@@ -414,4 +414,4 @@ def test_book_and_dashboard_tell_a_waiting_deposit_from_an_exit_queue(
     queued = [line for line in done.stdout.splitlines() if line.strip().startswith("in flight")]
     assert len(waiting) == list(kinds.values()).count("deposit"), done.stdout
     assert len(queued) == list(kinds.values()).count("exit"), done.stdout
-    assert all("until the plan's exits land" in line for line in waiting)
+    assert all("until the book's exits land" in line for line in waiting)

@@ -389,7 +389,7 @@ def book(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
         elif f.get("kind") == "deposit":
             console.print(
                 f"  deposit waiting {f['from_venue']} → {f['to_venue']}: {f['eth']:,.6f} ETH (held in "
-                f"{f['from_venue']} until the plan's exits land; made {f['due']})"
+                f"{f['from_venue']} until the book's exits land; made {f['due']})"
             )
             continue
         else:
