@@ -102,7 +102,9 @@ def violations(
                 f"layer {shape.layer_kinds[k]}: share {held[k]:.6f} above its cap {values.layer_cap[k]:.6f}"
             )
     if shape.ladder_days:
-        liquid = structure.ladder_matrix(shape.ladder_days) @ values.liquid(structure, x)
+        liquid = (
+            structure.ladder_matrix(shape.ladder_days) @ x
+        )  # on the target too (`limits.liquidity_ladder`)
         for r in np.flatnonzero(liquid < values.ladder_min - tol):
             out.append(
                 f"liquidity: {liquid[r]:.6f} back within {shape.ladder_days[r]:g} d, "

@@ -20,7 +20,6 @@ class Terms:
     """Variables, parameters and expressions one problem is built from."""
 
     x: cp.Variable  # the target, where the risk limits hold (`optimizer.problem`, module doc)
-    liquid: cp.Expression  # what the ladder counts: the target x (`ParameterValues.liquid`)
     p: cp.Variable
     q: cp.Variable
     t: cp.Variable
@@ -120,13 +119,17 @@ def cvar_limit(v: Terms, slack: Slack = None) -> Constraints:
 
 
 def liquidity_ladder(v: Terms, slack: Slack = None) -> Constraints:
-    """At least the rung's share is back as ETH within the rung's days, on the target (deposits wait until the
-    plan's exits land, so the book in between is today's); the floor is raised by in-flight capital that will not
-    be back in time (see `optimize.prepare`)."""
+    """At least the rung's share is back as ETH within the rung's days, on the target x. A plan's deposits wait
+    until its exits land (`aggregator.store.ledger`, `execution.timeline`, the replay's book), so no state holds a
+    queued exit where it leaves AND what its proceeds buy: while the exits are queued the book is today's (each exit
+    lands no later than its venue's own exit days, so no rung counts less than today), then it is x. Counting the
+    queued exits where they leave against x (before deposits waited) took the proceeds out of idle ETH and blocked
+    every rotation from a queued venue into one not back within a day while idle ETH sat at the 1-day floor. The
+    floor is raised by in-flight capital of earlier plans that will not be back in time (see `optimize.prepare`)."""
     if v.ladder_min is None:
         return {}
     floor = v.ladder_min if slack is None else v.ladder_min - slack
-    return {"ladder": [v.ladder_rows @ v.liquid >= floor]}
+    return {"ladder": [v.ladder_rows @ v.x >= floor]}
 
 
 def turnover(v: Terms, slack: Slack = None) -> Constraints:

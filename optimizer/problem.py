@@ -120,16 +120,6 @@ class ParameterValues:
         out: FloatArray = self.x0 if self.in_flight_offset is None else self.x0 + self.in_flight_offset
         return out
 
-    def liquid(self, structure: Structure, x: FloatArray) -> FloatArray:
-        """What the liquidity ladder counts for weights x: x itself. A plan's deposits wait until its exits land
-        (`aggregator.store.ledger`, `execution.timeline`, the replay's book), so no state holds a queued exit where
-        it leaves AND what its proceeds buy: while the exits are queued the book is today's (each exit lands no
-        later than its venue's own exit days, so no rung counts less than today), then it is x. Counting the
-        queued exits where they leave against x (before deposits waited) took the proceeds out of idle ETH and
-        blocked every rotation from a queued venue into one not back within a day while idle ETH sat at the
-        1-day floor (in-flight capital of earlier plans is in the ladder's floors)."""
-        return x
-
 
 @dataclass
 class SolveResult:
@@ -248,7 +238,6 @@ class AllocationModel:
         cvar = zeta if z is None else zeta + tail_weights @ z + residual @ x
         self.terms = Terms(
             x=x,
-            liquid=x,
             p=cp.Variable(n, nonneg=True, name="p"),
             q=q,
             t=cp.Variable(n, nonneg=True, name="t"),

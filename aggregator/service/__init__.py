@@ -53,6 +53,7 @@ from aggregator.service.reconcile import reconcile
 from aggregator.settings import Settings
 from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
+from aggregator.store.ledger import ancestors
 from optimizer import InFlight, ModelCache, Plan
 
 log = structlog.get_logger(__name__)
@@ -531,13 +532,7 @@ def flight_kind(settings: Settings, from_venue: str, to_venue: str) -> Literal["
 
 def _below(settings: Settings, venue: str, ancestor: str) -> bool:
     """Whether `venue` sits under `ancestor` in the position tree (a deposit goes down, an exit up)."""
-    parents = {v.id: v.parent for v in settings.venues}
-    node = parents.get(venue)
-    while node is not None:
-        if node == ancestor:
-            return True
-        node = parents.get(node)
-    return False
+    return ancestor in ancestors({v.id: v.parent for v in settings.venues}, venue)
 
 
 def _queue_days(settings: Settings, venue: str) -> float:

@@ -21,6 +21,7 @@ from aggregator.settings import Settings
 from aggregator.store import Store
 from optimizer import InFlight, ModelCache, OptimizationInputs, Plan, Universe
 from optimizer.optimize import optimize
+from optimizer.structure import Structure
 
 log = structlog.get_logger(__name__)
 
@@ -112,17 +113,9 @@ def inputs_for(
 
 
 def longest_queue_chain(universe: Universe) -> float:
-    """Days of the longest chain of exit queues in the universe (EigenLayer, then Lido: 14 + 5), each venue at its
-    slowest route: the longest a plan's deposits can wait for its exits."""
-    venues = {v.id: v for v in universe.venues}
-
-    def chain(venue: str | None) -> float:
-        if venue is None or venue not in venues:
-            return 0.0
-        v = venues[venue]
-        return max((r.days for r in v.routes), default=0.0) + chain(v.parent)
-
-    return max((chain(v) for v in venues), default=0.0)
+    """Days of the longest chain of exit queues in the universe (EigenLayer, then Lido: 14 + 5; the ladder's
+    `Structure.days_to_eth`): the longest a plan's deposits can wait for its exits."""
+    return float(Structure(universe).days_to_eth.max(initial=0.0))
 
 
 def holding_period(

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aggregator.store.ledger import ancestors
 from optimizer import InFlight
 
 DUST_ETH = 1e-9
@@ -44,16 +45,6 @@ class Reconciled:
     holdings: dict[str, float]
     flights: tuple[InFlight, ...]
     unfunded: dict[str, float]
-
-
-def ancestors(parents: Mapping[str, str | None], venue: str) -> list[str]:
-    """`venue`'s parent, its parent's parent, ... up to the root."""
-    out: list[str] = []
-    node = parents.get(venue)
-    while node is not None and node not in out:
-        out.append(node)
-        node = parents.get(node)
-    return out
 
 
 def turn(parents: Mapping[str, str | None], from_venue: str, to_venue: str) -> str | None:

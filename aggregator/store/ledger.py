@@ -119,18 +119,23 @@ def apply_moves(
     )
 
 
+def ancestors(parents: Mapping[str, str | None], venue: str) -> list[str]:
+    """`venue`'s parent, its parent's parent, ... up to the root (`parents`: the position tree, venue → parent)."""
+    out: list[str] = []
+    node = parents.get(venue)
+    while node is not None and node not in out:
+        out.append(node)
+        node = parents.get(node)
+    return out
+
+
 def _exit(flight: Pending, parents: Mapping[str, str | None]) -> bool:
     """Whether a flight is an exit only (its destination is an ancestor of the venue it left): it lands when its
     queue pays out. Any other flight ends with a deposit, which waits for the book's exits. A flight naming a venue
     the tree does not have (removed from the config while in flight) is left as it is: nothing says what it is."""
     if flight.from_venue not in parents or flight.to_venue not in parents:
         return True
-    node = parents.get(flight.from_venue)
-    while node is not None:
-        if node == flight.to_venue:
-            return True
-        node = parents.get(node)
-    return False
+    return flight.to_venue in ancestors(parents, flight.from_venue)
 
 
 def _take_settled(settled: dict[str, float], m: Move) -> float:

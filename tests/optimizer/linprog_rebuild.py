@@ -51,7 +51,7 @@ def rebuild_objective(plan: Plan) -> float:
     c_in = (np.array([venues[v].entry_cost for v in order]) + exit_rate) * amort * k_band
     c_in = c_in + np.array([inp.entry_discount.get(v, 0.0) for v in order])  # what an entry does not count on
     # The ladder holds on the target: a plan's deposits wait until its exits land, so no state counts its queued
-    # exits where they leave while spending their proceeds (`ParameterValues.liquid`). e = x.
+    # exits where they leave while spending their proceeds (`optimizer.limits.liquidity_ladder`). e = x.
     queued[:] = 0.0
     weighted = np.flatnonzero(probs > 0)
     s = len(weighted)
