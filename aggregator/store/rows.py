@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 # A time in JSON as Python's isoformat writes it ("+00:00"), as the API and `--json` wrote it before rows were typed.
 IsoTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json")]
@@ -55,7 +55,8 @@ class PlanLeg(BaseModel):
     venue: str
     from_venue: str | None = None
     to_venue: str | None = None
-    days: float = 0.0
+    # bounded as the optimizer bounds a route's days: a damaged record is refused (and logged), not a date overflow
+    days: float = Field(default=0.0, ge=0.0, le=365.0, allow_inf_nan=False)
 
 
 def release_days(legs: list[PlanLeg]) -> float:

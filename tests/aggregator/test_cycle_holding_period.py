@@ -176,6 +176,12 @@ def _bad_move(con: sqlite3.Connection, run_id: str) -> None:
     con.execute("update proposals set plan = ? where id = ?", (json.dumps(plan), run_id))
 
 
+def _bad_days(con: sqlite3.Connection, run_id: str) -> None:
+    plan = json.loads(con.execute("select plan from proposals where id = ?", (run_id,)).fetchone()[0])
+    plan["moves"][0]["days"] = 1e308  # a date that far out would overflow, not be a holding period
+    con.execute("update proposals set plan = ? where id = ?", (json.dumps(plan), run_id))
+
+
 def _bad_time(con: sqlite3.Connection, run_id: str) -> None:
     con.execute("update proposals set created_at = ? where id = ?", ("not a time", run_id))
 
@@ -185,6 +191,7 @@ DAMAGE: dict[str, tuple[Callable[[sqlite3.Connection, str], None], str]] = {
     "no-moves": (_no_moves, "lacks the field 'moves'"),
     "bad-move": (_bad_move, "moves.0.action"),
     "bad-time": (_bad_time, "created_at"),
+    "bad-days": (_bad_days, "moves.0.days"),
 }
 
 
