@@ -364,35 +364,58 @@ class _Run:
         return m.risk_adjusted - amortised_cost(self.model.structure, self.values, x) / k
 
     def _min_move(self, x: FloatArray, res: SolveResult) -> tuple[FloatArray, SolveResult]:
-        """Moves below the minimum size are dropped (venue fixed at its weight) and the LP re-solved."""
+        """Moves below the minimum size are dropped (venue fixed at its weight) and the LP re-solved; then a sale
+        that would leave less than the minimum move behind sells everything (venue fixed at 0: a remainder that
+        small could only be sold by a move below the minimum, so it would stay for good) where the LP can still
+        meet every limit that way, and the small moves are dropped again."""
         v, lim = self.values, self.inputs.limits
+        ids = self.model.structure.venue_ids
         threshold = lim.min_move_eth / self.inputs.portfolio_eth
         if threshold <= 0.0:
             return x, res
+        root = self.model.structure.venue_index[self.model.structure.universe.root.id]
         fixed: list[str] = []
+        emptied: list[str] = []
+        tried_dust = False
         for _ in range(MAX_MIN_MOVE_ROUNDS):
             delta = np.abs(x - v.x0)
             small = np.flatnonzero((delta > 1e-9) & (delta < threshold))
-            if small.size == 0:
-                break
             saved = (v.lo.copy(), v.hi.copy())
-            v.lo[small] = v.x0[small]
-            v.hi[small] = v.x0[small]
+            if small.size:
+                v.lo[small] = v.x0[small]
+                v.hi[small] = v.x0[small]
+                again = self._solve()
+                if not again.ok or again.x is None:
+                    v.lo, v.hi = saved
+                    self.heuristics.append(
+                        f"minimum move {lim.min_move_eth:g} ETH: fixing {', '.join(ids[i] for i in small)} made "
+                        f"the problem {again.status}; their small moves are kept"
+                    )
+                    break
+                fixed += [ids[i] for i in small]
+                x, res = clean(again.x), again
+                continue
+            dust = np.flatnonzero((x > 1e-9) & (x < threshold) & (v.x0 - x >= threshold) & (v.lo <= 0.0))
+            dust = dust[dust != root]
+            if tried_dust or dust.size == 0:
+                break
+            tried_dust = True
+            v.hi[dust] = 0.0
             again = self._solve()
             if not again.ok or again.x is None:
-                v.lo, v.hi = saved
-                self.heuristics.append(
-                    f"minimum move {lim.min_move_eth:g} ETH: fixing "
-                    f"{', '.join(self.model.structure.venue_ids[i] for i in small)} made the problem "
-                    f"{again.status}; their small moves are kept"
-                )
-                return x, res
-            fixed += [self.model.structure.venue_ids[i] for i in small]
+                v.lo, v.hi = saved  # the remainder stays: the limits need it
+                break
+            emptied += [ids[i] for i in dust]
             x, res = clean(again.x), again
         if fixed:
             self.heuristics.append(
-                f"minimum move {lim.min_move_eth:g} ETH: dropped moves at {', '.join(fixed)} and re-solved "
-                "with those venues fixed at their current weight"
+                f"minimum move {lim.min_move_eth:g} ETH: dropped moves at {', '.join(dict.fromkeys(fixed))} and "
+                "re-solved with those venues fixed at their current weight"
+            )
+        if emptied:
+            self.heuristics.append(
+                f"minimum move {lim.min_move_eth:g} ETH: sold all of {', '.join(emptied)} rather than leave less "
+                "than the minimum move behind, and re-solved"
             )
         return x, res
 

@@ -207,6 +207,24 @@ def test_minimum_move_size_drops_small_moves() -> None:
     assert plan.heuristics and "minimum move" in plan.heuristics[0]
 
 
+def test_a_sale_never_leaves_less_than_the_minimum_move_behind() -> None:
+    """weETH pays best but its layer is capped at 0.5 % of the book (5 ETH): the LP sells 295 of its 300 ETH and
+    keeps 5, a remainder that only a move below the 25 ETH minimum could ever sell. With the minimum move the plan
+    sells all of it (the remainder would otherwise stay for good, as 0.68 ETH of rsETH did in the 2022 -> 2026
+    replay); without one it keeps the 5 ETH."""
+    held = {"eth": 500.0, "etherfi-weeth": 300.0, "lido-steth": 200.0}
+    loose = optimize(small_inputs(holdings=held, layer_caps={"liquid_restaking": 0.005}))
+    assert loose.status == "rebalance"
+    assert loose.target_eth["etherfi-weeth"] == pytest.approx(5.0, abs=1e-6)
+    plan = optimize(small_inputs(holdings=held, layer_caps={"liquid_restaking": 0.005}, min_move_eth=25.0))
+    check_invariants(plan)
+    assert plan.status == "rebalance"
+    assert plan.target_eth["etherfi-weeth"] == pytest.approx(0.0, abs=1e-6)
+    (sale,) = [m for m in plan.moves if m.venue == "etherfi-weeth"]
+    assert sale.action == "withdraw" and sale.amount_eth == pytest.approx(300.0)
+    assert any("sold all of etherfi-weeth" in h for h in plan.heuristics)
+
+
 def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
     """The reported bp/yr for 1 % more room on a binding node cap is what re-solving with 1 % more gives."""
     u = small_universe()
