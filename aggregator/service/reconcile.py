@@ -16,9 +16,11 @@ store says, or it proposes the same move again: a chain request is given the sto
 waiting on chain is taken out of the settled venue that holds it (never more than the chain shows there) and given
 as a flight to the deposit's venue. Settled plus in flight is then still the chain's total.
 
-Nothing is hidden from the drift check: capital counts as arrived (a claimed request) only where the chain holds it
-settled at the turn on top of everything expected there; what the chain does not hold stays expected in flight or
-settled, and its absence is drift.
+Nothing is hidden from the drift check: capital counts as arrived only where the chain holds it settled on top of
+everything expected there: at its destination (an exit claimed before the store's due date, a waiting deposit the
+operator made early: from then on it is held, not in flight, so the optimizer does not count it twice), or at the
+turn of its path (a claimed request waiting for the release); what the chain does not hold stays expected in flight
+or settled, and its absence is drift.
 """
 
 from __future__ import annotations
@@ -88,17 +90,35 @@ def reconcile(
     }
     given, rest = _carry(parents, exits, chain_flights)
 
-    # An extended exit no request carries has arrived where the chain holds it settled at its turn, beyond what is
-    # expected there: from then on it waits for the release like a deposit.
+    def arrive(venue: str, eth: float) -> float:
+        """Up to `eth` counted as arrived at `venue`: what the chain holds there beyond what is expected."""
+        land = min(eth, max(0.0, chain.get(venue, 0.0) - settled.get(venue, 0.0)))
+        if land <= DUST_ETH:
+            return 0.0
+        settled[venue] = settled.get(venue, 0.0) + land
+        return land
+
+    # An exit no request carries has arrived where the chain holds it settled at its destination (claimed early,
+    # or its deposit made early) ...
+    for k, f in enumerate(exits):
+        land = arrive(f.to_venue, rest[k]) if rest[k] > DUST_ETH else 0.0
+        rest[k] -= land
+        exits[k] = f.model_copy(update={"amount_eth": f.amount_eth - land})
+    # ... or, for an extended exit, at its turn: from then on it waits for the release like a deposit.
     for k, f in enumerate(exits):
         at = turn(parents, f.from_venue, f.to_venue)
         if rest[k] <= DUST_ETH or at is None or _kind(parents, f) != "extended":
             continue
-        land = min(rest[k], max(0.0, chain.get(at, 0.0) - settled.get(at, 0.0)))
+        land = arrive(at, rest[k])
         if land > DUST_ETH:
-            settled[at] = settled.get(at, 0.0) + land
             waiting.append((at, f.model_copy(update={"from_venue": at, "amount_eth": land})))
             exits[k] = f.model_copy(update={"amount_eth": f.amount_eth - land})
+    # A waiting deposit the chain already holds at its destination was made early: held there, no longer waiting.
+    for k, (at, f) in enumerate(waiting):
+        land = arrive(f.to_venue, f.amount_eth)
+        if land > DUST_ETH:
+            settled[at] = settled.get(at, 0.0) - land
+            waiting[k] = (at, f.model_copy(update={"amount_eth": f.amount_eth - land}))
 
     holdings = dict(chain)
     unfunded: dict[str, float] = {}

@@ -639,3 +639,80 @@ def test_restaked_steth_whose_exit_a_restaking_deposit_spends_arrives_in_lido_no
     # paid out to ETH instead (a Lido exit nobody recorded): not arrived at Lido, so still expected in flight
     match = reconcile(TREE, expected, store, {"lido-steth": 10.0, "eth": 100.0}, (), covered=covered)
     assert match.expected_flights == store and "eth" not in match.expected
+
+
+def test_an_exit_claimed_before_its_due_date_is_held_not_drift() -> None:
+    """stETH queued out of Lido (the store: due in 3 days) and already claimed on chain: no request, the ETH held.
+    It has arrived: expected settled in ETH, nothing expected in flight (before: still expected in flight, and the
+    ETH beyond the expected book drift until the due date)."""
+    store = (fly("lido-steth", "eth", 100.0, 3.0),)
+    match = reconcile(TREE, {"eth": 10.0}, store, {"eth": 110.0}, (), covered=frozenset(TREE))
+    assert match.expected_flights == () and match.expected["eth"] == pytest.approx(110.0)
+    assert match.flights == () and match.holdings["eth"] == pytest.approx(110.0)
+    # only part of it claimed (the rest still requested): the part held has arrived, the request stays in flight
+    chain = (fly("lido-steth", "eth", 40.0, 2.0),)
+    match = reconcile(TREE, {"eth": 10.0}, store, {"eth": 70.0}, chain, covered=frozenset(TREE))
+    assert match.expected["eth"] == pytest.approx(70.0)
+    assert sum(f.amount_eth for f in match.expected_flights) == pytest.approx(40.0)
+    # the request, waiting the store's longer days
+    assert match.flights == (fly("lido-steth", "eth", 40.0, 3.0),)
+
+
+def test_a_waiting_deposit_made_early_is_held_at_its_venue_and_not_counted_twice() -> None:
+    """A deposit of 100 ETH into Lido waits (the store) but the operator made it early: the chain holds 150 stETH
+    (50 expected) and no more idle ETH for it. The optimizer sees the 150 stETH held and no flight (before: the
+    stETH AND a flight of the idle ETH left toward Lido, and the 100 ETH not in ETH reported unfunded)."""
+    store = (fly("eth", "lido-steth", 100.0, 2.0),)
+    expected = {"eth": 10.0, "lido-steth": 50.0}
+    match = reconcile(TREE, expected, store, {"eth": 10.0, "lido-steth": 150.0}, (), covered=frozenset(TREE))
+    assert match.flights == () and match.unfunded == {}
+    assert match.holdings == pytest.approx(
+        {"eth": 10.0, "lido-steth": 150.0, "eigenlayer-steth": 0.0, "symbiotic-steth": 0.0}
+    )
+    assert match.expected == pytest.approx({"eth": 10.0, "lido-steth": 150.0})
+    # 40 of it made early: 60 still waits in idle ETH, given to the optimizer as a flight; the totals are the chain's
+    match = reconcile(TREE, expected, store, {"eth": 70.0, "lido-steth": 90.0}, (), covered=frozenset(TREE))
+    assert match.flights == (fly("eth", "lido-steth", 60.0, 2.0),) and match.unfunded == {}
+    assert (match.holdings["eth"], match.holdings["lido-steth"]) == pytest.approx((10.0, 90.0))
+    assert sum(match.holdings.values()) + sum(f.amount_eth for f in match.flights) == pytest.approx(160.0)
+
+
+def test_an_extended_exit_whose_deposit_was_made_early_has_arrived() -> None:
+    """Out of EigenLayer into Symbiotic (the store: one flight, due in 2 days), both legs already done on chain:
+    Symbiotic holds 100 more than expected. Arrived there: nothing in flight, nothing waiting in Lido."""
+    store = (fly("eigenlayer-steth", "symbiotic-steth", 100.0, 2.0),)
+    expected = {"lido-steth": 10.0, "symbiotic-steth": 5.0}
+    read = {"lido-steth": 10.0, "symbiotic-steth": 105.0}
+    match = reconcile(TREE, expected, store, read, (), covered=frozenset(TREE))
+    assert match.expected_flights == () and match.flights == () and match.unfunded == {}
+    assert match.expected["symbiotic-steth"] == pytest.approx(105.0)
+    assert match.holdings["lido-steth"] == pytest.approx(10.0)
+
+
+def test_a_cycle_after_the_operator_made_the_waiting_deposits_early_sees_them_once(
+    tmp_path: Path, chain: tuple[FixtureServer, Chain]
+) -> None:
+    """After an applied rotation the operator makes the deposits waiting on idle ETH before the exits land: the
+    chain holds them at their venues. No `book_drift`, the optimizer gets the chain's total once (before: the
+    deposits held AND given again as flights out of what idle ETH was left), and proposes none of them again."""
+    server, answers = chain
+    settings, service, position = applied_rotation(tmp_path, server)
+    held = on_chain(settings, position)
+    made = [p for p in position.pending if p.from_venue == "eth"]
+    assert made, position.pending
+    for p in made:
+        held["eth"] -= p.amount_eth
+        held[p.to_venue] = held.get(p.to_venue, 0.0) + p.amount_eth
+    eigen = [p.amount_eth for p in position.pending if p.from_venue == "eigenlayer-steth"]
+    lido = [(p.amount_eth, False, False) for p in lido_exits(position)]
+    hold(answers, held, lido, eigen)
+    with capture_logs() as logs:
+        out = service.chain_position(settings, service.holdings(), service.in_flight())
+    assert out is not None
+    assert not [e for e in logs if e["event"] == "book_drift"], logs
+    holdings, flights = out
+    total = sum(held.values()) + sum(eth for eth, _, _ in lido) + sum(eigen)
+    assert sum(holdings.values()) + sum(f.amount_eth for f in flights) == pytest.approx(total, abs=1e-6)
+    assert not [f for f in flights if f.from_venue == "eth"], flights
+    plan = service.rebalance("cli").plan
+    assert not [m for m in plan.moves if m.to_venue in {p.to_venue for p in made}], plan.moves
