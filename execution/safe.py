@@ -83,7 +83,9 @@ def transaction(call: Call) -> dict[str, Any]:
 
 
 def batches(timeline: Timeline, plan_id: str, ctx: Context, created: datetime) -> list[DayBatch]:
-    """A batch per date of the timeline, its calls in the timeline's order (claims, requests, sales, deposits)."""
+    """A batch per date of the timeline, its calls in the timeline's order (claims, requests, sales, deposits). When
+    a later plan re-dated the plan's deposits (`timeline.redated`), the description of the day they moved to says
+    so."""
     safe = checksum_address(ctx.safe)
     out: list[DayBatch] = []
     for day in timeline.dates():
@@ -100,6 +102,13 @@ def batches(timeline: Timeline, plan_id: str, ctx: Context, created: datetime) -
                 f"restaking-aggregator plan {plan_id}, day {offset} ({day.isoformat()}): {len(calls)} call(s).",
                 *(f"{i}. {c.note or c.signature}" for i, c in enumerate(calls, 1)),
             ]
+            redated = timeline.redated
+            if (
+                redated is not None
+                and offset == redated.day
+                and any(e.kind == "deposit" for e in timeline.on(day))
+            ):
+                lines.append(f"Deposits made on this day, later than the plan gave them: {redated.why}.")
             if manual:
                 lines.append(f"Manual steps on this day, NOT in this batch ({len(manual)}):")
                 lines += [f"- {m.what} ({m.why})" for m in manual]

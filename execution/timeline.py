@@ -14,6 +14,10 @@ target. Capital in flight at the start (`plan.problem.inputs.in_flight`) is at i
 lands, not on day 0. Capital that waits for the release (idle ETH, or the parent token) is an `Idle` entry: it earns
 what it did, no more.
 
+A stored plan's deposits can be re-dated after it was made: a later applied plan's exit that lands after them holds
+them back in the book (`aggregator.store.ledger`). `Redated` is that day, given by the caller (the service reads it
+from the book); a deposit is then made no earlier than it, and the timeline says so (`Timeline.redated`).
+
 Pure: a function of the plan's numbers (the moves with their route and days, the settled book and the capital in
 flight it started from), no I/O.
 """
@@ -119,13 +123,27 @@ class Idle:
 
 
 @dataclass(frozen=True)
+class Redated:
+    """A stored plan's waiting deposits re-dated in the book after it was made: they are made on `day` (from the
+    plan's start) because of the exits of the proposals `by`; `why` says so for people ("re-dated by proposal …:
+    waits for its exit of … until …")."""
+
+    day: int
+    by: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
 class Timeline:
-    """The plan's events in order of day, the day each venue reaches its target, and what earns nothing."""
+    """The plan's events in order of day, the day each venue reaches its target, and what earns nothing.
+    `redated`: set when a later plan's exits hold the plan's deposits back past the day the plan itself gave them
+    (None otherwise)."""
 
     start: date
     events: tuple[Event, ...]
     reached: Mapping[str, int]  # venue → the day its target weight is reached (0: at once)
     idle: tuple[Idle, ...]
+    redated: Redated | None = None
 
     @property
     def days(self) -> int:
@@ -139,8 +157,20 @@ class Timeline:
     def on(self, day: date) -> list[Event]:
         return [e for e in self.events if e.date == day]
 
-    def as_dict(self) -> dict[str, object]:
+    def redated_dict(self) -> dict[str, object] | None:
+        """`redated` as JSON (with its date), None when nothing re-dated the plan's deposits."""
+        r = self.redated
+        if r is None:
+            return None
         return {
+            "day": r.day,
+            "date": (self.start + timedelta(days=r.day)).isoformat(),
+            "by": list(r.by),
+            "why": r.why,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "start": self.start.isoformat(),
             "days": self.days,
             "done_on": (self.start + timedelta(days=self.days)).isoformat(),
@@ -152,6 +182,10 @@ class Timeline:
             "idle": [i.as_dict() for i in self.idle],
             "idle_eth_days": sum(i.eth_days for i in self.idle),
         }
+        redated = self.redated_dict()
+        if redated is not None:  # only then: a plan nothing re-dated reads as before
+            out["redated"] = redated
+        return out
 
 
 def _queue_days(days: float) -> int:
@@ -165,13 +199,16 @@ def schedule(
     holdings_eth: Mapping[str, float],
     start: date,
     in_flight: Iterable[FlightLike] = (),
+    redated: Redated | None = None,
 ) -> Timeline:
     """The moves on the days the chain allows. `holdings_eth` is what each venue holds directly at the start (its
     own position, not its children's, settled: not counting `in_flight`); `in_flight` is capital an earlier plan
     still has on its way, at its destination on the day it lands (`days_left` rounded up). A move takes its source's
     capital as it becomes available (held at day 0, landing from an earlier plan's flight, or arriving from a
     child's exit or a parent's deposit), earliest first. Withdrawals are scheduled first; a deposit is made no
-    earlier than the release: the day the last withdrawal's capital arrives, or the last flight lands if later."""
+    earlier than the release: the day the last withdrawal's capital arrives, or the last flight lands if later, nor
+    before `redated.day` (a later plan's exits hold it back in the book). The timeline carries `redated` only when
+    it moved a deposit."""
     available: dict[str, list[list[float]]] = {v: [[0.0, a]] for v, a in holdings_eth.items() if a > DUST_ETH}
     flights_land = 0  # the day the last capital already in flight lands
     for f in in_flight:
@@ -184,6 +221,7 @@ def schedule(
     ordered = sorted(moves, key=lambda m: (m.action != "withdraw", m.step))
     release = flights_land
     own = 0  # the day the plan's own last exit delivers
+    held = False  # whether `redated` moved a deposit
     for move in ordered:
         deposit = move.action != "withdraw"
         remaining = move.amount_eth
@@ -208,6 +246,9 @@ def schedule(
                     Idle(day, release, taken, move.from_venue, _waiting(own, flights_land, move.to_venue))
                 )
                 day = release
+            if deposit and redated is not None and day < redated.day:
+                idle.append(Idle(day, redated.day, taken, move.from_venue, redated.why))
+                day, held = redated.day, True
             arrive = _emit(events, idle, move, day=day, amount=taken, start=start)
             available.setdefault(move.to_venue, []).append([float(arrive), taken])
             if not deposit:
@@ -222,7 +263,13 @@ def schedule(
         ):
             if when is not None:
                 reached[venue] = max(reached.get(venue, 0), when)
-    return Timeline(start=start, events=tuple(merged), reached=reached, idle=tuple(_merge_idle(idle)))
+    return Timeline(
+        start=start,
+        events=tuple(merged),
+        reached=reached,
+        idle=tuple(_merge_idle(idle)),
+        redated=redated if held else None,
+    )
 
 
 def _waiting(own: int, flights_land: int, venue: str) -> str:
@@ -316,9 +363,11 @@ class PlanLike(Protocol):
     def problem(self) -> ProblemLike: ...
 
 
-def plan_timeline(plan: PlanLike, start: date) -> Timeline:
+def plan_timeline(plan: PlanLike, start: date, redated: Redated | None = None) -> Timeline:
     """The timeline of a plan proposed on `start`, from the book it was solved from: its settled holdings, and the
     capital earlier plans still had in flight (at its destination from the day it lands; the plan's deposits wait
-    for it). `plan.current_weights` is not the start: it counts that capital at its destination already."""
+    for it). `plan.current_weights` is not the start: it counts that capital at its destination already.
+    `redated`: the day the book now makes the plan's waiting deposits, when a later plan re-dated them (the caller
+    reads it from the book; a day no later than the plan's own changes nothing)."""
     inputs = plan.problem.inputs
-    return schedule(plan.moves, inputs.holdings_eth, start, inputs.in_flight)
+    return schedule(plan.moves, inputs.holdings_eth, start, inputs.in_flight, redated)

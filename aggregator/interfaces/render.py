@@ -348,6 +348,9 @@ def timeline_table(console: Console, timeline: Timeline, names: Mapping[str, str
         for v, d in sorted(timeline.reached.items(), key=lambda kv: (kv[1], kv[0]))
     )
     console.print(f"target reached: {reached}")
+    redated = timeline.redated_dict()
+    if redated is not None:  # a later applied plan's exits hold the deposits back in the book
+        console.print(f"[yellow]deposits on day {redated['day']} ({redated['date']})[/]: {redated['why']}")
     for i in timeline.idle:
         console.print(
             f"[yellow]earns nothing[/] {i.amount_eth:,.4f} ETH days {i.from_day}–{i.to_day} ({i.why})"

@@ -50,10 +50,12 @@ from aggregator.rates.crosscheck import RateMemory
 from aggregator.service.chain import COVERED, read_book
 from aggregator.service.cycle import CycleResult, Trigger, run_cycle
 from aggregator.service.reconcile import reconcile
+from aggregator.service.redate import redated
 from aggregator.settings import Settings
 from aggregator.settings.notify import NotifySettings
 from aggregator.store import Store
 from aggregator.store.ledger import ancestors
+from execution.timeline import Timeline, plan_timeline
 from optimizer import InFlight, ModelCache, Plan
 
 log = structlog.get_logger(__name__)
@@ -328,6 +330,14 @@ class Service:
                 ],
             }
         return {"source": "config", "holdings_eth": dict(portfolio.holdings_eth), "in_flight": []}
+
+    def proposal_timeline(self, proposal_id: str, plan: Plan, created_at: datetime) -> Timeline:
+        """A stored proposal's timeline from the day it was made, its waiting deposits on the day the store's book
+        makes them now: a later applied plan's exit may have re-dated them (`aggregator.service.redate`); the
+        timeline then says by whom. The CLI's `show`, the API's proposal and its Safe batches, and the dashboard
+        read a stored proposal's timeline here."""
+        start = created_at.date()
+        return plan_timeline(plan, start, redated(self.store.position(), proposal_id, plan, start))
 
     @property
     def release_pending(self) -> bool:

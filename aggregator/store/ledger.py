@@ -104,7 +104,7 @@ def apply_moves(
                 settled[m.to_venue] = settled.get(m.to_venue, 0.0) + take
         _extend(pending, m, m.amount_eth - take, delay=timedelta(days=m.days))
     release = max((p.due for p in pending if p.amount_eth > DUST_ETH), default=now)
-    pending = [replace(p, due=release) if p.due < release and not _exit(p, parents) else p for p in pending]
+    pending = [replace(p, due=release) if p.due < release and not is_exit(p, parents) else p for p in pending]
     for m in (m for m in ordered if m.action != "withdraw"):
         take = _take_settled(settled, m)
         if take > DUST_ETH:
@@ -129,7 +129,7 @@ def ancestors(parents: Mapping[str, str | None], venue: str) -> list[str]:
     return out
 
 
-def _exit(flight: Pending, parents: Mapping[str, str | None]) -> bool:
+def is_exit(flight: Pending, parents: Mapping[str, str | None]) -> bool:
     """Whether a flight is an exit only (its destination is an ancestor of the venue it left): it lands when its
     queue pays out. Any other flight ends with a deposit, which waits for the book's exits. A flight naming a venue
     the tree does not have (removed from the config while in flight) is left as it is: nothing says what it is."""

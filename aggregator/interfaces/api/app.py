@@ -219,7 +219,7 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no proposal {proposal_id!r}")
         meta, plan = found
-        return ProposalBody(proposal=meta, plan=plan, timeline=_timeline(meta, plan))
+        return ProposalBody(proposal=meta, plan=plan, timeline=_timeline(service, meta, plan))
 
     @app.get(
         "/api/v1/proposals/{proposal_id}/safe-batch",
@@ -251,13 +251,17 @@ def create_app(
                 ctx = Context(safe=account, slippage=slippage, rates=chain.rates, resolved=chain.resolved)
             except SourceError as exc:
                 problems.append(f"rates not read from chain ({exc}); steps needing them are manual")
-        days = batches(plan_timeline(plan, created.date()), proposal_id, ctx, created)
+        timeline = service.proposal_timeline(proposal_id, plan, created)  # as the book dates its deposits now
+        days = batches(timeline, proposal_id, ctx, created)
         if rpc_url is not None:  # each call as an eth_call from the Safe, never sent
             try:
                 days, block = simulate(rpc_url, account, days)
             except SourceError as exc:
                 problems.append(f"not simulated: {exc}")
         listed = summary(proposal_id, days, ctx, simulated_at=block)
+        redated = timeline.redated_dict()
+        if redated is not None:  # a later plan's exits hold its deposits back (absent otherwise, as before)
+            listed["redated"] = redated
         if problems:
             listed["chain_errors"] = problems
         return {
@@ -395,6 +399,7 @@ class ApiServer:
         return not self.thread.is_alive()
 
 
-def _timeline(meta: ProposalRow, plan: Plan) -> dict[str, object]:
-    """A stored proposal's timeline from the day it was made (a proposal whose time is damaged is not read)."""
-    return plan_timeline(plan, meta.created_at.date()).as_dict()
+def _timeline(service: Service, meta: ProposalRow, plan: Plan) -> dict[str, object]:
+    """A stored proposal's timeline from the day it was made, its waiting deposits as the book dates them now (a
+    proposal whose time is damaged is not read)."""
+    return service.proposal_timeline(meta.id, plan, meta.created_at).as_dict()

@@ -433,7 +433,8 @@ def show(
     from aggregator.service import Service
 
     settings = _load(config)
-    store = Service(settings).store
+    service = Service(settings)
+    store = service.store
     proposal_id = _resolve_proposal(store, proposal_id)
     try:
         found = store.proposal(proposal_id)
@@ -450,9 +451,7 @@ def show(
         print(f"no proposal {proposal_id!r}; `aggregator history` lists them", file=sys.stderr)
         raise typer.Exit(EXIT_NOT_FOUND)
     meta, plan = found
-    from execution.timeline import plan_timeline
-
-    timeline = plan_timeline(plan, meta.created_at.date())
+    timeline = service.proposal_timeline(meta.id, plan, meta.created_at)  # as the book dates its deposits now
     if as_json:
         typer.echo(
             _json_dump(

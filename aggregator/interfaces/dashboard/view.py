@@ -18,7 +18,7 @@ from aggregator.rates.lineage import independent_of
 from aggregator.service import Service, flight_kind
 from aggregator.settings import Settings
 from aggregator.store.rows import LatestRates, ListedProposalRow, StoredRateRow
-from execution.timeline import Timeline, plan_timeline
+from execution.timeline import Timeline
 from optimizer import Plan
 
 BACKTEST_ENV = (
@@ -105,8 +105,8 @@ def build(service: Service, now: datetime, history: int = 50) -> Page:
         page.risk = risk_bars(page.plan)
         page.move_costs = [move_costs(page.plan, m) for m in page.plan.moves]  # split as the CLI's table
         created = page.latest.created_at if page.latest else None
-        if page.plan.moves and created is not None:
-            page.timeline = plan_timeline(page.plan, created.date())
+        if page.plan.moves and created is not None and page.latest is not None:
+            page.timeline = service.proposal_timeline(page.latest.id, page.plan, created)
     page.rates = service.store.latest_rates()
     if page.rates is not None:
         _flag_rates(page, service, settings)
