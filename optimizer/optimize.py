@@ -367,7 +367,9 @@ class _Run:
         """Moves below the minimum size are dropped (venue fixed at its weight) and the LP re-solved; then a sale
         that would leave less than the minimum move behind sells everything (venue fixed at 0: a remainder that
         small could only be sold by a move below the minimum, so it would stay for good) where the LP can still
-        meet every limit that way, and the small moves are dropped again."""
+        meet every limit that way, and the small moves are dropped again. A sale is a withdrawal out of the venue's
+        subtree of at least the minimum, which the remainder joins; where the limits need the remainder, it stays
+        and the heuristics say so."""
         v, lim = self.values, self.inputs.limits
         ids = self.model.structure.venue_ids
         threshold = lim.min_move_eth / self.inputs.portfolio_eth
@@ -395,7 +397,13 @@ class _Run:
                 fixed += [ids[i] for i in small]
                 x, res = clean(again.x), again
                 continue
-            dust = np.flatnonzero((x > 1e-9) & (x < threshold) & (v.x0 - x >= threshold) & (v.lo <= 0.0))
+            # A sale: capital leaves the venue's subtree by at least the minimum (a withdrawal the remainder can
+            # join). A holding that falls because it is restaked into a child is not one: emptying it would add a
+            # withdrawal of the remainder alone, a move below the minimum.
+            sold = -(self.model.structure.subtree @ (x - v.x0))
+            dust = np.flatnonzero(
+                (x > 1e-9) & (x < threshold) & (v.x0 - x >= threshold) & (sold >= threshold) & (v.lo <= 0.0)
+            )
             dust = dust[dust != root]
             if tried_dust or dust.size == 0:
                 break
@@ -404,6 +412,10 @@ class _Run:
             again = self._solve()
             if not again.ok or again.x is None:
                 v.lo, v.hi = saved  # the remainder stays: the limits need it
+                self.heuristics.append(
+                    f"minimum move {lim.min_move_eth:g} ETH: selling all of {', '.join(ids[i] for i in dust)} made "
+                    f"the problem {again.status}; the limits need what is left, so it stays"
+                )
                 break
             emptied += [ids[i] for i in dust]
             x, res = clean(again.x), again

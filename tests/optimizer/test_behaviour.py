@@ -225,6 +225,53 @@ def test_a_sale_never_leaves_less_than_the_minimum_move_behind() -> None:
     assert any("sold all of etherfi-weeth" in h for h in plan.heuristics)
 
 
+def _restake_but_cap(min_move_eth: float) -> OptimizationInputs:
+    """700 ETH idle, 300 stETH; EigenLayer's stETH venue capped at 29.5 % and the Lido node at 30 %: the LP restakes
+    295 stETH and keeps 5 as stETH (a restake inside stETH's subtree, not a sale)."""
+    inputs = small_inputs(holdings={"eth": 700.0, "lido-steth": 300.0}, min_move_eth=min_move_eth)
+    u = inputs.universe
+    venues = tuple(
+        v.model_copy(update={"max_share": 0.295}) if v.id == "eigenlayer-steth" else v for v in u.venues
+    )
+    nodes = tuple(n.model_copy(update={"cap": 0.30}) if n.id == "lido" else n for n in u.nodes)
+    return inputs.model_copy(update={"universe": Universe(venues=venues, nodes=nodes)})
+
+
+def test_a_restake_that_leaves_a_remainder_is_not_turned_into_a_sale_below_the_minimum() -> None:
+    """A venue whose own holding falls because it is restaked into its child is not being sold: emptying it would
+    add a withdrawal of the 5 stETH left, a move below the 25 ETH minimum that the plan without the heuristic does
+    not have (and the heuristic would say it "sold all of" a venue nothing was sold from)."""
+    loose = optimize(_restake_but_cap(0.0))
+    assert loose.target_eth["lido-steth"] == pytest.approx(5.0, abs=1e-6)
+    assert not [m for m in loose.moves if m.action == "withdraw"]
+    plan = optimize(_restake_but_cap(25.0))
+    check_invariants(plan)
+    assert plan.status == "rebalance"
+    assert all(m.amount_eth >= 25.0 - 1e-6 for m in plan.moves), plan.moves
+    assert not any("sold all of" in h for h in plan.heuristics), plan.heuristics
+    assert plan.target_eth["lido-steth"] == pytest.approx(5.0, abs=1e-6)
+
+
+def test_a_remainder_the_limits_need_stays_and_the_plan_says_so() -> None:
+    """The max shares add up to exactly the whole book with weETH at its 0.5 % layer cap: selling the last 5 ETH
+    of weETH is infeasible, so they stay, and the heuristics say why a remainder below the minimum is left."""
+    inputs = small_inputs(
+        holdings={"eth": 500.0, "etherfi-weeth": 300.0, "lido-steth": 200.0},
+        layer_caps={"liquid_restaking": 0.005},
+        min_move_eth=25.0,
+    )
+    caps = {"eth": 0.5, "lido-steth": 0.2, "rocketpool-reth": 0.0, "eigenlayer-steth": 0.295}
+    u = inputs.universe
+    venues = tuple(v.model_copy(update={"max_share": caps.get(v.id, v.max_share)}) for v in u.venues)
+    plan = optimize(inputs.model_copy(update={"universe": Universe(venues=venues, nodes=u.nodes)}))
+    check_invariants(plan)
+    assert plan.status == "rebalance"
+    assert plan.target_eth["etherfi-weeth"] == pytest.approx(5.0, abs=1e-6)
+    assert any("selling all of etherfi-weeth" in h and "the limits need" in h for h in plan.heuristics), (
+        plan.heuristics
+    )
+
+
 def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
     """The reported bp/yr for 1 % more room on a binding node cap is what re-solving with 1 % more gives."""
     u = small_universe()
