@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from optimizer.diagnose import elastic, prechecks
 from optimizer.evaluate import TOLERANCE, amortised_cost, clean, metrics, violations
@@ -44,7 +45,7 @@ from optimizer.problem import (
 from optimizer.scenarios import RESIDUAL_NAME, ScenarioSet
 from optimizer.structure import FloatArray
 
-MAX_MIN_MOVE_ROUNDS = 5
+MAX_MIN_MOVE_ROUNDS = 10
 
 UNCAPPED_NODE = 2.0
 """The exposure cap of a risk node without `cap`: above any exposure a book can have (a share, at most 1)."""
@@ -369,21 +370,22 @@ class _Run:
         small could only be sold by a move below the minimum, so it would stay for good) where the LP can still
         meet every limit that way, and the small moves are dropped again. A sale is a withdrawal out of the venue's
         subtree of at least the minimum, which the remainder joins; where the limits need the remainder, it stays
-        and the heuristics say so."""
+        and the heuristics say so. Both steps repeat on each re-solve's answer (a re-solve that empties one venue
+        may leave a remainder in another), at most MAX_MIN_MOVE_ROUNDS rounds: each feasible one fixes or empties at
+        least one more venue, so they end; the plan says if they run out first."""
         v, lim = self.values, self.inputs.limits
         ids = self.model.structure.venue_ids
         threshold = lim.min_move_eth / self.inputs.portfolio_eth
         if threshold <= 0.0:
             return x, res
-        root = self.model.structure.venue_index[self.model.structure.universe.root.id]
         fixed: list[str] = []
         emptied: list[str] = []
-        tried_dust = False
+        stuck = False  # fixing the small moves of this x was infeasible: they are kept
         for _ in range(MAX_MIN_MOVE_ROUNDS):
             delta = np.abs(x - v.x0)
             small = np.flatnonzero((delta > 1e-9) & (delta < threshold))
             saved = (v.lo.copy(), v.hi.copy())
-            if small.size:
+            if small.size and not stuck:
                 v.lo[small] = v.x0[small]
                 v.hi[small] = v.x0[small]
                 again = self._solve()
@@ -393,21 +395,14 @@ class _Run:
                         f"minimum move {lim.min_move_eth:g} ETH: fixing {', '.join(ids[i] for i in small)} made "
                         f"the problem {again.status}; their small moves are kept"
                     )
-                    break
+                    stuck = True
+                    continue
                 fixed += [ids[i] for i in small]
                 x, res = clean(again.x), again
                 continue
-            # A sale: capital leaves the venue's subtree by at least the minimum (a withdrawal the remainder can
-            # join). A holding that falls because it is restaked into a child is not one: emptying it would add a
-            # withdrawal of the remainder alone, a move below the minimum.
-            sold = -(self.model.structure.subtree @ (x - v.x0))
-            dust = np.flatnonzero(
-                (x > 1e-9) & (x < threshold) & (v.x0 - x >= threshold) & (sold >= threshold) & (v.lo <= 0.0)
-            )
-            dust = dust[dust != root]
-            if tried_dust or dust.size == 0:
+            dust = self._remainders(x, threshold)
+            if dust.size == 0:
                 break
-            tried_dust = True
             v.hi[dust] = 0.0
             again = self._solve()
             if not again.ok or again.x is None:
@@ -419,6 +414,19 @@ class _Run:
                 break
             emptied += [ids[i] for i in dust]
             x, res = clean(again.x), again
+            stuck = False  # a new x: its small moves are tried again
+        else:
+            delta = np.abs(x - v.x0)
+            left = np.flatnonzero(
+                ((delta > 1e-9) & (delta < threshold))
+                | np.isin(np.arange(len(x)), self._remainders(x, threshold))
+            )
+            if left.size:
+                self.heuristics.append(
+                    f"minimum move {lim.min_move_eth:g} ETH: stopped after {MAX_MIN_MOVE_ROUNDS} re-solves; "
+                    f"{', '.join(ids[i] for i in left)} may still move by less than the minimum or keep less than "
+                    "it after a sale"
+                )
         if fixed:
             self.heuristics.append(
                 f"minimum move {lim.min_move_eth:g} ETH: dropped moves at {', '.join(dict.fromkeys(fixed))} and "
@@ -430,6 +438,17 @@ class _Run:
                 "than the minimum move behind, and re-solved"
             )
         return x, res
+
+    def _remainders(self, x: FloatArray, threshold: float) -> npt.NDArray[np.intp]:
+        """Venues a sale leaves with less than the minimum move (`threshold`, a share): a sale is capital leaving the
+        venue's subtree by at least the minimum, a withdrawal the remainder can join. A holding that falls because
+        it is restaked into a child is not one (emptying it would add a withdrawal of the remainder alone, a move
+        below the minimum); idle ETH and a venue with a min share are never emptied."""
+        st, v = self.model.structure, self.values
+        sold = -(st.subtree @ (x - v.x0))
+        found = (x > 1e-9) & (x < threshold) & (v.x0 - x >= threshold) & (sold >= threshold) & (v.lo <= 0.0)
+        found[st.venue_index[st.universe.root.id]] = False
+        return np.flatnonzero(found)
 
     def _hold(
         self,
