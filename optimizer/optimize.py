@@ -310,6 +310,9 @@ class _Run:
             return self._hold(
                 Hold.ANSWER_BREAKS_LIMITS, "the solver's answer breaks limits: " + "; ".join(bad), res
             )
+        # Whether today's book meets the limits is judged on the limits as prepared: the minimum-move heuristic's
+        # bounds (a venue fixed at its weight, a remainder emptied at 0) are not limits the book could break.
+        limits = dataclasses.replace(v, lo=v.lo.copy(), hi=v.hi.copy())
         x, res = self._min_move(x, res)
         moves = tree_moves(st, v.x0, x, self.inputs.portfolio_eth, self.own)
         lim = self.inputs.limits
@@ -317,7 +320,7 @@ class _Run:
             st,
             self.model.losses,
             self.model.shape,
-            v,
+            limits,
             v.x0,
             check_turnover=False,
             tol=TOLERANCE + lim.drift_band / 2.0,  # as in `prepare`: half the band, the rest for queued exits

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cvxpy.reductions.solvers.solving_chain import SolvingChain
 
-from optimizer import LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe
+from optimizer import Hold, LadderRung, Limits, ModelCache, OptimizationInputs, StressScenario, Universe
 from optimizer.optimize import optimize
 from optimizer.problem import AllocationModel
 from optimizer.scenarios import ScenarioLosses, enumerate_scenarios
@@ -270,6 +270,39 @@ def test_a_remainder_the_limits_need_stays_and_the_plan_says_so() -> None:
     assert any("selling all of etherfi-weeth" in h and "the limits need" in h for h in plan.heuristics), (
         plan.heuristics
     )
+
+
+def _weeth_sold_into_reth(min_move_eth: float, min_improvement_bps: float) -> OptimizationInputs:
+    """A book inside every limit: weETH (2 %/yr here) is sold into rETH up to rETH's max share (295 ETH of room),
+    and the last 5 ETH stay in weETH, which still pays more than idle ETH."""
+    inputs = small_inputs(
+        holdings={"eth": 50.0, "lido-steth": 345.0, "rocketpool-reth": 305.0, "etherfi-weeth": 300.0},
+        yields={**YIELDS, "etherfi-weeth": {"base": 0.02, "restaking": 0.0}},
+        min_move_eth=min_move_eth,
+        min_improvement_bps=min_improvement_bps,
+    )
+    caps = {"lido-steth": 0.345, "eigenlayer-steth": 0.0}
+    u = inputs.universe
+    venues = tuple(v.model_copy(update={"max_share": caps.get(v.id, v.max_share)}) for v in u.venues)
+    return inputs.model_copy(update={"universe": Universe(venues=venues, nodes=u.nodes)})
+
+
+def test_emptying_a_remainder_does_not_make_the_current_book_break_limits() -> None:
+    """The heuristic's bound of 0 on the venue it empties is not an operator limit: today's book (300 ETH of weETH)
+    does not "break limits" because of it, so the plan neither says so nor skips the no-trade band. Before, a gain
+    of 17 bp/yr against a 500 bp/yr band became a rebalance 'required' by limits the book met."""
+    loose = optimize(_weeth_sold_into_reth(0.0, 0.0))
+    assert loose.status == "rebalance"
+    assert loose.target_eth["etherfi-weeth"] == pytest.approx(5.0, abs=1e-6)
+    assert "breaks limits" not in loose.reason
+    plan = optimize(_weeth_sold_into_reth(25.0, 0.0))
+    check_invariants(plan)
+    assert plan.status == "rebalance"
+    assert plan.target_eth["etherfi-weeth"] == pytest.approx(0.0, abs=1e-6)
+    assert "breaks limits" not in plan.reason, plan.reason
+    banded = optimize(_weeth_sold_into_reth(25.0, 500.0))
+    assert banded.status == "hold" and banded.hold == Hold.BELOW_BAND, banded.reason
+    assert "breaks limits" not in banded.reason
 
 
 def test_binding_node_cap_shadow_price_matches_a_finite_difference() -> None:
