@@ -313,7 +313,20 @@ class _Run:
         # Whether today's book meets the limits is judged on the limits as prepared: the minimum-move heuristic's
         # bounds (a venue fixed at its weight, a remainder emptied at 0) are not limits the book could break.
         limits = dataclasses.replace(v, lo=v.lo.copy(), hi=v.hi.copy())
+        checked, notes = (x, res), len(self.heuristics)
         x, res = self._min_move(x, res)
+        # The heuristic's re-solves are answers too: re-checked like the first (on the bounds they were solved with:
+        # a small move dropped at a venue a hair above its max share is the heuristic's choice, not a solver fault),
+        # else the first is the plan (and what the heuristic did is not in it).
+        bad = violations(st, self.model.losses, self.model.shape, v, x)
+        if bad:
+            v.lo, v.hi = limits.lo.copy(), limits.hi.copy()
+            x, res = checked
+            del self.heuristics[notes:]
+            self.heuristics.append(
+                f"minimum move {self.inputs.limits.min_move_eth:g} ETH: a re-solve's answer broke limits "
+                f"({'; '.join(bad)}); the plan is the solver's first answer, its small moves and remainders kept"
+            )
         moves = tree_moves(st, v.x0, x, self.inputs.portfolio_eth, self.own)
         lim = self.inputs.limits
         hold_ok = not violations(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -270,6 +271,34 @@ def test_a_remainder_the_limits_need_stays_and_the_plan_says_so() -> None:
     assert any("selling all of etherfi-weeth" in h and "the limits need" in h for h in plan.heuristics), (
         plan.heuristics
     )
+
+
+def test_a_minimum_move_re_solve_that_breaks_limits_is_not_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer the plan uses is re-checked in numpy, the heuristic's re-solves too: a re-solve (here faked)
+    that puts the 300 ETH of weETH back above its 0.5 % layer cap is not the plan; the LP's first, checked answer
+    is, and the heuristics say why."""
+    real = AllocationModel.solve
+    calls = {"n": 0}
+
+    def solve(self: AllocationModel, values: Any, solvers: Any = ()) -> Any:
+        res = real(self, values, solvers) if solvers else real(self, values)
+        calls["n"] += 1
+        if calls["n"] == 2 and res.x is not None:  # the minimum-move re-solve
+            x = np.array(res.x, dtype=float)
+            k = self.structure.venue_index["etherfi-weeth"]
+            x[self.structure.venue_index["eth"]] -= 0.3 - x[k]
+            x[k] = 0.3
+            return dataclasses.replace(res, x=x)
+        return res
+
+    monkeypatch.setattr(AllocationModel, "solve", solve)
+    held = {"eth": 500.0, "etherfi-weeth": 300.0, "lido-steth": 200.0}
+    plan = optimize(small_inputs(holdings=held, layer_caps={"liquid_restaking": 0.005}, min_move_eth=25.0))
+    assert calls["n"] >= 2
+    check_invariants(plan)
+    assert plan.target_eth["etherfi-weeth"] == pytest.approx(5.0, abs=1e-6)
+    assert any("broke limits" in h for h in plan.heuristics), plan.heuristics
+    assert not any("sold all of" in h for h in plan.heuristics), plan.heuristics
 
 
 def _weeth_sold_into_reth(min_move_eth: float, min_improvement_bps: float) -> OptimizationInputs:
