@@ -232,8 +232,14 @@ def _eigen_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
     )
 
 
+EETH_ROUNDING_WEI = 1_000
+"""What an ether.fi deposit's eETH balance may fall short of the ETH sent: the LiquidityPool mints shares rounded
+down and eETH's balance converts them back rounded down (a few wei); the wrap leaves this much as eETH so that it
+cannot revert, and nothing more (a share of the deposit would stay unwrapped, outside the weETH the book reads)."""
+
+
 def _etherfi_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
-    eeth = to_wei(Decimal(str(eth)) * (1 - Decimal(str(ctx.slippage))))
+    eeth = max(0, wei - EETH_ROUNDING_WEI)
     return Encoded(
         calls=[
             Call(
@@ -250,8 +256,8 @@ def _etherfi_deposit(eth: float, wei: int, ctx: Context) -> Encoded:
                 "wrap",
                 ("uint256",),
                 (eeth,),
-                note=f"wrap {eeth / WEI:,.6f} eETH into weETH (the deposit less the {ctx.slippage:.2%} "
-                "allowance for eETH share rounding; the rest stays as eETH)",
+                note=f"wrap {eeth / WEI:,.6f} eETH into weETH (the deposit less {EETH_ROUNDING_WEI:,} wei for "
+                "eETH share rounding, which stays as eETH)",
             ),
         ]
     )
