@@ -26,6 +26,20 @@ LATER = "later-exit"
 REDATED_DAY, REDATED_DATE = 15, "2026-09-29"  # B's 14-day EigenLayer exit applied at T0+1 lands at T0+15
 
 
+def rotation(sell_eth: float, venue: str, buy_eth: float, *, book_eth: float) -> list[Move]:
+    """stETH sold through Lido's 5-day queue, then idle ETH deposited into `venue` (waiting for that exit)."""
+    return [
+        Move(
+            step=1, action="withdraw", venue="lido-steth", from_venue="lido-steth", to_venue="eth",
+            amount_eth=sell_eth, share=sell_eth / book_eth, cost_eth=0.0, days=5.0, route="queue",
+        ),
+        Move(
+            step=2, action="deposit", venue=venue, from_venue="eth", to_venue=venue,
+            amount_eth=buy_eth, share=buy_eth / book_eth, cost_eth=0.0, days=0.0, route="deposit",
+        ),
+    ]  # fmt: skip
+
+
 def _views(config: Path, url: str, settings: Any, proposal: str) -> dict[str, Any]:
     """`aggregator show` (text and --json, real subprocesses) and the API's proposal and safe-batch (real server)."""
     env = {"AGGREGATOR_DATABASE__URL": url, "COLUMNS": "240"}
@@ -59,16 +73,7 @@ def test_an_earlier_plans_views_put_its_deposits_on_the_day_a_later_plans_exit_r
     clock = {"now": T0}
     svc = Service(settings, now=lambda: clock["now"])
     dry = svc.rebalance("cli")  # the demo's inputs, for plans of our own on its book
-    moves = [
-        Move(
-            step=1, action="withdraw", venue="lido-steth", from_venue="lido-steth", to_venue="eth",
-            amount_eth=500.0, share=0.05, cost_eth=0.0, days=5.0, route="queue",
-        ),
-        Move(
-            step=2, action="deposit", venue="etherfi-weeth", from_venue="eth", to_venue="etherfi-weeth",
-            amount_eth=1500.0, share=0.15, cost_eth=0.0, days=0.0, route="deposit",
-        ),
-    ]  # fmt: skip
+    moves = rotation(500.0, "etherfi-weeth", 1500.0, book_eth=10_000.0)
     plan_a = dry.plan.model_copy(update={"status": "rebalance", "moves": moves})
     svc.store.record_cycle(dry.book, "cli", "plan-a", plan_a, apply=True)
     own: dict[str, Any] = plan_timeline(plan_a, T0.date()).as_dict()
@@ -131,16 +136,7 @@ def test_an_earlier_plans_views_put_its_deposits_on_the_day_a_later_plans_exit_r
 def test_a_re_dated_day_moves_only_deposits_earlier_than_it_and_says_why() -> None:
     """Pure: `schedule` with `redated` puts a deposit no earlier than its day (an Idle entry gives the reason); a
     day no later than the plan's own deposit leaves the timeline exactly as without it."""
-    moves = [
-        Move(
-            step=1, action="withdraw", venue="lido-steth", from_venue="lido-steth", to_venue="eth",
-            amount_eth=100.0, share=0.01, cost_eth=0.0, days=5.0, route="queue",
-        ),
-        Move(
-            step=2, action="deposit", venue="rocketpool-reth", from_venue="eth", to_venue="rocketpool-reth",
-            amount_eth=100.0, share=0.01, cost_eth=0.0, days=0.0, route="deposit",
-        ),
-    ]  # fmt: skip
+    moves = rotation(100.0, "rocketpool-reth", 100.0, book_eth=10_000.0)
     start, holdings = date(2026, 9, 14), {"lido-steth": 100.0}
     plain = schedule(moves, holdings, start)
     held = schedule(moves, holdings, start, redated=Redated(day=15, by=("b",), why="re-dated by proposal b"))
