@@ -433,10 +433,9 @@ class _Run:
             stuck = False  # a new x: its small moves are tried again
         else:
             delta = np.abs(x - v.x0)
-            left = np.flatnonzero(
-                ((delta > 1e-9) & (delta < threshold))
-                | np.isin(np.arange(len(x)), self._remainders(x, threshold))
-            )
+            unfinished = (delta > 1e-9) & (delta < threshold)
+            unfinished[self._remainders(x, threshold)] = True
+            left = np.flatnonzero(unfinished)
             if left.size:
                 self.heuristics.append(
                     f"minimum move {lim.min_move_eth:g} ETH: stopped after {MAX_MIN_MOVE_ROUNDS} re-solves; "
